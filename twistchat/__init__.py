@@ -1,0 +1,1 @@
+"""twistchat: a chat network over UDP, built on Twisted."""
