@@ -1,0 +1,140 @@
+"""The codec: round trips, and that no input can raise anything but ChatProtocolError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode
+
+
+ROUND_TRIP = [
+    p.Login(id=1, nick="alice"),
+    p.Login(id=2, nick="Bob[1]", password="hunter22", secret=None),
+    p.Join(id=3, room="#tea", key="k"),
+    p.Join(id=3, room="ABCD1234"),
+    p.Say(id=4, room="#tea", text="multi\nline\ttext ✓"),
+    p.Dm(id=5, to="bob", text="hi"),
+    p.Data(id=6, to="bob", payload=b"\x00\n\xff\n"),
+    p.Data(id=6, to="bob", payload=b""),
+    p.Topic(id=7, room="#tea", topic=""),
+    p.History(id=8, room="#tea", since=10, limit=5),
+    p.Mode(id=9, room="#tea", invite_only=True, key=""),
+    p.Quit(id=10, reason="bye"),
+]
+
+
+@pytest.mark.parametrize("message", ROUND_TRIP, ids=lambda m: type(m).__name__)
+def test_request_round_trip(message):
+    assert p.decode_request(p.encode(message)) == message
+
+
+SERVER = [
+    p.Ok(id=1, result={"room": "#tea", "members": [{"nick": "a", "away": None, "op": True}]}),
+    p.ErrorReply(id=2, code="ROOM_FULL", message="room is full"),
+    p.ErrorReply(id=None, code="BAD_MESSAGE", message="x"),
+    p.MessageEvent(room="#tea", nick="a", text="hi", msg_id=3, ts=1000),
+    p.DmEvent(nick="a", to="b", text="hi", dm_id=3, ts=1, stored=True),
+    p.DataEvent(nick="a", payload=b"\n\n"),
+    p.QuitEvent(room="#tea", nick="a", reason="timed out", timeout=True),
+    p.ReplacedEvent(),
+]
+
+
+@pytest.mark.parametrize("message", SERVER, ids=lambda m: type(m).__name__)
+def test_server_message_round_trip(message):
+    assert p.decode_server_message(p.encode(message)) == message
+
+
+def test_json_part_has_no_raw_newline_so_payload_split_is_unambiguous():
+    raw = p.encode(p.Data(id=1, to="bob", payload=b"{}\n"))
+    header, payload = raw.split(b"\n", 1)
+    assert json.loads(header) == {"t": "data", "id": 1, "to": "bob"}
+    assert payload == b"{}\n"
+
+
+def _code(data, limits=p.DEFAULT_LIMITS):
+    with pytest.raises(ChatProtocolError) as info:
+        p.decode_request(data, limits)
+    return info.value.code, info.value.request_id
+
+
+@pytest.mark.parametrize("data, code, rid", [
+    (b"\xff\xfe", ErrorCode.BAD_MESSAGE, None),
+    (b"[1]", ErrorCode.BAD_MESSAGE, None),
+    (b'{"t":"ping","id":1,"id":2}', ErrorCode.BAD_MESSAGE, None),
+    (b'{"t":"ping","id":NaN}', ErrorCode.BAD_MESSAGE, None),
+    (b'{"id":1}', ErrorCode.BAD_MESSAGE, 1),
+    (b'{"t":"ping","id":1}\nxx', ErrorCode.BAD_MESSAGE, 1),
+    (b'{"t":"fly","id":1}', ErrorCode.UNKNOWN_TYPE, 1),
+    (b'{"t":"message","id":1}', ErrorCode.UNKNOWN_TYPE, 1),
+    (b'{"t":"ping"}', ErrorCode.BAD_FIELD, None),
+    (b'{"t":"ping","id":-1}', ErrorCode.BAD_FIELD, None),
+    (b'{"t":"ping","id":1.5}', ErrorCode.BAD_FIELD, None),
+    (b'{"t":"ping","id":true}', ErrorCode.BAD_FIELD, None),
+    (b'{"t":"say","id":1,"room":"#a","text":5}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"#a","text":""}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"#a","text":"\\ud800"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"#a","text":"a\\u0000"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"nope","text":"x"}', ErrorCode.BAD_ROOM, 1),
+    (b'{"t":"join","id":1,"room":"ABCDO123"}', ErrorCode.BAD_ROOM, 1),
+    (b'{"t":"login","id":1,"nick":"1abc"}', ErrorCode.BAD_NICK, 1),
+    (b'{"t":"login","id":1,"nick":"' + b"a" * 33 + b'"}', ErrorCode.BAD_NICK, 1),
+    (b'{"t":"data","id":1,"to":"bob"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"topic","id":1,"room":"#a","topic":"' + b"x" * 513 + b'"}', ErrorCode.TOO_LARGE, 1),
+])
+def test_bad_input_gets_its_documented_code(data, code, rid):
+    assert _code(data) == (code, rid)
+
+
+def test_text_and_payload_limits_are_configurable():
+    limits = p.Limits(max_text_bytes=10, max_payload_bytes=4)
+    say = p.encode(p.Say(id=1, room="#a", text="é" * 6))  # 12 bytes
+    assert _code(say, limits) == (ErrorCode.TOO_LARGE, 1)
+    data = p.encode(p.Data(id=2, to="b", payload=b"12345"))
+    assert _code(data, limits) == (ErrorCode.TOO_LARGE, 2)
+    assert _code(b" " * (limits.max_header_bytes + 1), limits)[0] is ErrorCode.TOO_LARGE
+
+
+def test_nick_folding_is_rfc1459_within_the_charset():
+    assert p.fold_nick("Alice[X]") == p.fold_nick("aLICE{x}") == "alice{x}"
+    assert p.fold_nick("a-b") != p.fold_nick("a_b")
+
+
+def test_every_error_code_has_text():
+    for code in ErrorCode:
+        assert code.text and ChatProtocolError(code).message == code.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_decoding_any_bytes_raises_only_the_typed_error(data):
+    for decode in (p.decode_request, p.decode_server_message):
+        try:
+            decode(data)
+        except ChatProtocolError:
+            pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(p.REQUESTS)), st.dictionaries(
+    st.sampled_from(["id", "nick", "room", "text", "to", "password", "secret", "key",
+                     "since", "limit", "reason", "topic", "message", "invite_only"]),
+    json_values, max_size=6))
+def test_structured_garbage_raises_only_the_typed_error(kind, fields):
+    data = json.dumps({"t": kind, **fields}).encode()
+    try:
+        p.decode_request(data)
+    except ChatProtocolError:
+        pass
