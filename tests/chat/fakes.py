@@ -1,0 +1,137 @@
+"""Fakes for driving the chat server without a network: a MessageConnection
+that records what is sent, and a harness with a Clock and a MemoryStore."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import attrs
+from twisted.internet.task import Clock
+
+from twistchat.chat import protocol as p
+from twistchat.chat.server import ChatServer, ServerConfig
+from twistchat.endpoint.api import CloseCode, CloseReason, ConnectionClosed, MessageProtocol
+from twistchat.store.memory import MemoryStore
+
+FAST_SCRYPT = {"scrypt_n": 16, "scrypt_r": 1, "scrypt_p": 1}
+"""Real scrypt, tiny cost: keeps the suite fast."""
+
+_connection_ids = itertools.count(1)
+
+
+class FakeConnection:
+    """Records sent messages; ``close`` ends the session at once, as a transport
+    reporting ``connection_lost`` would."""
+
+    def __init__(self, protocol: MessageProtocol, address: tuple[str, int] = ("192.0.2.1", 4000)) -> None:
+        self.protocol = protocol
+        self.sent: list[bytes] = []
+        self.unreliable: list[bytes] = []
+        self.closed: tuple[str, CloseCode, bool] | None = None
+        self._address = address
+        self._id = next(_connection_ids)
+
+    @property
+    def peer_address(self) -> tuple[str, int]:
+        return self._address
+
+    @property
+    def connection_id(self) -> int:
+        return self._id
+
+    def send_message(self, data: bytes) -> None:
+        if self.closed is not None:
+            raise ConnectionClosed("closed")
+        assert isinstance(data, bytes)
+        self.sent.append(data)
+
+    def send_unreliable(self, data: bytes) -> None:
+        self.unreliable.append(data)
+
+    def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL, graceful: bool = True) -> None:
+        if self.closed is not None:
+            return
+        self.closed = (message, code, graceful)
+        self.protocol.connection_lost(CloseReason(code=code, message=message))
+
+    def peer_vanishes(self, code: CloseCode = CloseCode.PEER_UNRESPONSIVE, message: str = "") -> None:
+        """The transport gave up on the peer."""
+        self.closed = (message, code, False)
+        self.protocol.connection_lost(CloseReason(code=code, message=message, by_peer=True))
+
+
+@attrs.define
+class FakeClient:
+    """One connected client: sends requests, collects replies and events."""
+
+    protocol: Any
+    connection: FakeConnection
+    ids: Any = attrs.field(factory=lambda: itertools.count(1))
+    read: int = 0
+
+    def send_raw(self, data: bytes) -> None:
+        self.protocol.message_received(data)
+
+    def messages(self) -> list[p.Message]:
+        return [p.decode_server_message(data) for data in self.connection.sent]
+
+    def request(self, kind: str, **fields: Any) -> p.Message:
+        """Send one request; return its reply (asserting there is exactly one)."""
+        rid = next(self.ids)
+        self.send_raw(p.encode(p.REQUESTS[kind](id=rid, **fields)))
+        replies = [m for m in self.messages() if isinstance(m, p.Ok | p.ErrorReply) and m.id == rid]
+        assert len(replies) == 1, f"{kind}: expected one reply, got {replies}"
+        return replies[0]
+
+    def ok(self, kind: str, **fields: Any) -> p.Ok:
+        reply = self.request(kind, **fields)
+        assert isinstance(reply, p.Ok), f"{kind} failed: {reply}"
+        return reply
+
+    def error(self, kind: str, **fields: Any) -> str:
+        reply = self.request(kind, **fields)
+        assert isinstance(reply, p.ErrorReply), f"{kind} unexpectedly succeeded: {reply}"
+        return reply.code
+
+    def events(self, cls: type | None = None) -> list[p.Message]:
+        """Events received since the last call (all types, or one class)."""
+        new = self.messages()[self.read:]
+        self.read = len(self.connection.sent)
+        return [m for m in new if isinstance(m, p.Event) and (cls is None or isinstance(m, cls))]
+
+    def drain(self) -> None:
+        self.read = len(self.connection.sent)
+
+    @property
+    def closed(self) -> tuple[str, CloseCode, bool] | None:
+        return self.connection.closed
+
+
+class Harness:
+    def __init__(self, store: Any = None, **config: Any) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)  # a realistic epoch, in virtual time
+        self.store = store if store is not None else MemoryStore()
+        self.config = ServerConfig(**{**FAST_SCRYPT, **config})
+        self.server = ChatServer(self.store, self.clock, self.config, rng=random.Random(7))
+        self.server.start()
+
+    def connect(self, port: int = 4000) -> FakeClient:
+        protocol = self.server.build_protocol()
+        connection = FakeConnection(protocol, ("192.0.2.1", port))
+        protocol.connection_made(connection)
+        return FakeClient(protocol, connection)
+
+    def login(self, nick: str, **credential: Any) -> FakeClient:
+        client = self.connect()
+        client.ok("login", nick=nick, **credential)
+        client.drain()
+        return client
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        """Advance virtual time in steps so LoopingCalls fire as they would."""
+        while seconds > 0:
+            self.clock.advance(min(step, seconds))
+            seconds -= step

@@ -1,0 +1,163 @@
+"""
+Rooms: public ``#name`` rooms created by the first join, and private groups
+with random 8-character ids created by ``create``.  This module holds room
+state and the rules that need no I/O (who may join, who is operator, when an
+empty room goes); the server applies them and talks to the store.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from twistchat.chat.protocol import GROUP_ID_ALPHABET, GROUP_ID_LENGTH, ChatProtocolError, ErrorCode, Event, encode
+
+if TYPE_CHECKING:
+    from twistchat.chat.server.session import ClientSession
+
+
+@attrs.define(eq=False)
+class Room:
+    key: str
+    """Folded name: the identity."""
+    name: str
+    """Spelling reported to clients (the creator's)."""
+    creator_key: str
+    op_key: str | None = None
+    op_nick: str | None = None
+    topic: str | None = None
+    topic_by: str | None = None
+    topic_ts: int | None = None
+    bans: dict[str, str] = attrs.Factory(dict)
+    """Folded nick to nick as given when banned."""
+    invites: set[str] = attrs.Factory(set)
+    invite_only: bool = False
+    join_key: str | None = None
+    members: dict[str, ClientSession] = attrs.Factory(dict)
+    """Folded nick to session, in join order."""
+    empty_since: float | None = None
+
+    @property
+    def private(self) -> bool:
+        return not self.name.startswith("#")
+
+    def worth_keeping(self) -> bool:
+        """Operator-set state survives an empty room for the long TTL."""
+        return bool(self.topic or self.bans or self.invite_only or self.join_key)
+
+    def is_op(self, key: str) -> bool:
+        return self.op_key == key
+
+    def check_join(self, key: str, given_key: str | None, max_members: int) -> None:
+        """Raise the error a join by ``key`` must get, if any.  Order matters:
+        a banned nick learns it is banned even if it holds an invitation."""
+        if key in self.members:
+            raise ChatProtocolError(ErrorCode.ALREADY_IN_ROOM)
+        if key in self.bans:
+            raise ChatProtocolError(ErrorCode.BANNED)
+        privileged = self.is_op(key) or key in self.invites
+        if self.invite_only and not privileged:
+            raise ChatProtocolError(ErrorCode.INVITE_ONLY)
+        if self.join_key and not privileged and given_key != self.join_key:
+            raise ChatProtocolError(ErrorCode.BAD_KEY)
+        if len(self.members) >= max_members:
+            raise ChatProtocolError(ErrorCode.ROOM_FULL)
+
+    def add(self, session: ClientSession) -> None:
+        self.members[session.key] = session
+        self.invites.discard(session.key)
+        self.empty_since = None
+
+    def remove(self, key: str, now: float) -> None:
+        self.members.pop(key, None)
+        if not self.members:
+            self.empty_since = now
+
+    def broadcast(self, event: Event, exclude: ClientSession | None = None) -> None:
+        """Encode once, send to every member but ``exclude``."""
+        data = encode(event)
+        for session in list(self.members.values()):
+            if session is not exclude:
+                session.send_bytes(data)
+
+    def member_list(self) -> list[dict[str, Any]]:
+        return [{"nick": s.nick, "away": s.away, "op": self.is_op(k)} for k, s in self.members.items()]
+
+    def describe(self) -> dict[str, Any]:
+        """The room part of a ``join``/``create`` reply."""
+        return {"room": self.name, "topic": self.topic, "topic_by": self.topic_by,
+                "topic_ts": self.topic_ts, "op": self.op_nick, "invite_only": self.invite_only,
+                "has_key": bool(self.join_key), "members": self.member_list()}
+
+    # persistence: only the operator-set state, never members
+    def to_state(self) -> dict[str, Any]:
+        return {"name": self.name, "creator_key": self.creator_key, "op_key": self.op_key,
+                "op_nick": self.op_nick, "topic": self.topic, "topic_by": self.topic_by,
+                "topic_ts": self.topic_ts, "bans": dict(self.bans), "invites": sorted(self.invites),
+                "invite_only": self.invite_only, "join_key": self.join_key}
+
+    @classmethod
+    def from_state(cls, key: str, state: dict[str, Any], now: float) -> Room:
+        return cls(key=key, name=state["name"], creator_key=state["creator_key"],
+                   op_key=state.get("op_key"), op_nick=state.get("op_nick"),
+                   topic=state.get("topic"), topic_by=state.get("topic_by"),
+                   topic_ts=state.get("topic_ts"), bans=dict(state.get("bans", {})),
+                   invites=set(state.get("invites", [])),
+                   invite_only=bool(state.get("invite_only")), join_key=state.get("join_key"),
+                   empty_since=now)
+
+
+class RoomRegistry:
+    """Every live room by folded key, plus the id generator and the reaping rule."""
+
+    def __init__(self, rng: _random.Random) -> None:
+        self.rooms: dict[str, Room] = {}
+        self._rng = rng
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self.rooms.values()))
+
+    def get(self, key: str) -> Room | None:
+        return self.rooms.get(key)
+
+    def create(self, key: str, name: str, creator: ClientSession) -> Room:
+        room = Room(key=key, name=name, creator_key=creator.key, op_key=creator.key,
+                    op_nick=creator.nick)
+        self.rooms[key] = room
+        return room
+
+    def new_group_id(self) -> str:
+        while True:
+            candidate = "".join(self._rng.choice(GROUP_ID_ALPHABET) for _ in range(GROUP_ID_LENGTH))
+            if candidate not in self.rooms:
+                return candidate
+
+    def created_by(self, key: str) -> int:
+        return sum(1 for room in self.rooms.values() if room.creator_key == key)
+
+    def expired(self, now: float, ttl: float, kept_ttl: float) -> list[Room]:
+        """Remove and return empty rooms whose time is up."""
+        gone = []
+        for room in list(self.rooms.values()):
+            if room.members or room.empty_since is None:
+                continue
+            limit = kept_ttl if room.worth_keeping() else ttl
+            if now - room.empty_since >= limit:
+                del self.rooms[room.key]
+                gone.append(room)
+        return gone
+
+    def rename_member(self, old_key: str, session: ClientSession) -> None:
+        """Re-key a renamed member everywhere, keeping operator status with it."""
+        for room in self.rooms.values():
+            if old_key in room.members:
+                room.members = {(session.key if k == old_key else k): s for k, s in room.members.items()}
+            if room.op_key == old_key:
+                room.op_key, room.op_nick = session.key, session.nick
+            if room.creator_key == old_key:
+                room.creator_key = session.key
+
+
