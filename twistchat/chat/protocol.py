@@ -235,6 +235,9 @@ def _validate(kind: Kind, value: Any, name: str, limits: Limits, rid: int | None
         if type(value) is not bool:
             raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a boolean", rid)
         return value
+    if kind is Kind.NICK or kind is Kind.ROOM:
+        if not isinstance(value, str):
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
     if kind is Kind.NICK:
         if not is_valid_nick(value):
             raise _bad(ErrorCode.BAD_NICK, f"{name}: {ERROR_TEXT[ErrorCode.BAD_NICK]}", rid)
