@@ -141,7 +141,7 @@ class ChatServer:
         session.rooms.clear()
         if self.online.get(session.key) is session:
             del self.online[session.key]
-            self.store.touch_account(session.key, self.now_ms())
+            self._background(self.store.touch_account(session.key, self.now_ms()), "touch")
         self.log.info("{nick} left: {reason}", nick=session.nick, reason=reason)
 
     def _room_of(self, session: ClientSession, name: str) -> Room:
@@ -159,9 +159,13 @@ class ChatServer:
     def _save_room(self, room: Room) -> None:
         """Persist operator-set state for rooms worth keeping across restarts."""
         if room.worth_keeping():
-            self.store.put_room(room.key, room.to_state())
+            self._background(self.store.put_room(room.key, room.to_state()), "save room")
         else:
-            self.store.delete_room(room.key)
+            self._background(self.store.delete_room(room.key), "delete room")
+
+    def _background(self, d: Deferred[Any], what: str) -> None:
+        """A write nobody waits for: ordered by the store, failures logged."""
+        d.addErrback(lambda f: self.log.failure("store {what} failed", f, what=what))
 
     async def _registered(self, key: str) -> Account | None:
         """The live registration for ``key``, dropping it if it lapsed."""
@@ -188,8 +192,8 @@ class ChatServer:
                 session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl):
             self.log.info("reaping empty room {room}", room=room.name)
-            self.store.delete_history(room.key)
-            self.store.delete_room(room.key)
+            self._background(self.store.delete_history(room.key), "delete history")
+            self._background(self.store.delete_room(room.key), "delete room")
         if now - self._last_purge >= self.config.purge_interval:
             self._last_purge = now
             cutoff = self.now_ms() - int(self.config.unclaimed_expiry * 1000)
