@@ -21,28 +21,26 @@ class FakeDatagramPort:
         self.interface = interface
         self.max_packet_size = max_packet_size
         self.written: list[tuple[bytes, tuple[str, int]]] = []
-        self.connected_to: tuple[str, int] | None = None
         self.listening = True
         protocol.makeConnection(self)
 
     def getHost(self) -> IPv4Address:
         return IPv4Address("UDP", self.interface or "0.0.0.0", self.port)
 
-    def connect(self, host: str, port: int) -> None:
-        self.connected_to = (host, port)
-
     def write(self, datagram: bytes, address: tuple[str, int] | None = None) -> None:
         assert self.listening, "write on a closed port"
-        if self.connected_to is not None:
-            assert address in (None, self.connected_to)
-            address = self.connected_to
-        assert address is not None
+        assert address is not None, "the proxy's sockets are not connected: every write names its destination"
         self.written.append((datagram, address))
 
     def stopListening(self) -> defer.Deferred:
         self.listening = False
         self.protocol.doStop()
         return defer.succeed(None)
+
+    def lose(self) -> None:
+        """Close as the reactor does on a socket error, without stopListening."""
+        self.listening = False
+        self.protocol.doStop()
 
     def receive(self, datagram: bytes, source: tuple[str, int]) -> None:
         """Deliver a datagram to this port as if it came from ``source``."""

@@ -17,6 +17,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import deferLater
 
 from twistchat.netem import Impairment, ImpairmentProxy
 
@@ -80,6 +81,38 @@ async def test_at_zero_loss_every_datagram_comes_back_through_the_proxy() -> Non
     up, down = proxy.counters.up, proxy.counters.down
     assert up.forwarded == down.forwarded == len(datagrams)
     assert up.dropped == down.dropped == up.send_errors == down.send_errors == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_target_that_starts_late_is_reached_through_the_same_mapping() -> None:
+    """The ICMP port-unreachable for datagrams sent before the target is up must
+    not kill the client's upstream socket (as it would a connected one under epoll)."""
+    from twisted.internet import reactor
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        target_port = probe.getsockname()[1]
+    proxy = ImpairmentProxy(reactor, 0, target=(LOOPBACK, target_port))
+    proxy_port = proxy.start()
+    collector = Collector(expected=1)
+    client_port = reactor.listenUDP(0, collector, interface=LOOPBACK)
+    echo_port = None
+    try:
+        for _ in range(3):
+            client_port.write(b"anyone there?", (LOOPBACK, proxy_port))
+            await deferLater(reactor, 0.05)
+        echo_port = reactor.listenUDP(target_port, Echo(), interface=LOOPBACK)
+        client_port.write(b"now?", (LOOPBACK, proxy_port))
+        received = await collector.complete.addTimeout(WAIT_SECONDS, reactor)
+    finally:
+        await proxy.stop()
+        await client_port.stopListening()
+        if echo_port is not None:
+            await echo_port.stopListening()
+
+    assert received == [b"now?"]
+    assert proxy.counters.clients.opened == 1
+    assert proxy.counters.up.send_errors == 0
 
 
 def read_line_within(process: subprocess.Popen, seconds: float) -> str:

@@ -57,12 +57,30 @@ def test_forwards_both_ways(fake_reactor: FakeUDPReactor) -> None:
     listening_port(fake_reactor).receive(b"hello", ALICE)
 
     [upstream] = upstream_ports(fake_reactor)
-    assert upstream.connected_to == TARGET
     assert upstream.take_written() == [(b"hello", TARGET)]
 
     upstream.receive(b"hi alice", TARGET)
     assert listening_port(fake_reactor).take_written() == [(b"hi alice", ALICE)]
     assert proxy.counters.up.forwarded == proxy.counters.down.forwarded == 1
+
+
+def test_datagrams_from_anyone_but_the_target_are_ignored(fake_reactor: FakeUDPReactor) -> None:
+    proxy = make_proxy(fake_reactor)
+    listening_port(fake_reactor).receive(b"hello", ALICE)
+    upstream_ports(fake_reactor)[0].receive(b"spoofed", ("127.0.0.1", 6666))
+    assert listening_port(fake_reactor).written == []
+    assert proxy.counters.foreign_datagrams == 1 and proxy.counters.down.received == 0
+
+
+def test_an_upstream_socket_lost_unexpectedly_is_replaced(fake_reactor: FakeUDPReactor) -> None:
+    proxy = make_proxy(fake_reactor)
+    listening_port(fake_reactor).receive(b"first", ALICE)
+    upstream_ports(fake_reactor)[0].lose()
+    assert proxy.client_addresses == []
+
+    listening_port(fake_reactor).receive(b"second", ALICE)
+    assert len(upstream_ports(fake_reactor)) == 2
+    assert upstream_ports(fake_reactor)[1].take_written() == [(b"second", TARGET)]
 
 
 def test_each_client_gets_its_own_upstream_socket(fake_reactor: FakeUDPReactor) -> None:

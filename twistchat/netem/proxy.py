@@ -2,11 +2,16 @@
 The Twisted side of netem: a UDP proxy that applies an ``Impairment`` to each
 direction of traffic between its clients and one target.
 
-Each distinct client address gets an upstream socket of its own, connected to
-the target, so the target sees one source port per client (as it would
-without the proxy) and its replies map back to the right client. Idle
-mappings expire so a long run does not leak sockets, and their number is
-capped.
+Each distinct client address gets an upstream socket of its own, so the
+target sees one source port per client (as it would without the proxy) and
+its replies map back to the right client. Idle mappings expire so a long run
+does not leak sockets, and their number is capped.
+
+Upstream sockets are deliberately not ``connect()``ed: on a connected UDP
+socket an ICMP port-unreachable (target restarting, not up yet) raises
+EPOLLERR without EPOLLIN, which Twisted's epoll reactor takes for a
+disconnection and closes the port for good. Unconnected sockets ignore ICMP
+errors on Linux; replies are filtered by source address instead.
 
 The reactor is injected; nothing here imports the global reactor, so tests
 can drive the proxy in virtual time.
@@ -78,8 +83,8 @@ class ProxyCounters:
     down: DirectionCounters = attrs.Factory(DirectionCounters)
     """Target to client."""
     clients: ClientCounters = attrs.Factory(ClientCounters)
-    target_unreachable: int = 0
-    """ICMP port-unreachable reports for upstream datagrams."""
+    foreign_datagrams: int = 0
+    """Datagrams reaching an upstream socket from somewhere other than the target; ignored."""
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -155,6 +160,8 @@ class ClientMapping:
 class _ClientFacingProtocol(DatagramProtocol):
     """Receives what clients send to the proxy's listening port."""
 
+    noisy = False
+
     def __init__(self, proxy: ImpairmentProxy) -> None:
         self._proxy = proxy
 
@@ -165,16 +172,19 @@ class _ClientFacingProtocol(DatagramProtocol):
 class _UpstreamProtocol(DatagramProtocol):
     """Receives what the target sends back to one client's upstream socket."""
 
+    noisy = False  # one socket per client: do not log each opening and closing
+
     def __init__(self, proxy: ImpairmentProxy) -> None:
         self._proxy = proxy
         self.mapping: ClientMapping | None = None
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
         if self.mapping is not None:
-            self._proxy._from_target(self.mapping, datagram)
+            self._proxy._from_target(self.mapping, datagram, address)
 
-    def connectionRefused(self) -> None:
-        self._proxy._target_unreachable(self.mapping)
+    def stopProtocol(self) -> None:
+        if self.mapping is not None and not self.mapping.closed:
+            self._proxy._upstream_lost(self.mapping)
 
 
 def _enlarge_socket_buffers(port: Any) -> None:
@@ -292,12 +302,15 @@ class ImpairmentProxy:
         if mapping.closed:
             self.counters.up.cancelled += 1
             return
-        self._send(self.counters.up, mapping.upstream.write, datagram)
+        self._send(self.counters.up, mapping.upstream.write, datagram, self.target)
 
     # -- target to client ----------------------------------------------------
 
-    def _from_target(self, mapping: ClientMapping, datagram: bytes) -> None:
+    def _from_target(self, mapping: ClientMapping, datagram: bytes, source: Address) -> None:
         if mapping.closed:
+            return
+        if source != self.target:
+            self.counters.foreign_datagrams += 1
             return
         mapping.last_active = self._reactor.seconds()
         self.counters.down.received += 1
@@ -314,9 +327,10 @@ class ImpairmentProxy:
             return
         self._send(self.counters.down, self._listening.write, datagram, client_address)
 
-    def _target_unreachable(self, mapping: ClientMapping | None) -> None:
-        self.counters.target_unreachable += 1
-        self.log.debug("target {target} unreachable (ICMP port unreachable)", target=self.target)
+    def _upstream_lost(self, mapping: ClientMapping) -> None:
+        """An upstream socket closed under us: forget it, the client's next datagram opens another."""
+        self.log.warn("upstream socket of client {client} closed unexpectedly", client=mapping.client_address)
+        self._close_mapping(mapping)
 
     # -- shared --------------------------------------------------------------
 
@@ -366,7 +380,6 @@ class ImpairmentProxy:
         except CannotListenError as failure:
             self.log.warn("cannot open an upstream socket for {client}: {failure}", client=client_address, failure=failure)
             return None
-        upstream.connect(*self.target)
         _enlarge_socket_buffers(upstream)
         now = self._reactor.seconds()
         mapping = ClientMapping(client_address=client_address, upstream=upstream, last_active=now)
@@ -401,6 +414,8 @@ class ImpairmentProxy:
         self._close_mapping(mapping)
 
     def _close_mapping(self, mapping: ClientMapping) -> defer.Deferred:
+        if mapping.closed:
+            return defer.succeed(None)
         mapping.closed = True
         if mapping.idle_check is not None and mapping.idle_check.active():
             mapping.idle_check.cancel()
