@@ -32,6 +32,8 @@ class CloseCode(enum.IntEnum):
     """The handshake did not complete in time."""
     REPLACED = 6
     """The application replaced this session by a newer one."""
+    RESET = 7
+    """The peer has no such session any more (it restarted, or forgot it)."""
 
 
 @attrs.frozen

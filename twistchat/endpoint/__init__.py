@@ -1,0 +1,1 @@
+"""The endpoint layer: Twisted glue between UDP sockets and sessions."""

@@ -1,0 +1,444 @@
+"""
+The Twisted glue: one ``DatagramProtocol`` per socket that decodes each
+datagram once, routes it to its session by connection id, writes what
+sessions want written and wakes them with one shared timer
+(``timers.TimerQueue``) on the injected reactor.
+
+Bad input never raises out of ``datagramReceived``: it is dropped and
+counted in ``EndpointCounters`` (answering would help an attacker), and no
+state is kept for an address until a cookie has proved it real.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from twistchat.endpoint.api import (
+    CloseCode, CloseReason, ConnectionClosed, MessageProtocol,
+)
+from twistchat.endpoint.timers import TimerQueue
+from twistchat.reliable.cookies import CookieJar
+from twistchat.reliable.events import (
+    HandshakeCompleted, MessageReceived, PathMigrated, SessionClosed,
+    UnreliableReceived,
+)
+from twistchat.reliable.session import Session, SessionConfig
+from twistchat.wire.packets import (
+    MAX_ACCEPTED_DATAGRAM_SIZE, MIN_HELLO_SIZE, PROTOCOL_VERSION, Accept, Connect,
+    Cookie, Data, DecodeError, Hello, Reset, decode_packet, encode_packet,
+    packet_version,
+)
+
+DEFAULT_MAX_SESSIONS = 100_000
+RESETS_PER_SECOND = 100
+"""Answers to packets for unknown sessions are rate limited: they are
+small (never larger than what provoked them) but free to provoke."""
+
+
+@attrs.define
+class EndpointCounters:
+    """What an endpoint dropped, and why: the operator's view of bad input."""
+
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    malformed: int = 0
+    unknown_version: int = 0
+    oversized: int = 0
+    unknown_connection: int = 0
+    unexpected_packet: int = 0
+    short_hello: int = 0
+    bad_cookie: int = 0
+    replayed_connect: int = 0
+    sessions_refused: int = 0
+    cookies_sent: int = 0
+    resets_sent: int = 0
+    sessions_opened: int = 0
+    sessions_closed: int = 0
+    write_errors: int = 0
+    internal_errors: int = 0
+
+
+class ConnectError(Exception):
+    """The handshake did not complete; ``reason`` is the ``CloseReason``."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(f"{reason.code.name}: {reason.message}")
+        self.reason = reason
+
+
+@attrs.define(eq=False)
+class _Handle:
+    """A session and the application protocol on top of it."""
+
+    session: Session
+    protocol: MessageProtocol
+    connection: "SessionConnection | None" = None
+    connected: defer.Deferred | None = None
+    made: bool = False
+    client_key: tuple | None = None
+    """(address, client connection id) of the CONNECT that opened it (server side)."""
+
+
+class SessionConnection:
+    """The ``MessageConnection`` a protocol sees: calls go to the session,
+    and the endpoint flushes once per reactor turn (so a burst of sends is
+    packed into few datagrams)."""
+
+    def __init__(self, endpoint: "Endpoint", handle: _Handle) -> None:
+        self._endpoint = endpoint
+        self._handle = handle
+
+    @property
+    def session(self) -> Session:
+        return self._handle.session
+
+    @property
+    def peer_address(self) -> tuple:
+        return self._handle.session.peer_address
+
+    @property
+    def connection_id(self) -> int:
+        return self._handle.session.local_cid
+
+    @property
+    def is_open(self) -> bool:
+        return not self._handle.session.has_ended
+
+    def send_message(self, data: bytes) -> None:
+        self._handle.session.send_message(bytes(data), self._endpoint.now())
+        self._endpoint.mark_dirty(self._handle)
+
+    def send_unreliable(self, data: bytes) -> None:
+        self._handle.session.send_unreliable(bytes(data), self._endpoint.now())
+        self._endpoint.mark_dirty(self._handle)
+
+    def pending_bytes(self) -> int:
+        return self._handle.session.pending_bytes()
+
+    def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
+              graceful: bool = True) -> None:
+        self._handle.session.close(self._endpoint.now(), code, message, graceful)
+        self._endpoint.mark_dirty(self._handle)
+
+
+class Endpoint(DatagramProtocol):
+    """What client and server endpoints share: routing, flushing, timers."""
+
+    log = Logger()
+
+    def __init__(self, reactor: IReactorTime, config: SessionConfig | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.reactor = reactor
+        self.config = config or SessionConfig()
+        self.rng = rng or random.SystemRandom()
+        self.counters = EndpointCounters()
+        self.sessions: dict[int, _Handle] = {}
+        self._timers = TimerQueue(reactor, self._timers_fired)
+        self._dirty: dict[_Handle, None] = {}
+        self._flush_call = None
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    # -- sending -------------------------------------------------------------
+
+    def _write(self, datagram: bytes, address: tuple) -> None:
+        if self.transport is None:
+            return
+        try:
+            self.transport.write(datagram, address)
+        except OSError as e:  # e.g. no route; the session's timers will cope
+            self.counters.write_errors += 1
+            self.log.debug("write to {address} failed: {error}", address=address, error=e)
+            return
+        self.counters.datagrams_sent += 1
+        self.counters.bytes_sent += len(datagram)
+
+    def mark_dirty(self, handle: _Handle) -> None:
+        """Service ``handle`` soon: at the end of the current callback, or next turn."""
+        self._dirty[handle] = None
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        while self._dirty:
+            handle = next(iter(self._dirty))
+            del self._dirty[handle]
+            self._service(handle)
+
+    def _service(self, handle: _Handle) -> None:
+        session = handle.session
+        now = self.now()
+        self._dispatch_events(handle)
+        for datagram, address in session.datagrams_to_send(now):
+            self._write(datagram, address)
+        self._dispatch_events(handle)
+        if session.is_closed:
+            self._forget(handle)
+        else:
+            self._timers.set(handle, session.get_timer())
+
+    def _timers_fired(self, due: list) -> None:
+        now = self.now()
+        for handle, deadline in due:
+            # The session asked for ``deadline``: never tell it an earlier time
+            # (floating point can wake us a hair early).
+            self._guarded(handle, handle.session.handle_timer, max(now, deadline))
+            self._dirty[handle] = None
+        self._flush()
+
+    def _guarded(self, handle: _Handle, call: Callable, *args) -> None:
+        """A bug in one session must not take the endpoint down with it."""
+        try:
+            call(*args)
+        except Exception:
+            self.counters.internal_errors += 1
+            self.log.failure("internal error in session {cid:x}", cid=handle.session.local_cid)
+            if not handle.session.has_ended:
+                handle.session.close(self.now(), CloseCode.PROTOCOL_VIOLATION,
+                                     "internal error", graceful=False)
+
+    # -- events -------------------------------------------------------------
+
+    def _dispatch_events(self, handle: _Handle) -> None:
+        session = handle.session
+        while True:
+            event = session.next_event()
+            if event is None:
+                return
+            try:
+                self._dispatch(handle, event)
+            except Exception:
+                self.counters.internal_errors += 1
+                self.log.failure("application raised on {event}", event=type(event).__name__)
+
+    def _dispatch(self, handle: _Handle, event) -> None:
+        protocol = handle.protocol
+        if isinstance(event, MessageReceived):
+            protocol.message_received(event.data)
+        elif isinstance(event, UnreliableReceived):
+            protocol.unreliable_received(event.data)
+        elif isinstance(event, HandshakeCompleted):
+            self._make_connection(handle)
+            if handle.connected is not None:
+                connected, handle.connected = handle.connected, None
+                connected.callback(protocol)
+        elif isinstance(event, PathMigrated):
+            self.log.info("session {cid:x} moved from {old} to {new}",
+                          cid=handle.session.local_cid, old=event.old, new=event.new)
+        elif isinstance(event, SessionClosed):
+            reason = CloseReason(event.code, event.reason, event.by_peer, event.unacked)
+            self.counters.sessions_closed += 1
+            self._on_closed(handle, reason)
+            if handle.connected is not None:
+                connected, handle.connected = handle.connected, None
+                connected.errback(ConnectError(reason))
+            elif handle.made:
+                protocol.connection_lost(reason)
+
+    def _make_connection(self, handle: _Handle) -> None:
+        if handle.made:
+            return
+        handle.made = True
+        handle.connection = SessionConnection(self, handle)
+        self.counters.sessions_opened += 1
+        handle.protocol.connection_made(handle.connection)
+
+    def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
+        """Hook for subclasses: bookkeeping when a session ends."""
+
+    def _forget(self, handle: _Handle) -> None:
+        self._timers.discard(handle)
+        self._dirty.pop(handle, None)
+        if self.sessions.get(handle.session.local_cid) is handle:
+            del self.sessions[handle.session.local_cid]
+
+    # -- receiving ------------------------------------------------------------
+
+    def datagramReceived(self, datagram: bytes, address: tuple) -> None:
+        counters = self.counters
+        counters.datagrams_received += 1
+        counters.bytes_received += len(datagram)
+        if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
+            counters.oversized += 1
+            return
+        if packet_version(datagram) != PROTOCOL_VERSION:
+            counters.unknown_version += 1
+            return
+        try:
+            packet = decode_packet(datagram)
+        except DecodeError:
+            counters.malformed += 1
+            return
+        self._route(packet, datagram, address)
+        self._flush()
+
+    def _route(self, packet, datagram: bytes, address: tuple) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, handle: _Handle, packet, address: tuple, size: int) -> None:
+        self._guarded(handle, handle.session.receive_packet, packet, address, size, self.now())
+        self._dirty[handle] = None
+
+    def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
+                  graceful: bool = False) -> None:
+        """Close every session (each peer is sent a CLOSE)."""
+        now = self.now()
+        for handle in list(self.sessions.values()):
+            handle.session.close(now, code, message, graceful)
+            self._dirty[handle] = None
+        self._flush()
+
+    def stopProtocol(self) -> None:
+        self._timers.stop()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+
+
+class ServerEndpoint(Endpoint):
+    """Accepts sessions: stateless cookie first, state only for proven addresses."""
+
+    def __init__(self, reactor: IReactorTime, protocol_factory: Callable[[tuple], MessageProtocol],
+                 config: SessionConfig | None = None, rng: random.Random | None = None,
+                 cookie_jar: CookieJar | None = None,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+        super().__init__(reactor, config, rng)
+        self.protocol_factory = protocol_factory
+        self.cookies = cookie_jar or CookieJar(secret=self.rng.getrandbits(256).to_bytes(32, "big"))
+        self.max_sessions = max_sessions
+        self._by_client: dict[tuple, _Handle] = {}
+        self._used_client_cids: dict[int, float] = {}
+        self._reset_tokens = float(RESETS_PER_SECOND)
+        self._reset_refilled_at = 0.0
+
+    def _route(self, packet, datagram: bytes, address: tuple) -> None:
+        if isinstance(packet, Data):
+            handle = self.sessions.get(packet.dest_cid)
+            if handle is None:
+                self.counters.unknown_connection += 1
+                self._maybe_reset(packet.dest_cid, address)
+                return
+            self._deliver(handle, packet, address, len(datagram))
+        elif isinstance(packet, Hello):
+            self._answer_hello(packet, datagram, address)
+        elif isinstance(packet, Connect):
+            self._accept_connect(packet, datagram, address)
+        else:
+            self.counters.unexpected_packet += 1
+
+    def _answer_hello(self, packet: Hello, datagram: bytes, address: tuple) -> None:
+        if len(datagram) < MIN_HELLO_SIZE:
+            self.counters.short_hello += 1
+            return
+        cookie = self.cookies.mint(self.now(), address, packet.client_cid)
+        reply = encode_packet(Cookie(packet.client_cid, cookie))
+        assert len(reply) <= len(datagram)  # anti-amplification, by construction
+        self.counters.cookies_sent += 1
+        self._write(reply, address)
+
+    def _accept_connect(self, packet: Connect, datagram: bytes, address: tuple) -> None:
+        existing = self._by_client.get((address, packet.client_cid))
+        if existing is not None:
+            self._deliver(existing, packet, address, len(datagram))
+            return
+        now = self.now()
+        if not self.cookies.check(now, address, packet.client_cid, packet.cookie):
+            self.counters.bad_cookie += 1
+            return
+        self._forget_old_client_cids(now)
+        if packet.client_cid in self._used_client_cids:
+            self.counters.replayed_connect += 1
+            return
+        if len(self.sessions) >= self.max_sessions:
+            self.counters.sessions_refused += 1
+            return
+        local_cid = self.rng.getrandbits(64)
+        while local_cid in self.sessions:
+            local_cid = self.rng.getrandbits(64)
+        session = Session.server(now=now, local_cid=local_cid, client_cid=packet.client_cid,
+                                 client_address=address, client_parameters=packet.parameters,
+                                 config=self.config, rng=self.rng)
+        handle = _Handle(session, self.protocol_factory(address),
+                         client_key=(address, packet.client_cid))
+        self.sessions[local_cid] = handle
+        self._by_client[handle.client_key] = handle
+        self._used_client_cids[packet.client_cid] = now + 2 * self.cookies.slot_seconds
+        self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
+        self._make_connection(handle)
+        self._dirty[handle] = None
+
+    def _forget_old_client_cids(self, now: float) -> None:
+        if len(self._used_client_cids) < 1024:
+            return
+        for cid, expiry in list(self._used_client_cids.items()):
+            if expiry <= now:
+                del self._used_client_cids[cid]
+
+    def _maybe_reset(self, cid: int, address: tuple) -> None:
+        now = self.now()
+        self._reset_tokens = min(float(RESETS_PER_SECOND), self._reset_tokens
+                                 + (now - self._reset_refilled_at) * RESETS_PER_SECOND)
+        self._reset_refilled_at = now
+        if self._reset_tokens < 1:
+            return
+        self._reset_tokens -= 1
+        self.counters.resets_sent += 1
+        self._write(encode_packet(Reset(cid)), address)
+
+    def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
+        if handle.client_key is not None:
+            self._by_client.pop(handle.client_key, None)
+        self.log.info("session {cid:x} closed: {code} {message}", cid=handle.session.local_cid,
+                      code=reason.code.name, message=reason.message)
+
+
+class ClientEndpoint(Endpoint):
+    """Opens sessions to servers; one socket can carry several."""
+
+    def connect(self, address: tuple, protocol: MessageProtocol) -> defer.Deferred:
+        """Handshake with ``address``; fires with ``protocol`` once connected,
+        or fails with ``ConnectError``."""
+        session = Session.client(now=self.now(), server_address=address,
+                                 config=self.config, rng=self.rng)
+        handle = _Handle(session, protocol, connected=defer.Deferred())
+        self.sessions[session.local_cid] = handle
+        self._dirty[handle] = None
+        connected = handle.connected
+        self._flush()
+        return connected
+
+    def _route(self, packet, datagram: bytes, address: tuple) -> None:
+        if isinstance(packet, Data):
+            cid = packet.dest_cid
+        elif isinstance(packet, (Cookie, Accept)):
+            cid = packet.client_cid
+        elif isinstance(packet, Reset):
+            handle = next((h for h in self.sessions.values() if h.session.peer_cid == packet.cid), None)
+            if handle is None:
+                self.counters.unknown_connection += 1
+                return
+            self._deliver(handle, packet, address, len(datagram))
+            return
+        else:
+            self.counters.unexpected_packet += 1
+            return
+        handle = self.sessions.get(cid)
+        if handle is None:
+            self.counters.unknown_connection += 1
+            return
+        self._deliver(handle, packet, address, len(datagram))
+
+
+__all__ = ["Endpoint", "ServerEndpoint", "ClientEndpoint", "SessionConnection",
+           "EndpointCounters", "ConnectError", "ConnectionClosed"]

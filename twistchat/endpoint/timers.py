@@ -1,0 +1,97 @@
+"""
+One timer for a whole endpoint. Sessions say when they next want to be
+woken; the endpoint keeps those deadlines in a heap and arms a single
+``IDelayedCall`` for the earliest. Ten thousand sessions cost one pending
+call, not ten thousand, and a session that moves its deadline costs a heap
+push (stale entries are skipped when popped, and compacted when they pile up).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Callable, Hashable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+COMPACT_SLACK = 1024
+TIME_EPSILON = 1e-9
+"""Deadlines this close to now count as due: ``now + (deadline - now)`` is
+not always ``deadline`` in floating point, and a timer that wakes a hair
+early must not re-arm itself forever."""
+
+
+class TimerQueue:
+    def __init__(self, clock: IReactorTime, fire: Callable[[list], None]) -> None:
+        """``fire`` is called with ``[(key, deadline), ...]`` for every key now due."""
+        self._clock = clock
+        self._fire = fire
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._deadlines: dict[Hashable, float] = {}
+        self._counter = itertools.count()
+        self._call: IDelayedCall | None = None
+        self._call_time: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def set(self, key: Hashable, deadline: float | None) -> None:
+        """Wake ``key`` at ``deadline`` (absolute time), or never if None."""
+        if deadline is None:
+            self._deadlines.pop(key, None)
+            return
+        if self._deadlines.get(key) == deadline:
+            return
+        self._deadlines[key] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._counter), key))
+        if len(self._heap) > 2 * len(self._deadlines) + COMPACT_SLACK:
+            self._compact()
+        self._arm()
+
+    def discard(self, key: Hashable) -> None:
+        self._deadlines.pop(key, None)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self._call_time = None
+
+    def _compact(self) -> None:
+        self._heap = [(d, next(self._counter), k) for k, d in self._deadlines.items()]
+        heapq.heapify(self._heap)
+
+    def _earliest(self) -> float | None:
+        heap = self._heap
+        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _arm(self) -> None:
+        earliest = self._earliest()
+        if earliest is None:
+            self.stop()
+            return
+        if self._call is not None and self._call.active() and self._call_time == earliest:
+            return
+        self.stop()
+        delay = max(0.0, earliest - self._clock.seconds())
+        self._call = self._clock.callLater(delay, self._expire)
+        self._call_time = earliest
+
+    def _expire(self) -> None:
+        self._call = None
+        self._call_time = None
+        now = self._clock.seconds()
+        due = []
+        heap = self._heap
+        while heap and heap[0][0] <= now + TIME_EPSILON:
+            deadline, _, key = heapq.heappop(heap)
+            if self._deadlines.get(key) == deadline:
+                del self._deadlines[key]
+                due.append((key, deadline))
+        try:
+            if due:
+                self._fire(due)
+        finally:
+            self._arm()

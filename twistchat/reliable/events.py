@@ -1,0 +1,41 @@
+"""What a session reports to the layer above, one event at a time (as h11 and aioquic do)."""
+
+from __future__ import annotations
+
+import attrs
+
+from twistchat.endpoint.api import CloseCode
+
+
+@attrs.frozen
+class HandshakeCompleted:
+    pass
+
+
+@attrs.frozen
+class MessageReceived:
+    data: bytes
+
+
+@attrs.frozen
+class UnreliableReceived:
+    data: bytes
+
+
+@attrs.frozen
+class PathMigrated:
+    """The peer now talks from ``new`` (NAT rebinding); ``new`` was validated first."""
+
+    old: tuple
+    new: tuple
+
+
+@attrs.frozen
+class SessionClosed:
+    code: CloseCode
+    reason: str
+    by_peer: bool
+    unacked: tuple[bytes, ...]
+
+
+Event = HandshakeCompleted | MessageReceived | UnreliableReceived | PathMigrated | SessionClosed

@@ -1,0 +1,106 @@
+"""
+Receiving side of messages: fragments put back together, duplicates
+dropped, and whole messages released strictly in sequence order. Memory is
+bounded by the receive window the peer was told: a peer that overruns it,
+or announces a message larger than the agreed cap, is a protocol violation
+(and no buffer of the announced size is ever allocated).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from twistchat.wire.packets import MessageFrame
+
+MESSAGE_ACCOUNTING_OVERHEAD = 16
+"""Each message counts its length plus this against the flow window, so
+that even empty messages are bounded in number."""
+
+
+class ReassemblyError(Exception):
+    """The peer broke the message rules; the session closes with PROTOCOL_VIOLATION."""
+
+
+@attrs.define
+class _Partial:
+    total: int
+    pieces: dict[int, bytes] = attrs.Factory(dict)
+    received: int = 0
+
+    def add(self, offset: int, data: bytes) -> None:
+        if offset in self.pieces:
+            return
+        self.pieces[offset] = data
+        self.received += len(data)
+
+    def assemble(self) -> bytes | None:
+        if self.received < self.total:
+            return None
+        out = bytearray()
+        for offset in sorted(self.pieces):
+            piece = self.pieces[offset]
+            if offset < len(out):  # overlapping fragments: a misbehaving peer
+                raise ReassemblyError("overlapping fragments")
+            if offset > len(out):
+                return None
+            out += piece
+        return bytes(out) if len(out) == self.total else None
+
+
+@attrs.define
+class MessageReassembler:
+    max_message_size: int
+    window: int
+    next_seq: int = 0
+    buffered_bytes: int = 0
+    _complete: dict[int, bytes] = attrs.Factory(dict)
+    _partial: dict[int, _Partial] = attrs.Factory(dict)
+    duplicates: int = 0
+
+    def receive(self, frame: MessageFrame) -> list[bytes]:
+        """Take one frame; return the messages now deliverable, in order."""
+        seq = frame.seq
+        if seq < self.next_seq or seq in self._complete:
+            self.duplicates += 1
+            return []
+        if frame.total is None:
+            self._check_size(len(frame.data))
+            self._charge(len(frame.data) + MESSAGE_ACCOUNTING_OVERHEAD)
+            self._complete[seq] = frame.data
+        else:
+            self._check_size(frame.total)
+            partial = self._partial.get(seq)
+            if partial is None:
+                self._charge(MESSAGE_ACCOUNTING_OVERHEAD)
+                partial = self._partial[seq] = _Partial(frame.total)
+            elif partial.total != frame.total:
+                raise ReassemblyError(f"message {seq} announced as {partial.total} and {frame.total} bytes")
+            if frame.offset in partial.pieces:
+                self.duplicates += 1
+                return []
+            self._charge(len(frame.data))
+            partial.add(frame.offset, frame.data)
+            whole = partial.assemble()
+            if whole is None:
+                return []
+            del self._partial[seq]
+            self._complete[seq] = whole
+        return self._release()
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_message_size:
+            raise ReassemblyError(f"message of {size} bytes over the cap of {self.max_message_size}")
+
+    def _charge(self, size: int) -> None:
+        self.buffered_bytes += size
+        if self.buffered_bytes > self.window:
+            raise ReassemblyError(f"peer overran the receive window of {self.window} bytes")
+
+    def _release(self) -> list[bytes]:
+        ready = []
+        while self.next_seq in self._complete:
+            data = self._complete.pop(self.next_seq)
+            self.buffered_bytes -= len(data) + MESSAGE_ACCOUNTING_OVERHEAD
+            ready.append(data)
+            self.next_seq += 1
+        return ready

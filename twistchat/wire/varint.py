@@ -1,0 +1,84 @@
+"""
+Variable-length integers exactly as in QUIC (RFC 9000 §16): the two high
+bits of the first byte give the length (1, 2, 4 or 8 bytes), the rest is
+the value, big-endian. Values up to 2**62 - 1.
+"""
+
+from __future__ import annotations
+
+MAX_VARINT = (1 << 62) - 1
+
+
+class BufferUnderflow(Exception):
+    """Raised by ``Reader`` when the input ends early; the decoder turns it
+    into ``DecodeError``."""
+
+
+def encode_varint(value: int) -> bytes:
+    if value < 0x40:
+        return bytes((value,))
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 0x4000_0000:
+        return (value | 0x8000_0000).to_bytes(4, "big")
+    if value <= MAX_VARINT:
+        return (value | 0xC000_0000_0000_0000).to_bytes(8, "big")
+    raise ValueError(f"{value} does not fit in a varint")
+
+
+def varint_size(value: int) -> int:
+    if value < 0x40:
+        return 1
+    if value < 0x4000:
+        return 2
+    if value < 0x4000_0000:
+        return 4
+    return 8
+
+
+class Reader:
+    """A cursor over one datagram; every read checks the bounds."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def read_u8(self) -> int:
+        if self.pos >= len(self.data):
+            raise BufferUnderflow("u8")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def read_bytes(self, count: int) -> bytes:
+        end = self.pos + count
+        if count < 0 or end > len(self.data):
+            raise BufferUnderflow(f"{count} bytes")
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+    def read_rest(self) -> bytes:
+        chunk = self.data[self.pos:]
+        self.pos = len(self.data)
+        return chunk
+
+    def read_u64(self) -> int:
+        return int.from_bytes(self.read_bytes(8), "big")
+
+    def read_varint(self) -> int:
+        first = self.read_u8()
+        length = 1 << (first >> 6)
+        value = first & 0x3F
+        if length > 1:
+            rest = self.read_bytes(length - 1)
+            value = (value << (8 * (length - 1))) | int.from_bytes(rest, "big")
+        return value
