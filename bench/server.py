@@ -1,0 +1,97 @@
+"""A bench-side launcher for the chat server: ``python -m bench.server``.
+
+Runs ``ServerEndpoint`` + ``ChatServer`` + the memory store on one UDP port,
+exactly as the twistd plugin wires them, but lets a bench change the limits
+that would otherwise measure the limit instead of the server (per-session
+request rate, room size, scrypt cost of password-less registration).  Prints
+``bench-server listening on 127.0.0.1:PORT`` once listening; logs to --log.
+On SIGTERM it stops the reactor and prints its endpoint counters as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+
+import attrs
+
+BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def enlarge_buffers(port) -> None:
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, BUFFER_BYTES)
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=None, help="requests/s per session")
+    parser.add_argument("--burst", type=int, default=None)
+    parser.add_argument("--max-members", type=int, default=None)
+    parser.add_argument("--scrypt-n", type=int, default=None)
+    parser.add_argument("--log", default=None, help="log file (default stderr)")
+    parser.add_argument("--profile", default=None, help="write cProfile stats here on exit")
+    args = parser.parse_args(argv)
+
+    from twisted.internet import reactor
+    from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
+                                globalLogBeginner, textFileLogObserver)
+
+    from twistchat.chat.server import ChatServer, ServerConfig
+    from twistchat.endpoint.endpoint import ServerEndpoint
+    from twistchat.store.memory import MemoryStore
+
+    out = open(args.log, "a") if args.log else sys.stderr
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(out), [predicate])],
+        redirectStandardIO=False)
+
+    changes = {}
+    if args.rate is not None:
+        changes["rate"] = args.rate
+    if args.burst is not None:
+        changes["burst"] = args.burst
+    if args.max_members is not None:
+        changes["max_members_per_room"] = args.max_members
+    if args.scrypt_n is not None:
+        changes["scrypt_n"] = args.scrypt_n
+    config = attrs.evolve(ServerConfig(), **changes)
+    chat = ChatServer(MemoryStore(), reactor, config)
+    endpoint = ServerEndpoint(reactor, lambda address: chat.build_protocol())
+    port = reactor.listenUDP(args.port, endpoint, interface="127.0.0.1", maxPacketSize=65535)
+    enlarge_buffers(port)
+    chat.start()
+
+    profiler = None
+    if args.profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+
+    def stop(*_):
+        reactor.callFromThread(reactor.stop)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"bench-server listening on 127.0.0.1:{port.getHost().port}", flush=True)
+    reactor.run(installSignalHandlers=False)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    print(json.dumps(attrs.asdict(endpoint.counters)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
