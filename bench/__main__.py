@@ -39,8 +39,12 @@ def main() -> int:
     if name == "all":
         emit(run_all(argv))
         return 0
+    from bench.procstat import machine
+    before = machine()
     module = importlib.import_module(f"bench.{name}")
-    emit(module.main(argv))
+    result = module.main(argv)
+    result["machine"] = before
+    emit(result)
     return 0
 
 

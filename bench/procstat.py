@@ -37,4 +37,12 @@ def machine() -> dict:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"cpus": os.cpu_count(), "cpu_model": model}
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    return {"cpus": os.cpu_count(), "cpu_model": model, "loadavg_at_start": " ".join(load)}
+
+
+def cpu_seconds_self() -> float:
+    """This process, all threads."""
+    usage = os.times()
+    return usage.user + usage.system
