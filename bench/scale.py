@@ -1,0 +1,176 @@
+"""``python -m bench scale``: 1,000, then 5,000, then 10,000 concurrent
+sessions held by one server process, each logged in and pinging at the
+default keepalive (a chat ping every 15 s, as the login reply asks).  At
+each step: the server's CPU share while idle, its resident memory per
+session (from /proc), and the time to fan one line out to a room of 1,000
+members (median and worst of several lines).
+
+The server runs with the room cap at the room size and login hashing
+cheapened (registering 10,000 nicks at ~40 ms of scrypt each would take
+minutes and is not what is measured)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+from twisted.internet import defer, task
+
+from bench import procstat
+from bench.common import (
+    LOOPBACK, ServerProcess, client_endpoints, connect_many, rounded, run_async, say, sleep,
+    tracebacks,
+)
+
+SESSIONS_PER_ENDPOINT = 250
+KEEPALIVE = 15.0
+
+
+class Pinger:
+    """Every client sends a chat ping once per ``KEEPALIVE``, spread evenly."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.clients: list = []
+        self.cursor = 0
+        self.tick = 0.25
+        self.loop = task.LoopingCall(self._tick)
+        self.loop.clock = reactor
+        self.sent = 0
+
+    def start(self) -> None:
+        self.loop.start(self.tick, now=False)
+
+    def _tick(self) -> None:
+        if not self.clients:
+            return
+        per_tick = max(1, round(len(self.clients) * self.tick / KEEPALIVE))
+        for _ in range(per_tick):
+            client = self.clients[self.cursor % len(self.clients)]
+            self.cursor += 1
+            if client.lost is None:
+                d = client.request({"t": "ping"})
+                d.addErrback(lambda f: None)
+                self.sent += 1
+
+
+async def fan_once(reactor: Any, sender: Any, members: list, room: str, timeout: float = 30.0) -> float | None:
+    """Seconds from the send call until every other member has the line."""
+    waiting = {id(m) for m in members if m is not sender}
+    done = defer.Deferred()
+    tag = f"F{time.monotonic_ns()}"
+    started = time.monotonic()
+    finish: dict[str, float] = {}
+
+    def seen(client: Any, data: bytes) -> None:
+        if tag.encode() in data and id(client) in waiting:
+            waiting.discard(id(client))
+            if not waiting and not done.called:
+                finish["t"] = time.monotonic()
+                done.callback(None)
+
+    for member in members:
+        member.on_event = seen
+    sender.request({"t": "say", "room": room, "text": tag}).addErrback(lambda f: None)
+    try:
+        await done.addTimeout(timeout, reactor)
+    except defer.TimeoutError:
+        return None
+    finally:
+        for member in members:
+            member.on_event = None
+    return finish["t"] - started
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench scale")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", default=None, help="session counts, e.g. 1000,5000,10000")
+    parser.add_argument("--room", type=int, default=None)
+    parser.add_argument("--idle-seconds", type=float, default=None)
+    args = parser.parse_args(argv)
+    return run_async(lambda reactor: _main(reactor, args))
+
+
+async def _main(reactor: Any, args: Any) -> dict:
+    steps = [int(x) for x in (args.steps or ("200,500,1000" if args.quick else "1000,5000,10000")).split(",")]
+    room_size = args.room or (200 if args.quick else 1000)
+    idle_seconds = args.idle_seconds or (4.0 if args.quick else 30.0)
+    fan_repeats = 3 if args.quick else 7
+    server = ServerProcess(max_members=room_size, scrypt_n=2)
+    await sleep(reactor, 0.5)
+    rss0 = server.rss()
+    say(f"server ({server.kind}) pid {server.pid}, RSS at start {rss0 / 2**20:.1f} MiB")
+    endpoints = client_endpoints(reactor, (max(steps) + SESSIONS_PER_ENDPOINT - 1) // SESSIONS_PER_ENDPOINT)
+    clients: list = []
+    pinger = Pinger(reactor)
+    pinger.start()
+    results = []
+    room = "#big"
+    try:
+        for target in steps:
+            started = time.monotonic()
+            new = target - len(clients)
+            base = len(clients)
+            # The first ``room_size`` sessions are the big room; the rest idle, in no room.
+            in_room = max(0, min(new, room_size - base))
+            joined = await connect_many(endpoints[base // SESSIONS_PER_ENDPOINT:] or endpoints,
+                                        (LOOPBACK, server.port),
+                                        [f"u{i}" for i in range(base, base + in_room)],
+                                        room=room, concurrency=50)
+            rest = await connect_many(endpoints, (LOOPBACK, server.port),
+                                      [f"u{i}" for i in range(base + in_room, target)],
+                                      concurrency=200,
+                                      progress=lambda n: say(f"  ... {base + in_room + n} sessions"))
+            clients += joined + rest
+            pinger.clients = clients
+            connect_seconds = time.monotonic() - started
+            await sleep(reactor, 2.0)
+            cpu0, me0, t0 = server.cpu(), procstat.cpu_seconds_self(), time.monotonic()
+            await sleep(reactor, idle_seconds)
+            elapsed = time.monotonic() - t0
+            idle_share = (server.cpu() - cpu0) / elapsed
+            generator_share = (procstat.cpu_seconds_self() - me0) / elapsed
+            rss = server.rss()
+            members = clients[:room_size]
+            fans = []
+            for _ in range(fan_repeats):
+                fans.append(await fan_once(reactor, members[0], members, room))
+                await sleep(reactor, 0.2)
+            good = [f for f in fans if f is not None]
+            step = {
+                "sessions": len(clients),
+                "connect_s": round(connect_seconds, 1),
+                "idle_cpu_share": round(idle_share, 4),
+                "generator_idle_cpu_share": round(generator_share, 4),
+                "rss_mib": round(rss / 2**20, 1),
+                "rss_per_session_kib": round((rss - rss0) / len(clients) / 1024, 2),
+                "room_members": len(members),
+                "fanout_ms_median": rounded(statistics.median(good) * 1000 if good else None),
+                "fanout_ms_max": rounded(max(good) * 1000 if good else None),
+                "fanout_timeouts": len(fans) - len(good),
+                "sessions_lost": sum(1 for c in clients if c.lost is not None),
+            }
+            say(f"{target} sessions: {step}")
+            results.append(step)
+    finally:
+        pinger.loop.stop()
+        for client in clients:
+            try:
+                client.connection.close(graceful=False)
+            except Exception:
+                pass
+        await sleep(reactor, 0.5)
+        for endpoint in endpoints:
+            await endpoint.bench_port.stopListening()
+        log = server.stop()
+    first, last = results[0], results[-1]
+    growth = {
+        "sessions_x": round(last["sessions"] / first["sessions"], 1),
+        "idle_cpu_x": round(last["idle_cpu_share"] / max(first["idle_cpu_share"], 1e-6), 1),
+        "rss_per_session_x": round(last["rss_per_session_kib"] / max(first["rss_per_session_kib"], 1e-6), 2),
+    }
+    return {"bench": "scale", "quick": args.quick, "room_size": room_size, "keepalive_s": KEEPALIVE,
+            "idle_window_s": idle_seconds, "steps": results, "growth": growth,
+            "server_tracebacks": tracebacks(log)}
