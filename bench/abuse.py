@@ -1,0 +1,128 @@
+"""``python -m bench abuse``: clients chat (3 senders x 10 lines/s, 2
+receivers) first alone, then while (1) a flood of random and mutated
+datagrams, (2) a handshake flood from many source sockets standing in for
+spoofed addresses and (3) one logged-in client saying lines at 25x its rate
+limit hit the server.  Goals: the server stays up and logs no traceback,
+the flooder is refused (RATE_LIMITED; no session for the handshake flood),
+bytes sent towards each spoofed source <= bytes received from it (1x), and
+the chatting clients' p99 within 2x of the unloaded run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from twisted.internet import defer
+
+from bench.common import (
+    LOOPBACK, Child, ServerProcess, client_endpoints, connect_client, run_async, say, sleep,
+    tracebacks,
+)
+from bench.latency import impaired_chat
+
+CHAT_RATE = 10.0
+FLOODER_RATE = 500.0
+"""Lines per second from the abusive client; the server allows 20 (burst 40)."""
+
+
+async def rate_flooder(reactor: Any, port: int, room: str, seconds: float) -> dict:
+    endpoint = client_endpoints(reactor, 1)[0]
+    try:
+        client = await connect_client(endpoint, (LOOPBACK, port), "flooder", room=room)
+        outcome = {"sent": 0, "ok": 0, "rate_limited": 0, "other": 0}
+
+        def counted(reply: dict) -> None:
+            if reply["t"] == "ok":
+                outcome["ok"] += 1
+            elif reply.get("code") == "RATE_LIMITED":
+                outcome["rate_limited"] += 1
+            else:
+                outcome["other"] += 1
+
+        start = time.monotonic()
+        tick, due = 0.01, 0.0
+        while time.monotonic() - start < seconds:
+            due += FLOODER_RATE * tick
+            while due >= 1:
+                due -= 1
+                outcome["sent"] += 1
+                d = client.request({"t": "say", "room": room, "text": "spam spam spam"})
+                d.addCallbacks(counted, lambda f: None)
+            await sleep(reactor, tick)
+        await sleep(reactor, 1.0)
+        elapsed = time.monotonic() - start
+        outcome["accepted_per_s"] = round(outcome["ok"] / elapsed, 1)
+        outcome["session_still_open"] = client.lost is None
+        client.connection.close(graceful=False)
+        await sleep(reactor, 0.1)
+        return outcome
+    finally:
+        await endpoint.bench_port.stopListening()
+
+
+def server_counters(log: str) -> dict | None:
+    for line in reversed(log.splitlines()):
+        if line.startswith("{") and "datagrams_received" in line:
+            return json.loads(line)
+    return None
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench abuse")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--junk-rate", type=float, default=3000.0)
+    parser.add_argument("--hello-rate", type=float, default=3000.0)
+    parser.add_argument("--sources", type=int, default=200)
+    args = parser.parse_args(argv)
+    return run_async(lambda reactor: _main(reactor, args))
+
+
+async def _main(reactor: Any, args: Any) -> dict:
+    seconds = 6.0 if args.quick else 20.0
+    per_sender = int(CHAT_RATE * seconds)
+    server = ServerProcess(force_launcher=True)
+    say(f"server ({server.kind}) on {server.port}; chat {seconds:g} s unloaded, then loaded")
+    unloaded = await impaired_chat(reactor, server.port, senders=3, receivers=2,
+                                   per_sender=per_sender, rate=CHAT_RATE, room="#calm", tag="a")
+    say(f"unloaded: {unloaded}")
+    flood = Child([sys.executable, "-m", "bench.flood", "--port", str(server.port),
+                   "--seconds", str(seconds + 3), "--junk-rate", str(args.junk_rate),
+                   "--hello-rate", str(args.hello_rate), "--sources", str(args.sources)], "flood")
+    flood.wait_for_line("flooding")
+    flooder = defer.Deferred.fromCoroutine(rate_flooder(reactor, server.port, "#calm2", seconds + 2))
+    loaded = await impaired_chat(reactor, server.port, senders=3, receivers=2,
+                                 per_sender=per_sender, rate=CHAT_RATE, room="#calm2", tag="b")
+    say(f"loaded:   {loaded}")
+    abusive_client = await flooder
+    say(f"rate flooder: {abusive_client}")
+    deadline = time.monotonic() + 15
+    while flood.alive() and time.monotonic() < deadline:
+        await sleep(reactor, 0.2)
+    flood_text = flood.stop()
+    flood_stats = json.loads(flood_text.strip().splitlines()[-1])
+    say(f"datagram floods: {flood_stats}")
+    server_up = server.alive()
+    log = server.stop()
+    counters = server_counters(log)
+    p99_ratio = (loaded["p99_ms"] / unloaded["p99_ms"]) if unloaded.get("p99_ms") else None
+    goals = {
+        "server_stayed_up": server_up,
+        "no_traceback_in_log": tracebacks(log) == 0,
+        "flooder_refused": abusive_client["accepted_per_s"] <= 25 and abusive_client["rate_limited"] > 0,
+        "amplification_le_1x": flood_stats["amplification_max_per_source"] <= 1.0
+                               and flood_stats["junk_amplification"] <= 1.0,
+        "no_session_from_flood": counters is None or counters["sessions_opened"] == 2 * (3 + 2) + 1,
+        "chat_intact": all(r["missing"] == r["duplicated"] == r["reordered"] == 0 for r in (unloaded, loaded)),
+        "p99_within_2x": p99_ratio is not None and p99_ratio <= 2.0,
+    }
+    return {"bench": "abuse", "quick": args.quick, "seconds": seconds, "server": server.kind,
+            "unloaded": unloaded, "loaded": loaded, "p99_ratio": rounded2(p99_ratio),
+            "rate_flooder": abusive_client, "datagram_floods": flood_stats,
+            "server_counters": counters, "goals": goals}
+
+
+def rounded2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
