@@ -309,7 +309,8 @@ async def connect_client(endpoint: Any, address: tuple, nick: str,
 
 async def connect_many(endpoints: list, address: tuple, nicks: list[str], room: str | None = None,
                        on_event: Callable | None = None, concurrency: int = 100,
-                       progress: Callable[[int], None] | None = None) -> list[LoadClient]:
+                       progress: Callable[[int], None] | None = None,
+                       connected: Callable[[LoadClient], None] | None = None) -> list[LoadClient]:
     """Connect and log in ``nicks`` spread over ``endpoints``, ``concurrency`` at a time."""
     clients: list[LoadClient | None] = [None] * len(nicks)
     semaphore = defer.DeferredSemaphore(concurrency)
@@ -321,10 +322,12 @@ async def connect_many(endpoints: list, address: tuple, nicks: list[str], room: 
         try:
             clients[index] = await connect_client(endpoints[index % len(endpoints)], address,
                                                   nicks[index], on_event, room)
+            if connected is not None:
+                connected(clients[index])
         finally:
             semaphore.release()
         done += 1
-        if progress is not None and done % 1000 == 0:
+        if progress is not None and done % 100 == 0:
             progress(done)
 
     await defer.gatherResults([defer.Deferred.fromCoroutine(one(i)) for i in range(len(nicks))],

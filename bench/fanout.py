@@ -56,8 +56,10 @@ class Meter:
                 "generator_cpu_share": round((procstat.cpu_seconds_self() - self.me0) / elapsed, 2)}
 
 
-async def reliable_run(reactor: Any, members: int, senders: int, seconds: float, warmup: float) -> dict:
-    server = ServerProcess(rate=1e9, burst=10**9, max_members=max(members, 100), scrypt_n=2)
+async def reliable_run(reactor: Any, members: int, senders: int, seconds: float, warmup: float,
+                       profile: str | None = None) -> dict:
+    server = ServerProcess(rate=1e9, burst=10**9, max_members=max(members, 100), scrypt_n=2,
+                           profile=profile)
     endpoints = client_endpoints(reactor, max(1, members // 25))
     room = f"#fan{members}"
     meter = Meter(server.pid)
@@ -192,6 +194,8 @@ def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench fanout")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default="10,100")
+    parser.add_argument("--profile", default=None,
+                        help="write the server's cProfile stats to PREFIX-N.prof (N = room size)")
     args = parser.parse_args(argv)
     return run_async(lambda reactor: _main(reactor, args))
 
@@ -202,7 +206,8 @@ async def _main(reactor: Any, args: Any) -> dict:
     for members in [int(x) for x in args.sizes.split(",")]:
         senders = min(members, 10)
         say(f"room of {members}, {senders} senders, window {WINDOW}, {seconds:g} s measured")
-        reliable = await reliable_run(reactor, members, senders, seconds, warmup)
+        profile = f"{args.profile}-{members}.prof" if args.profile else None
+        reliable = await reliable_run(reactor, members, senders, seconds, warmup, profile)
         say(f"  twistchat : {reliable}")
         plain = await relay_run(reactor, members, senders, seconds, warmup)
         say(f"  plain UDP : {plain}")

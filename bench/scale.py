@@ -49,7 +49,7 @@ class Pinger:
         for _ in range(per_tick):
             client = self.clients[self.cursor % len(self.clients)]
             self.cursor += 1
-            if client.lost is None:
+            if client.lost is None and client.connection is not None:
                 d = client.request({"t": "ping"})
                 d.addErrback(lambda f: None)
                 self.sent += 1
@@ -118,13 +118,13 @@ async def _main(reactor: Any, args: Any) -> dict:
             joined = await connect_many(endpoints[base // SESSIONS_PER_ENDPOINT:] or endpoints,
                                         (LOOPBACK, server.port),
                                         [f"u{i}" for i in range(base, base + in_room)],
-                                        room=room, concurrency=50)
+                                        room=room, concurrency=50, connected=pinger.clients.append,
+                                        progress=lambda n: say(f"  ... {base + n} in {room}"))
             rest = await connect_many(endpoints, (LOOPBACK, server.port),
                                       [f"u{i}" for i in range(base + in_room, target)],
-                                      concurrency=200,
+                                      concurrency=200, connected=pinger.clients.append,
                                       progress=lambda n: say(f"  ... {base + in_room + n} sessions"))
             clients += joined + rest
-            pinger.clients = clients
             connect_seconds = time.monotonic() - started
             await sleep(reactor, 2.0)
             cpu0, me0, t0 = server.cpu(), procstat.cpu_seconds_self(), time.monotonic()
