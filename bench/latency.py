@@ -49,7 +49,7 @@ class LineChecker:
         self.last_arrival = time.monotonic()
 
     def complete(self) -> bool:
-        return all(len(seqs) >= self.per_sender for per in self.seen.values() for seqs in per.values())
+        return all(len(set(seqs)) >= self.per_sender for per in self.seen.values() for seqs in per.values())
 
     def tally(self) -> dict:
         missing = duplicated = reordered = 0

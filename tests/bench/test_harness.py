@@ -1,0 +1,74 @@
+"""The bench harness's own bookkeeping: what it calls missing, duplicated and
+reordered must be right, or every figure built on it is wrong.  Fast; no
+sockets except the relay round trip, which is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import procstat  # noqa: E402
+from bench.common import percentile  # noqa: E402
+from bench.latency import LineChecker  # noqa: E402
+
+
+class FakeClient:
+    def __init__(self, nick: str) -> None:
+        self.nick = nick
+
+
+def line(sender: str, seq: int) -> bytes:
+    return json.dumps({"t": "message", "room": "#r", "nick": sender, "text": f"L {seq} 0.0",
+                       "msg_id": seq, "ts": 0}, separators=(",", ":")).encode()
+
+
+def test_clean_run_counts_nothing_wrong() -> None:
+    checker = LineChecker(["a"], ["r"], per_sender=3)
+    for seq in range(3):
+        checker.on_event(FakeClient("r"), line("a", seq))
+    assert checker.complete()
+    assert checker.tally() == {"missing": 0, "duplicated": 0, "reordered": 0, "delivered": 3,
+                               "expected": 3}
+
+
+def test_missing_duplicated_and_reordered_lines_are_each_counted() -> None:
+    checker = LineChecker(["a", "b"], ["r"], per_sender=4)
+    for seq in (0, 2, 1, 1):  # 3 missing, 1 duplicated, 2 -> 1 reordered
+        checker.on_event(FakeClient("r"), line("a", seq))
+    for seq in range(4):
+        checker.on_event(FakeClient("r"), line("b", seq))
+    tally = checker.tally()
+    assert (tally["missing"], tally["duplicated"], tally["reordered"]) == (1, 1, 1)
+    assert not checker.complete()
+
+
+def test_lines_from_unknown_senders_or_at_senders_are_ignored() -> None:
+    checker = LineChecker(["a"], ["r"], per_sender=1)
+    checker.on_event(FakeClient("a"), line("a", 0))       # a sender hears another sender
+    checker.on_event(FakeClient("r"), line("zz", 0))      # someone else in the room
+    checker.on_event(FakeClient("r"), b'{"t":"join","room":"#r","nick":"q"}')
+    assert checker.tally()["delivered"] == 0
+
+
+def test_percentile_and_proc_readings() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile(list(map(float, range(101))), 99) == 99.0
+    assert procstat.rss_bytes(os.getpid()) > 1_000_000
+    assert procstat.cpu_seconds(os.getpid()) > 0
+
+
+def test_unknown_bench_name_is_a_usage_error() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "nope"], cwd=REPO, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2
+    assert "usage" in done.stderr
