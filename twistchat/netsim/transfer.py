@@ -225,6 +225,8 @@ def run_transfer(settings: TransferSettings) -> TransferResult:
     first_send = sender.sent_at[0] if sender.sent_at else 0.0
     last_arrival = max((t for _, t in receiver.arrivals), default=first_send)
     closed = sender.closed
+    if closed is None and failures:
+        closed = failures[0].value.reason
     return TransferResult(
         settings=settings,
         sent=len(sender.sent_at),

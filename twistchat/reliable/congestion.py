@@ -45,6 +45,10 @@ class NewReno:
     def can_send(self, size: int) -> bool:
         return self.bytes_in_flight + size <= self.window
 
+    def available(self) -> int:
+        """Bytes that may still be put in flight (RFC 9002 §7)."""
+        return max(0, self.window - self.bytes_in_flight)
+
     def on_packet_sent(self, size: int) -> None:
         self.bytes_in_flight += size
 

@@ -82,6 +82,8 @@ CLOSING_PERIOD_PTOS = 3
 
 REDUNDANCY_LOSS_THRESHOLD = 0.01
 LOSS_ESTIMATE_GAIN = 1 / 32
+MAX_GAP_SAMPLES = 32
+"""A jump in packet numbers counts as at most this many losses."""
 KEEPALIVE_JITTER = 0.2
 """Keepalives go out at interval x [1, 1.2): never more often than the
 interval (RFC 8085 §3.5 asks for no less than 15 s), and not in lockstep."""
@@ -90,6 +92,8 @@ DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
 MESSAGE_FRAME_MAX_OVERHEAD = 1 + 8 + 8 + 8 + 8
 ACK_ROOM = 48
 """Fragments leave this much room so an ACK frame rides along."""
+MIN_USEFUL_ROOM = 32
+"""Below this much congestion-window room, wait for acks instead of sending."""
 
 
 class State(enum.Enum):
@@ -237,6 +241,7 @@ class Session:
         self._probes_pending = 0
         self._ping_pending = False
         self._loss_estimate = 0.0
+        self._receive_loss_estimate = 0.0
         self._keepalive_due = self._next_keepalive(now)
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
         self.congestion = NewReno(config.max_datagram_size, max_window=config.max_window)
@@ -418,6 +423,8 @@ class Session:
             return
         if largest_before is None or pn > largest_before:
             self._largest_received_time = now
+            missing = 0 if largest_before is None else pn - largest_before - 1
+            self._note_receive_gaps(missing)
         out_of_order = largest_before is not None and pn != largest_before + 1
         ack_eliciting = False
         for frame in packet.frames:
@@ -445,12 +452,22 @@ class Session:
         if ack_eliciting:
             self._ack_pending = True
             self._ack_eliciting_unacked += 1
-            if out_of_order or self._ack_eliciting_unacked >= ACK_ELICITING_THRESHOLD:
+            if out_of_order or self._ack_eliciting_unacked >= ACK_ELICITING_THRESHOLD \
+                    or self._receive_loss_estimate > REDUNDANCY_LOSS_THRESHOLD:
+                # On a lossy path every ack may be the one that gets through.
                 self._ack_deadline = now
             elif self._ack_deadline is None:
                 self._ack_deadline = now + self.config.max_ack_delay
         elif out_of_order and self._ack_pending:
             self._ack_deadline = now
+
+    def _note_receive_gaps(self, missing: int) -> None:
+        """Estimate loss towards us from gaps in packet numbers (reordering
+        counts too, which errs on the side of acking more)."""
+        estimate = self._receive_loss_estimate
+        for _ in range(min(missing, MAX_GAP_SAMPLES)):
+            estimate += (1 - estimate) * LOSS_ESTIMATE_GAIN
+        self._receive_loss_estimate = estimate * (1 - LOSS_ESTIMATE_GAIN)
 
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
@@ -527,15 +544,17 @@ class Session:
             return
         loss_delay = max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
                          K_GRANULARITY)
-        lost_send_time = now - loss_delay
         lost: list[_SentPacket] = []
         for pn, packet in self._sent.items():
             if pn > self._largest_acked:
                 break
-            if packet.sent_time <= lost_send_time or self._largest_acked >= pn + K_PACKET_THRESHOLD:
+            # Compare deadlines computed the same way as the timer's, so that
+            # waking at the deadline always declares the packet lost (float
+            # rounding of ``now - loss_delay`` could otherwise spin forever).
+            deadline = packet.sent_time + loss_delay
+            if deadline <= now or self._largest_acked >= pn + K_PACKET_THRESHOLD:
                 lost.append(packet)
             else:
-                deadline = packet.sent_time + loss_delay
                 if self._loss_time is None or deadline < self._loss_time:
                     self._loss_time = deadline
         if lost:
@@ -591,7 +610,9 @@ class Session:
 
     def _handshake_retry_time(self) -> float:
         backoff = 2 ** min(self._handshake_tries - 1, MAX_PTO_BACKOFF)
-        return self._handshake_sent_at + self.rtt.probe_timeout(0.0) * backoff
+        interval = self.rtt.probe_timeout(0.0) * backoff
+        return self._handshake_sent_at + min(interval, max(MAX_PROBE_INTERVAL,
+                                                           self.rtt.probe_timeout(0.0)))
 
     def _next_keepalive(self, after: float) -> float:
         interval = self.keepalive_interval or self.config.keepalive_interval
@@ -683,11 +704,19 @@ class Session:
         if ack is not None:
             room -= frame_size(ack)
         probing = self._probes_pending > 0
-        may_send = probing or self.congestion.can_send(self.config.max_datagram_size)
+        if not probing:
+            # Small packets fit where a full one would not: cap the packet at
+            # what the window has left rather than refusing to send at all.
+            overhead = self.config.max_datagram_size - room
+            room = min(room, self.congestion.available() - overhead)
+        may_send = probing or room >= MIN_USEFUL_ROOM
         if may_send:
             while self._path_responses and room >= 1 + PATH_DATA_SIZE:
                 frames.append(PathResponse(self._path_responses.popleft()))
                 room -= 1 + PATH_DATA_SIZE
+            if probing:
+                # The oldest data in flight first: it is what holds up delivery.
+                room = self._add_probe_copies(frames, chunks, room, now)
             room = self._add_chunks(self._retransmit_queue, frames, chunks, room, now,
                                     retransmission=True)
             room = self._add_new_chunks(frames, chunks, room, now)
@@ -698,8 +727,6 @@ class Session:
                 room -= frame_size(frame)
             if chunks and self._redundancy_active():
                 room = self._add_redundant_copies(frames, chunks, room, now)
-            if probing and not chunks:
-                room = self._add_probe_copies(frames, chunks, room, now)
             if (probing or self._ping_pending) and not frames:
                 frames.append(Ping())
         if not frames:
@@ -729,6 +756,11 @@ class Session:
             self._put_chunk(chunk, frame, frames, chunks, now)
             if retransmission:
                 self.stats.retransmitted_frames += 1
+                # A repair is as worth protecting as the original: let the
+                # next packets carry redundant copies of it too.
+                chunk.copies = 1
+                if chunk not in self._recent:
+                    self._recent.append(chunk)
             room -= size
         return room
 
