@@ -66,6 +66,9 @@ class SimulatedNetwork:
     _hosts: dict = attrs.Factory(dict)
     _link_free_at: dict = attrs.Factory(dict)
     _partitions: list = attrs.Factory(list)
+    taps: list = attrs.Factory(list)
+    """Callables given (datagram, source, destination) for every datagram
+    written, before impairment: what tests use to watch the wire."""
 
     def __attrs_post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -91,6 +94,8 @@ class SimulatedNetwork:
 
     def send(self, datagram: bytes, source: tuple, destination: tuple) -> None:
         now = self.clock.seconds()
+        for tap in self.taps:
+            tap(datagram, source, destination)
         stats = self.stats
         stats.datagrams += 1
         stats.bytes += len(datagram)
