@@ -130,7 +130,8 @@ class ServerProcess(Child):
 
     def __init__(self, *, rate: float | None = None, burst: int | None = None,
                  max_members: int | None = None, scrypt_n: int | None = None,
-                 force_launcher: bool = False, profile: str | None = None) -> None:
+                 force_launcher: bool = False, profile: str | None = None,
+                 profile_on_signal: bool = False) -> None:
         tuned = any(v is not None for v in (rate, burst, max_members, scrypt_n)) or profile
         self.kind = "bench.server" if (tuned or force_launcher or not plugin_available()) else "twistd plugin"
         if self.kind == "twistd plugin":
@@ -145,6 +146,8 @@ class ServerProcess(Child):
                                 ("--profile", profile)):
                 if value is not None:
                     argv += [flag, str(value)]
+            if profile_on_signal:
+                argv.append("--profile-on-signal")
         super().__init__(argv, "server")
         if self.kind == "bench.server":
             self.port = int(self.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)").group(1))

@@ -12,6 +12,7 @@ minutes and is not what is measured)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import time
 from typing import Any
@@ -89,6 +90,8 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--steps", default=None, help="session counts, e.g. 1000,5000,10000")
     parser.add_argument("--room", type=int, default=None)
     parser.add_argument("--idle-seconds", type=float, default=None)
+    parser.add_argument("--profile", default=None,
+                        help="cProfile the server during the last idle window, stats to this file")
     args = parser.parse_args(argv)
     return run_async(lambda reactor: _main(reactor, args))
 
@@ -98,7 +101,8 @@ async def _main(reactor: Any, args: Any) -> dict:
     room_size = args.room or (200 if args.quick else 1000)
     idle_seconds = args.idle_seconds or (4.0 if args.quick else 30.0)
     fan_repeats = 3 if args.quick else 7
-    server = ServerProcess(max_members=room_size, scrypt_n=2)
+    server = ServerProcess(max_members=room_size, scrypt_n=2, profile=args.profile,
+                           profile_on_signal=bool(args.profile))
     await sleep(reactor, 0.5)
     rss0 = server.rss()
     say(f"server ({server.kind}) pid {server.pid}, RSS at start {rss0 / 2**20:.1f} MiB")
@@ -127,8 +131,13 @@ async def _main(reactor: Any, args: Any) -> dict:
             clients += joined + rest
             connect_seconds = time.monotonic() - started
             await sleep(reactor, 2.0)
+            profiling = args.profile and target == steps[-1]
+            if profiling:
+                server.proc.send_signal(signal.SIGUSR1)
             cpu0, me0, t0 = server.cpu(), procstat.cpu_seconds_self(), time.monotonic()
             await sleep(reactor, idle_seconds)
+            if profiling:
+                server.proc.send_signal(signal.SIGUSR2)
             elapsed = time.monotonic() - t0
             idle_share = (server.cpu() - cpu0) / elapsed
             generator_share = (procstat.cpu_seconds_self() - me0) / elapsed

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrypt-n", type=int, default=None)
     parser.add_argument("--log", default=None, help="log file (default stderr)")
     parser.add_argument("--profile", default=None, help="write cProfile stats here on exit")
+    parser.add_argument("--profile-on-signal", action="store_true",
+                        help="profile only between SIGUSR1 and SIGUSR2 (which writes --profile)")
     args = parser.parse_args(argv)
 
     from twisted.internet import reactor
@@ -73,11 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     enlarge_buffers(port)
     chat.start()
 
+    import cProfile
     profiler = None
-    if args.profile:
-        import cProfile
+    if args.profile and not args.profile_on_signal:
         profiler = cProfile.Profile()
         profiler.enable()
+    elif args.profile:
+        window: dict = {}
+
+        def begin(*_):
+            window["p"] = cProfile.Profile()
+            window["p"].enable()
+
+        def end(*_):
+            if "p" in window:
+                window["p"].disable()
+                window.pop("p").dump_stats(args.profile)
+        signal.signal(signal.SIGUSR1, begin)
+        signal.signal(signal.SIGUSR2, end)
 
     def stop(*_):
         reactor.callFromThread(reactor.stop)
