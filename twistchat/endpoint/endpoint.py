@@ -272,7 +272,7 @@ class Endpoint(DatagramProtocol):
         if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
             counters.oversized += 1
             return
-        if packet_version(datagram) != PROTOCOL_VERSION:
+        if datagram and packet_version(datagram) != PROTOCOL_VERSION:
             counters.unknown_version += 1
             return
         try:

@@ -118,6 +118,9 @@ class TransferResult:
     closed: CloseReason | None
     unacked_reported: int
     network_stats: dict
+    timed_out: bool = False
+    """The time limit ended the run with messages still in flight (nothing
+    was lost: the session was still working on them)."""
 
     @property
     def delivered(self) -> int:
@@ -167,6 +170,7 @@ class TransferResult:
             "seconds": round(self.seconds, 3),
             "closed": self.closed.code.name if self.closed else None,
             "unacked_reported": self.unacked_reported,
+            "timed_out": self.timed_out,
             "loss": s.loss, "dup": s.duplicate, "rtt_ms": s.rtt_ms, "jitter_ms": s.jitter_ms,
             "rate": s.rate, "size": s.size, "seed": s.seed,
         }
@@ -194,6 +198,7 @@ def run_transfer(settings: TransferSettings) -> TransferResult:
         return sender.connection is not None or bool(failures)
 
     network.run(until=settings.time_limit, stop=established)
+    timed_out = sender.connection is None and not failures
     if sender.connection is not None:
         start = sender.started_at
         if settings.partition is not None:
@@ -209,6 +214,7 @@ def run_transfer(settings: TransferSettings) -> TransferResult:
                 not sender.connection.session._has_unacked_data()
 
         network.run(until=settings.time_limit, stop=finished)
+        timed_out = not finished()
         if sender.closed is None:
             sender.connection.close("done")
             network.run(until=clock.seconds() + 5, stop=lambda: sender.closed is not None)
@@ -242,4 +248,5 @@ def run_transfer(settings: TransferSettings) -> TransferResult:
         closed=closed if closed is not None and closed.code != 0 else None,
         unacked_reported=len(closed.unacked) if closed is not None else 0,
         network_stats=attrs.asdict(network.stats),
+        timed_out=timed_out,
     )

@@ -1,0 +1,61 @@
+"""One timer mechanism for the whole endpoint, however many sessions."""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet.task import Clock
+
+from twistchat.endpoint.api import MessageProtocol
+from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
+from twistchat.endpoint.timers import TimerQueue
+from twistchat.netsim.network import SimulatedNetwork
+
+from .harness import SERVER
+
+
+def test_timer_queue_fires_in_deadline_order_with_one_delayed_call():
+    clock = Clock()
+    fired = []
+    queue = TimerQueue(clock, lambda due: fired.extend(key for key, _ in due))
+    for key, deadline in [("c", 3.0), ("a", 1.0), ("b", 2.0)]:
+        queue.set(key, deadline)
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(1.5)
+    assert fired == ["a"]
+    clock.advance(2)
+    assert fired == ["a", "b", "c"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_timer_queue_rescheduling_and_discard():
+    clock = Clock()
+    fired = []
+    queue = TimerQueue(clock, lambda due: fired.extend(due))
+    queue.set("a", 1.0)
+    queue.set("a", 5.0)   # moved later: must not fire at 1.0
+    queue.set("b", 2.0)
+    queue.discard("b")
+    clock.advance(3)
+    assert fired == []
+    clock.advance(2)
+    assert fired == [("a", 5.0)]
+
+
+def test_a_thousand_sessions_share_one_timer():
+    clock = Clock()
+    network = SimulatedNetwork(clock, seed=1, rtt=0.02)
+    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1))
+    client = ClientEndpoint(clock, rng=random.Random(2))
+    network.attach(server, SERVER)
+    network.attach(client, ("127.0.0.20", 40000))
+    connected = []
+    for _ in range(1000):
+        client.connect(SERVER, MessageProtocol()).addCallback(connected.append)
+    network.run(until=5, stop=lambda: len(connected) == 1000)
+    assert len(server.sessions) == 1000
+    network.run(until=60)  # a minute of keepalives
+    assert len(server.sessions) == 1000
+    # Delayed calls: the two endpoints' timers plus datagrams in flight.
+    timers = [c for c in clock.getDelayedCalls() if "TimerQueue" in repr(c.func)]
+    assert len(timers) == 2
