@@ -127,7 +127,7 @@ async def _main(reactor: Any, args: Any) -> dict:
             rest = await connect_many(endpoints, (LOOPBACK, server.port),
                                       [f"u{i}" for i in range(base + in_room, target)],
                                       concurrency=200, connected=pinger.clients.append,
-                                      progress=lambda n: say(f"  ... {base + in_room + n} sessions"))
+                                      progress=lambda n: n % 1000 or say(f"  ... {base + in_room + n} sessions"))
             clients += joined + rest
             connect_seconds = time.monotonic() - started
             await sleep(reactor, 2.0)
