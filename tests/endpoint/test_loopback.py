@@ -32,8 +32,23 @@ class Waiting(Recorder):
         self.lost.callback(reason)
 
 
+def ipv6_loopback_available() -> bool:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+LOOPBACKS = ["127.0.0.1", pytest.param("::1", marks=pytest.mark.skipif(
+    not ipv6_loopback_available(), reason="this machine has no IPv6 loopback"))]
+
+
+@pytest.mark.parametrize("host", LOOPBACKS)
 @pytest_twisted.inlineCallbacks
-def test_handshake_thousands_of_ordered_messages_and_close_over_loopback():
+def test_handshake_thousands_of_ordered_messages_and_close_over_loopback(host):
     server_protocols = []
 
     def factory(address):
@@ -41,12 +56,12 @@ def test_handshake_thousands_of_ordered_messages_and_close_over_loopback():
         server_protocols.append(protocol)
         return protocol
     server = ServerEndpoint(reactor, factory)
-    server_port = reactor.listenUDP(0, server, interface="127.0.0.1")
+    server_port = reactor.listenUDP(0, server, interface=host)
     client = ClientEndpoint(reactor)
-    client_port = reactor.listenUDP(0, client, interface="127.0.0.1")
+    client_port = reactor.listenUDP(0, client, interface=host)
     try:
         client_protocol = Waiting(0)
-        address = ("127.0.0.1", server_port.getHost().port)
+        address = (host, server_port.getHost().port)
         yield client.connect(address, client_protocol).addTimeout(5, reactor)
         expected = [b"%d:" % i + bytes(i % 700) for i in range(MESSAGES)]
         for data in expected:
