@@ -213,3 +213,24 @@ def test_interleaved_large_messages():
     for frame in frames:
         delivered += r.receive(frame)
     assert delivered == messages
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "memory is not bounded by the window as reassembly.py claims: each buffered "
+    "fragment is charged only its payload bytes, but costs a dict entry and a bytes "
+    "object (~70 bytes) on top, so a peer sending 1-byte fragments with gaps makes "
+    "the reassembler hold ~70x the receive window (75 MB for the default 1 MiB) "
+    "before any ReassemblyError"))
+def test_tiny_fragments_cannot_multiply_the_memory_held():
+    window = 64 * KIB
+    r = reassembler(max_message_size=64 * KIB, window=window)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReassemblyError):
+            for seq in range(1, 10):
+                for offset in range(0, 64 * KIB, 2):  # every other byte: never complete
+                    r.receive(MessageFrame(seq, b"x", offset, 64 * KIB))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held <= 4 * window, f"{held} bytes held for a {window}-byte window"
