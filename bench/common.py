@@ -131,8 +131,8 @@ class ServerProcess(Child):
     def __init__(self, *, rate: float | None = None, burst: int | None = None,
                  max_members: int | None = None, scrypt_n: int | None = None,
                  force_launcher: bool = False, profile: str | None = None,
-                 profile_on_signal: bool = False) -> None:
-        tuned = any(v is not None for v in (rate, burst, max_members, scrypt_n)) or profile
+                 profile_on_signal: bool = False, extra_args: tuple[str, ...] = ()) -> None:
+        tuned = any(v is not None for v in (rate, burst, max_members, scrypt_n)) or profile or extra_args
         self.kind = "bench.server" if (tuned or force_launcher or not plugin_available()) else "twistd plugin"
         if self.kind == "twistd plugin":
             self.port = free_udp_port()
@@ -148,6 +148,7 @@ class ServerProcess(Child):
                     argv += [flag, str(value)]
             if profile_on_signal:
                 argv.append("--profile-on-signal")
+            argv += list(extra_args)
         super().__init__(argv, "server")
         if self.kind == "bench.server":
             self.port = int(self.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)").group(1))
@@ -159,7 +160,8 @@ class ServerProcess(Child):
                 print(f"twistd plugin did not answer; falling back to bench.server:\n{text[-2000:]}",
                       file=sys.stderr, flush=True)
                 self.__init__(rate=rate, burst=burst, max_members=max_members, scrypt_n=scrypt_n,
-                              force_launcher=True, profile=profile, profile_on_signal=profile_on_signal)
+                              force_launcher=True, profile=profile, profile_on_signal=profile_on_signal,
+                              extra_args=extra_args)
                 self.kind = "bench.server (twistd plugin failed to start)"
                 return
             raise RuntimeError(f"server ({self.kind}) not answering:\n{text[-3000:]}")

@@ -32,6 +32,31 @@ def enlarge_buffers(port) -> None:
             pass
 
 
+def flush_per_turn_endpoint():
+    """A what-if, measured by ``fanout --flush-per-turn``: the same endpoint,
+    but what arriving datagrams make sessions send waits for the end of the
+    reactor turn (after Twisted's read loop), so one burst is packed together."""
+    from twistchat.endpoint.endpoint import ServerEndpoint
+
+    class FlushPerTurnEndpoint(ServerEndpoint):
+        def _flush(self) -> None:
+            if self._flush_call is None or not self._flush_call.active():
+                self._flush_call = None
+                return super()._flush()
+            # a flush is already scheduled for this turn: let it do the work
+
+        def datagramReceived(self, datagram: bytes, address: tuple) -> None:
+            if self._flush_call is None:
+                self._flush_call = self.reactor.callLater(0, self._scheduled_flush)
+            super().datagramReceived(datagram, address)
+
+        def _scheduled_flush(self) -> None:
+            self._flush_call = None
+            ServerEndpoint._flush(self)
+
+    return FlushPerTurnEndpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.server")
     parser.add_argument("--port", type=int, default=0)
@@ -40,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-members", type=int, default=None)
     parser.add_argument("--scrypt-n", type=int, default=None)
     parser.add_argument("--log", default=None, help="log file (default stderr)")
+    parser.add_argument("--flush-per-turn", action="store_true",
+                        help="EXPERIMENT: flush once per reactor turn instead of after every "
+                             "datagram (a what-if for the transport owners; not the product)")
     parser.add_argument("--profile", default=None, help="write cProfile stats here on exit")
     parser.add_argument("--profile-on-signal", action="store_true",
                         help="profile only between SIGUSR1 and SIGUSR2 (which writes --profile)")
@@ -70,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         changes["scrypt_n"] = args.scrypt_n
     config = attrs.evolve(ServerConfig(), **changes)
     chat = ChatServer(MemoryStore(), reactor, config)
-    endpoint = ServerEndpoint(reactor, lambda address: chat.build_protocol())
+    endpoint_class = flush_per_turn_endpoint() if args.flush_per_turn else ServerEndpoint
+    endpoint = endpoint_class(reactor, lambda address: chat.build_protocol())
     port = reactor.listenUDP(args.port, endpoint, interface="127.0.0.1", maxPacketSize=65535)
     enlarge_buffers(port)
     chat.start()
