@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twistchat.reliable.cookies import COOKIE_SLOT_SECONDS, CookieJar
-from twistchat.wire.packets import Connect, TransportParameters, decode_packet, encode_packet
+from twistchat.wire.packets import (
+    MIN_HELLO_SIZE, Connect, Cookie, Hello, TransportParameters, decode_packet, encode_packet,
+)
 
 SECRET = b"s" * 32
 ADDRESS = ("203.0.113.5", 40001)
@@ -110,6 +112,15 @@ def test_fits_a_connect_packet_and_survives_the_wire():
     cookie = jar().mint(100.0, ADDRESS, CID)
     packet = decode_packet(encode_packet(Connect(CID, cookie, TransportParameters())))
     assert jar().check(101.0, ADDRESS, packet.client_cid, packet.cookie)
+
+
+def test_the_cookie_reply_is_smaller_than_the_hello_it_answers():
+    # Anti-amplification: the stateless reply never exceeds what the
+    # unvalidated address sent (a HELLO padded to MIN_HELLO_SIZE).
+    reply = encode_packet(Cookie(CID, jar().mint(100.0, ADDRESS, CID)))
+    hello = encode_packet(Hello(CID), pad_to=MIN_HELLO_SIZE)
+    assert len(reply) == 1 + 8 + 1 + 20
+    assert len(reply) <= len(hello)
 
 
 @pytest.mark.parametrize("now", [0.0, 1e9, 42949672950.0 + 5])
