@@ -166,12 +166,6 @@ def test_persistent_congestion_collapses_to_the_minimum_window():
     assert cc.window == 2_400
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RFC 9002 Appendix B.8 (which congestion.py says it follows) resets "
-    "congestion_recovery_start_time to 0 on persistent congestion, so acks of "
-    "packets still in flight grow the collapsed window in slow start; "
-    "NewReno.on_packets_lost keeps the recovery period, so the window stays at "
-    "2 datagrams until packets sent after the declaration are acknowledged"))
 def test_after_persistent_congestion_the_window_grows_again_at_once():
     cc = NewReno(MDS, window=100_000)
     for _ in range(10):

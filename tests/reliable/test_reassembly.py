@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twistchat.reliable.reassembly import (
-    MESSAGE_ACCOUNTING_OVERHEAD, MessageReassembler, ReassemblyError,
+    FRAGMENT_ACCOUNTING_OVERHEAD, MESSAGE_ACCOUNTING_OVERHEAD, MessageReassembler,
+    ReassemblyError,
 )
 from twistchat.wire.packets import Data, MessageFrame, decode_packet, encode_packet
 
@@ -66,7 +67,8 @@ def test_duplicates_are_ignored():
     assert r.receive(frames[0]) == []
     assert r.receive(frames[0]) == []  # duplicate fragment
     assert r.duplicates == 1
-    assert r.buffered_bytes == MESSAGE_ACCOUNTING_OVERHEAD + 400  # charged once
+    # charged once
+    assert r.buffered_bytes == MESSAGE_ACCOUNTING_OVERHEAD + 400 + FRAGMENT_ACCOUNTING_OVERHEAD
     assert r.receive(frames[2]) == []
     assert r.receive(frames[1]) == [b"x" * 1000]
     for frame in frames:  # the whole message again, after delivery
@@ -144,40 +146,50 @@ def test_max_message_size():
         reassembler(max_message_size=cap).receive(MessageFrame(5, b"z", 0, cap + 1))
 
 
+PER_MESSAGE = 100 + MESSAGE_ACCOUNTING_OVERHEAD
+"""What a held-back 100-byte message costs of the window."""
+
+
 def test_window_overrun_by_buffered_messages():
-    # Each held-back 100-byte message costs 116 bytes of a 1000-byte window:
-    # 8 fit (928), the 9th (1044) is an overrun.
-    r = reassembler(window=1000)
+    window = 8 * PER_MESSAGE + PER_MESSAGE // 2  # 8 fit, the 9th overruns
+    r = reassembler(window=window)
     for seq in range(1, 9):
         assert r.receive(whole(seq, bytes(100))) == []
-    assert r.buffered_bytes == 928
+    assert r.buffered_bytes == 8 * PER_MESSAGE
     with pytest.raises(ReassemblyError, match="window"):
         r.receive(whole(9, bytes(100)))
 
 
 def test_the_window_is_freed_by_delivery():
-    # A sender keeps at most 8 such messages unacknowledged (8 * 116 <= 1000):
-    # 7 held back, then the first one fills the gap.
-    r = reassembler(window=1000)
+    window = 8 * PER_MESSAGE
+    r = reassembler(window=window)
     for seq in range(1, 8):
         assert r.receive(whole(seq, bytes(100))) == []
     assert len(r.receive(whole(0, bytes(100)))) == 8
     assert r.buffered_bytes == 0
     for seq in range(9, 17):  # another 8 held back: fits again
         assert r.receive(whole(seq, bytes(100))) == []
-    assert r.buffered_bytes == 928
+    assert r.buffered_bytes == 8 * PER_MESSAGE
     # In-order traffic never accumulates, however much of it there is.
-    r = reassembler(window=1000)
+    r = reassembler(window=window)
     for seq in range(500):
         assert r.receive(whole(seq, bytes(500))) == [bytes(500)]
 
 
 def test_window_overrun_by_partial_fragments():
-    r = reassembler(window=1000)
+    r = reassembler(window=1100)
     assert r.receive(MessageFrame(0, bytes(900), 0, 5000)) == []
-    assert r.buffered_bytes == 916
+    assert r.buffered_bytes == 900 + MESSAGE_ACCOUNTING_OVERHEAD + FRAGMENT_ACCOUNTING_OVERHEAD
     with pytest.raises(ReassemblyError, match="window"):
         r.receive(MessageFrame(0, bytes(100), 900, 5000))
+
+
+def test_an_assembled_message_costs_what_a_whole_one_does():
+    r = reassembler()
+    frames = split(1, b"y" * 1000, 100)
+    for frame in frames:
+        assert r.receive(frame) == []
+    assert r.buffered_bytes == 1000 + MESSAGE_ACCOUNTING_OVERHEAD
 
 
 def test_many_empty_messages_are_bounded_too():
@@ -215,12 +227,6 @@ def test_interleaved_large_messages():
     assert delivered == messages
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "memory is not bounded by the window as reassembly.py claims: each buffered "
-    "fragment is charged only its payload bytes, but costs a dict entry and a bytes "
-    "object (~70 bytes) on top, so a peer sending 1-byte fragments with gaps makes "
-    "the reassembler hold ~70x the receive window (75 MB for the default 1 MiB) "
-    "before any ReassemblyError"))
 def test_tiny_fragments_cannot_multiply_the_memory_held():
     window = 64 * KIB
     r = reassembler(max_message_size=64 * KIB, window=window)

@@ -83,6 +83,7 @@ class NewReno:
             self._acked_in_avoidance = 0
         if persistent:
             self.window = minimum_window(self.max_datagram_size)
+            self.recovery_start_time = None  # RFC 9002 B.8: slow start again at once
 
     def on_packet_discarded(self, size: int) -> None:
         self.bytes_in_flight -= size

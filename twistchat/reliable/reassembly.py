@@ -12,9 +12,20 @@ import attrs
 
 from twistchat.wire.packets import MessageFrame
 
-MESSAGE_ACCOUNTING_OVERHEAD = 16
+MESSAGE_ACCOUNTING_OVERHEAD = 64
 """Each message counts its length plus this against the flow window, so
-that even empty messages are bounded in number."""
+that even empty messages are bounded in number (and the count is close to
+what a buffered message really costs in memory)."""
+FRAGMENT_ACCOUNTING_OVERHEAD = 64
+"""Each fragment of a fragmented message counts this too, so tiny fragments
+cannot hold many times the window in memory. The sender charges the same
+(``flow_charge``), so an honest sender never overruns the window."""
+
+
+def flow_charge(length: int, fragments: int) -> int:
+    """What one message counts against the receive window, at most."""
+    extra = fragments * FRAGMENT_ACCOUNTING_OVERHEAD if fragments > 1 else 0
+    return length + MESSAGE_ACCOUNTING_OVERHEAD + extra
 
 
 class ReassemblyError(Exception):
@@ -78,12 +89,14 @@ class MessageReassembler:
             if frame.offset in partial.pieces:
                 self.duplicates += 1
                 return []
-            self._charge(len(frame.data))
+            self._charge(len(frame.data) + FRAGMENT_ACCOUNTING_OVERHEAD)
             partial.add(frame.offset, frame.data)
             whole = partial.assemble()
             if whole is None:
                 return []
             del self._partial[seq]
+            # Now one bytes object: the per-fragment cost is gone.
+            self.buffered_bytes -= len(partial.pieces) * FRAGMENT_ACCOUNTING_OVERHEAD
             self._complete[seq] = whole
         return self._release()
 

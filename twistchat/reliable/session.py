@@ -44,7 +44,7 @@ from twistchat.reliable.events import (
 )
 from twistchat.reliable.rangeset import RangeSet
 from twistchat.reliable.reassembly import (
-    MESSAGE_ACCOUNTING_OVERHEAD, MessageReassembler, ReassemblyError,
+    flow_charge, MessageReassembler, ReassemblyError,
 )
 from twistchat.reliable.rtt import K_GRANULARITY, K_INITIAL_RTT, RttEstimator
 from twistchat.wire.packets import (
@@ -341,7 +341,7 @@ class Session:
         else:
             chunks = [_Chunk(seq, data[i:i + piece], i, len(data)) for i in range(0, len(data), piece)]
         self._send_queue.extend(chunks)
-        self._outgoing[seq] = _OutgoingMessage(data, len(data) + MESSAGE_ACCOUNTING_OVERHEAD, len(chunks))
+        self._outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks))
         self.stats.messages_sent += 1
         return seq
 
