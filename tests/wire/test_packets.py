@@ -464,3 +464,10 @@ def _largest_unreliable_message() -> int:
             continue
         return size
     raise AssertionError("no unreliable message fits")
+
+
+def test_long_close_reason_is_cut_at_a_character_boundary():
+    from twistchat.wire.packets import Close, MAX_CLOSE_REASON_SIZE
+    datagram = encode_packet(Data(1, 1, (Close(0, "é" * 200),)))
+    (frame,) = decode_packet(datagram).frames
+    assert frame.reason == "é" * (MAX_CLOSE_REASON_SIZE // 2)

@@ -246,7 +246,9 @@ def encode_frame(frame: Frame, last: bool = False) -> bytes:
     if isinstance(frame, Ping):
         return bytes((FrameType.PING,))
     if isinstance(frame, Close):
-        reason = frame.reason.encode("utf-8")[:MAX_CLOSE_REASON_SIZE]
+        # Cut at a character boundary, so the peer always gets valid UTF-8.
+        reason = frame.reason.encode("utf-8")[:MAX_CLOSE_REASON_SIZE] \
+            .decode("utf-8", "ignore").encode("utf-8")
         return bytes((FrameType.CLOSE,)) + encode_varint(frame.code) + _with_length(reason)
     if isinstance(frame, PathChallenge):
         return bytes((FrameType.PATH_CHALLENGE,)) + frame.data
