@@ -119,10 +119,48 @@ async def impaired_chat(reactor: Any, port: int, *, senders: int = 3, receivers:
             await endpoint.bench_port.stopListening()
 
 
+async def handshakes(reactor: Any, port: int, count: int, concurrency: int = 10) -> dict:
+    """``count`` bare handshakes (no login) through ``port``: how long each
+    took, and how many failed within the transport's handshake timeout."""
+    from twistchat.endpoint.endpoint import ConnectError
+    from bench.common import LoadClient
+    endpoints = client_endpoints(reactor, concurrency)
+    times: list[float] = []
+    failed = 0
+    semaphore = defer.DeferredSemaphore(concurrency)
+
+    async def one(index: int) -> None:
+        nonlocal failed
+        await semaphore.acquire()
+        try:
+            client = LoadClient(f"h{index}")
+            started = time.monotonic()
+            try:
+                await endpoints[index % concurrency].connect((LOOPBACK, port), client)
+            except ConnectError:
+                failed += 1
+                return
+            times.append((time.monotonic() - started) * 1000.0)
+            client.connection.close(graceful=False)
+        finally:
+            semaphore.release()
+    try:
+        await defer.gatherResults([defer.Deferred.fromCoroutine(one(i)) for i in range(count)])
+    finally:
+        for endpoint in endpoints:
+            await endpoint.bench_port.stopListening()
+    return {"attempted": count, "failed": failed, "p50_ms": rounded(percentile(times, 50)),
+            "p90_ms": rounded(percentile(times, 90)), "max_ms": rounded(max(times) if times else None)}
+
+
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench latency")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--losses", default="0,0.1,0.3")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="netem jitter in ms (reorders datagrams); the issue's runs use 0")
+    parser.add_argument("--handshakes", type=int, default=None,
+                        help="bare handshakes timed per loss level (default 20, --quick 10)")
     args = parser.parse_args(argv)
     return run_async(lambda reactor: _main(reactor, args))
 
@@ -136,7 +174,8 @@ async def _main(reactor: Any, args: Any) -> dict:
     levels = []
     try:
         for index, loss in enumerate(losses):
-            netem = NetemProcess(server.port, loss=loss, delay_ms=RTT_MS / 2, seed=index + 1)
+            netem = NetemProcess(server.port, loss=loss, delay_ms=RTT_MS / 2, seed=index + 1,
+                                 jitter_ms=args.jitter)
             say(f"loss {loss:.0%}: proxy on {netem.port}, {senders} senders x {per_sender} lines "
                 f"at {rate:g}/s, {receivers} receivers")
             try:
@@ -145,19 +184,23 @@ async def _main(reactor: Any, args: Any) -> dict:
                                            tag=f"l{index}", drain_timeout=30.0)
             except Exception as error:  # a failed handshake etc.: record it, go on
                 real = {"error": repr(error)}
+            count = args.handshakes if args.handshakes is not None else (10 if args.quick else 20)
+            shakes = await handshakes(reactor, netem.port, count) if count else None
             proxy = netem.counters()
             sim = run_netsim(loss, RTT_MS, messages=senders * per_sender, rate=senders * rate,
                              size=40, seed=index + 1)
-            level = {"loss": loss, "real": real, "proxy": proxy,
+            level = {"loss": loss, "real": real, "proxy": proxy, "handshakes": shakes,
                      "netsim": {k: sim.get(k) for k in ("p50_ms", "p99_ms", "max_ms", "missing",
                                                         "duplicated", "reordered", "error")}}
             say(f"  real  : {json.dumps(real, sort_keys=True)}")
             say(f"  netsim: {json.dumps(level['netsim'], sort_keys=True)}")
+            say(f"  handshakes: {json.dumps(shakes, sort_keys=True)}")
             levels.append(level)
     finally:
         log = server.stop()
     clean = all(l["real"].get("missing") == 0 and l["real"].get("duplicated") == 0
                 and l["real"].get("reordered") == 0 for l in levels)
-    return {"bench": "latency", "quick": args.quick, "rtt_ms": RTT_MS, "server": server.kind,
+    return {"bench": "latency", "quick": args.quick, "rtt_ms": RTT_MS, "jitter_ms": args.jitter,
+            "server": server.kind,
             "levels": levels, "goal_zero_missing_dup_reordered": clean,
             "server_tracebacks": tracebacks(log)}
