@@ -200,11 +200,12 @@ class NetemProcess(Child):
 
 
 def run_netsim(loss: float, rtt_ms: float, messages: int, rate: float, size: int,
-               seed: int = 1, timeout: float = 120.0) -> dict:
-    """The simulator's figures for the same settings, in this same run."""
+               seed: int = 1, timeout: float = 120.0, jitter_ms: float = 0.0) -> dict:
+    """The simulator's figures for the same settings, in this same run.
+    ``jitter_ms`` is netsim's: uniform +- on each one-way delay."""
     argv = [sys.executable, "-m", "twistchat.netsim", "--loss", str(loss), "--rtt", str(rtt_ms),
             "--messages", str(messages), "--rate", str(rate), "--size", str(size),
-            "--seed", str(seed)]
+            "--seed", str(seed), "--jitter", str(jitter_ms)]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:

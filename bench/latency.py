@@ -187,8 +187,9 @@ async def _main(reactor: Any, args: Any) -> dict:
             count = args.handshakes if args.handshakes is not None else (10 if args.quick else 20)
             shakes = await handshakes(reactor, netem.port, count) if count else None
             proxy = netem.counters()
-            sim = run_netsim(loss, RTT_MS, messages=senders * per_sender, rate=senders * rate,
-                             size=40, seed=index + 1)
+            # netem adds U[0, j) to each one-way delay, netsim U[-j, +j]: same mean and spread
+            sim = run_netsim(loss, RTT_MS + args.jitter, messages=senders * per_sender,
+                             rate=senders * rate, size=40, seed=index + 1, jitter_ms=args.jitter / 2)
             level = {"loss": loss, "real": real, "proxy": proxy, "handshakes": shakes,
                      "netsim": {k: sim.get(k) for k in ("p50_ms", "p99_ms", "max_ms", "missing",
                                                         "duplicated", "reordered", "error")}}
