@@ -145,6 +145,7 @@ class Endpoint(DatagramProtocol):
         self._timers = TimerQueue(reactor, self._timers_fired)
         self._dirty: dict[_Handle, None] = {}
         self._flush_call = None
+        self._flushing = False
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -164,17 +165,28 @@ class Endpoint(DatagramProtocol):
         self.counters.bytes_sent += len(datagram)
 
     def mark_dirty(self, handle: _Handle) -> None:
-        """Service ``handle`` soon: at the end of the current callback, or next turn."""
+        """Service ``handle`` at the end of this reactor turn."""
         self._dirty[handle] = None
-        if self._flush_call is None:
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        # Once per reactor turn, not once per datagram: everything read and
+        # sent in one turn (a burst of messages and acks) shares datagrams.
+        if self._flush_call is None and not self._flushing:
             self._flush_call = self.reactor.callLater(0, self._flush)
 
     def _flush(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
         self._flush_call = None
-        while self._dirty:
-            handle = next(iter(self._dirty))
-            del self._dirty[handle]
-            self._service(handle)
+        self._flushing = True
+        try:
+            while self._dirty:
+                handle = next(iter(self._dirty))
+                del self._dirty[handle]
+                self._service(handle)
+        finally:
+            self._flushing = False
 
     def _service(self, handle: _Handle) -> None:
         session = handle.session
@@ -281,7 +293,8 @@ class Endpoint(DatagramProtocol):
             counters.malformed += 1
             return
         self._route(packet, datagram, address)
-        self._flush()
+        if self._dirty:
+            self._schedule_flush()
 
     def _route(self, packet, datagram: bytes, address: tuple) -> None:
         raise NotImplementedError
