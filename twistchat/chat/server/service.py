@@ -111,7 +111,7 @@ class ChatService(service.MultiService):
         self.chat = ChatServer(self.store, reactor, config)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config), max_sessions=max_sessions)
-        self.udp = internet.UDPServer(port, self.endpoint, interface=interface)
+        self.udp = internet.UDPServer(port, self.endpoint, interface=interface, reactor=reactor)
         self.udp.setServiceParent(self)
 
     @property

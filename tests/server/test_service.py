@@ -1,0 +1,94 @@
+"""The service wiring and the operator's options, on a memory reactor."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from twistchat.chat.server.service import ChatService, Options, make_service
+
+
+class UDPMemoryReactor(MemoryReactorClock):
+    """MemoryReactorClock cannot listen on UDP: this one records it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udp_ports: list[FakeUDPPort] = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        listening = FakeUDPPort(port, protocol, interface)
+        self.udp_ports.append(listening)
+        protocol.makeConnection(listening)
+        return listening
+
+
+class FakeUDPPort:
+    def __init__(self, port, protocol, interface) -> None:
+        self.port, self.protocol, self.interface = port, protocol, interface
+        self.written: list = []
+        self.listening = True
+
+    def write(self, datagram, address) -> None:
+        self.written.append((datagram, address))
+
+    def getHost(self):
+        return IPv4Address("UDP", self.interface, self.port)
+
+    def stopListening(self):
+        self.listening = False
+        self.protocol.doStop()
+        return None
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults_are_the_documented_ones():
+    options = parse()
+    assert options["port"] == 9999 and options["db"] == "twistchat.sqlite3"
+    config = options.server_config()
+    assert config.keepalive_interval == 15 and config.idle_timeout == 45
+    assert config.history_size == 100
+
+
+def test_options_reach_the_chat_server_and_the_transport():
+    options = parse("--port", "0", "--db", ":memory:", "--keepalive", "10", "--history", "7",
+                    "--max-room-members", "3", "--rate", "5", "--burst", "9",
+                    "--max-sessions", "12")
+    reactor = MemoryReactorClock()
+    service = make_service(options, reactor)
+    assert service.chat.config.idle_timeout == 30          # 3 x keepalive
+    assert service.chat.config.history_size == 7
+    assert service.chat.config.max_members_per_room == 3
+    assert (service.chat.config.rate, service.chat.config.burst) == (5, 9)
+    assert service.endpoint.config.keepalive_interval == 10  # told to clients
+    assert service.endpoint.config.idle_timeout == 30
+    assert service.endpoint.max_sessions == 12
+
+
+@pytest.mark.parametrize("argv", [
+    ["--port", "70000"], ["--port", "x"], ["--history", "0"], ["--rate", "-1"],
+    ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"],
+])
+def test_bad_options_are_refused_with_a_usage_error(argv):
+    with pytest.raises(usage.UsageError):
+        parse(*argv)
+
+
+def test_start_listens_and_stop_closes_the_store():
+    reactor = UDPMemoryReactor()
+    service = ChatService(reactor, 4242, "127.0.0.1", ":memory:", parse().server_config())
+    service.startService()
+    (port,) = reactor.udp_ports
+    assert port.protocol is service.endpoint and (port.port, port.interface) == (4242, "127.0.0.1")
+    assert service.port == 4242
+    assert service.chat.reaper.running
+    stopped = service.stopService()
+    reactor.advance(10)
+    assert stopped.called and not port.listening
+    assert not service.chat.reaper.running
