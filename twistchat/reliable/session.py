@@ -78,8 +78,10 @@ PROBES_PER_TIMEOUT = 2
 chance that a lossy path turns one lost ack into a long stall."""
 
 CLOSING_PERIOD_PTOS = 3
-HANDSHAKE_RETRY_COPIES = 2
 """RFC 9000 §10.2: stay in closing/draining for three probe timeouts."""
+
+HANDSHAKE_RETRY_COPIES = 2
+"""A handshake packet sent again goes out twice: the first was lost."""
 
 REDUNDANCY_LOSS_THRESHOLD = 0.01
 LOSS_ESTIMATE_GAIN = 1 / 32
