@@ -1,0 +1,69 @@
+"""docs/PROTOCOL.md's byte examples are what the codec produces: the
+document cannot drift from the code without this failing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from twistchat.wire.packets import (
+    Accept, Ack, Close, Connect, Cookie, Data, MessageFrame, Reset, TransportParameters,
+    Unreliable, decode_packet, encode_frame, encode_packet,
+)
+from twistchat.wire.varint import encode_varint
+
+DOC = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+CLIENT_CID, SERVER_CID = 0x0102030405060708, 0x1112131415161718
+
+
+def in_doc(data: bytes) -> bool:
+    flat = re.sub(r"\s+", " ", DOC)
+    return data.hex(" ") in flat
+
+
+@pytest.mark.parametrize("value", [37, 15293, 494878333, 151288809941952652])
+def test_varint_examples(value):
+    assert in_doc(encode_varint(value))
+
+
+def test_packet_and_frame_examples():
+    examples = [
+        TransportParameters().encode(),
+        encode_packet(Cookie(CLIENT_CID, bytes(20)))[:10],
+        encode_packet(Reset(SERVER_CID))[:1],
+        encode_frame(Ack(((95, 100), (80, 90)), 1000)),
+        encode_frame(Close(4, "bye")),
+        encode_frame(Unreliable(b"t")),
+        encode_frame(Unreliable(b"t"), last=True),
+        encode_frame(MessageFrame(9, b"abc", 1102, 2000)),
+    ]
+    for data in examples:
+        assert in_doc(data), data.hex(" ")
+
+
+def test_annotated_data_packet_example():
+    block = DOC[DOC.index("15 11 12 13"):]
+    block = block[:block.index("```")]
+    hex_bytes = " ".join(line.split("   ")[0].strip() for line in block.splitlines())
+    datagram = bytes.fromhex(hex_bytes)
+    expected = Data(SERVER_CID, 1000, (Ack(((95, 100), (80, 90)), 1000),
+                                       MessageFrame(7, b"hi"), MessageFrame(8, b"yo")))
+    assert decode_packet(datagram) == expected
+    assert encode_packet(expected) == datagram
+
+
+def test_every_close_code_is_documented():
+    from twistchat.endpoint.api import CloseCode
+    for code in CloseCode:
+        assert f"| {code.value} | {code.name} |" in DOC
+
+
+def test_every_endpoint_counter_for_bad_input_is_documented():
+    from twistchat.endpoint.endpoint import EndpointCounters
+    for name in ("oversized", "unknown_version", "malformed", "short_hello", "bad_cookie",
+                 "replayed_connect", "sessions_refused", "unknown_connection",
+                 "unexpected_packet", "internal_errors"):
+        assert hasattr(EndpointCounters(), name)
+        assert f"`{name}`" in DOC
