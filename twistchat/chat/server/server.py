@@ -18,8 +18,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredLock
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -68,6 +69,15 @@ class ChatServer:
         }
 
     # ------------------------------------------------------------ lifecycle
+
+    def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
+        so logins never stall everyone else's traffic. On a clock without
+        threads (tests) it runs inline."""
+        if IReactorThreads.providedBy(self.clock):
+            return threads.deferToThreadPool(self.clock, self.clock.getThreadPool(),
+                                             function, *args)
+        return maybeDeferred(function, *args)
 
     def build_protocol(self) -> ClientSession:
         return ClientSession(self)
@@ -233,10 +243,10 @@ class ChatServer:
         registered_now = account is None
         if account is None:
             if request.password is not None:
-                credential, has_password = self._password_hash(request.password), True
+                credential, has_password = await self._password_hash(request.password), True
             else:
                 new_secret = identities.new_secret(config.secret_bytes)
-                credential, has_password = self._hash(new_secret), False
+                credential, has_password = await self._hash(new_secret), False
             now = self.now_ms()
             account = Account(key=key, nick=request.nick, credential=credential,
                                has_password=has_password, created=now, last_seen=now)
@@ -244,7 +254,8 @@ class ChatServer:
             self.log.info("registered {nick}", nick=request.nick)
         else:
             given = request.password if request.password is not None else request.secret
-            if given is None or not identities.verify_credential(given, account.credential):
+            if given is None or not await self.off_reactor(identities.verify_credential,
+                                                           given, account.credential):
                 self.log.info("wrong credential for {nick} from {peer}", nick=request.nick,
                               peer=session.peer)
                 raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
@@ -272,17 +283,18 @@ class ChatServer:
         self.log.info("{nick} logged in from {peer}", nick=account.nick, peer=session.peer)
         await self.mailbox.replay(session, waiting)
 
-    def _hash(self, secret: str) -> str:
+    def _hash(self, secret: str) -> Deferred[str]:
         c = self.config
-        return identities.hash_credential(secret, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+        return self.off_reactor(identities.hash_credential, secret, c.scrypt_n, c.scrypt_r,
+                                c.scrypt_p)
 
-    def _password_hash(self, password: str) -> str:
+    async def _password_hash(self, password: str) -> str:
         if len(password) < p.PASSWORD_MIN_LENGTH:
             raise ChatProtocolError(ErrorCode.WEAK_PASSWORD)
-        return self._hash(password)
+        return await self._hash(password)
 
     async def _set_password(self, session: ClientSession, request: p.SetPassword) -> None:
-        credential = self._password_hash(request.password)
+        credential = await self._password_hash(request.password)
         account = await self.store.get_account(session.key)
         if account is None:
             raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
