@@ -212,3 +212,20 @@ def _internal(h: Harness, c) -> str:
 def test_every_error_code_is_reachable():
     for code in ErrorCode:
         assert _reach(code) == code, code
+
+
+def test_dms_the_transport_never_got_acknowledged_go_back_to_the_mailbox(h: Harness):
+    from twistchat.endpoint.api import CloseCode, CloseReason
+    bob_secret = h.connect().ok("login", nick="bob")["secret"]
+    bob = h.server.online["bob"]
+    alice = h.login("alice")
+    alice.ok("dm", to="bob", text="did you get this?")
+    (unacked,) = [data for data in bob.connection.sent
+                  if isinstance(p.decode_server_message(data), p.DmEvent)]
+    # The transport gives up on bob with the DM unacknowledged.
+    bob.connection.closed = ("gone", CloseCode.PEER_UNRESPONSIVE, False)
+    bob.connection_lost(CloseReason(CloseCode.PEER_UNRESPONSIVE, "gone", unacked=(unacked,)))
+    again = h.connect()
+    assert again.ok("login", nick="bob", secret=bob_secret)["mailbox"] == 1
+    (dm,) = again.events(p.DmEvent)
+    assert (dm.nick, dm.text, dm.stored) == ("alice", "did you get this?", True)

@@ -130,10 +130,32 @@ class ChatServer:
 
     def session_lost(self, session: ClientSession, reason: CloseReason) -> None:
         self.sessions.discard(session)
+        self._keep_unacknowledged_dms(session, reason.unacked)
         if not session.departed:
             timeout = reason.code == CloseCode.IDLE_TIMEOUT
             text = TIMED_OUT if timeout else (reason.message or "connection closed")
             self._depart(session, text, timeout)
+
+    def _keep_unacknowledged_dms(self, session: ClientSession, unacked: tuple[bytes, ...]) -> None:
+        """DMs the transport could not get acknowledged before the session
+        died go (back) to the recipient's mailbox: never silently lost. The
+        recipient may see one twice (it arrived, its ack did not); clients
+        de-duplicate by ``dm_id``."""
+        if not session.key:
+            return
+        for data in unacked:
+            try:
+                message = p.decode_server_message(data)
+            except ChatProtocolError:
+                continue
+            if not isinstance(message, p.DmEvent):
+                continue
+            dm = StoredDm(dm_id=message.dm_id, to_key=session.key, to_nick=message.to,
+                          sender=message.nick, text=message.text, ts=message.ts)
+            self.log.info("DM {dm_id} for {nick} not acknowledged; back to the mailbox",
+                          dm_id=dm.dm_id, nick=dm.to_nick)
+            self.store.store_dm(dm).addErrback(
+                lambda failure: self.log.failure("could not keep an unacknowledged DM", failure))
 
     def _depart(self, session: ClientSession, reason: str, timeout: bool = False) -> None:
         """Remove a session from every room (announcing ``quit``) and from the
