@@ -132,13 +132,19 @@ class ServerProcess(Child):
                  max_members: int | None = None, scrypt_n: int | None = None,
                  force_launcher: bool = False, profile: str | None = None,
                  profile_on_signal: bool = False, extra_args: tuple[str, ...] = ()) -> None:
-        tuned = any(v is not None for v in (rate, burst, max_members, scrypt_n)) or profile or extra_args
-        self.kind = "bench.server" if (tuned or force_launcher or not plugin_available()) else "twistd plugin"
+        # The plugin takes --rate, --burst and --max-room-members; the scrypt
+        # cost, profiling and what-if endpoints need the bench launcher.
+        needs_launcher = scrypt_n is not None or profile or extra_args or force_launcher
+        self.kind = "bench.server" if (needs_launcher or not plugin_available()) else "twistd plugin"
         if self.kind == "twistd plugin":
             self.port = free_udp_port()
             twistd = str(Path(sys.executable).with_name("twistd"))
             argv = [twistd, "-n", "--pidfile=", "twistchat", "--port", str(self.port),
-                    "--db", ":memory:"]
+                    "--interface", LOOPBACK, "--db", ":memory:"]
+            for flag, value in (("--rate", rate), ("--burst", burst),
+                                ("--max-room-members", max_members)):
+                if value is not None:
+                    argv += [flag, str(value)]
         else:
             argv = [sys.executable, "-m", "bench.server", "--port", "0"]
             for flag, value in (("--rate", rate), ("--burst", burst),
@@ -305,6 +311,11 @@ async def connect_client(endpoint: Any, address: tuple, nick: str,
     from twistchat.endpoint.endpoint import ConnectError
     client = LoadClient(nick, on_event)
     for attempt in range(attempts):
+        # Start each handshake from a fresh reactor turn: ClientEndpoint.connect
+        # flushes synchronously, and called from inside a flush (a reply's
+        # callback starting the next connect) it nests without bound (see
+        # docs/benchmarks.md, findings).
+        await sleep(endpoint.reactor, 0)
         try:
             await endpoint.connect(address, client)
             break
