@@ -216,3 +216,27 @@ def test_packet_numbers_are_never_reused():
     assert pair.client_protocol.connection.session.stats.retransmitted_frames > 0
     assert len(numbers) == len(set(numbers))
     assert numbers == sorted(numbers)
+
+
+def test_connecting_from_inside_callbacks_does_not_recurse():
+    """A load generator or a reconnecting client opens its next session from
+    a callback, while thousands of others complete in the same reactor turn:
+    that must not nest one flush inside another per session."""
+    from .harness import Recorder
+    pair = Pair(rtt=0.02)
+    opened = []
+
+    class OpensAnother(Recorder):
+        def __init__(self, last: bool) -> None:
+            super().__init__()
+            self.last = last
+
+        def connection_made(self, connection):
+            super().connection_made(connection)
+            opened.append(self)
+            if not self.last:
+                pair.client.connect(SERVER, OpensAnother(last=True))
+    for _ in range(3000):
+        pair.client.connect(SERVER, OpensAnother(last=False))
+    pair.run_until(lambda: len(opened) == 6000, 600)
+    assert len(opened) == 6000

@@ -176,6 +176,8 @@ class Endpoint(DatagramProtocol):
             self._flush_call = self.reactor.callLater(0, self._flush)
 
     def _flush(self) -> None:
+        if self._flushing:
+            return  # called from a callback inside a flush: the running loop takes it
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
