@@ -57,6 +57,10 @@ class MessageConnection(Protocol):
     @property
     def connection_id(self) -> int: ...
 
+    @property
+    def last_receive_time(self) -> float:
+        """Reactor time anything last arrived from the peer (keepalives too)."""
+
     def send_message(self, data: bytes) -> None:
         """Queue one message for reliable, ordered, exactly-once delivery.
 

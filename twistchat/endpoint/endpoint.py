@@ -110,6 +110,11 @@ class SessionConnection:
         return self._handle.session.local_cid
 
     @property
+    def last_receive_time(self) -> float:
+        """When anything (keepalives included) last arrived on this session."""
+        return self._handle.session.last_receive_time
+
+    @property
     def is_open(self) -> bool:
         return not self._handle.session.has_ended
 

@@ -313,6 +313,10 @@ class Session:
         """True once the application has been (or is being) told the session ended."""
         return self.state in (State.CLOSING, State.DRAINING, State.CLOSED)
 
+    @property
+    def last_receive_time(self) -> float:
+        return self._last_receive_time
+
     def pending_bytes(self) -> int:
         """Bytes of reliable messages not yet acknowledged: for back-pressure."""
         return sum(len(m.data) for m in self._outgoing.values() if not m.done) + \

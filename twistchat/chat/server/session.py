@@ -38,7 +38,7 @@ class ClientSession(MessageProtocol):
         self.server = server
         now = server.clock.seconds()
         self.bucket = TokenBucket(rate=server.config.rate, burst=server.config.burst, updated=now)
-        self.last_heard = now
+        self._last_request = now
         self.key: str = ""
         """Folded nick once logged in; empty before."""
         self.nick: str = ""
@@ -53,6 +53,14 @@ class ClientSession(MessageProtocol):
         """id() of requests dispatched but not yet answered: exactly one reply each."""
 
     @property
+    def last_heard(self) -> float:
+        """When the client last showed life: a request, an unreliable message,
+        or anything at all on its transport session (keepalives included), so
+        an idle but connected client is not reaped."""
+        transport = getattr(self.connection, "last_receive_time", None)
+        return self._last_request if transport is None else max(self._last_request, transport)
+
+    @property
     def logged_in(self) -> bool:
         return bool(self.key)
 
@@ -63,13 +71,13 @@ class ClientSession(MessageProtocol):
         self.server.session_started(self)
 
     def message_received(self, data: bytes) -> None:
-        self.last_heard = self.server.clock.seconds()
+        self._last_request = self.server.clock.seconds()
         try:
             request = decode_request(data, self.server.config.limits)
         except ChatProtocolError as error:
             self.send(error.to_reply())
             return
-        if not self.bucket.take(self.last_heard) or len(self._queue) >= self.server.config.max_pending_requests:
+        if not self.bucket.take(self._last_request) or len(self._queue) >= self.server.config.max_pending_requests:
             self.send(ErrorReply(id=request.id, code=ErrorCode.RATE_LIMITED,
                                  message=ErrorCode.RATE_LIMITED.text))
             return
@@ -77,7 +85,7 @@ class ClientSession(MessageProtocol):
         self._pump()
 
     def unreliable_received(self, data: bytes) -> None:
-        self.last_heard = self.server.clock.seconds()
+        self._last_request = self.server.clock.seconds()
 
     def connection_lost(self, reason: CloseReason) -> None:
         self._queue.clear()

@@ -1,0 +1,34 @@
+"""Transport keepalives keep an idle client on the server; silence does not."""
+
+from __future__ import annotations
+
+from twistchat.chat import protocol as p
+
+from .fakes import Harness
+
+
+def test_transport_keepalives_keep_an_idle_client_in_its_rooms():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob")
+    for client in (alice, bob):
+        client.ok("join", room="#idle")
+    bob.drain()
+    # alice sends no requests for ten minutes, but her transport keeps alive.
+    for _ in range(40):
+        alice.connection.last_receive_time = h.clock.seconds()
+        h.advance(15)
+    assert alice.closed is None
+    assert bob.events(p.QuitEvent) == []
+
+
+def test_a_client_silent_on_the_transport_is_reaped_and_its_rooms_told():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob")
+    for client in (alice, bob):
+        client.ok("join", room="#idle")
+    bob.drain()
+    alice.connection.last_receive_time = h.clock.seconds()
+    h.advance(h.config.idle_timeout + 2 * h.config.reap_interval)
+    assert alice.closed is not None
+    (quit_event,) = bob.events(p.QuitEvent)
+    assert quit_event.nick == "alice" and quit_event.timeout
