@@ -66,6 +66,7 @@ class SimulatedNetwork:
     _hosts: dict = attrs.Factory(dict)
     _link_free_at: dict = attrs.Factory(dict)
     _partitions: list = attrs.Factory(list)
+    _isolations: list = attrs.Factory(list)
     taps: list = attrs.Factory(list)
     """Callables given (datagram, source, destination) for every datagram
     written, before impairment: what tests use to watch the wire."""
@@ -92,6 +93,16 @@ class SimulatedNetwork:
         """Drop everything sent between ``start`` and ``end`` (virtual seconds)."""
         self._partitions.append((start, end))
 
+    def isolate(self, address: tuple, start: float, end: float) -> None:
+        """Drop everything to or from one host between ``start`` and ``end``."""
+        self._isolations.append((address, start, end))
+
+    def _cut_off(self, source: tuple, destination: tuple, now: float) -> bool:
+        if any(start <= now < end for start, end in self._partitions):
+            return True
+        return any(start <= now < end and address in (source, destination)
+                   for address, start, end in self._isolations)
+
     def send(self, datagram: bytes, source: tuple, destination: tuple) -> None:
         now = self.clock.seconds()
         for tap in self.taps:
@@ -99,7 +110,7 @@ class SimulatedNetwork:
         stats = self.stats
         stats.datagrams += 1
         stats.bytes += len(datagram)
-        if any(start <= now < end for start, end in self._partitions):
+        if self._cut_off(source, destination, now):
             stats.partitioned += 1
             return
         if self._rng.random() < self.loss:

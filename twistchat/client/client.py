@@ -1,0 +1,422 @@
+"""
+``ChatClient``: the chat protocol from Python, on the reliable transport.
+
+Every action returns a Deferred that fires with the server's reply (the
+``ok`` fields, as a dict) or fails with ``ChatError`` carrying the server's
+error code, or ``Disconnected`` if the session ended before the answer.
+Everything the server sends unasked reaches one ``ChatObserver``.
+
+When the server stops answering, the client says so, reconnects with
+exponential backoff, logs in again with the credential it keeps in its
+state file, re-joins its rooms and replays what it missed (room history
+after the last message id it saw; stored DMs come from the server's
+mailbox), so a server restart costs the user a notice and nothing else.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
+from twistchat.client.state import ClientState
+from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.endpoint import ClientEndpoint, ConnectError
+
+RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+"""Seconds before each reconnection attempt; the last repeats."""
+RECONNECT_JITTER = 0.2
+"""Each delay is scaled by [1 - j, 1 + j), so a restarted server is not hit
+by every client in the same instant."""
+
+PRESENCE_EVENTS = (p.JoinEvent, p.PartEvent, p.QuitEvent, p.KickEvent, p.NickEvent,
+                   p.AwayEvent, p.TopicEvent, p.ModeEvent, p.OpEvent, p.InvitedEvent)
+
+
+class ChatError(Exception):
+    """The server refused a request: ``code`` is its machine code
+    (PROTOCOL-chat.md, error table), ``message`` its short text."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
+class Disconnected(Exception):
+    """The session ended before the server answered (the request may or may
+    not have been carried out)."""
+
+
+class PasswordRequired(Exception):
+    """This nick is registered with a password and none was given."""
+
+
+class ChatObserver:
+    """Override what you need; every method has a do-nothing default."""
+
+    def message(self, event: p.MessageEvent, replay: bool) -> None:
+        """A room message; ``replay``: from history, after a (re)join."""
+
+    def direct(self, event: p.DmEvent) -> None:
+        """A DM; ``event.stored``: it waited in the offline mailbox."""
+
+    def delivered(self, event: p.DeliveredEvent) -> None:
+        """A DM we sent to an offline nick has now reached it."""
+
+    def data(self, event: p.DataEvent) -> None:
+        """Opaque binary data relayed from another nick."""
+
+    def presence(self, event: p.Event) -> None:
+        """join, part, quit, kick, nick, away, topic, mode, op, invited."""
+
+    def error(self, error: ChatError) -> None:
+        """An error the server sent that answers no request of ours."""
+
+    def server_going_down(self, message: str) -> None:
+        """The server announced a shutdown; a disconnect follows."""
+
+    def disconnected(self, reason: str, retry_in: float | None) -> None:
+        """The session ended; ``retry_in`` seconds until the next attempt, or
+        None when the client will not reconnect."""
+
+    def reconnected(self) -> None:
+        """Logged in again after a disconnect, rooms re-joined, history caught up."""
+
+
+class _Link(MessageProtocol):
+    """One transport session; the client outlives many of them."""
+
+    def __init__(self, client: "ChatClient") -> None:
+        self.client = client
+
+    def message_received(self, data: bytes) -> None:
+        self.client._received(self, data)
+
+    def connection_lost(self, reason: CloseReason) -> None:
+        self.client._link_lost(self, reason)
+
+
+class ChatClient:
+    log = Logger()
+
+    def __init__(self, reactor: IReactorTime, endpoint: ClientEndpoint, address: tuple[str, int],
+                 nick: str, observer: ChatObserver | None = None, password: str | None = None,
+                 state: ClientState | None = None, reconnect: bool = True,
+                 rng: random.Random | None = None) -> None:
+        self.reactor = reactor
+        self.endpoint = endpoint
+        self.address = address
+        self.nick = nick
+        self.observer = observer or ChatObserver()
+        self.password = password
+        self.state = state or ClientState(None)
+        self.reconnect = reconnect
+        self.rng = rng or random.Random()
+        self.rooms: dict[str, str] = {}
+        """Folded room name to its canonical spelling, for re-joining."""
+        self.connected = False
+        self.login_reply: dict[str, Any] = {}
+        self._link: _Link | None = None
+        self._pending: dict[int, defer.Deferred] = {}
+        self._next_id = 0
+        self._attempt = 0
+        self._retry_call = None
+        self._stopping = False
+        self._seen_dms: set[int] = set()
+
+    # -- connecting -------------------------------------------------------------
+
+    def connect(self) -> defer.Deferred:
+        """Open a session and log in; fires with the login reply."""
+        return defer.Deferred.fromCoroutine(self._connect())
+
+    async def _connect(self) -> dict[str, Any]:
+        link = _Link(self)
+        try:
+            await self.endpoint.connect(self.address, link)
+        except ConnectError as e:
+            raise Disconnected(f"cannot reach {self.address[0]}:{self.address[1]}: "
+                               f"{e.reason.message or e.reason.code.name}") from None
+        self._link = link
+        self.connected = True
+        reply = await self._login()
+        self.login_reply = reply
+        self.nick = reply["nick"]
+        await self._rejoin()
+        self._attempt = 0
+        return reply
+
+    async def _login(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"nick": self.nick}
+        if self.password is not None:
+            fields["password"] = self.password
+        elif self.state.secret:
+            fields["secret"] = self.state.secret
+        elif self.state.password_required:
+            self._close_link()
+            raise PasswordRequired(f"{self.nick} is registered with a password")
+        try:
+            reply = await self._request(p.Login, **fields)
+        except ChatError as e:
+            if e.code == ErrorCode.BAD_CREDENTIAL.value:
+                self._stopping = True  # retrying cannot help
+                self._close_link()
+            raise
+        if "secret" in reply:
+            self.state.secret, self.state.password_required = reply["secret"], False
+            self.state.save()
+        elif self.password is not None and not self.state.password_required:
+            self.state.secret, self.state.password_required = None, True
+            self.state.save()
+        return reply
+
+    async def _rejoin(self) -> None:
+        for room in list(self.rooms.values()):
+            try:
+                await self.join(room)
+            except ChatError as e:  # banned, key changed, room gone: tell, go on
+                self.rooms.pop(fold_room(room), None)
+                self.observer.error(ChatError(e.code, f"could not re-join {room}: {e.message}"))
+
+    def _schedule_reconnect(self) -> float:
+        base = RECONNECT_DELAYS[min(self._attempt, len(RECONNECT_DELAYS) - 1)]
+        delay = base * (1 + RECONNECT_JITTER * (2 * self.rng.random() - 1))
+        self._attempt += 1
+        self._retry_call = self.reactor.callLater(delay, self._retry)
+        return delay
+
+    def _retry(self) -> None:
+        self._retry_call = None
+
+        def succeeded(_: Any) -> None:
+            self.observer.reconnected()
+
+        def failed(failure) -> None:
+            if self._stopping or failure.check(PasswordRequired):
+                self.observer.disconnected(failure.getErrorMessage(), None)
+                return
+            self.observer.disconnected(failure.getErrorMessage(), self._schedule_reconnect())
+        self.connect().addCallbacks(succeeded, failed)
+
+    # -- requests ---------------------------------------------------------------
+
+    def _request(self, cls: type, **fields: Any) -> defer.Deferred:
+        if self._link is None or not self.connected:
+            return defer.fail(Disconnected("not connected"))
+        self._next_id += 1
+        request_id = self._next_id
+        message = cls(id=request_id, **fields)
+        try:
+            data = p.encode(message)
+        except ChatProtocolError as e:
+            return defer.fail(ChatError(e.code.value, e.message))
+        try:
+            self._link.connection.send_message(data)
+        except Exception as e:  # MessageTooLarge, ConnectionClosed
+            return defer.fail(ChatError(ErrorCode.TOO_LARGE.value, str(e)))
+        waiting = self._pending[request_id] = defer.Deferred()
+        return waiting
+
+    def join(self, room: str, key: str | None = None) -> defer.Deferred:
+        """Join (or create) ``room``; the kept history is replayed to the observer."""
+        return self._request(p.Join, room=room, key=key).addCallback(self._joined)
+
+    def create(self) -> defer.Deferred:
+        """Create a private group; fires with the join reply (``room`` is its id)."""
+        return self._request(p.Create).addCallback(self._joined)
+
+    def _joined(self, reply: dict[str, Any]) -> dict[str, Any]:
+        room = reply["room"]
+        key = fold_room(room)
+        self.rooms[key] = room
+        seen = self.state.last_seen.get(key, 0)
+        for entry in reply.get("history", []):
+            if entry["msg_id"] > seen:
+                event = p.MessageEvent(room=room, nick=entry["nick"], text=entry["text"],
+                                       msg_id=entry["msg_id"], ts=entry["ts"])
+                self._saw(event)
+                self.observer.message(event, replay=True)
+        return reply
+
+    def part(self, room: str, reason: str | None = None) -> defer.Deferred:
+        self.rooms.pop(fold_room(room), None)
+        return self._request(p.Part, room=room, reason=reason)
+
+    def say(self, room: str, text: str) -> defer.Deferred:
+        """Fires with ``msg_id`` and ``ts``: the server's receipt (echo)."""
+        def echoed(reply: dict[str, Any]) -> dict[str, Any]:
+            self.state.saw(fold_room(reply["room"]), reply["msg_id"])
+            return reply
+        return self._request(p.Say, room=room, text=text).addCallback(echoed)
+
+    def msg(self, nick: str, text: str) -> defer.Deferred:
+        """A DM; the reply's ``status`` is "delivered" or "stored" (offline)."""
+        return self._request(p.Dm, to=nick, text=text)
+
+    def send_data(self, nick: str, payload: bytes) -> defer.Deferred:
+        return self._request(p.Data, to=nick, payload=payload)
+
+    def set_nick(self, nick: str) -> defer.Deferred:
+        def renamed(reply: dict[str, Any]) -> dict[str, Any]:
+            self.nick = reply["nick"]
+            return reply
+        return self._request(p.Nick, nick=nick).addCallback(renamed)
+
+    def topic(self, room: str, topic: str | None = None) -> defer.Deferred:
+        return self._request(p.Topic, room=room, topic=topic)
+
+    def who(self, room: str) -> defer.Deferred:
+        return self._request(p.Who, room=room)
+
+    def list_rooms(self) -> defer.Deferred:
+        return self._request(p.Rooms)
+
+    def away(self, message: str | None = None) -> defer.Deferred:
+        """Away with ``message``; back without."""
+        return self._request(p.Away, message=message)
+
+    def register(self, password: str) -> defer.Deferred:
+        """Add or change the nick's password; from now on the client logs in with it."""
+        def registered(reply: dict[str, Any]) -> dict[str, Any]:
+            self.password = password
+            self.state.secret, self.state.password_required = None, True
+            self.state.save()
+            return reply
+        return self._request(p.SetPassword, password=password).addCallback(registered)
+
+    def history(self, room: str, since: int | None = None) -> defer.Deferred:
+        return self._request(p.History, room=room, since=since)
+
+    def kick(self, room: str, nick: str, reason: str | None = None) -> defer.Deferred:
+        return self._request(p.Kick, room=room, nick=nick, reason=reason)
+
+    def ban(self, room: str, nick: str, reason: str | None = None) -> defer.Deferred:
+        return self._request(p.Ban, room=room, nick=nick, reason=reason)
+
+    def unban(self, room: str, nick: str) -> defer.Deferred:
+        return self._request(p.Unban, room=room, nick=nick)
+
+    def mode(self, room: str, invite_only: bool | None = None,
+             key: str | None = None) -> defer.Deferred:
+        return self._request(p.Mode, room=room, invite_only=invite_only, key=key)
+
+    def invite(self, room: str, nick: str) -> defer.Deferred:
+        return self._request(p.Invite, room=room, nick=nick)
+
+    def op(self, room: str, nick: str) -> defer.Deferred:
+        return self._request(p.Op, room=room, nick=nick)
+
+    def quit(self, reason: str | None = None) -> defer.Deferred:
+        """Leave the server for good (no reconnect); fires once the session ended."""
+        self._stopping = True
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        if self._link is None:
+            return defer.succeed(None)
+        link = self._link
+        ended = defer.Deferred()
+        self._on_link_end = (link, ended)
+        self._request(p.Quit, reason=reason).addErrback(lambda _: None)
+        return ended
+
+    def stop(self) -> None:
+        """Stop at once: no more reconnects, the session closed without waiting."""
+        self._stopping = True
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._close_link(graceful=False)
+
+    def _close_link(self, graceful: bool = True) -> None:
+        if self._link is not None and self._link.connection is not None:
+            self._link.connection.close("bye", graceful=graceful)
+
+    # -- what arrives ---------------------------------------------------------------
+
+    def _received(self, link: _Link, data: bytes) -> None:
+        if link is not self._link:
+            return
+        try:
+            message = p.decode_server_message(data)
+        except ChatProtocolError as e:
+            self.log.warn("undecodable message from the server: {error}", error=e)
+            return
+        if isinstance(message, (p.Ok, p.ErrorReply)):
+            waiting = self._pending.pop(message.id, None) if message.id is not None else None
+            if waiting is None:
+                if isinstance(message, p.ErrorReply):
+                    self.observer.error(ChatError(message.code, message.message))
+                return
+            if isinstance(message, p.Ok):
+                waiting.callback(dict(message.result))
+            else:
+                waiting.errback(ChatError(message.code, message.message))
+            return
+        self._dispatch(message)
+
+    def _dispatch(self, event: p.Event) -> None:
+        observer = self.observer
+        if isinstance(event, p.MessageEvent):
+            self._saw(event)
+            observer.message(event, replay=False)
+        elif isinstance(event, p.DmEvent):
+            if event.dm_id in self._seen_dms:
+                return  # the mailbox may hand over a DM whose ack was lost
+            self._seen_dms.add(event.dm_id)
+            observer.direct(event)
+        elif isinstance(event, p.DeliveredEvent):
+            observer.delivered(event)
+        elif isinstance(event, p.DataEvent):
+            observer.data(event)
+        elif isinstance(event, PRESENCE_EVENTS):
+            if isinstance(event, p.KickEvent) and event.nick == self.nick:
+                self.rooms.pop(fold_room(event.room), None)
+            observer.presence(event)
+        elif isinstance(event, p.ShutdownEvent):
+            observer.server_going_down(event.message)
+        elif isinstance(event, p.ReplacedEvent):
+            self._stopping = True  # newest login wins: do not fight it
+            observer.error(ChatError("REPLACED", event.message))
+
+    def _saw(self, event: p.MessageEvent) -> None:
+        self.state.saw(fold_room(event.room), event.msg_id)
+
+    def _link_lost(self, link: _Link, reason: CloseReason) -> None:
+        if link is not self._link:
+            return
+        self._link = None
+        self.connected = False
+        pending, self._pending = self._pending, {}
+        for waiting in pending.values():
+            waiting.errback(Disconnected(reason.message or reason.code.name))
+        try:
+            self.state.save()
+        except Exception:
+            self.log.failure("could not save the client state")
+        ending = getattr(self, "_on_link_end", None)
+        if ending is not None and ending[0] is link:
+            ending[1].callback(reason)
+        text = _describe(reason)
+        if self._stopping or not self.reconnect:
+            self.observer.disconnected(text, None)
+            return
+        self.observer.disconnected(text, self._schedule_reconnect())
+
+
+def _describe(reason: CloseReason) -> str:
+    texts = {
+        CloseCode.PEER_UNRESPONSIVE: "the server stopped answering",
+        CloseCode.IDLE_TIMEOUT: "nothing heard from the server",
+        CloseCode.SHUTTING_DOWN: "the server is shutting down",
+        CloseCode.RESET: "the server forgot this session (it restarted)",
+        CloseCode.REPLACED: "logged in from another session",
+    }
+    text = texts.get(reason.code, reason.message or reason.code.name.lower())
+    if reason.message and reason.code in texts and reason.message not in text:
+        text = f"{text}: {reason.message}"
+    return text

@@ -1,0 +1,71 @@
+"""
+What a client remembers between runs, per nick and server: the random
+secret of a password-less registration (or that the nick needs a password),
+and the last message id seen in each room, for catching up.
+
+Files live in ``$XDG_STATE_HOME/twistchat`` (default ``~/.local/state/twistchat``),
+one JSON file per nick and server, written atomically and readable only by
+the user, since the secret is a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "twistchat"
+
+
+class StateError(Exception):
+    """The state file exists but cannot be read or written."""
+
+
+@attrs.define
+class ClientState:
+    path: Path | None
+    """None: keep nothing on disk (tests, throwaway sessions)."""
+    secret: str | None = None
+    password_required: bool = False
+    last_seen: dict[str, int] = attrs.Factory(dict)
+
+    @classmethod
+    def load(cls, directory: Path | str, nick: str, host: str, port: int) -> "ClientState":
+        safe_host = host.replace(":", "_").replace("/", "_")
+        path = Path(directory) / f"{nick.lower()}@{safe_host}_{port}.json"
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as e:
+            raise StateError(f"cannot read {path}: {e}") from None
+        last_seen = data.get("last_seen") or {}
+        return cls(path, secret=data.get("secret"),
+                   password_required=bool(data.get("password_required")),
+                   last_seen={str(k): int(v) for k, v in last_seen.items()})
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        data = {"secret": self.secret, "password_required": self.password_required,
+                "last_seen": self.last_seen}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+            with os.fdopen(fd, "w") as out:
+                json.dump(data, out)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise StateError(f"cannot write {self.path}: {e}") from None
+
+    def saw(self, room_key: str, msg_id: int) -> None:
+        if msg_id > self.last_seen.get(room_key, 0):
+            self.last_seen[room_key] = msg_id
