@@ -1,0 +1,146 @@
+"""
+The conversation between a person (or a script) and a ChatClient: typed
+lines become commands, replies and events become lines of output. The
+terminal and the pipe front ends (``main.py``) differ only in how lines
+come in and go out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from twisted.internet import defer
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import fold_room
+from twistchat.cli import render
+from twistchat.cli.commands import HELP, Command, CommandError, parse
+from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected
+
+
+class Conversation(ChatObserver):
+    """Runs commands on ``client`` and writes one line per thing to show."""
+
+    def __init__(self, write: Callable[[str], None], now: Callable[[], float] = time.time) -> None:
+        self.write = write
+        self.now = now
+        self.client: ChatClient | None = None
+        self.current_room: str | None = None
+        self.outstanding: set[defer.Deferred] = set()
+        self.failures = 0
+        self.quitting = False
+        self.quit_requested: defer.Deferred = defer.Deferred()
+        self._room_before_join: dict[str, str | None] = {}
+
+    # -- input ------------------------------------------------------------------
+
+    def line(self, text: str) -> None:
+        try:
+            command = parse(text, self.current_room)
+        except CommandError as e:
+            self.failures += 1
+            self.write(render.error("USAGE", str(e), self.now()))
+            return
+        if command is not None:
+            self.run(command)
+
+    def run(self, command: Command) -> None:
+        action, args = command.action, command.args
+        if action == "help":
+            for help_line in HELP.splitlines():
+                self.write(help_line)
+            return
+        if action == "join" and fold_room(args[0]) in self.client.rooms:
+            self.current_room = self.client.rooms[fold_room(args[0])]
+            self.write(render.notice(f"now talking in {self.current_room}", self.now()))
+            return
+        if action == "quit":
+            self.quitting = True
+            done = self.client.quit(*args)
+            done.addBoth(lambda _: self.quit_requested.callback(None)
+                         if not self.quit_requested.called else None)
+            return
+        if action == "join":
+            # The last joined room is current from now on: lines that follow
+            # (a script types faster than the server answers) go there; the
+            # server handles one session's requests in order.
+            previous, self.current_room = self.current_room, args[0]
+            self._room_before_join[args[0]] = previous
+        method = getattr(self.client, action)
+        result = method(*args)
+        self.outstanding.add(result)
+        result.addCallbacks(self._succeeded, self._failed,
+                            callbackArgs=(action, args), errbackArgs=(action, args))
+        result.addBoth(self._settled, result)
+
+    def _settled(self, _, result: defer.Deferred) -> None:
+        self.outstanding.discard(result)
+
+    def _succeeded(self, reply: dict, action: str, args: tuple) -> None:
+        if action in ("join", "create"):
+            self.current_room = reply["room"]
+        elif action == "part" and self.current_room and \
+                fold_room(self.current_room) == fold_room(reply.get("room", "")):
+            rooms = list(self.client.rooms.values())
+            self.current_room = rooms[-1] if rooms else None
+        if action == "say":
+            self.write(render.own_message(reply["room"], self.client.nick, args[1], reply["ts"]))
+        elif action == "msg":
+            self.write(render.own_direct(reply.get("to", args[0]), args[1], reply))
+        for out in render.reply(action, args, reply, self.now()):
+            self.write(out)
+
+    def _failed(self, failure, action: str, args: tuple = ()) -> None:
+        self.failures += 1
+        if action == "join" and self.current_room == args[0]:
+            self.current_room = self._room_before_join.pop(args[0], None)
+        if failure.check(ChatError):
+            error = failure.value
+            self.write(render.error(error.code, error.message, self.now()))
+        elif failure.check(Disconnected):
+            self.write(render.error("NOT_SENT", f"{action}: {failure.getErrorMessage()}", self.now()))
+        else:
+            self.write(render.error("INTERNAL", failure.getErrorMessage(), self.now()))
+
+    def settled(self) -> defer.Deferred:
+        """Fires once every command sent so far has its answer."""
+        return defer.DeferredList(list(self.outstanding), consumeErrors=True)
+
+    # -- ChatObserver --------------------------------------------------------------
+
+    def message(self, event: p.MessageEvent, replay: bool) -> None:
+        self.write(render.message(event, replay))
+
+    def direct(self, event: p.DmEvent) -> None:
+        self.write(render.direct(event))
+
+    def delivered(self, event: p.DeliveredEvent) -> None:
+        self.write(render.delivered(event, self.now()))
+
+    def data(self, event: p.DataEvent) -> None:
+        self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
+
+    def presence(self, event: p.Event) -> None:
+        self.write(render.presence(event, self.now()))
+
+    def error(self, error: ChatError) -> None:
+        self.write(render.error(error.code, error.message, self.now()))
+
+    def server_going_down(self, message: str) -> None:
+        self.write(render.notice(f"server going down: {message}", self.now()))
+
+    def disconnected(self, reason: str, retry_in: float | None) -> None:
+        if self.quitting:
+            return
+        if retry_in is None:
+            self.write(render.notice(f"disconnected: {reason}", self.now()))
+            if not self.quit_requested.called:
+                self.quit_requested.callback(None)
+        else:
+            self.write(render.notice(f"disconnected: {reason}; reconnecting in {retry_in:.0f} s",
+                                     self.now()))
+
+    def reconnected(self) -> None:
+        rooms = ", ".join(self.client.rooms.values()) or "no rooms"
+        self.write(render.notice(f"reconnected ({rooms})", self.now()))

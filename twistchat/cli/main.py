@@ -1,0 +1,234 @@
+"""
+``twistchat-client NICK``: a line-mode chat client.
+
+In a terminal: line editing and input history (Twisted Conch's
+``HistoricRecvLine``), and incoming lines are printed above the line being
+typed, never through it. In a pipe (stdin not a terminal): every input line
+is a command or a message; at end of input the client waits (``--wait``
+seconds, default 30) until the server has answered everything, then exits
+0 if all of it was accepted, 1 if anything failed or went unanswered, and 2
+if it could not connect at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import termios
+import tty
+from pathlib import Path
+
+from twisted.internet import defer, stdio
+from twisted.protocols.basic import LineReceiver
+from twisted.python import usage
+
+from twistchat.cli.frontend import Conversation
+from twistchat.client import ChatClient, ClientState, PasswordRequired, StateError, default_state_dir
+
+DEFAULT_WAIT = 30.0
+EXIT_OK, EXIT_FAILED, EXIT_NO_CONNECTION, EXIT_USAGE = 0, 1, 2, 64
+
+
+class Options(usage.Options):
+    synopsis = "NICK [options]"
+    longdesc = ("Chat on a twistchat server. Type /help for commands. "
+                "With stdin not a terminal, reads lines until end of input, waits for the "
+                "server to answer all of them, and exits 0 only if every one was accepted.")
+    optParameters = [
+        ["host", "h", "127.0.0.1", "Server address."],
+        ["port", "p", 9999, "Server UDP port.", int],
+        ["password-file", None, None, "Read the nick's password from this file."],
+        ["state-dir", None, None, "Where to keep credentials (default $XDG_STATE_HOME/twistchat)."],
+        ["wait", None, DEFAULT_WAIT, "Pipe mode: seconds to wait for answers at end of input.", float],
+    ]
+    optFlags = [["ask-password", None, "Ask for the nick's password."]]
+
+    def parseArgs(self, nick: str) -> None:
+        self["nick"] = nick
+
+    def postOptions(self) -> None:
+        if self["password-file"] and self["ask-password"]:
+            raise usage.UsageError("give --password-file or --ask-password, not both")
+
+    def password(self) -> str | None:
+        if self["password-file"]:
+            try:
+                return Path(self["password-file"]).read_text().strip()
+            except OSError as e:
+                raise usage.UsageError(f"cannot read the password file: {e.strerror}") from None
+        if self["ask-password"]:
+            return getpass.getpass(f"password for {self['nick']}: ")
+        return None
+
+
+class PipeInput(LineReceiver):
+    """Lines from a script; end of input ends the session once all is answered."""
+
+    delimiter = b"\n"
+
+    def __init__(self, conversation: Conversation, on_eof) -> None:
+        self.conversation = conversation
+        self.on_eof = on_eof
+
+    def lineReceived(self, line: bytes) -> None:
+        self.conversation.line(line.decode("utf-8", "replace"))
+
+    def connectionLost(self, reason=None) -> None:
+        if self._buffer:
+            self.lineReceived(self._buffer)
+            self._buffer = b""
+        self.on_eof()
+
+
+def _terminal_protocol(conversation: Conversation):
+    from twisted.conch.recvline import HistoricRecvLine
+
+    class TerminalInput(HistoricRecvLine):
+        """Editing and history for the typed line; output goes above it."""
+
+        ps = (b"> ", b"> ")
+
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            conversation.write = self.show
+
+        def show(self, text: str) -> None:
+            terminal = self.terminal
+            terminal.write(b"\r")
+            terminal.eraseLine()
+            for line in text.splitlines():
+                terminal.write(line.encode("utf-8", "replace") + b"\r\n")
+            terminal.write(self.ps[self.pn] + b"".join(self.lineBuffer))
+            back = len(self.lineBuffer) - self.lineBufferIndex
+            if back:
+                terminal.cursorBackward(back)
+
+        def lineReceived(self, line: bytes) -> None:
+            conversation.line(line.decode("utf-8", "replace"))
+
+        def handle_QUIT(self) -> None:  # Ctrl-D on an empty line
+            conversation.line("/quit")
+
+        def keystrokeReceived(self, keyID, modifier) -> None:
+            if keyID == b"\x03" or keyID == b"\x04" and not self.lineBuffer:  # Ctrl-C, Ctrl-D
+                conversation.line("/quit")
+                return
+            super().keystrokeReceived(keyID, modifier)
+
+    return TerminalInput
+
+
+def run(reactor, options: Options, password: str | None, interactive: bool) -> defer.Deferred:
+    from twistchat.endpoint.endpoint import ClientEndpoint
+
+    out = sys.stdout
+    status = {"code": EXIT_OK}
+
+    def write(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    conversation = Conversation(write, now=reactor.seconds)
+    try:
+        state_dir = options["state-dir"] or default_state_dir()
+        state = ClientState.load(state_dir, options["nick"], options["host"], options["port"])
+    except StateError as e:
+        write(f"twistchat-client: {e}")
+        return defer.succeed(EXIT_USAGE)
+    endpoint = ClientEndpoint(reactor)
+    interface = "::" if ":" in options["host"] else ""
+    reactor.listenUDP(0, endpoint, interface=interface)
+    client = ChatClient(reactor, endpoint, (options["host"], options["port"]), options["nick"],
+                        conversation, password=password, state=state)
+    conversation.client = client
+    finished = defer.Deferred()
+
+    def connected(reply) -> None:
+        write(f"connected to {options['host']}:{options['port']} as {reply['nick']}"
+              + (" (new registration)" if reply.get("registered") else "")
+              + (f"; {reply['mailbox']} stored messages follow" if reply.get("mailbox") else ""))
+        if interactive:
+            write("type /help for commands, /quit to leave")
+            start_terminal(reactor, conversation, finished)
+        else:
+            stdio.StandardIO(PipeInput(conversation, end_of_input))
+        conversation.quit_requested.addCallback(lambda _: finish())
+
+    def not_connected(failure) -> None:
+        if failure.check(PasswordRequired):
+            write(f"twistchat-client: {failure.getErrorMessage()}: use --ask-password "
+                  "or --password-file")
+        else:
+            write(f"twistchat-client: {failure.getErrorMessage()}")
+        client.stop()
+        status["code"] = EXIT_NO_CONNECTION
+        finished.callback(status["code"])
+
+    def end_of_input() -> None:
+        waiting = conversation.settled()
+        waiting.addTimeout(options["wait"], reactor)
+        waiting.addErrback(lambda _: setattr(conversation, "failures", conversation.failures + 1))
+        waiting.addBoth(lambda _: leave())
+
+    def leave() -> None:
+        unanswered = len(conversation.outstanding)
+        if unanswered:
+            write(f"twistchat-client: {unanswered} lines unanswered after {options['wait']:g} s")
+        if conversation.failures or unanswered:
+            status["code"] = EXIT_FAILED
+        if not conversation.quitting:
+            conversation.quitting = True
+            client.quit().addTimeout(5, reactor).addBoth(lambda _: finish())
+        else:
+            finish()
+
+    def finish() -> None:
+        if not finished.called:
+            client.stop()
+            finished.callback(status["code"])
+
+    client.connect().addCallbacks(connected, not_connected)
+    return finished
+
+
+def start_terminal(reactor, conversation: Conversation, finished: defer.Deferred) -> None:
+    from twisted.conch.insults.insults import ServerProtocol
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+
+    def restore(result):
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        sys.stdout.write("\r\n")
+        return result
+    finished.addBoth(restore)
+    stdio.StandardIO(ServerProtocol(_terminal_protocol(conversation)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = Options()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):
+        argv.append(argv.pop(0))  # NICK first, as users type it; getopt wants it last
+    try:
+        options.parseOptions(argv)
+        password = options.password()
+    except usage.UsageError as e:
+        print(f"twistchat-client: {e}\n{options}", file=sys.stderr)
+        return EXIT_USAGE
+    interactive = os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    from twisted.internet import reactor
+    result = {}
+
+    def done(code):
+        result["code"] = code
+        reactor.stop()
+    reactor.callWhenRunning(lambda: run(reactor, options, password, interactive).addBoth(done))
+    reactor.run()
+    return result.get("code", EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""
+How events look: one line each, ``HH:MM`` local time first, then the room
+or ``[dm]``, the sender and the text. Pure functions of the event and a
+clock, so the look is a unit test.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twistchat.chat import protocol as p
+
+NOTICE = "-!-"
+ERROR = "!!!"
+
+
+def clock_text(ts_ms: int | None = None, now: float | None = None) -> str:
+    """Local time of a server timestamp (ms), or of ``now`` (s)."""
+    seconds = ts_ms / 1000 if ts_ms is not None else (now if now is not None else time.time())
+    return time.strftime("%H:%M", time.localtime(seconds))
+
+
+def _text(room: str, nick: str, text: str) -> str:
+    if text.startswith("/me "):
+        return f"[{room}] * {nick} {text[4:]}"
+    return f"[{room}] <{nick}> {text}"
+
+
+def message(event: p.MessageEvent, replay: bool = False) -> str:
+    mark = " (history)" if replay else ""
+    return f"{clock_text(event.ts)} {_text(event.room, event.nick, event.text)}{mark}"
+
+
+def own_message(room: str, nick: str, text: str, ts: int) -> str:
+    return f"{clock_text(ts)} {_text(room, nick, text)}"
+
+
+def direct(event: p.DmEvent) -> str:
+    mark = " (sent while you were away)" if event.stored else ""
+    return f"{clock_text(event.ts)} [dm] <{event.nick}> {event.text}{mark}"
+
+
+def own_direct(to: str, text: str, reply: dict[str, Any]) -> str:
+    line = f"{clock_text(reply.get('ts'))} [dm to {to}] {text}"
+    if reply.get("status") == "stored":
+        line += f"\n{clock_text(reply.get('ts'))} {NOTICE} {to} is offline: stored for offline delivery"
+    return line
+
+
+def delivered(event: p.DeliveredEvent, now: float | None = None) -> str:
+    return f"{clock_text(now=now)} {NOTICE} {event.to} received your message of {clock_text(event.ts)} (delivered)"
+
+
+def presence(event: p.Event, now: float | None = None) -> str:
+    t = clock_text(now=now)
+    if isinstance(event, p.JoinEvent):
+        return f"{t} {NOTICE} {event.nick} joined {event.room}"
+    if isinstance(event, p.PartEvent):
+        return f"{t} {NOTICE} {event.nick} left {event.room}" + _reason(event.reason)
+    if isinstance(event, p.QuitEvent):
+        why = "timed out" if event.timeout else None
+        return f"{t} {NOTICE} {event.nick} quit" + _reason(why or event.reason)
+    if isinstance(event, p.KickEvent):
+        verb = "banned" if event.banned else "kicked"
+        return f"{t} {NOTICE} {event.nick} was {verb} from {event.room} by {event.by}" + _reason(event.reason)
+    if isinstance(event, p.NickEvent):
+        return f"{t} {NOTICE} {event.old} is now known as {event.new}"
+    if isinstance(event, p.AwayEvent):
+        if event.message:
+            return f"{t} {NOTICE} {event.nick} is away ({event.message})"
+        return f"{t} {NOTICE} {event.nick} is back"
+    if isinstance(event, p.TopicEvent):
+        return f"{t} {NOTICE} {event.nick} set the topic of {event.room}: {event.topic}"
+    if isinstance(event, p.ModeEvent):
+        flags = ("invite-only" if event.invite_only else "open") + (", key required" if event.has_key else "")
+        return f"{t} {NOTICE} {event.nick} made {event.room} {flags}"
+    if isinstance(event, p.OpEvent):
+        return f"{t} {NOTICE} {event.by} made {event.nick} operator of {event.room}"
+    if isinstance(event, p.InvitedEvent):
+        return f"{t} {NOTICE} {event.by} invites you to {event.room} (/join {event.room})"
+    return f"{t} {NOTICE} {event.TYPE}"
+
+
+def _reason(reason: str | None) -> str:
+    return f" ({reason})" if reason else ""
+
+
+def notice(text: str, now: float | None = None) -> str:
+    return f"{clock_text(now=now)} {NOTICE} {text}"
+
+
+def error(code: str, text: str, now: float | None = None) -> str:
+    return f"{clock_text(now=now)} {ERROR} {code}: {text}" if text else f"{clock_text(now=now)} {ERROR} {code}"
+
+
+def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = None) -> list[str]:
+    """What to show when a command succeeded (most show nothing but events)."""
+    t = clock_text(now=now)
+    if action in ("join", "create"):
+        lines = [f"{t} {NOTICE} now talking in {result['room']}"]
+        if action == "create":
+            lines[0] += f" (a private group: others join it with /join {result['room']})"
+        if result.get("topic"):
+            lines.append(f"{t} {NOTICE} topic: {result['topic']} (set by {result.get('topic_by')})")
+        members = ", ".join(_member(m) for m in result.get("members", []))
+        lines.append(f"{t} {NOTICE} members: {members}")
+        return lines
+    if action == "who":
+        members = ", ".join(_member(m) for m in result.get("members", []))
+        return [f"{t} {NOTICE} {result['room']}: {members}"]
+    if action == "list_rooms":
+        rooms = result.get("rooms", [])
+        if not rooms:
+            return [f"{t} {NOTICE} no rooms yet (/join #room creates one)"]
+        return [f"{t} {NOTICE} {r['room']} ({r['members']} members)" + (f": {r['topic']}" if r.get("topic") else "")
+                for r in rooms]
+    if action == "topic" and len(args) > 1 and args[1] is None:
+        topic = result.get("topic")
+        return [f"{t} {NOTICE} topic of {result['room']}: {topic}" if topic else f"{t} {NOTICE} {result['room']} has no topic"]
+    if action == "set_nick":
+        return [f"{t} {NOTICE} you are now {result['nick']}"]
+    if action == "away":
+        return [f"{t} {NOTICE} " + (f"you are away ({result['away']})" if result.get("away") else "you are back")]
+    if action == "register":
+        return [f"{t} {NOTICE} your nick is now protected by your password"]
+    if action == "part":
+        return [f"{t} {NOTICE} you left {result['room']}"]
+    return []
+
+
+def _member(member: dict[str, Any]) -> str:
+    name = ("@" if member.get("op") else "") + member["nick"]
+    return f"{name} (away)" if member.get("away") else name
