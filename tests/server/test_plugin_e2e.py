@@ -4,13 +4,7 @@ graceful restart and a SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import pytest_twisted
@@ -19,54 +13,19 @@ from twisted.internet import reactor
 from twistchat.chat import protocol as p
 from twistchat.endpoint.endpoint import ClientEndpoint
 
+from support.processes import Server
+
 from .chatpeer import ChatPeer
 
 pytestmark = pytest.mark.e2e
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-START_TIMEOUT = 15
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    def __init__(self, workdir: Path, port: int) -> None:
-        self.workdir = workdir
-        self.port = port
-        self.log = workdir / "twistd.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.log.write_text("")
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "--logfile", str(self.log), "twistchat",
-             "--port", str(self.port), "--interface", "127.0.0.1",
-             "--db", str(self.workdir / "chat.sqlite3")],
-            cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while "twistchat listening" not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("server did not start:\n" + self.log.read_text())
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        self.process.send_signal(sig)
-        self.process.wait(timeout=15)
-
-    def log_text(self) -> str:
-        return self.log.read_text()
 
 
 @pytest.fixture
 def server(tmp_path):
-    server = Server(tmp_path, free_udp_port())
+    server = Server(tmp_path)
     server.start()
     yield server
-    if server.process.poll() is None:
-        server.stop(signal.SIGKILL)
+    server.kill()
 
 
 @pytest.fixture
