@@ -236,7 +236,7 @@ def test_connecting_from_inside_callbacks_does_not_recurse():
             opened.append(self)
             if not self.last:
                 pair.client.connect(SERVER, OpensAnother(last=True))
-    for _ in range(3000):
+    for _ in range(600):
         pair.client.connect(SERVER, OpensAnother(last=False))
-    pair.run_until(lambda: len(opened) == 6000, 600)
-    assert len(opened) == 6000
+    pair.run_until(lambda: len(opened) == 1200, 600)
+    assert len(opened) == 1200
