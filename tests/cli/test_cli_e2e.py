@@ -56,11 +56,8 @@ def pipe(nick: str, server: Server, workdir: Path, *lines: str) -> tuple[int, st
 
 
 @pytest.fixture
-def server(tmp_path):
-    server = Server(tmp_path)
-    server.start()
-    yield server
-    server.kill()
+def server(twistd_server):
+    return twistd_server
 
 
 def received(output: str, sender: str) -> list[str]:

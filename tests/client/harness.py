@@ -85,6 +85,15 @@ class World:
                             rng=random.Random(self._clients), **kwargs)
         return client, observer
 
+    def pair_in_room(self, room: str = "#tea"):
+        """alice and bob, connected and both in ``room``."""
+        alice, alice_sees = self.client("alice")
+        bob, bob_sees = self.client("bob")
+        for client in (alice, bob):
+            self.wait(client.connect())
+            self.wait(client.join(room))
+        return alice, alice_sees, bob, bob_sees
+
     def wait(self, deferred, limit: float = 30.0):
         """Run virtual time until ``deferred`` fires; return its result or raise."""
         results = []

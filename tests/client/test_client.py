@@ -28,11 +28,7 @@ def test_actions_fire_with_the_servers_reply_or_its_typed_error():
 
 def test_room_chat_and_presence_reach_the_observer():
     world = World()
-    alice, alice_sees = world.client("alice")
-    bob, bob_sees = world.client("bob")
-    for client in (alice, bob):
-        world.wait(client.connect())
-        world.wait(client.join("#tea"))
+    alice, alice_sees, bob, bob_sees = world.pair_in_room()
     world.wait(alice.say("#tea", "one"))
     world.wait(alice.say("#tea", "two"))
     world.run(1)
@@ -100,11 +96,7 @@ def test_credential_round_trip_through_the_state_directory(tmp_path):
 
 def test_server_restart_costs_a_notice_and_nothing_else():
     world = World()
-    alice, alice_sees = world.client("alice")
-    bob, _ = world.client("bob")
-    for client in (alice, bob):
-        world.wait(client.connect())
-        world.wait(client.join("#tea"))
+    alice, alice_sees, bob, _ = world.pair_in_room()
     world.wait(bob.say("#tea", "before"))
     world.kill_server()
     world.run(1)
@@ -122,11 +114,7 @@ def test_server_restart_costs_a_notice_and_nothing_else():
 
 def test_messages_said_while_disconnected_are_caught_up_from_history():
     world = World()
-    alice, alice_sees = world.client("alice")
-    bob, _ = world.client("bob")
-    for client in (alice, bob):
-        world.wait(client.connect())
-        world.wait(client.join("#tea"))
+    alice, alice_sees, bob, _ = world.pair_in_room()
     world.wait(bob.say("#tea", "seen live"))
     now = world.clock.seconds()
     world.network.isolate(alice.endpoint.transport.address, now, now + 70)

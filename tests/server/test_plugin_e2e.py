@@ -13,7 +13,6 @@ from twisted.internet import reactor
 from twistchat.chat import protocol as p
 from twistchat.endpoint.endpoint import ClientEndpoint
 
-from support.processes import Server
 
 from .chatpeer import ChatPeer
 
@@ -21,11 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def server(tmp_path):
-    server = Server(tmp_path)
-    server.start()
-    yield server
-    server.kill()
+def server(twistd_server):
+    return twistd_server
 
 
 @pytest.fixture
