@@ -67,3 +67,14 @@ def test_every_endpoint_counter_for_bad_input_is_documented():
                  "unexpected_packet", "internal_errors"):
         assert hasattr(EndpointCounters(), name)
         assert f"`{name}`" in DOC
+
+
+def test_every_chat_error_code_request_and_event_is_documented():
+    from twistchat.chat import protocol as p
+    for code in p.ErrorCode:
+        assert f"`{code.value}`" in DOC, code
+    for kind in list(p.REQUESTS) + [cls.TYPE for cls in (
+            p.MessageEvent, p.DmEvent, p.DeliveredEvent, p.JoinEvent, p.PartEvent, p.QuitEvent,
+            p.KickEvent, p.NickEvent, p.AwayEvent, p.TopicEvent, p.ModeEvent, p.OpEvent,
+            p.InvitedEvent, p.ReplacedEvent, p.ShutdownEvent)]:
+        assert f"| `{kind}`" in DOC, kind

@@ -1,7 +1,7 @@
 """
 The twistchat application protocol: one codec shared by server and client.
 
-Wire form (docs/PROTOCOL-chat.md is the normative text): every reliable
+Wire form (docs/PROTOCOL.md Part 2 is the normative text): every reliable
 transport message is one UTF-8 JSON object, optionally followed by a single
 ``b"\\n"`` and an opaque binary payload::
 

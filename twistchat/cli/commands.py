@@ -84,7 +84,7 @@ def _join(rest, current):
 
 
 GROUP_ID = re.compile(r"^[A-NP-Z1-9]{8}$")
-"""Private group ids: 8 characters of A-Z and 1-9, no O or 0 (PROTOCOL-chat.md)."""
+"""Private group ids: 8 characters of A-Z and 1-9, no O or 0 (PROTOCOL.md, Part 2)."""
 
 
 def _is_room(word: str) -> bool:

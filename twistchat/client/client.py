@@ -40,7 +40,7 @@ PRESENCE_EVENTS = (p.JoinEvent, p.PartEvent, p.QuitEvent, p.KickEvent, p.NickEve
 
 class ChatError(Exception):
     """The server refused a request: ``code`` is its machine code
-    (PROTOCOL-chat.md, error table), ``message`` its short text."""
+    (PROTOCOL.md, C9), ``message`` its short text."""
 
     def __init__(self, code: str, message: str = "") -> None:
         super().__init__(f"{code}: {message}" if message else code)
