@@ -240,3 +240,11 @@ def test_connecting_from_inside_callbacks_does_not_recurse():
         pair.client.connect(SERVER, OpensAnother(last=False))
     pair.run_until(lambda: len(opened) == 1200, 600)
     assert len(opened) == 1200
+
+
+def test_a_lost_hello_costs_a_third_of_a_second_not_a_full_timeout():
+    pair = Pair(rtt=0.02)
+    pair.network.partition(0.0, 0.1)   # the first HELLO is lost
+    pair.connect()
+    assert pair.client_protocol.connection is not None
+    assert pair.clock.seconds() <= 0.333 + 2 * 0.02 + 0.01

@@ -383,6 +383,8 @@ class Session:
             if self.state is State.HANDSHAKE and packet.client_cid == self.local_cid \
                     and address == self.peer_address and self._cookie is None:
                 self._cookie = packet.cookie
+                if self._handshake_tries == 1 and self._handshake_sent_at is not None:
+                    self.rtt.update(now - self._handshake_sent_at, 0.0, 0.0)  # Karn: unambiguous
                 self._handshake_tries = 0
                 self._handshake_send_pending = True
         elif isinstance(packet, Accept) and self.is_client:
@@ -616,10 +618,12 @@ class Session:
         return self._last_ack_eliciting_sent + interval
 
     def _handshake_retry_time(self) -> float:
+        # Before any RTT sample, retry after the initial RTT (333 ms) rather
+        # than a full initial PTO (1 s): a lost HELLO then costs a third of a
+        # second, and a spurious retry only a duplicate handshake packet.
+        base = self.rtt.probe_timeout(0.0) if self.rtt.has_sample else self.rtt.initial_rtt
         backoff = 2 ** min(self._handshake_tries - 1, MAX_PTO_BACKOFF)
-        interval = self.rtt.probe_timeout(0.0) * backoff
-        return self._handshake_sent_at + min(interval, max(MAX_PROBE_INTERVAL,
-                                                           self.rtt.probe_timeout(0.0)))
+        return self._handshake_sent_at + min(base * backoff, max(MAX_PROBE_INTERVAL, base))
 
     def _next_keepalive(self, after: float) -> float:
         interval = self.keepalive_interval or self.config.keepalive_interval

@@ -62,6 +62,8 @@ class Options(usage.Options):
         ["max-sessions", None, DEFAULT_MAX_SESSIONS, "Concurrent sessions.", int],
         ["unclaimed-expiry", None, defaults.unclaimed_expiry,
          "Forget password-less nicks after this many seconds of absence.", float],
+        ["scrypt-n", None, defaults.scrypt_n,
+         "scrypt cost for credentials (a power of two; memory = 128 x 8 x N bytes).", int],
     ]
 
     def postOptions(self) -> None:
@@ -72,6 +74,9 @@ class Options(usage.Options):
                      "max-rooms-per-client", "max-text", "rate", "burst", "max-sessions"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name} must be positive")
+        n = self["scrypt-n"]
+        if n < 2 or n & (n - 1):
+            raise usage.UsageError("--scrypt-n must be a power of two, at least 2")
         if self["idle-timeout"] is not None and self["idle-timeout"] <= self["keepalive"]:
             raise usage.UsageError("--idle-timeout must be longer than --keepalive")
 
@@ -83,7 +88,7 @@ class Options(usage.Options):
             max_rooms_per_client=self["max-rooms-per-client"],
             max_rooms_created=self["max-rooms-created"], max_text_bytes=self["max-text"],
             mailbox_size=self["mailbox-size"], rate=self["rate"], burst=self["burst"],
-            unclaimed_expiry=self["unclaimed-expiry"])
+            unclaimed_expiry=self["unclaimed-expiry"], scrypt_n=self["scrypt-n"])
         if self["idle-timeout"] is not None:
             changes["idle_timeout"] = self["idle-timeout"]
         else:
