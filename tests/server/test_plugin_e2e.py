@@ -1,6 +1,6 @@
-"""The real ``twistd twistchat`` process on loopback: it starts, chats over
-the real transport, and keeps accounts, history and the mailbox across a
-graceful restart and a SIGKILL."""
+"""The real ``twistd twistchat`` process on loopback, used through the client
+library: it starts, chats over the real transport, and keeps accounts,
+history and the mailbox across a graceful restart and a SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,15 +8,29 @@ import signal
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 
-from twistchat.chat import protocol as p
+from twistchat.client import ChatClient, ChatError, ChatObserver, ClientState
 from twistchat.endpoint.endpoint import ClientEndpoint
 
-
-from .chatpeer import ChatPeer
-
 pytestmark = pytest.mark.e2e
+TIMEOUT = 10
+
+
+class Seen(ChatObserver):
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bool]] = []
+        self.dms: list[tuple[str, bool]] = []
+        self.going_down: list[str] = []
+
+    def message(self, event, replay):
+        self.messages.append((event.text, replay))
+
+    def direct(self, event):
+        self.dms.append((event.text, event.stored))
+
+    def server_going_down(self, message):
+        self.going_down.append(message)
 
 
 @pytest.fixture
@@ -25,55 +39,70 @@ def server(twistd_server):
 
 
 @pytest.fixture
-def client_endpoint():
+def endpoint():
     endpoint = ClientEndpoint(reactor)
     port = reactor.listenUDP(0, endpoint, interface="127.0.0.1")
     yield endpoint
     port.stopListening()
 
 
-def connect(endpoint, server) -> "Deferred":
-    return endpoint.connect(("127.0.0.1", server.port), ChatPeer()).addTimeout(5, reactor)
+def client(endpoint, server, nick, password, state=None):
+    seen = Seen()
+    return ChatClient(reactor, endpoint, ("127.0.0.1", server.port), nick, seen,
+                      password=password, state=state or ClientState(None),
+                      reconnect=False), seen
+
+
+def within(deferred):
+    return deferred.addTimeout(TIMEOUT, reactor)
+
+
+@defer.inlineCallbacks
+def until(condition):
+    """Let the reactor run until ``condition()`` (bounded by TIMEOUT)."""
+    for _ in range(TIMEOUT * 20):
+        if condition():
+            return
+        yield task.deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("timed out waiting")
 
 
 @pytest_twisted.inlineCallbacks
-def test_twistd_plugin_chats_and_keeps_data_across_restarts(server, client_endpoint):
-    alice = yield connect(client_endpoint, server)
-    reply = yield alice.request(p.Login, nick="alice", password="correct horse")
-    assert isinstance(reply, p.Ok)
-    bob = yield connect(client_endpoint, server)
-    reply = yield bob.request(p.Login, nick="bob", password="battery staple")
-    assert isinstance(reply, p.Ok)
-    for peer in (alice, bob):
-        assert isinstance((yield peer.request(p.Join, room="#lobby")), p.Ok)
-    said = yield alice.request(p.Say, room="#lobby", text="hello bob")
-    assert isinstance(said, p.Ok)
-    yield bob.request(p.Quit)
-    stored = yield alice.request(p.Dm, to="bob", text="while you were away")
-    assert isinstance(stored, p.Ok)
+def test_twistd_plugin_chats_and_keeps_data_across_restarts(server, endpoint):
+    alice, alice_seen = client(endpoint, server, "alice", "correct horse")
+    bob, _ = client(endpoint, server, "bob", "battery staple")
+    for each in (alice, bob):
+        yield within(each.connect())
+        yield within(each.join("#lobby"))
+    yield within(alice.say("#lobby", "hello bob"))
+    yield within(bob.quit())
+    stored = yield within(alice.msg("bob", "while you were away"))
+    assert stored["status"] == "stored"
 
     # Graceful restart: every client is told, nothing acknowledged is lost.
     server.stop(signal.SIGTERM)
-    reason = yield alice.lost.addTimeout(5, reactor)
-    assert reason.code.name == "SHUTTING_DOWN"
-    assert any(isinstance(e, p.ShutdownEvent) for e in alice.events)
+    yield until(lambda: not alice.connected)
+    assert alice_seen.going_down == ["server shutting down"]
     server.start()
-    alice = yield connect(client_endpoint, server)
-    assert isinstance((yield alice.request(p.Login, nick="alice", password="wrong")),
-                      p.ErrorReply)
-    assert isinstance((yield alice.request(p.Login, nick="alice", password="correct horse")),
-                      p.Ok)
-    yield alice.request(p.Join, room="#lobby")
-    yield alice.request(p.Say, room="#lobby", text="after the restart")
+    intruder, _ = client(endpoint, server, "alice", "wrong password")
+    with pytest.raises(ChatError) as refused:
+        yield within(intruder.connect())
+    assert refused.value.code == "BAD_CREDENTIAL"
+    alice, _ = client(endpoint, server, "alice", "correct horse")
+    yield within(alice.connect())
+    yield within(alice.join("#lobby"))
+    yield within(alice.say("#lobby", "after the restart"))
 
     # Hard kill: what was acknowledged is on disk.
     server.stop(signal.SIGKILL)
     server.start()
-    bob = yield connect(client_endpoint, server)
-    assert isinstance((yield bob.request(p.Login, nick="bob", password="battery staple")), p.Ok)
-    joined = yield bob.request(p.Join, room="#lobby")
-    history = [entry["text"] for entry in joined["history"]]
-    assert history == ["hello bob", "after the restart"]
-    mailbox = [getattr(e, "text", None) for e in bob.events]
-    assert mailbox == ["while you were away"]
-    assert "Traceback" not in server.log_text()
+    bob, bob_seen = client(endpoint, server, "bob", "battery staple")
+    reply = yield within(bob.connect())
+    assert reply["mailbox"] == 1
+    yield within(bob.join("#lobby"))
+    assert bob_seen.messages == [("hello bob", True), ("after the restart", True)]
+    assert bob_seen.dms == [("while you were away", True)]
+    log = server.log_text()
+    assert "Traceback" not in log
+    assert "hello bob" not in log and "while you were away" not in log  # no message text
+    yield within(bob.quit())
