@@ -91,6 +91,8 @@ def _terminal_protocol(conversation: Conversation):
 
         def connectionMade(self) -> None:
             super().connectionMade()
+            # Lines typed before raw mode (while connecting) end in \n.
+            self.keyHandlers[b"\n"] = self.handle_RETURN
             conversation.write = self.show
 
         def show(self, text: str) -> None:
@@ -113,6 +115,12 @@ def _terminal_protocol(conversation: Conversation):
         def keystrokeReceived(self, keyID, modifier) -> None:
             if keyID == b"\x03" or keyID == b"\x04" and not self.lineBuffer:  # Ctrl-C, Ctrl-D
                 conversation.line("/quit")
+                return
+            if keyID == b"\x15":  # Ctrl-U: clear the line, as shells do
+                self.lineBuffer, self.lineBufferIndex = [], 0
+                self.terminal.write(b"\r")
+                self.terminal.eraseLine()
+                self.terminal.write(self.ps[self.pn])
                 return
             super().keystrokeReceived(keyID, modifier)
 
