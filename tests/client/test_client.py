@@ -140,3 +140,31 @@ def test_unreachable_server_fails_the_connect_with_a_clear_error():
     with pytest.raises(Disconnected) as error:
         world.wait(alice.connect(), limit=20)
     assert "cannot reach" in str(error.value)
+
+
+def test_a_line_said_while_the_server_restarts_is_sent_after_the_reconnect():
+    world = World()
+    alice, _, bob, bob_sees = world.pair_in_room()
+    world.kill_server()
+    world.run(40)                       # alice has noticed and is retrying
+    assert not alice.connected
+    said = alice.say("#tea", "typed during the outage")
+    world.start_server()
+    reply = world.wait(said, limit=60)
+    assert reply["msg_id"] > 0
+    world.run(1)
+    texts = [text for _, _, _, text, _ in bob_sees.of("message")]
+    assert texts.count("typed during the outage") == 1
+
+
+def test_requests_the_server_never_received_are_sent_again_not_lost():
+    world = World()
+    alice, _, bob, bob_sees = world.pair_in_room()
+    world.kill_server()
+    said = alice.say("#tea", "in flight when the server died")  # never acknowledged
+    world.run(30)
+    world.start_server()
+    world.wait(said, limit=60)
+    world.run(60)                       # bob is back too (live or from history)
+    texts = [text for _, _, _, text, _ in bob_sees.of("message")]
+    assert texts.count("in flight when the server died") == 1

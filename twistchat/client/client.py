@@ -18,6 +18,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import attrs
+
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -89,6 +91,16 @@ class ChatObserver:
         """Logged in again after a disconnect, rooms re-joined, history caught up."""
 
 
+@attrs.define
+class _Pending:
+    deferred: defer.Deferred
+    data: bytes
+    cls: type
+    fields: dict[str, Any]
+    internal: bool
+    """Part of (re)connecting (login, re-join): never re-queued."""
+
+
 class _Link(MessageProtocol):
     """One transport session; the client outlives many of them."""
 
@@ -121,9 +133,13 @@ class ChatClient:
         self.rooms: dict[str, str] = {}
         """Folded room name to its canonical spelling, for re-joining."""
         self.connected = False
+        self.ready = False
+        """Logged in and rooms re-joined: requests go out at once."""
         self.login_reply: dict[str, Any] = {}
         self._link: _Link | None = None
-        self._pending: dict[int, defer.Deferred] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._queued: list[tuple[type, dict[str, Any], defer.Deferred]] = []
+        self._reconnecting = False
         self._next_id = 0
         self._attempt = 0
         self._retry_call = None
@@ -150,6 +166,8 @@ class ChatClient:
         self.nick = reply["nick"]
         await self._rejoin()
         self._attempt = 0
+        self.ready = True
+        self._send_queued()
         return reply
 
     async def _login(self) -> dict[str, Any]:
@@ -162,7 +180,7 @@ class ChatClient:
             self._close_link()
             raise PasswordRequired(f"{self.nick} is registered with a password")
         try:
-            reply = await self._request(p.Login, **fields)
+            reply = await self._send(p.Login, fields, internal=True)
         except ChatError as e:
             if e.code == ErrorCode.BAD_CREDENTIAL.value:
                 self._stopping = True  # retrying cannot help
@@ -179,7 +197,7 @@ class ChatClient:
     async def _rejoin(self) -> None:
         for room in list(self.rooms.values()):
             try:
-                await self.join(room)
+                self._joined(await self._send(p.Join, {"room": room}, internal=True))
             except ChatError as e:  # banned, key changed, room gone: tell, go on
                 self.rooms.pop(fold_room(room), None)
                 self.observer.error(ChatError(e.code, f"could not re-join {room}: {e.message}"))
@@ -195,10 +213,13 @@ class ChatClient:
         self._retry_call = None
 
         def succeeded(_: Any) -> None:
+            self._reconnecting = False
             self.observer.reconnected()
 
         def failed(failure) -> None:
             if self._stopping or failure.check(PasswordRequired):
+                self._reconnecting = False
+                self._fail_queued(failure.getErrorMessage())
                 self.observer.disconnected(failure.getErrorMessage(), None)
                 return
             self.observer.disconnected(failure.getErrorMessage(), self._schedule_reconnect())
@@ -207,6 +228,27 @@ class ChatClient:
     # -- requests ---------------------------------------------------------------
 
     def _request(self, cls: type, **fields: Any) -> defer.Deferred:
+        """Send now if logged in; while reconnecting, hold it and send it once
+        logged in again (so a line typed during a server restart is not lost)."""
+        if self.ready:
+            return self._send(cls, fields)
+        if self._reconnecting and not self._stopping:
+            waiting = defer.Deferred()
+            self._queued.append((cls, fields, waiting))
+            return waiting
+        return defer.fail(Disconnected("not connected"))
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for cls, fields, waiting in queued:
+            self._send(cls, fields).chainDeferred(waiting)
+
+    def _fail_queued(self, reason: str) -> None:
+        queued, self._queued = self._queued, []
+        for _, _, waiting in queued:
+            waiting.errback(Disconnected(reason))
+
+    def _send(self, cls: type, fields: dict[str, Any], internal: bool = False) -> defer.Deferred:
         if self._link is None or not self.connected:
             return defer.fail(Disconnected("not connected"))
         self._next_id += 1
@@ -220,7 +262,8 @@ class ChatClient:
             self._link.connection.send_message(data)
         except Exception as e:  # MessageTooLarge, ConnectionClosed
             return defer.fail(ChatError(ErrorCode.TOO_LARGE.value, str(e)))
-        waiting = self._pending[request_id] = defer.Deferred()
+        waiting = defer.Deferred()
+        self._pending[request_id] = _Pending(waiting, data, cls, fields, internal)
         return waiting
 
     def join(self, room: str, key: str | None = None) -> defer.Deferred:
@@ -318,11 +361,12 @@ class ChatClient:
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         if self._link is None:
+            self._fail_queued("quit before reconnecting")
             return defer.succeed(None)
         link = self._link
         ended = defer.Deferred()
         self._on_link_end = (link, ended)
-        self._request(p.Quit, reason=reason).addErrback(lambda _: None)
+        self._send(p.Quit, {"reason": reason}).addErrback(lambda _: None)
         return ended
 
     def stop(self) -> None:
@@ -330,6 +374,7 @@ class ChatClient:
         self._stopping = True
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
+        self._fail_queued("stopped")
         self._close_link(graceful=False)
 
     def _close_link(self, graceful: bool = True) -> None:
@@ -347,7 +392,8 @@ class ChatClient:
             self.log.warn("undecodable message from the server: {error}", error=e)
             return
         if isinstance(message, (p.Ok, p.ErrorReply)):
-            waiting = self._pending.pop(message.id, None) if message.id is not None else None
+            pending = self._pending.pop(message.id, None) if message.id is not None else None
+            waiting = pending.deferred if pending is not None else None
             if waiting is None:
                 if isinstance(message, p.ErrorReply):
                     self.observer.error(ChatError(message.code, message.message))
@@ -390,10 +436,21 @@ class ChatClient:
         if link is not self._link:
             return
         self._link = None
-        self.connected = False
+        self.connected = self.ready = False
+        will_retry = not (self._stopping or not self.reconnect)
+        self._reconnecting = will_retry
+        never_arrived = set(reason.unacked)
         pending, self._pending = self._pending, {}
-        for waiting in pending.values():
-            waiting.errback(Disconnected(reason.message or reason.code.name))
+        for entry in pending.values():
+            if will_retry and not entry.internal and entry.data in never_arrived:
+                # The server never got it: send it again after the reconnect.
+                self._queued.append((entry.cls, entry.fields, entry.deferred))
+            else:
+                entry.deferred.errback(Disconnected(
+                    f"{reason.message or reason.code.name}: no answer (it may or may not "
+                    "have been done)"))
+        if not will_retry:
+            self._fail_queued("disconnected")
         try:
             self.state.save()
         except Exception:
