@@ -81,6 +81,14 @@ class PipeInput(LineReceiver):
         self.on_eof()
 
 
+
+def _mailbox_note(count: int) -> str:
+    """Say how many stored DMs follow, so the replay below is not a surprise."""
+    if not count:
+        return ""
+    return "; 1 stored message follows" if count == 1 else f"; {count} stored messages follow"
+
+
 def _terminal_protocol(conversation: Conversation):
     from twisted.conch.recvline import HistoricRecvLine
 
@@ -155,7 +163,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     def connected(reply) -> None:
         write(f"connected to {options['host']}:{options['port']} as {reply['nick']}"
               + (" (new registration)" if reply.get("registered") else "")
-              + (f"; {reply['mailbox']} stored messages follow" if reply.get("mailbox") else ""))
+              + _mailbox_note(reply.get("mailbox") or 0))
         if interactive:
             write("type /help for commands, /quit to leave")
             start_terminal(reactor, conversation, finished)
