@@ -168,3 +168,28 @@ def test_requests_the_server_never_received_are_sent_again_not_lost():
     world.run(60)                       # bob is back too (live or from history)
     texts = [text for _, _, _, text, _ in bob_sees.of("message")]
     assert texts.count("in flight when the server died") == 1
+
+
+def test_a_link_lost_during_re_login_leads_to_one_retry_loop_not_two():
+    world = World()
+    alice, alice_sees, bob, _ = world.pair_in_room()
+    world.kill_server()
+    world.run(20)                        # alice noticed; her retries find nobody
+    world.start_server()
+    world.server.shutting_down = True    # ... then the server dies mid-login:
+    original = world.server.build_protocol
+
+    def dying_session():
+        session = original()
+        world.clock.callLater(0.001, lambda: session.connection.close(
+            "", graceful=False) if session.connection else None)
+        return session
+    world.server.build_protocol = dying_session
+    world.run(5)
+    world.server.build_protocol = original
+    world.server.shutting_down = False
+    world.run(60)
+    assert alice.connected
+    # One retry loop: one reconnect, one session per client on the server.
+    assert alice_sees.of("reconnected") == [("reconnected",)]
+    assert len(world.server.sessions) == 2

@@ -435,10 +435,12 @@ class ChatClient:
     def _link_lost(self, link: _Link, reason: CloseReason) -> None:
         if link is not self._link:
             return
+        was_ready = self.ready
         self._link = None
         self.connected = self.ready = False
-        will_retry = not (self._stopping or not self.reconnect)
-        self._reconnecting = will_retry
+        will_retry = self.reconnect and not self._stopping
+        if was_ready:
+            self._reconnecting = will_retry
         never_arrived = set(reason.unacked)
         pending, self._pending = self._pending, {}
         for entry in pending.values():
@@ -449,8 +451,6 @@ class ChatClient:
                 entry.deferred.errback(Disconnected(
                     f"{reason.message or reason.code.name}: no answer (it may or may not "
                     "have been done)"))
-        if not will_retry:
-            self._fail_queued("disconnected")
         try:
             self.state.save()
         except Exception:
@@ -458,8 +458,11 @@ class ChatClient:
         ending = getattr(self, "_on_link_end", None)
         if ending is not None and ending[0] is link:
             ending[1].callback(reason)
+        if not was_ready:
+            return  # lost while (re)connecting: that attempt fails and decides what next
         text = _describe(reason)
-        if self._stopping or not self.reconnect:
+        if not will_retry:
+            self._fail_queued("disconnected")
             self.observer.disconnected(text, None)
             return
         self.observer.disconnected(text, self._schedule_reconnect())
