@@ -29,6 +29,8 @@ class Conversation(ChatObserver):
         self.current_room: str | None = None
         self.outstanding: set[defer.Deferred] = set()
         self.failures = 0
+        self.unanswered = 0
+        """Commands given up on (pipe mode's ``--wait`` ran out)."""
         self.quitting = False
         self.quit_requested: defer.Deferred = defer.Deferred()
         self._room_before_join: dict[str, str | None] = {}
@@ -100,6 +102,10 @@ class Conversation(ChatObserver):
             self.write(render.error(error.code, error.message, self.now()))
         elif failure.check(Disconnected):
             self.write(render.error("NOT_SENT", f"{action}: {failure.getErrorMessage()}", self.now()))
+        elif failure.check(defer.CancelledError):
+            self.unanswered += 1
+            self.write(render.error("NO_ANSWER", f"{action}: the server did not answer in time",
+                                    self.now()))
         else:
             self.write(render.error("INTERNAL", failure.getErrorMessage(), self.now()))
 

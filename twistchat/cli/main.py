@@ -188,7 +188,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         waiting.addBoth(lambda _: leave())
 
     def leave() -> None:
-        unanswered = len(conversation.outstanding)
+        unanswered = len(conversation.outstanding) + conversation.unanswered
         if unanswered:
             write(f"twistchat-client: {unanswered} lines unanswered after {options['wait']:g} s")
         if conversation.failures or unanswered:
