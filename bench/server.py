@@ -13,23 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import sys
 
 import attrs
 
-BUFFER_BYTES = 4 * 1024 * 1024
-
-
-def enlarge_buffers(port) -> None:
-    sock = getattr(port, "socket", None)
-    if sock is None:
-        return
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, BUFFER_BYTES)
-        except OSError:
-            pass
+from bench.common import enlarge_buffers
 
 
 def flush_per_turn_endpoint():
