@@ -143,3 +143,33 @@ async def test_sqlite_data_survives_a_restart_and_records_the_schema_version(tmp
 
 def test_open_store_picks_by_db_string():
     assert isinstance(open_store(reactor, ":memory:"), MemoryStore)
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if WORKER_NAME in t.name]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_opening_starts_no_thread_until_the_first_query(tmp_path):
+    """twistd builds the service, then forks into the background: a worker
+    started at open would not exist in the daemon, and every query would hang."""
+    before = len(_workers())
+    path = tmp_path / "chat.sqlite3"
+    store = open_store(reactor, str(path))
+    try:
+        assert len(_workers()) == before and not path.exists()
+        await store.put_account(_account("alice"))
+        assert len(_workers()) == before + 1 and path.exists()
+    finally:
+        await store.close()
+    assert len(_workers()) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_closing_an_unused_store_creates_nothing(tmp_path):
+    path = tmp_path / "chat.sqlite3"
+    store = open_store(reactor, str(path))
+    await store.close()
+    assert not path.exists() and not store._pool.started
+    with pytest.raises(RuntimeError):
+        store.flush()

@@ -69,8 +69,11 @@ class SQLiteStore:
         self._reactor = reactor
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        # Started by the first query, not here: twistd forks into the background
+        # after makeService(), and a thread started before the fork does not
+        # exist in the daemon (every query would wait forever).
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name=WORKER_NAME)
-        self._pool.start()
+        self._pool_stopped = False
         self._closed = False
         trigger = getattr(reactor, "addSystemEventTrigger", None)
         if trigger is not None:  # never leave a thread behind at reactor shutdown
@@ -79,8 +82,10 @@ class SQLiteStore:
     # ---- the one way in: run a function on the worker thread
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
-        if self._closed:
+        if self._closed or self._pool_stopped:
             raise RuntimeError("store is closed")
+        if not self._pool.started:
+            self._pool.start()
         return deferToThreadPool(self._reactor, self._pool, self._in_worker, work)
 
     def _in_worker(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -207,6 +212,9 @@ class SQLiteStore:
         """Wait for queued writes, close the connection on its thread, stop the thread."""
         if self._closed:
             return succeed(None)
+        if not self._pool.started:  # never used: no thread, no file to close
+            self._closed = True
+            return succeed(self._after_close(None))
 
         def work(conn: sqlite3.Connection) -> None:
             conn.close()
@@ -229,6 +237,7 @@ class SQLiteStore:
         return result
 
     def _stop_pool(self) -> None:
+        self._pool_stopped = True
         if self._pool.started:
             self._pool.stop()
 
