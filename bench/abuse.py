@@ -66,7 +66,7 @@ async def rate_flooder(reactor: Any, port: int, room: str, seconds: float) -> di
 
 async def session_mutator(reactor: Any, port: int, seconds: float, rate: float) -> dict:
     """Mutated copies of a live session's own datagrams, sent from its own
-    address, so they get past routing into ``Session.receive_packet``: the
+    address, so they get past routing into ``Session.receive_datagram``: the
     connection id (bytes 1-8) is kept 80 % of the time, the packet number
     and frames are flipped, cut or grown."""
     import random

@@ -427,7 +427,7 @@ def test_data_packets_built_by_a_session_never_exceed_1200_bytes():
         # Scattered packet numbers from the client make the server's ACK big.
         for _ in range(3):
             client_pn += rng.choice((1, 2, 3, 1000, 2**20))
-            server.receive_packet(Data(11, client_pn, (Ping(),)), peer, 50, now)
+            server.receive_datagram(encode_packet(Data(11, client_pn, (Ping(),))), peer, now)
         sent = []
         for datagram, address in server.datagrams_to_send(now):
             assert address == peer
@@ -446,7 +446,7 @@ def test_data_packets_built_by_a_session_never_exceed_1200_bytes():
                 else:
                     ranges.append((pn, pn))
             client_pn += 1
-            server.receive_packet(Data(11, client_pn, (Ack(tuple(ranges[:32])),)), peer, 50, now)
+            server.receive_datagram(encode_packet(Data(11, client_pn, (Ack(tuple(ranges[:32])),))), peer, now)
         server.handle_timer(now)
     assert seen > 100
 

@@ -9,31 +9,16 @@ only, so it can be tested with a fake connection and a ``task.Clock``.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Protocol
 
 import attrs
 
+from twistchat.reliable.errors import (  # re-exported: the chat layer's vocabulary too
+    CloseCode, ConnectionClosed, MessageTooLarge, TransportError,
+)
 
-class CloseCode(enum.IntEnum):
-    """Why a session ended; carried on the wire in CLOSE frames (PROTOCOL.md)."""
-
-    NORMAL = 0
-    """One side closed on purpose."""
-    IDLE_TIMEOUT = 1
-    """Nothing was heard from the peer for longer than the idle timeout."""
-    PEER_UNRESPONSIVE = 2
-    """Data stayed unacknowledged for longer than the give-up time."""
-    PROTOCOL_VIOLATION = 3
-    """The peer sent something the protocol forbids."""
-    SHUTTING_DOWN = 4
-    """The endpoint (server or client process) is going away."""
-    HANDSHAKE_FAILED = 5
-    """The handshake did not complete in time."""
-    REPLACED = 6
-    """The application replaced this session by a newer one."""
-    RESET = 7
-    """The peer has no such session any more (it restarted, or forgot it)."""
+__all__ = ["CloseCode", "CloseReason", "ConnectionClosed", "MessageConnection",
+           "MessageProtocol", "MessageTooLarge", "TransportError"]
 
 
 @attrs.frozen
@@ -92,15 +77,3 @@ class MessageProtocol:
 
     def connection_lost(self, reason: CloseReason) -> None:
         """Called exactly once when the session ends, for any reason."""
-
-
-class TransportError(Exception):
-    """Base of the errors the transport raises to its callers."""
-
-
-class MessageTooLarge(TransportError):
-    """The message exceeds the session's negotiated maximum message size."""
-
-
-class ConnectionClosed(TransportError):
-    """The session has ended; nothing more can be sent on it."""

@@ -1,6 +1,8 @@
 """
-The Twisted glue: one ``DatagramProtocol`` per socket that decodes each
-datagram once, routes it to its session by connection id, writes what
+The Twisted glue: one ``DatagramProtocol`` per socket that routes each
+datagram to its session by the connection id in its header (the session
+decodes it; the endpoint decodes only the packets it answers itself, before
+any session exists: HELLO and CONNECT), writes what
 sessions want written and wakes them with one shared timer
 (``timers.TimerQueue``) on the injected reactor.
 
@@ -31,9 +33,9 @@ from twistchat.reliable.events import (
 )
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
-    MAX_ACCEPTED_DATAGRAM_SIZE, MIN_HELLO_SIZE, PROTOCOL_VERSION, Accept, Connect,
-    Cookie, Data, DecodeError, Hello, Reset, decode_packet, encode_packet,
-    packet_version,
+    MAX_ACCEPTED_DATAGRAM_SIZE, MIN_HELLO_SIZE, PROTOCOL_VERSION, Connect, Cookie,
+    DecodeError, Hello, Packet, PacketType, Reset, decode_packet, encode_packet,
+    packet_version, peek_route,
 )
 
 DEFAULT_MAX_SESSIONS = 100_000
@@ -217,15 +219,18 @@ class Endpoint(DatagramProtocol):
         self._flush()
 
     def _guarded(self, handle: _Handle, call: Callable, *args) -> None:
-        """A bug in one session must not take the endpoint down with it."""
         try:
             call(*args)
         except Exception:
-            self.counters.internal_errors += 1
-            self.log.failure("internal error in session {cid:x}", cid=handle.session.local_cid)
-            if not handle.session.has_ended:
-                handle.session.close(self.now(), CloseCode.PROTOCOL_VIOLATION,
-                                     "internal error", graceful=False)
+            self._internal_error(handle)
+
+    def _internal_error(self, handle: _Handle) -> None:
+        """A bug in one session must not take the endpoint down with it."""
+        self.counters.internal_errors += 1
+        self.log.failure("internal error in session {cid:x}", cid=handle.session.local_cid)
+        if not handle.session.has_ended:
+            handle.session.close(self.now(), CloseCode.PROTOCOL_VIOLATION,
+                                 "internal error", graceful=False)
 
     # -- events -------------------------------------------------------------
 
@@ -295,20 +300,41 @@ class Endpoint(DatagramProtocol):
             counters.unknown_version += 1
             return
         try:
-            packet = decode_packet(datagram)
+            packet_type, cid = peek_route(datagram)
         except DecodeError:
             counters.malformed += 1
             return
-        self._route(packet, datagram, address)
+        self._route(packet_type, cid, datagram, address)
         if self._dirty:
             self._schedule_flush()
 
-    def _route(self, packet, datagram: bytes, address: tuple) -> None:
+    def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
         raise NotImplementedError
 
-    def _deliver(self, handle: _Handle, packet, address: tuple, size: int) -> None:
-        self._guarded(handle, handle.session.receive_packet, packet, address, size, self.now())
+    def _decode(self, datagram: bytes) -> Packet | None:
+        """For the packets the endpoint itself answers (no session yet)."""
+        try:
+            return decode_packet(datagram)
+        except DecodeError:
+            self.counters.malformed += 1
+            return None
+
+    def _unknown_connection(self, datagram: bytes) -> bool:
+        """Count a packet for no session of ours; True if it was well formed."""
+        if self._decode(datagram) is None:
+            return False
+        self.counters.unknown_connection += 1
+        return True
+
+    def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
         self._dirty[handle] = None
+        try:
+            accepted = handle.session.receive_datagram(datagram, address, self.now())
+        except Exception:
+            self._internal_error(handle)
+            return
+        if not accepted:
+            self.counters.malformed += 1
 
     def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
                   graceful: bool = False) -> None:
@@ -342,18 +368,26 @@ class ServerEndpoint(Endpoint):
         self._reset_tokens = float(RESETS_PER_SECOND)
         self._reset_refilled_at = 0.0
 
-    def _route(self, packet, datagram: bytes, address: tuple) -> None:
-        if isinstance(packet, Data):
-            handle = self.sessions.get(packet.dest_cid)
+    def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
+        if packet_type is PacketType.DATA:
+            handle = self.sessions.get(cid)
             if handle is None:
-                self.counters.unknown_connection += 1
-                self._maybe_reset(packet.dest_cid, address)
+                if self._unknown_connection(datagram):
+                    self._maybe_reset(cid, address)
                 return
-            self._deliver(handle, packet, address, len(datagram))
-        elif isinstance(packet, Hello):
-            self._answer_hello(packet, datagram, address)
-        elif isinstance(packet, Connect):
-            self._accept_connect(packet, datagram, address)
+            self._deliver(handle, datagram, address)
+        elif packet_type is PacketType.HELLO:
+            packet = self._decode(datagram)
+            if packet is not None:
+                self._answer_hello(packet, datagram, address)
+        elif packet_type is PacketType.CONNECT:
+            existing = self._by_client.get((address, cid))
+            if existing is not None:
+                self._deliver(existing, datagram, address)
+                return
+            packet = self._decode(datagram)
+            if packet is not None:
+                self._accept_connect(packet, address)
         else:
             self.counters.unexpected_packet += 1
 
@@ -367,11 +401,7 @@ class ServerEndpoint(Endpoint):
         self.counters.cookies_sent += 1
         self._write(reply, address)
 
-    def _accept_connect(self, packet: Connect, datagram: bytes, address: tuple) -> None:
-        existing = self._by_client.get((address, packet.client_cid))
-        if existing is not None:
-            self._deliver(existing, packet, address, len(datagram))
-            return
+    def _accept_connect(self, packet: Connect, address: tuple) -> None:
         now = self.now()
         if not self.cookies.check(now, address, packet.client_cid, packet.cookie):
             self.counters.bad_cookie += 1
@@ -438,26 +468,19 @@ class ClientEndpoint(Endpoint):
         self._flush()
         return connected
 
-    def _route(self, packet, datagram: bytes, address: tuple) -> None:
-        if isinstance(packet, Data):
-            cid = packet.dest_cid
-        elif isinstance(packet, (Cookie, Accept)):
-            cid = packet.client_cid
-        elif isinstance(packet, Reset):
-            handle = next((h for h in self.sessions.values() if h.session.peer_cid == packet.cid), None)
-            if handle is None:
-                self.counters.unknown_connection += 1
-                return
-            self._deliver(handle, packet, address, len(datagram))
-            return
+    def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
+        if packet_type is PacketType.RESET:
+            # A RESET names the server's connection id: find who talks to it.
+            handle = next((h for h in self.sessions.values() if h.session.peer_cid == cid), None)
+        elif packet_type in (PacketType.DATA, PacketType.COOKIE, PacketType.ACCEPT):
+            handle = self.sessions.get(cid)
         else:
             self.counters.unexpected_packet += 1
             return
-        handle = self.sessions.get(cid)
         if handle is None:
-            self.counters.unknown_connection += 1
+            self._unknown_connection(datagram)
             return
-        self._deliver(handle, packet, address, len(datagram))
+        self._deliver(handle, datagram, address)
 
 
 __all__ = ["Endpoint", "ServerEndpoint", "ClientEndpoint", "SessionConnection",

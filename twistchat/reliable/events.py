@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from twistchat.endpoint.api import CloseCode
+from twistchat.reliable.errors import CloseCode
 
 
 @attrs.frozen

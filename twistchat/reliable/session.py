@@ -1,7 +1,7 @@
 """
 One reliable conversation with one peer, as a pure state machine.
 
-The endpoint feeds it decoded packets (``receive_packet``), application
+The endpoint feeds it the datagrams routed to it (``receive_datagram``), application
 sends (``send_message``, ``send_unreliable``, ``close``) and timer expiries
 (``handle_timer``), each with the current time; it asks for datagrams to
 send (``datagrams_to_send``), the next time to be woken (``get_timer``) and
@@ -32,11 +32,9 @@ from __future__ import annotations
 import enum
 import random
 from collections import deque
-from typing import Any
-
 import attrs
 
-from twistchat.endpoint.api import CloseCode, ConnectionClosed, MessageTooLarge
+from twistchat.reliable.errors import CloseCode, ConnectionClosed, MessageTooLarge
 from twistchat.reliable.congestion import DEFAULT_MAX_WINDOW, NewReno
 from twistchat.reliable.events import (
     Event, HandshakeCompleted, MessageReceived, PathMigrated, SessionClosed,
@@ -49,9 +47,9 @@ from twistchat.reliable.reassembly import (
 from twistchat.reliable.rtt import K_GRANULARITY, K_INITIAL_RTT, RttEstimator
 from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, MAX_DATAGRAM_SIZE, MIN_HELLO_SIZE, PATH_DATA_SIZE, Accept,
-    Ack, Close, Connect, Cookie, Data, Hello, MessageFrame, PathChallenge,
-    PathResponse, Ping, Reset, TransportParameters, Unreliable, encode_frame,
-    encode_packet, frame_size,
+    Ack, Close, Connect, Cookie, Data, DecodeError, Hello, MessageFrame, Packet,
+    PathChallenge, PathResponse, Ping, Reset, TransportParameters, Unreliable,
+    decode_packet, encode_frame, encode_packet, frame_size,
 )
 from twistchat.wire.varint import varint_size
 
@@ -374,7 +372,17 @@ class Session:
 
     # -- network entry point ---------------------------------------------
 
-    def receive_packet(self, packet: Any, address: tuple, size: int, now: float) -> None:
+    def receive_datagram(self, data: bytes, address: tuple, now: float) -> bool:
+        """One datagram routed to this session; False if it is malformed
+        (dropped, for the endpoint to count: nothing in the session changed)."""
+        try:
+            packet = decode_packet(data)
+        except DecodeError:
+            return False
+        self._receive_packet(packet, address, len(data), now)
+        return True
+
+    def _receive_packet(self, packet: Packet, address: tuple, size: int, now: float) -> None:
         if self.state in (State.DRAINING, State.CLOSED):
             return
         if isinstance(packet, Data):

@@ -23,7 +23,7 @@ __all__ = [
     "Ping", "Ack", "Close", "Unreliable", "MessageFrame", "PathChallenge",
     "PathResponse", "Frame", "Packet",
     "decode_packet", "encode_packet", "encode_frame", "frame_size",
-    "data_header_size", "packet_version",
+    "data_header_size", "packet_version", "peek_route",
 ]
 
 PROTOCOL_VERSION = 1
@@ -304,6 +304,23 @@ def encode_packet(packet: Packet, pad_to: int = 0) -> bytes:
 def packet_version(datagram: bytes) -> int | None:
     """The version nibble, or None for an empty datagram."""
     return datagram[0] >> 4 if datagram else None
+
+
+def peek_route(datagram: bytes) -> tuple[PacketType, int]:
+    """The packet type and the connection id that every packet carries right
+    after its first byte (DATA: the destination; HELLO, COOKIE, CONNECT,
+    ACCEPT: the client's; RESET: the one it refers to), read without decoding
+    the rest: the endpoint routes on these, the session decodes the packet."""
+    if len(datagram) < 1 + CONNECTION_ID_SIZE:
+        raise DecodeError(f"truncated: {len(datagram)} bytes")
+    version, type_code = datagram[0] >> 4, datagram[0] & 0x0F
+    if version != PROTOCOL_VERSION:
+        raise DecodeError(f"unknown version {version}")
+    try:
+        packet_type = PacketType(type_code)
+    except ValueError:
+        raise DecodeError(f"unknown packet type {type_code}") from None
+    return packet_type, int.from_bytes(datagram[1:1 + CONNECTION_ID_SIZE], "big")
 
 
 def decode_packet(datagram: bytes) -> Packet:

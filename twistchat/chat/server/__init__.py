@@ -7,7 +7,6 @@
 * ``identities``: credential hashing and registration expiry
 * ``rooms``: room state and join rules
 * ``mailbox``: offline direct messages
-* ``ratelimit``: per-session token bucket
 """
 
 from twistchat.chat.server.config import ServerConfig

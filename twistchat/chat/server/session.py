@@ -23,7 +23,7 @@ from twistchat.chat.protocol import (
     decode_request,
     encode,
 )
-from twistchat.chat.server.ratelimit import TokenBucket
+from twistchat.endpoint.ratelimit import TokenBucket
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError
 
 if TYPE_CHECKING:

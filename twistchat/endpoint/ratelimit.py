@@ -1,4 +1,4 @@
-"""Per-session flood control."""
+"""Token buckets: the one rate limiter, for RESETs here and flood control in the chat layer."""
 
 from __future__ import annotations
 
