@@ -1,0 +1,137 @@
+"""
+The one codec: a message to the bytes of one reliable transport message and
+back.  One UTF-8 JSON object, optionally followed by ``b"\\n"`` and a binary
+payload; decoding arbitrary bytes raises only ChatProtocolError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from twistchat.chat.protocol.codes import ErrorCode
+from twistchat.chat.protocol.errors import ChatProtocolError
+from twistchat.chat.protocol.limits import DEFAULT_LIMITS, MAX_REQUEST_ID, Limits
+from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Kind, Message, Request
+from twistchat.chat.protocol.server_messages import ErrorReply
+from twistchat.chat.protocol.validation import validate
+
+
+def encode(message: Message) -> bytes:
+    """Serialise one message to the bytes of one reliable transport message."""
+    obj: dict[str, Any] = {"t": message.TYPE}
+    payload = b""
+    for field in attrs.fields(type(message)):
+        value = getattr(message, field.name)
+        if field.name == "payload":
+            payload = value
+        elif field.name == "result":
+            for key, item in value.items():
+                if key in ("t", "id"):
+                    raise ValueError(f"reply field {key!r} is reserved")
+                obj[key] = item
+        elif value is not None or (field.name == "id" and isinstance(message, ErrorReply)):
+            obj[field.name] = value
+    header = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                        allow_nan=False).encode("utf-8")
+    if message.HAS_PAYLOAD:
+        return header + b"\n" + bytes(payload)
+    return header
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _parse(data: bytes, limits: Limits) -> tuple[dict[str, Any], bytes | None]:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "message must be bytes")
+    data = bytes(data)
+    newline = data.find(b"\n")
+    header, payload = (data, None) if newline < 0 else (data[:newline], data[newline + 1:])
+    if len(header) > limits.max_header_bytes:
+        raise ChatProtocolError(ErrorCode.TOO_LARGE, "JSON part too large")
+    try:
+        text = header.decode("utf-8")
+        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError:
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "not valid UTF-8") from None
+    except (ValueError, RecursionError):
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "not a valid JSON object") from None
+    if not isinstance(obj, dict):
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "not a JSON object")
+    return obj, payload
+
+
+def _build(cls: type[Message], obj: dict[str, Any], payload: bytes | None,
+           limits: Limits, rid: int | None) -> Message:
+    if payload is not None and not cls.HAS_PAYLOAD:
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, f"{cls.TYPE} carries no payload", rid)
+    kwargs: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if field.name == "payload":
+            if payload is None:
+                raise ChatProtocolError(ErrorCode.BAD_FIELD, "payload missing", rid)
+            if len(payload) > limits.max_payload_bytes:
+                raise ChatProtocolError(
+                    ErrorCode.TOO_LARGE,
+                    f"payload is {len(payload)} bytes, limit {limits.max_payload_bytes}", rid)
+            kwargs["payload"] = payload
+            continue
+        if field.name == "result":
+            kwargs["result"] = {k: v for k, v in obj.items() if k not in ("t", "id")}
+            continue
+        kind: Kind = field.metadata["kind"]
+        optional = field.metadata["optional"]
+        value = obj.get(field.name)
+        if value is None:
+            if optional:
+                kwargs[field.name] = None
+                continue
+            if field.default is not attrs.NOTHING and field.name not in obj:
+                continue
+            raise ChatProtocolError(ErrorCode.BAD_FIELD, f"{field.name} missing", rid)
+        kwargs[field.name] = validate(kind, value, field.name, limits, rid)
+    return cls(**kwargs)
+
+
+def _request_id(obj: dict[str, Any]) -> int | None:
+    rid = obj.get("id")
+    return rid if type(rid) is int and 0 <= rid <= MAX_REQUEST_ID else None
+
+
+def decode_request(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
+    """Decode what a client sent.  Raises ChatProtocolError (with ``request_id``
+    set whenever the message had a readable id) and nothing else."""
+    obj, payload = _parse(data, limits)
+    rid = _request_id(obj)
+    kind = obj.get("t")
+    if not isinstance(kind, str):
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "field t missing", rid)
+    cls = REQUESTS.get(kind)
+    if cls is None:
+        raise ChatProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown request type {kind[:40]!r}", rid)
+    if rid is None:
+        raise ChatProtocolError(ErrorCode.BAD_FIELD, "id must be an integer 0..2^53-1")
+    return _build(cls, obj, payload, limits, rid)  # type: ignore[return-value]
+
+
+def decode_server_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Decode what a server sent (a reply or an event).  Raises only ChatProtocolError."""
+    obj, payload = _parse(data, limits)
+    kind = obj.get("t")
+    if not isinstance(kind, str):
+        raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "field t missing")
+    cls = SERVER_MESSAGES.get(kind)
+    if cls is None:
+        raise ChatProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown server message {kind[:40]!r}")
+    return _build(cls, obj, payload, limits, None)

@@ -1,0 +1,222 @@
+"""Every request a client may send: one frozen class per wire ``t``, answered
+by exactly one ``ok`` or ``error`` reply carrying the request's ``id``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from twistchat.chat.protocol.schema import Kind, Request, payload_field, request, wire_field
+
+
+@request
+@attrs.frozen
+class Login(Request):
+    """Log in as ``nick``; the first login registers it.  Give ``password`` to
+    register with (or log in by) a password, ``secret`` to log in with the secret
+    a password-less registration returned, or neither to register password-less."""
+
+    TYPE: ClassVar[str] = "login"
+    id: int = wire_field(Kind.REQUEST_ID)
+    nick: str = wire_field(Kind.NICK)
+    password: str | None = wire_field(Kind.SECRET, optional=True)
+    secret: str | None = wire_field(Kind.SECRET, optional=True)
+
+
+@request
+@attrs.frozen
+class SetPassword(Request):
+    TYPE: ClassVar[str] = "set_password"
+    id: int = wire_field(Kind.REQUEST_ID)
+    password: str = wire_field(Kind.SECRET)
+
+
+@request
+@attrs.frozen
+class Create(Request):
+    """Create a private group with a random id and join it as operator."""
+
+    TYPE: ClassVar[str] = "create"
+    id: int = wire_field(Kind.REQUEST_ID)
+
+
+@request
+@attrs.frozen
+class Join(Request):
+    TYPE: ClassVar[str] = "join"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    key: str | None = wire_field(Kind.SECRET, optional=True)
+
+
+@request
+@attrs.frozen
+class Part(Request):
+    TYPE: ClassVar[str] = "part"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    reason: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Say(Request):
+    TYPE: ClassVar[str] = "say"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    text: str = wire_field(Kind.TEXT)
+
+
+@request
+@attrs.frozen
+class Dm(Request):
+    TYPE: ClassVar[str] = "dm"
+    id: int = wire_field(Kind.REQUEST_ID)
+    to: str = wire_field(Kind.NICK)
+    text: str = wire_field(Kind.TEXT)
+
+
+@request
+@attrs.frozen
+class Data(Request):
+    """Opaque binary relay to an online nick; the payload follows the newline."""
+
+    TYPE: ClassVar[str] = "data"
+    HAS_PAYLOAD: ClassVar[bool] = True
+    id: int = wire_field(Kind.REQUEST_ID)
+    to: str = wire_field(Kind.NICK)
+    payload: bytes = payload_field()
+
+
+@request
+@attrs.frozen
+class Topic(Request):
+    """Without ``topic``: read it.  With it: set it (``""`` clears); operator only."""
+
+    TYPE: ClassVar[str] = "topic"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    topic: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Who(Request):
+    TYPE: ClassVar[str] = "who"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+
+
+@request
+@attrs.frozen
+class Rooms(Request):
+    TYPE: ClassVar[str] = "rooms"
+    id: int = wire_field(Kind.REQUEST_ID)
+
+
+@request
+@attrs.frozen
+class Nick(Request):
+    TYPE: ClassVar[str] = "nick"
+    id: int = wire_field(Kind.REQUEST_ID)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Away(Request):
+    """With ``message``: away.  Without: back."""
+
+    TYPE: ClassVar[str] = "away"
+    id: int = wire_field(Kind.REQUEST_ID)
+    message: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Ping(Request):
+    TYPE: ClassVar[str] = "ping"
+    id: int = wire_field(Kind.REQUEST_ID)
+
+
+@request
+@attrs.frozen
+class History(Request):
+    """Room messages with ``msg_id`` greater than ``since`` (all kept ones if
+    absent), oldest first, at most ``limit``."""
+
+    TYPE: ClassVar[str] = "history"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    since: int | None = wire_field(Kind.UINT, optional=True)
+    limit: int | None = wire_field(Kind.UINT, optional=True)
+
+
+@request
+@attrs.frozen
+class Kick(Request):
+    TYPE: ClassVar[str] = "kick"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    nick: str = wire_field(Kind.NICK)
+    reason: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Ban(Request):
+    TYPE: ClassVar[str] = "ban"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    nick: str = wire_field(Kind.NICK)
+    reason: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Unban(Request):
+    TYPE: ClassVar[str] = "unban"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Mode(Request):
+    """Change room settings; absent fields stay unchanged; ``key: ""`` removes the key."""
+
+    TYPE: ClassVar[str] = "mode"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    invite_only: bool | None = wire_field(Kind.BOOL, optional=True)
+    key: str | None = wire_field(Kind.LINE, optional=True)
+
+
+@request
+@attrs.frozen
+class Invite(Request):
+    TYPE: ClassVar[str] = "invite"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Op(Request):
+    """Hand operator status on to another member (you lose it)."""
+
+    TYPE: ClassVar[str] = "op"
+    id: int = wire_field(Kind.REQUEST_ID)
+    room: str = wire_field(Kind.ROOM)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Quit(Request):
+    TYPE: ClassVar[str] = "quit"
+    id: int = wire_field(Kind.REQUEST_ID)
+    reason: str | None = wire_field(Kind.LINE, optional=True)

@@ -1,0 +1,86 @@
+"""Checking one decoded field value against its declared kind; raises
+ChatProtocolError with the code a client can act on (BAD_NICK, TOO_LARGE...)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from twistchat.chat.protocol.codes import ERROR_TEXT, ErrorCode
+from twistchat.chat.protocol.errors import ChatProtocolError
+from twistchat.chat.protocol.limits import (
+    CODE_PATTERN,
+    LINE_MAX_BYTES,
+    MAX_REQUEST_ID,
+    SECRET_MAX_LENGTH,
+    Limits,
+    is_valid_nick,
+    is_valid_room,
+)
+from twistchat.chat.protocol.schema import Kind
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Message text may hold tabs and newlines, not other C0 controls."""
+
+
+def _bad(code: ErrorCode, message: str, rid: int | None) -> ChatProtocolError:
+    return ChatProtocolError(code, message, rid)
+
+
+def _check_utf8_str(value: Any, name: str, rid: int | None) -> bytes:
+    if not isinstance(value, str):
+        raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(ErrorCode.BAD_FIELD, f"{name} is not valid Unicode", rid) from None
+
+
+def validate(kind: Kind, value: Any, name: str, limits: Limits, rid: int | None) -> Any:
+    if kind is Kind.REQUEST_ID or kind is Kind.UINT:
+        if type(value) is not int or not 0 <= value <= MAX_REQUEST_ID:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be an integer 0..2^53-1", rid)
+        return value
+    if kind is Kind.BOOL:
+        if type(value) is not bool:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a boolean", rid)
+        return value
+    if kind is Kind.NICK or kind is Kind.ROOM:
+        if not isinstance(value, str):
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
+    if kind is Kind.NICK:
+        if not is_valid_nick(value):
+            raise _bad(ErrorCode.BAD_NICK, f"{name}: {ERROR_TEXT[ErrorCode.BAD_NICK]}", rid)
+        return value
+    if kind is Kind.ROOM:
+        if not is_valid_room(value):
+            raise _bad(ErrorCode.BAD_ROOM, f"{name}: {ERROR_TEXT[ErrorCode.BAD_ROOM]}", rid)
+        return value
+    if kind is Kind.TEXT:
+        encoded = _check_utf8_str(value, name, rid)
+        if not encoded:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must not be empty", rid)
+        if len(encoded) > limits.max_text_bytes:
+            raise _bad(ErrorCode.TOO_LARGE,
+                       f"{name} is {len(encoded)} bytes, limit {limits.max_text_bytes}", rid)
+        if _TEXT_FORBIDDEN.search(value):
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} holds control characters", rid)
+        return value
+    if kind is Kind.LINE:
+        encoded = _check_utf8_str(value, name, rid)
+        if len(encoded) > LINE_MAX_BYTES:
+            raise _bad(ErrorCode.TOO_LARGE, f"{name} exceeds {LINE_MAX_BYTES} bytes", rid)
+        if _CONTROL.search(value):
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} holds control characters", rid)
+        return value
+    if kind is Kind.SECRET:
+        _check_utf8_str(value, name, rid)
+        if not 1 <= len(value) <= SECRET_MAX_LENGTH:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be 1-{SECRET_MAX_LENGTH} characters", rid)
+        return value
+    if kind is Kind.CODE:
+        if not isinstance(value, str) or CODE_PATTERN.match(value) is None:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be an error code", rid)
+        return value
+    return value  # Kind.ANY
