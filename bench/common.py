@@ -20,11 +20,11 @@ from typing import Any, Callable
 from twisted.internet import defer
 
 from bench import procstat
+from twistchat.endpoint.sockets import enlarge_buffers
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 PLUGIN_FILE = REPO / "twisted" / "plugins" / "twistchat_plugin.py"
-BUFFER_BYTES = 4 * 1024 * 1024
 
 
 # ------------------------------------------------------------------ output
@@ -223,17 +223,6 @@ def run_netsim(loss: float, rtt_ms: float, messages: int, rate: float, size: int
 
 
 # ------------------------------------------------------------------ client side
-
-def enlarge_buffers(port: Any) -> None:
-    sock = getattr(port, "socket", None)
-    if sock is None:
-        return
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, BUFFER_BYTES)
-        except OSError:
-            pass
-
 
 def client_endpoints(reactor: Any, count: int) -> list:
     """``count`` ClientEndpoints on their own loopback sockets; each carries many sessions.

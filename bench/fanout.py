@@ -22,9 +22,10 @@ from twisted.internet.protocol import DatagramProtocol
 
 from bench import procstat
 from bench.common import (
-    LOOPBACK, Child, ServerProcess, client_endpoints, connect_many, emit, enlarge_buffers,
+    LOOPBACK, Child, ServerProcess, client_endpoints, connect_many, emit,
     rounded, run_async, say, sleep, tracebacks,
 )
+from twistchat.endpoint.sockets import enlarge_buffers
 
 WINDOW = 8
 """Lines each sender keeps in flight."""

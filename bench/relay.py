@@ -11,12 +11,11 @@ other members as ``M<addr> <text>`` and acknowledged to the sender as ``A<id>``.
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 
 from twisted.internet.protocol import DatagramProtocol
 
-BUFFER_BYTES = 4 * 1024 * 1024
+from twistchat.endpoint.sockets import enlarge_buffers
 
 
 class Relay(DatagramProtocol):
@@ -48,11 +47,7 @@ def main() -> int:
     from twisted.internet import reactor
     relay = Relay()
     port = reactor.listenUDP(0, relay, interface="127.0.0.1", maxPacketSize=65535)
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            port.socket.setsockopt(socket.SOL_SOCKET, option, BUFFER_BYTES)
-        except OSError:
-            pass
+    enlarge_buffers(port)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     print(f"relay listening on 127.0.0.1:{port.getHost().port}", flush=True)
     reactor.run(installSignalHandlers=False)

@@ -17,7 +17,7 @@ import sys
 
 import attrs
 
-from bench.common import enlarge_buffers
+from twistchat.endpoint.sockets import enlarge_buffers
 
 
 def flush_per_turn_endpoint():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from twisted.internet.error import CannotListenError, MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from twistchat.endpoint.sockets import enlarge_buffers
 from twistchat.netem.impairment import Impairment
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 120.0
@@ -42,10 +42,6 @@ DEFAULT_MAX_CLIENTS = 1024
 
 MAX_DATAGRAM_BYTES = 65535
 """Read buffer per datagram; Twisted's default of 8192 would truncate larger ones."""
-
-SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
-"""Asked-for kernel buffers, so bursts are not lost in the proxy itself (the
-kernel caps this at net.core.rmem_max / wmem_max)."""
 
 MILLISECONDS_PER_SECOND = 1000.0
 
@@ -187,18 +183,6 @@ class _UpstreamProtocol(DatagramProtocol):
             self._proxy._upstream_lost(self.mapping)
 
 
-def _enlarge_socket_buffers(port: Any) -> None:
-    """Best effort: real ports have a .socket, test fakes need not."""
-    sock = getattr(port, "socket", None)
-    if sock is None:
-        return
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
-        except OSError:
-            pass
-
-
 class ImpairmentProxy:
     """
     A UDP proxy from ``listen_host:listen_port`` to ``target`` that impairs
@@ -255,7 +239,7 @@ class ImpairmentProxy:
             interface=self._listen_host,
             maxPacketSize=MAX_DATAGRAM_BYTES,
         )
-        _enlarge_socket_buffers(self._listening)
+        enlarge_buffers(self._listening)
         self.port = self._listening.getHost().port
         self.log.info(
             "netem listening on {host}:{port} -> {target}",
@@ -380,7 +364,7 @@ class ImpairmentProxy:
         except CannotListenError as failure:
             self.log.warn("cannot open an upstream socket for {client}: {failure}", client=client_address, failure=failure)
             return None
-        _enlarge_socket_buffers(upstream)
+        enlarge_buffers(upstream)
         now = self._reactor.seconds()
         mapping = ClientMapping(client_address=client_address, upstream=upstream, last_active=now)
         protocol.mapping = mapping
