@@ -210,8 +210,9 @@ def run_transfer(settings: TransferSettings) -> TransferResult:
         def finished() -> bool:
             if sender.closed is not None:
                 return True
+            # Every message sent and none queued or unacknowledged (none is empty).
             return len(sender.sent_at) >= settings.messages and \
-                not sender.connection.session._has_unacked_data()
+                sender.connection.pending_bytes() == 0
 
         network.run(until=settings.time_limit, stop=finished)
         timed_out = not finished()
