@@ -94,7 +94,7 @@ class Sender(MessageProtocol):
             return
         session = self.connection.session
         while len(self.sent_at) < self.settings.messages and \
-                len(session._send_queue) < FEED_QUEUE_MESSAGES:
+                session.unsent_chunks < FEED_QUEUE_MESSAGES:
             self._send_one()
         self.clock.callLater(WINDOW_FEED_INTERVAL, self._next)
 

@@ -1,0 +1,123 @@
+"""
+Filling DATA packets: what goes into the next datagram and in what order.
+
+An ACK first when one is owed; then answers to the peer's path challenges,
+probe copies of the oldest data in flight (RFC 9002 §6.2.4), lost chunks,
+new chunks as far as the congestion and flow windows allow, unreliable
+messages, and on a lossy path redundant copies of recent chunks. A packet is
+capped at what the congestion window has left rather than not sent at all,
+so small messages are never held behind a full-size packet's worth of room.
+Every packet gets a new packet number, and every ack-eliciting one is handed
+to ``Recovery``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
+from twistchat.reliable.paths import PathValidator
+from twistchat.reliable.recovery import Recovery, SentPacket
+from twistchat.reliable.sending import SendBuffer
+from twistchat.wire.packets import CONNECTION_ID_SIZE, Ack, Data, PathChallenge, Ping, encode_packet, frame_size
+from twistchat.wire.varint import varint_size
+
+MIN_USEFUL_ROOM = 32
+"""Below this much congestion-window room, wait for acks instead of sending."""
+
+
+class PacketBuilder:
+    def __init__(self, max_datagram_size: int, acks: AckTracker, buffer: SendBuffer,
+                 recovery: Recovery, paths: PathValidator, stats,
+                 on_ack_eliciting: Callable[[float], None]) -> None:
+        self.max_datagram_size = max_datagram_size
+        self.acks = acks
+        self.buffer = buffer
+        self.recovery = recovery
+        self.paths = paths
+        self.stats = stats
+        self._on_ack_eliciting = on_ack_eliciting
+        """Told before each ack-eliciting packet is put in flight (liveness clocks)."""
+        self.next_packet_number = 0
+        self.probes_pending = 0
+        self.ping_pending = False
+
+    def build(self, dest_cid: int, now: float, flow_window: int) -> bytes | None:
+        """The next DATA datagram, or None if nothing is due."""
+        buffer = self.buffer
+        congestion = self.recovery.congestion
+        room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number))
+        frames: list = []
+        chunks: list = []
+        acks = self.acks
+        ack_due = acks.is_due(now)
+        ack = acks.frame(now) if acks.pending else None
+        if ack is not None:
+            room -= frame_size(ack)
+        probing = self.probes_pending > 0
+        if not probing:
+            overhead = self.max_datagram_size - room
+            room = min(room, congestion.available() - overhead)
+        if probing or room >= MIN_USEFUL_ROOM:
+            room = self.paths.add_responses(frames, room)
+            if probing:
+                # The oldest data in flight first: it is what holds up delivery.
+                room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
+            room = buffer.add_retransmissions(frames, chunks, room, now)
+            room = buffer.add_new(frames, chunks, room, now, flow_window)
+            buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
+            room = buffer.add_unreliable(frames, room)
+            if chunks and self._redundancy_active():
+                room = buffer.add_redundant(frames, chunks, room, now)
+            if (probing or self.ping_pending) and not frames:
+                frames.append(Ping())
+        if not frames:
+            if not ack_due:
+                return None
+            return self.seal([ack], dest_cid, now)
+        if probing:
+            self.probes_pending -= 1
+            self.stats.probes_sent += 1
+        self.ping_pending = False
+        if ack is not None:
+            frames.insert(0, ack)
+        return self.seal(frames, dest_cid, now, chunks=chunks, ack_eliciting=True)
+
+    def seal(self, frames: list, dest_cid: int, now: float, chunks: list | None = None,
+             ack_eliciting: bool = False) -> bytes:
+        pn = self.next_packet_number
+        self.next_packet_number += 1
+        datagram = encode_packet(Data(dest_cid, pn, tuple(frames)))
+        size = len(datagram)
+        if any(isinstance(f, Ack) for f in frames):
+            self.acks.on_ack_sent()
+        if ack_eliciting:
+            self._on_ack_eliciting(now)
+            congestion = self.recovery.congestion
+            app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
+                < congestion.window and not self.buffer.queue
+            self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited))
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += size
+        return datagram
+
+    def path_challenge(self, dest_cid: int, now: float) -> tuple[bytes, tuple] | None:
+        """A PATH_CHALLENGE datagram to a candidate address, if one is due and allowed."""
+        due = self.paths.challenge_due(now, self.recovery.probe_timeout())
+        if due is None:
+            return None
+        challenge, address = due
+        pn = self.next_packet_number
+        datagram = encode_packet(Data(dest_cid, pn, (PathChallenge(challenge),)))
+        if not self.paths.may_send_challenge(len(datagram), now):
+            return None  # anti-amplification: never more than it sent us
+        self.next_packet_number += 1
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += len(datagram)
+        return datagram, address
+
+    def _redundancy_active(self) -> bool:
+        congestion = self.recovery.congestion
+        return (self.buffer.redundancy > 0
+                and self.recovery.loss_estimate > LOSSY_PATH_THRESHOLD
+                and congestion.bytes_in_flight * 2 < congestion.window)

@@ -1,0 +1,155 @@
+"""
+Loss recovery on the sending side, as RFC 9002 describes it: the packets in
+flight, what an ACK frame retires, loss by packet or time threshold, the
+probe timeout, and the RTT and congestion state they feed.
+
+Packet numbers are never reused, so every RTT sample is unambiguous
+(RFC 9002 §2). What a packet carried is handed back to the ``SendBuffer``
+chunk by chunk: acknowledged, or lost (to be sent again in a new packet).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
+from twistchat.reliable.congestion import NewReno
+from twistchat.reliable.rtt import K_GRANULARITY, RttEstimator
+from twistchat.reliable.sending import Chunk, SendBuffer
+from twistchat.wire.packets import Ack
+
+K_PACKET_THRESHOLD = 3
+"""RFC 9002 §6.1.1: a packet is lost once 3 later packets are acknowledged."""
+
+K_TIME_THRESHOLD = 9 / 8
+"""RFC 9002 §6.1.2: ... or once it is 9/8 RTT older than an acknowledged one."""
+
+MAX_PTO_BACKOFF = 6
+"""The probe timeout doubles at most this many times (64 x PTO) ..."""
+
+MAX_PROBE_INTERVAL = 1.0
+"""... and never beyond one second: on a path losing 30% of packets each
+way a probe round trip fails half the time, and a chat session should try
+a dozen times before the give-up time rather than three."""
+
+
+@attrs.define(slots=True, eq=False)
+class SentPacket:
+    packet_number: int
+    sent_time: float
+    size: int
+    chunks: list[Chunk]
+    app_limited: bool
+
+
+class Recovery:
+    def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno,
+                 buffer: SendBuffer, stats, peer_max_ack_delay: float) -> None:
+        self.rtt = rtt
+        self.congestion = congestion
+        self.buffer = buffer
+        self.stats = stats
+        self.peer_max_ack_delay = peer_max_ack_delay
+        self.sent: dict[int, SentPacket] = {}
+        """Ack-eliciting packets in flight, oldest first."""
+        self.largest_acked: int | None = None
+        self.loss_time: float | None = None
+        """When the time threshold will declare the oldest unacked packet lost."""
+        self.pto_count = 0
+        self.last_ack_eliciting_sent = now
+        self.loss_estimate = 0.0
+        """Loss of our packets, from what acks retire and what is declared lost."""
+
+    def probe_timeout(self) -> float:
+        return self.rtt.probe_timeout(self.peer_max_ack_delay)
+
+    def on_packet_sent(self, packet: SentPacket) -> None:
+        self.sent[packet.packet_number] = packet
+        self.congestion.on_packet_sent(packet.size)
+        self.last_ack_eliciting_sent = packet.sent_time
+
+    def on_ack_received(self, frame: Ack, now: float) -> bool:
+        """Retire what ``frame`` acknowledges; True if it acknowledged anything new."""
+        largest = frame.largest
+        if self.largest_acked is None or largest > self.largest_acked:
+            self.largest_acked = largest
+        sent = self.sent
+        if not sent:
+            return False
+        first_outstanding = next(iter(sent))
+        newly_acked: list[SentPacket] = []
+        for low, high in frame.ranges:
+            if high < first_outstanding:
+                break
+            for pn in range(max(low, first_outstanding), high + 1):
+                packet = sent.pop(pn, None)
+                if packet is not None:
+                    newly_acked.append(packet)
+        if not newly_acked:
+            return False
+        newest = max(newly_acked, key=lambda p: p.packet_number)
+        if newest.packet_number == largest:
+            self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
+        on_chunk_acked = self.buffer.on_chunk_acked
+        for packet in newly_acked:
+            self.congestion.on_packet_acked(packet.size, packet.sent_time, packet.app_limited)
+            self.loss_estimate -= self.loss_estimate * LOSS_ESTIMATE_GAIN
+            for chunk in packet.chunks:
+                on_chunk_acked(chunk)
+        self.pto_count = 0
+        self.detect_lost_packets(now)
+        return True
+
+    def detect_lost_packets(self, now: float) -> None:
+        """RFC 9002 §6.1 (DetectAndRemoveLostPackets)."""
+        self.loss_time = None
+        if self.largest_acked is None:
+            return
+        loss_delay = max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
+                         K_GRANULARITY)
+        lost: list[SentPacket] = []
+        for pn, packet in self.sent.items():
+            if pn > self.largest_acked:
+                break
+            # Compare deadlines computed the same way as the timer's, so that
+            # waking at the deadline always declares the packet lost (float
+            # rounding of ``now - loss_delay`` could otherwise spin forever).
+            deadline = packet.sent_time + loss_delay
+            if deadline <= now or self.largest_acked >= pn + K_PACKET_THRESHOLD:
+                lost.append(packet)
+            elif self.loss_time is None or deadline < self.loss_time:
+                self.loss_time = deadline
+        if lost:
+            self._on_packets_lost(lost, now)
+
+    def _on_packets_lost(self, lost: list[SentPacket], now: float) -> None:
+        on_chunk_lost = self.buffer.on_chunk_lost
+        for packet in lost:
+            del self.sent[packet.packet_number]
+            self.stats.packets_lost += 1
+            self.loss_estimate += (1 - self.loss_estimate) * LOSS_ESTIMATE_GAIN
+            for chunk in packet.chunks:
+                on_chunk_lost(chunk)
+        self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now)
+
+    def timer(self) -> float | None:
+        if self.loss_time is not None:
+            return self.loss_time
+        if self.sent:
+            return self.pto_deadline()
+        return None
+
+    def on_timer(self, now: float) -> bool:
+        """Run the loss timer or the probe timeout; True if probes are due."""
+        if self.loss_time is not None and now >= self.loss_time:
+            self.detect_lost_packets(now)
+        elif self.loss_time is None and self.sent and now >= self.pto_deadline():
+            self.pto_count += 1
+            return True
+        return False
+
+    def pto_deadline(self) -> float:
+        backoff = 2 ** min(self.pto_count, MAX_PTO_BACKOFF)
+        pto = self.probe_timeout()
+        interval = min(pto * backoff, max(MAX_PROBE_INTERVAL, pto))
+        return self.last_ack_eliciting_sent + interval

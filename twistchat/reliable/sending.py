@@ -1,0 +1,235 @@
+"""
+What the session has to send and has not had acknowledged: reliable
+messages cut into chunks (a whole small message, or one fragment of a large
+one), the queues they wait in, the flow window, and the frames they are
+(re)sent as.
+
+Lost data is never resent in its old packet: a lost chunk waits in the
+retransmit queue for a new packet number (RFC 9002 §2). The flow window
+bounds the bytes of messages from the oldest unacknowledged one onwards by
+what the peer said it would buffer, each message charged as the receiver's
+reassembly charges it (``reassembly.flow_charge``).
+
+Loss-adaptive redundancy: while the flow is application-limited and loss is
+observed, recent unacknowledged chunks ride again in packets that go out
+anyway, so a loss is repaired one packet later instead of one round trip
+later. It costs nothing on a clean path.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import attrs
+
+from twistchat.reliable.reassembly import flow_charge
+from twistchat.wire.packets import CONNECTION_ID_SIZE, MessageFrame, Unreliable, frame_size
+
+DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
+MESSAGE_FRAME_MAX_OVERHEAD = 1 + 8 + 8 + 8 + 8
+ACK_ROOM = 48
+"""Fragments leave this much room so an ACK frame rides along."""
+UNRELIABLE_FRAME_OVERHEAD = 10
+"""Type byte and a length varint, with slack."""
+
+
+@attrs.define(slots=True, eq=False)
+class Chunk:
+    """A whole small message, or one fragment of a large one, as it is (re)sent."""
+
+    seq: int
+    data: bytes
+    offset: int
+    total: int | None
+    acked: bool = False
+    in_flight: int = 0
+    copies: int = 0
+    last_sent: float = 0.0
+
+    def frame(self) -> MessageFrame:
+        return MessageFrame(self.seq, self.data, self.offset, self.total)
+
+
+@attrs.define(slots=True, eq=False)
+class _OutgoingMessage:
+    data: bytes
+    charge: int
+    chunks_left: int
+    done: bool = False
+
+
+class SendBuffer:
+    def __init__(self, max_datagram_size: int, redundancy: int, stats) -> None:
+        self.fragment_size = max_datagram_size - DATA_HEADER_MAX - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
+        self.unreliable_room = max_datagram_size - DATA_HEADER_MAX - 1 - 8 - ACK_ROOM
+        self.redundancy = redundancy
+        self.stats = stats
+        self.next_seq = 0
+        self.queue: deque[Chunk] = deque()
+        """Chunks never sent, in order."""
+        self.retransmit_queue: deque[Chunk] = deque()
+        """Chunks whose every copy was lost."""
+        self.unreliable_queue: deque[bytes] = deque()
+        self.recent: deque[Chunk] = deque()
+        """Recently sent chunks: candidates for redundant copies."""
+        self.outgoing: dict[int, _OutgoingMessage] = {}
+        """Messages from the oldest unacknowledged one on, by sequence number."""
+        self.flow_used = 0
+
+    # -- what the application queues ------------------------------------
+
+    def queue_message(self, data: bytes) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        piece = self.fragment_size
+        if len(data) <= piece:
+            chunks = [Chunk(seq, data, 0, None)]
+        else:
+            chunks = [Chunk(seq, data[i:i + piece], i, len(data)) for i in range(0, len(data), piece)]
+        self.queue.extend(chunks)
+        self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks))
+        self.stats.messages_sent += 1
+        return seq
+
+    def has_unacked_data(self) -> bool:
+        return bool(self.outgoing or self.queue)
+
+    def pending_bytes(self) -> int:
+        return sum(len(m.data) for m in self.outgoing.values() if not m.done) + \
+            sum(len(c.data) for c in self.queue)
+
+    def unacked_messages(self) -> tuple[bytes, ...]:
+        return tuple(m.data for m in self.outgoing.values() if not m.done)
+
+    def clear(self) -> None:
+        self.queue.clear()
+        self.retransmit_queue.clear()
+        self.unreliable_queue.clear()
+        self.recent.clear()
+        self.outgoing.clear()
+
+    # -- what recovery reports ----------------------------------------------
+
+    def on_chunk_acked(self, chunk: Chunk) -> None:
+        chunk.in_flight -= 1
+        if chunk.acked:
+            return
+        chunk.acked = True
+        message = self.outgoing.get(chunk.seq)
+        if message is None:
+            return
+        message.chunks_left -= 1
+        if message.chunks_left:
+            return
+        message.done = True
+        outgoing = self.outgoing
+        while outgoing:
+            seq = next(iter(outgoing))
+            head = outgoing[seq]
+            if not head.done:
+                break
+            del outgoing[seq]
+            self.flow_used -= head.charge
+
+    def on_chunk_lost(self, chunk: Chunk) -> None:
+        chunk.in_flight -= 1
+        if not chunk.acked and chunk.in_flight == 0:
+            self.retransmit_queue.append(chunk)
+
+    # -- filling a packet: each takes the room left and returns what is left ----
+
+    def add_retransmissions(self, frames: list, chunks: list, room: int, now: float) -> int:
+        queue = self.retransmit_queue
+        while queue:
+            chunk = queue[0]
+            if chunk.acked or chunk.in_flight:
+                queue.popleft()
+                continue
+            frame = chunk.frame()
+            size = frame_size(frame)
+            if size > room:
+                break
+            queue.popleft()
+            _put(chunk, frame, frames, chunks, now)
+            self.stats.retransmitted_frames += 1
+            # A repair is as worth protecting as the original: let the
+            # next packets carry redundant copies of it too.
+            chunk.copies = 1
+            if chunk not in self.recent:
+                self.recent.append(chunk)
+            room -= size
+        return room
+
+    def add_new(self, frames: list, chunks: list, room: int, now: float, window: int) -> int:
+        """New chunks, as far as ``window`` (the peer's receive window) allows."""
+        queue = self.queue
+        while queue:
+            chunk = queue[0]
+            frame = chunk.frame()
+            size = frame_size(frame)
+            if size > room:
+                break
+            if chunk.offset == 0:
+                charge = self.outgoing[chunk.seq].charge
+                if self.flow_used + charge > window and self.flow_used:
+                    break  # flow control: the peer would have to buffer too much
+                self.flow_used += charge
+            queue.popleft()
+            _put(chunk, frame, frames, chunks, now)
+            self.recent.append(chunk)
+            room -= size
+        return room
+
+    def add_unreliable(self, frames: list, room: int) -> int:
+        queue = self.unreliable_queue
+        while queue and len(queue[0]) + UNRELIABLE_FRAME_OVERHEAD <= room:
+            frame = Unreliable(queue.popleft())
+            frames.append(frame)
+            room -= frame_size(frame)
+        return room
+
+    def forget_old_recent(self, horizon: float) -> None:
+        recent = self.recent
+        while recent and (recent[0].acked or recent[0].last_sent < horizon):
+            recent.popleft()
+
+    def add_redundant(self, frames: list, chunks: list, room: int, now: float) -> int:
+        """Resend recent unacked chunks in a packet that goes out anyway."""
+        for chunk in list(self.recent):
+            if chunk in chunks or chunk.acked or chunk.copies > self.redundancy:
+                continue
+            frame = chunk.frame()
+            size = frame_size(frame)
+            if size > room:
+                break
+            _put(chunk, frame, frames, chunks, now)
+            self.stats.redundant_frames += 1
+            room -= size
+        return room
+
+    def add_probe_copies(self, oldest_first, frames: list, chunks: list, room: int,
+                         now: float) -> int:
+        """A probe carries the oldest data still in flight (RFC 9002 §6.2.4):
+        the unacked chunks of the first of ``oldest_first`` (sent packets) that has any."""
+        for packet in oldest_first:
+            for chunk in packet.chunks:
+                if chunk.acked or chunk in chunks:
+                    continue
+                frame = chunk.frame()
+                size = frame_size(frame)
+                if size > room:
+                    return room
+                _put(chunk, frame, frames, chunks, now)
+                self.stats.retransmitted_frames += 1
+                room -= size
+            if chunks:
+                break
+        return room
+
+
+def _put(chunk: Chunk, frame: MessageFrame, frames: list, chunks: list, now: float) -> None:
+    frames.append(frame)
+    chunks.append(chunk)
+    chunk.in_flight += 1
+    chunk.copies += 1
+    chunk.last_sent = now
