@@ -130,13 +130,32 @@ def udp_socket() -> socket.socket:
     return sock
 
 
+NETEM_MODULE = [sys.executable, "-m", "twistchat.netem"]
+NETEM_WITH_SIGINT_IGNORED = [
+    sys.executable, "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "runpy.run_module('twistchat.netem', run_name='__main__', alter_sys=True)",
+]
+"""How a background job of a non-interactive shell (``pytest &``, CI runners)
+starts it: SIGINT inherited as ignored, which Twisted's own handler setup
+leaves alone."""
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_command_line_proxy_forwards_then_reports_counters_on_signal(stop_signal: signal.Signals) -> None:
+    forward_then_stop(NETEM_MODULE, stop_signal)
+
+
+def test_command_line_proxy_stops_on_sigint_even_when_it_inherited_sigint_ignored() -> None:
+    forward_then_stop(NETEM_WITH_SIGINT_IGNORED, signal.SIGINT)
+
+
+def forward_then_stop(command: list[str], stop_signal: signal.Signals) -> None:
     round_trips = 5
     with udp_socket() as server, udp_socket() as client:
         server_port = server.getsockname()[1]
         process = subprocess.Popen(
-            [sys.executable, "-m", "twistchat.netem", "--listen", "0", "--to", f"{LOOPBACK}:{server_port}", "--seed", "1"],
+            command + ["--listen", "0", "--to", f"{LOOPBACK}:{server_port}", "--seed", "1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,6 +8,12 @@ Both directions get the same settings (each with its own random stream
 derived from the seed). The first line on stdout is a banner giving the real
 listening port, flushed at once so a parent process can wait for it; on
 SIGINT or SIGTERM the proxy prints its counters as one JSON line and exits 0.
+
+The banner is printed only once both signal handlers are in place, and they
+are installed here rather than left to ``reactor.run()``: Twisted takes
+SIGINT only when it finds Python's default handler, and a process started
+from a background job of a non-interactive shell (``pytest &``, many CI
+runners) inherits SIGINT ignored, so Ctrl-C or ``kill -INT`` did nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
 import socket
 import sys
 from typing import Any
@@ -182,6 +189,14 @@ def _log_to_stderr(verbose: bool) -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
+def stop_on_signals(reactor: Any) -> None:
+    """SIGINT and SIGTERM stop the reactor, whatever handling was inherited."""
+    def stop(number: int, frame: Any) -> None:
+        reactor.callFromThread(reactor.stop)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
+
+
 def main(argv: list[str] | None = None, reactor: Any = None) -> int:
     options = NetemOptions()
     try:
@@ -210,9 +225,10 @@ def main(argv: list[str] | None = None, reactor: Any = None) -> int:
     except (CannotListenError, OSError) as error:
         print(f"{PROGRAM}: cannot listen on {options['listen-host']}:{options['listen']}: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    print(banner(options, port), flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", proxy.stop)
-    reactor.run()
+    stop_on_signals(reactor)
+    print(banner(options, port), flush=True)  # ready: a signal from now on is handled
+    reactor.run(installSignalHandlers=False)
     print(json.dumps(proxy.counters.as_dict(), sort_keys=True), flush=True)
     return EXIT_OK
 
