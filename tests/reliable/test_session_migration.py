@@ -42,12 +42,13 @@ def test_the_right_path_response_moves_the_peer_address():
     assert out and all(address == NEW_CLIENT for _, address in out)
 
 
-def test_a_wrong_path_response_or_one_from_elsewhere_moves_nothing():
+def test_a_wrong_path_response_or_one_from_another_address_moves_nothing():
     server = server_session()
     peer = Peer(server)
     peer.send(MessageFrame(0, b"x" * 40), now=1.0, address=NEW_CLIENT)
     [challenge] = frames(server.datagrams_to_send(1.0), PathChallenge)
     peer.send(PathResponse(b"\x00" * 8), now=1.01, address=NEW_CLIENT)
+    peer.send(PathResponse(challenge.data), now=1.01, address=CLIENT)  # not from the new address
     peer.send(PathResponse(challenge.data), now=1.01, address=("203.0.113.5", 1))
     assert server.peer_address == CLIENT
     assert not any(isinstance(e, PathMigrated) for e in events(server))
