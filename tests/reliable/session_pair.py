@@ -135,13 +135,6 @@ class Pair:
                 assert self.client.receive_datagram(datagram, SERVER, now)
         return out
 
-    def tick(self, now: float) -> None:
-        """Both timers, as an endpoint would run them when they are due."""
-        for session in (self.client, self.server):
-            timer = session.get_timer()
-            if timer is not None and timer <= now:
-                session.handle_timer(now)
-
 
 def server_session(now: float = 0.0, config: SessionConfig | None = None,
                    client_parameters: TransportParameters | None = None) -> Session:

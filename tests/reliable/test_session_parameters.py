@@ -16,8 +16,9 @@ from .session_pair import Pair, events, frames, seqs, server_session
 
 @pytest.mark.parametrize(("ours", "theirs"), [(30.0, 20.0), (20.0, 30.0)])
 def test_server_idle_timeout_is_the_smaller_of_ours_and_the_clients(ours, theirs):
+    theirs_ms = int(theirs * 1000)
     server = server_session(config=SessionConfig(idle_timeout=ours),
-                            client_parameters=TransportParameters(idle_timeout_ms=int(theirs * 1000)))
+                            client_parameters=TransportParameters(idle_timeout_ms=theirs_ms))
     assert server.idle_timeout == 20.0
 
 
