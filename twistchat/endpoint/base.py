@@ -1,0 +1,339 @@
+"""
+The Twisted glue: one ``DatagramProtocol`` per socket that routes each
+datagram to its session by the connection id in its header (the session
+decodes it; the endpoint decodes only the packets it answers itself, before
+any session exists), writes what sessions want written and wakes them with
+one shared timer (``timers.TimerQueue``) on the injected reactor. What
+servers add (cookies, accepting sessions, RESETs) is in ``server.py``, what
+clients add (connecting) in ``client.py``.
+
+Bad input never raises out of ``datagramReceived``: it is dropped and
+counted in ``EndpointCounters`` (answering would help an attacker), and no
+state is kept for an address until a cookie has proved it real.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.timers import TimerQueue
+from twistchat.reliable.events import (
+    HandshakeCompleted, MessageReceived, PathMigrated, SessionClosed,
+    UnreliableReceived,
+)
+from twistchat.reliable.session import Session, SessionConfig
+from twistchat.wire.packets import (
+    MAX_ACCEPTED_DATAGRAM_SIZE, PROTOCOL_VERSION, DecodeError, Packet, PacketType,
+    decode_packet, packet_version, peek_route,
+)
+
+@attrs.define
+class EndpointCounters:
+    """What an endpoint dropped, and why: the operator's view of bad input."""
+
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    malformed: int = 0
+    unknown_version: int = 0
+    oversized: int = 0
+    unknown_connection: int = 0
+    unexpected_packet: int = 0
+    short_hello: int = 0
+    bad_cookie: int = 0
+    replayed_connect: int = 0
+    sessions_refused: int = 0
+    cookies_sent: int = 0
+    resets_sent: int = 0
+    sessions_opened: int = 0
+    sessions_closed: int = 0
+    write_errors: int = 0
+    internal_errors: int = 0
+
+
+class ConnectError(Exception):
+    """The handshake did not complete; ``reason`` is the ``CloseReason``."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(f"{reason.code.name}: {reason.message}")
+        self.reason = reason
+
+
+@attrs.define(eq=False)
+class _Handle:
+    """A session and the application protocol on top of it."""
+
+    session: Session
+    protocol: MessageProtocol
+    connection: "SessionConnection | None" = None
+    connected: defer.Deferred | None = None
+    made: bool = False
+    client_key: tuple | None = None
+    """(address, client connection id) of the CONNECT that opened it (server side)."""
+
+
+class SessionConnection:
+    """The ``MessageConnection`` a protocol sees: calls go to the session,
+    and the endpoint flushes once per reactor turn (so a burst of sends is
+    packed into few datagrams)."""
+
+    def __init__(self, endpoint: "Endpoint", handle: _Handle) -> None:
+        self._endpoint = endpoint
+        self._handle = handle
+
+    @property
+    def session(self) -> Session:
+        return self._handle.session
+
+    @property
+    def peer_address(self) -> tuple:
+        return self._handle.session.peer_address
+
+    @property
+    def connection_id(self) -> int:
+        return self._handle.session.local_cid
+
+    @property
+    def last_receive_time(self) -> float:
+        """When anything (keepalives included) last arrived on this session."""
+        return self._handle.session.last_receive_time
+
+    def send_message(self, data: bytes) -> None:
+        self._handle.session.send_message(bytes(data), self._endpoint.now())
+        self._endpoint.mark_dirty(self._handle)
+
+    def send_unreliable(self, data: bytes) -> None:
+        self._handle.session.send_unreliable(bytes(data), self._endpoint.now())
+        self._endpoint.mark_dirty(self._handle)
+
+    def pending_bytes(self) -> int:
+        return self._handle.session.pending_bytes()
+
+    def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
+              graceful: bool = True) -> None:
+        self._handle.session.close(self._endpoint.now(), code, message, graceful)
+        self._endpoint.mark_dirty(self._handle)
+
+
+class Endpoint(DatagramProtocol):
+    """What client and server endpoints share: routing, flushing, timers."""
+
+    log = Logger()
+
+    def __init__(self, reactor: IReactorTime, config: SessionConfig | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.reactor = reactor
+        self.config = config or SessionConfig()
+        self.rng = rng or random.SystemRandom()
+        self.counters = EndpointCounters()
+        self.sessions: dict[int, _Handle] = {}
+        self._timers = TimerQueue(reactor, self._timers_fired)
+        self._dirty: dict[_Handle, None] = {}
+        self._flush_call = None
+        self._flushing = False
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    # -- sending -------------------------------------------------------------
+
+    def _write(self, datagram: bytes, address: tuple) -> None:
+        if self.transport is None:
+            return
+        try:
+            self.transport.write(datagram, address)
+        except OSError as e:  # e.g. no route; the session's timers will cope
+            self.counters.write_errors += 1
+            self.log.debug("write to {address} failed: {error}", address=address, error=e)
+            return
+        self.counters.datagrams_sent += 1
+        self.counters.bytes_sent += len(datagram)
+
+    def mark_dirty(self, handle: _Handle) -> None:
+        """Service ``handle`` at the end of this reactor turn."""
+        self._dirty[handle] = None
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        # Once per reactor turn, not once per datagram: everything read and
+        # sent in one turn (a burst of messages and acks) shares datagrams.
+        if self._flush_call is None and not self._flushing:
+            self._flush_call = self.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        if self._flushing:
+            return  # called from a callback inside a flush: the running loop takes it
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._flushing = True
+        try:
+            while self._dirty:
+                handle = next(iter(self._dirty))
+                del self._dirty[handle]
+                self._service(handle)
+        finally:
+            self._flushing = False
+
+    def _service(self, handle: _Handle) -> None:
+        session = handle.session
+        now = self.now()
+        self._dispatch_events(handle)
+        for datagram, address in session.datagrams_to_send(now):
+            self._write(datagram, address)
+        self._dispatch_events(handle)
+        if session.is_closed:
+            self._forget(handle)
+        else:
+            self._timers.set(handle, session.get_timer())
+
+    def _timers_fired(self, due: list) -> None:
+        now = self.now()
+        for handle, deadline in due:
+            # The session asked for ``deadline``: never tell it an earlier time
+            # (floating point can wake us a hair early).
+            self._guarded(handle, handle.session.handle_timer, max(now, deadline))
+            self._dirty[handle] = None
+        self._flush()
+
+    def _guarded(self, handle: _Handle, call: Callable, *args) -> None:
+        try:
+            call(*args)
+        except Exception:
+            self._internal_error(handle)
+
+    def _internal_error(self, handle: _Handle) -> None:
+        """A bug in one session must not take the endpoint down with it."""
+        self.counters.internal_errors += 1
+        self.log.failure("internal error in session {cid:x}", cid=handle.session.local_cid)
+        if not handle.session.has_ended:
+            handle.session.close(self.now(), CloseCode.PROTOCOL_VIOLATION,
+                                 "internal error", graceful=False)
+
+    # -- events -------------------------------------------------------------
+
+    def _dispatch_events(self, handle: _Handle) -> None:
+        session = handle.session
+        while True:
+            event = session.next_event()
+            if event is None:
+                return
+            try:
+                self._dispatch(handle, event)
+            except Exception:
+                self.counters.internal_errors += 1
+                self.log.failure("application raised on {event}", event=type(event).__name__)
+
+    def _dispatch(self, handle: _Handle, event) -> None:
+        protocol = handle.protocol
+        if isinstance(event, MessageReceived):
+            protocol.message_received(event.data)
+        elif isinstance(event, UnreliableReceived):
+            protocol.unreliable_received(event.data)
+        elif isinstance(event, HandshakeCompleted):
+            self._make_connection(handle)
+            if handle.connected is not None:
+                connected, handle.connected = handle.connected, None
+                connected.callback(protocol)
+        elif isinstance(event, PathMigrated):
+            self.log.info("session {cid:x} moved from {old} to {new}",
+                          cid=handle.session.local_cid, old=event.old, new=event.new)
+        elif isinstance(event, SessionClosed):
+            reason = CloseReason(event.code, event.reason, event.by_peer, event.unacked)
+            self.counters.sessions_closed += 1
+            self._on_closed(handle, reason)
+            if handle.connected is not None:
+                connected, handle.connected = handle.connected, None
+                connected.errback(ConnectError(reason))
+            elif handle.made:
+                protocol.connection_lost(reason)
+
+    def _make_connection(self, handle: _Handle) -> None:
+        if handle.made:
+            return
+        handle.made = True
+        handle.connection = SessionConnection(self, handle)
+        self.counters.sessions_opened += 1
+        handle.protocol.connection_made(handle.connection)
+
+    def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
+        """Hook for subclasses: bookkeeping when a session ends."""
+
+    def _forget(self, handle: _Handle) -> None:
+        self._timers.discard(handle)
+        self._dirty.pop(handle, None)
+        if self.sessions.get(handle.session.local_cid) is handle:
+            del self.sessions[handle.session.local_cid]
+
+    # -- receiving ------------------------------------------------------------
+
+    def datagramReceived(self, datagram: bytes, address: tuple) -> None:
+        counters = self.counters
+        counters.datagrams_received += 1
+        counters.bytes_received += len(datagram)
+        if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
+            counters.oversized += 1
+            return
+        if datagram and packet_version(datagram) != PROTOCOL_VERSION:
+            counters.unknown_version += 1
+            return
+        try:
+            packet_type, cid = peek_route(datagram)
+        except DecodeError:
+            counters.malformed += 1
+            return
+        self._route(packet_type, cid, datagram, address)
+        if self._dirty:
+            self._schedule_flush()
+
+    def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
+        raise NotImplementedError
+
+    def _decode(self, datagram: bytes) -> Packet | None:
+        """For the packets the endpoint itself answers (no session yet)."""
+        try:
+            return decode_packet(datagram)
+        except DecodeError:
+            self.counters.malformed += 1
+            return None
+
+    def _unknown_connection(self, datagram: bytes) -> bool:
+        """Count a packet for no session of ours; True if it was well formed."""
+        if self._decode(datagram) is None:
+            return False
+        self.counters.unknown_connection += 1
+        return True
+
+    def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
+        self._dirty[handle] = None
+        try:
+            accepted = handle.session.receive_datagram(datagram, address, self.now())
+        except Exception:
+            self._internal_error(handle)
+            return
+        if not accepted:
+            self.counters.malformed += 1
+
+    def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
+                  graceful: bool = False) -> None:
+        """Close every session (each peer is sent a CLOSE)."""
+        now = self.now()
+        for handle in list(self.sessions.values()):
+            handle.session.close(now, code, message, graceful)
+            self._dirty[handle] = None
+        self._flush()
+
+    def stopProtocol(self) -> None:
+        self._timers.stop()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None

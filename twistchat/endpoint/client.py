@@ -1,0 +1,40 @@
+"""The client's endpoint: opens sessions to servers; one socket can carry several."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from twistchat.endpoint.api import MessageProtocol
+from twistchat.endpoint.base import Endpoint, _Handle
+from twistchat.reliable.session import Session
+from twistchat.wire.packets import PacketType
+
+
+class ClientEndpoint(Endpoint):
+    """Opens sessions to servers; one socket can carry several."""
+
+    def connect(self, address: tuple, protocol: MessageProtocol) -> defer.Deferred:
+        """Handshake with ``address``; fires with ``protocol`` once connected,
+        or fails with ``ConnectError``."""
+        session = Session.client(now=self.now(), server_address=address,
+                                 config=self.config, rng=self.rng)
+        handle = _Handle(session, protocol, connected=defer.Deferred())
+        self.sessions[session.local_cid] = handle
+        self._dirty[handle] = None
+        connected = handle.connected
+        self._flush()
+        return connected
+
+    def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
+        if packet_type is PacketType.RESET:
+            # A RESET names the server's connection id: find who talks to it.
+            handle = next((h for h in self.sessions.values() if h.session.peer_cid == cid), None)
+        elif packet_type in (PacketType.DATA, PacketType.COOKIE, PacketType.ACCEPT):
+            handle = self.sessions.get(cid)
+        else:
+            self.counters.unexpected_packet += 1
+            return
+        if handle is None:
+            self._unknown_connection(datagram)
+            return
+        self._deliver(handle, datagram, address)
