@@ -75,6 +75,9 @@ class SendBuffer:
         self.outgoing: dict[int, _OutgoingMessage] = {}
         """Messages from the oldest unacknowledged one on, by sequence number."""
         self.flow_used = 0
+        self.unacked_bytes = 0
+        """Bytes of the messages queued or in flight and not acknowledged, kept
+        running: back-pressure reads it on every send."""
 
     # -- what the application queues ------------------------------------
 
@@ -88,15 +91,12 @@ class SendBuffer:
             chunks = [Chunk(seq, data[i:i + piece], i, len(data)) for i in range(0, len(data), piece)]
         self.queue.extend(chunks)
         self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks))
+        self.unacked_bytes += len(data)
         self.stats.messages_sent += 1
         return seq
 
     def has_unacked_data(self) -> bool:
         return bool(self.outgoing or self.queue)
-
-    def pending_bytes(self) -> int:
-        return sum(len(m.data) for m in self.outgoing.values() if not m.done) + \
-            sum(len(c.data) for c in self.queue)
 
     def unacked_messages(self) -> tuple[bytes, ...]:
         return tuple(m.data for m in self.outgoing.values() if not m.done)
@@ -107,6 +107,7 @@ class SendBuffer:
         self.unreliable_queue.clear()
         self.recent.clear()
         self.outgoing.clear()
+        self.unacked_bytes = 0
 
     # -- what recovery reports ----------------------------------------------
 
@@ -122,6 +123,7 @@ class SendBuffer:
         if message.chunks_left:
             return
         message.done = True
+        self.unacked_bytes -= len(message.data)
         outgoing = self.outgoing
         while outgoing:
             seq = next(iter(outgoing))

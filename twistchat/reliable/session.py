@@ -176,7 +176,7 @@ class Session:
 
     def pending_bytes(self) -> int:
         """Bytes of reliable messages not yet acknowledged: for back-pressure."""
-        return self._buffer.pending_bytes()
+        return self._buffer.unacked_bytes
 
     def has_unacked_data(self) -> bool:
         """Messages queued or sent and not yet acknowledged."""
