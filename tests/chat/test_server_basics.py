@@ -44,7 +44,7 @@ def test_wrong_credential_is_refused_and_changes_nothing(h: Harness):
     assert intruder.error("login", nick="alice") == "BAD_CREDENTIAL"
     assert intruder.error("login", nick="alice", secret="guess") == "BAD_CREDENTIAL"
     assert h.store.accounts == before
-    assert alice.closed is None and h.server.online["alice"] is alice.protocol
+    assert alice.closed is None and h.server.online["alice"].session is alice.protocol
     assert intruder.error("join", room="#x") == "NOT_LOGGED_IN"
 
 
@@ -60,11 +60,11 @@ def test_newest_login_wins_and_old_session_is_told_why(h: Harness):
     assert old.closed[1] == CloseCode.REPLACED
     quits = bob.events(p.QuitEvent)
     assert [(q.nick, q.reason) for q in quits] == [("alice", "replaced")]
-    assert h.server.online["alice"] is new.protocol
+    assert h.server.online["alice"].session is new.protocol
     # The old session's late death must not evict the new one.
     old.connection.peer_vanishes()
-    assert h.server.online["alice"] is new.protocol
-    assert "tea" not in new.protocol.rooms
+    assert h.server.online["alice"].session is new.protocol
+    assert "tea" not in h.server.sessions[new.protocol].rooms
 
 
 def test_add_and_change_password(h: Harness):

@@ -20,7 +20,7 @@ def test_dm_to_online_nick_is_delivered(h: Harness):
 
 def test_offline_dms_are_stored_replayed_in_order_and_senders_notified(h: Harness):
     bob_secret = h.connect().ok("login", nick="bob")["secret"]
-    h.server.online["bob"].connection.close("bye")
+    h.server.online["bob"].session.connection.close("bye")
     alice, carol = h.login("alice"), h.login("carol")
     sent = []
     for sender, text in ((alice, "one"), (carol, "two"), (alice, "three")):
@@ -80,7 +80,7 @@ def test_stored_ack_waits_for_the_store_commit():
     store = SlowStore(MemoryStore())
     h = Harness(store=store)
     h.connect().ok("login", nick="bob", password="a long password")
-    h.server.online["bob"].connection.close("bye")
+    h.server.online["bob"].session.connection.close("bye")
     alice = h.login("alice")
     alice.send_raw(p.encode(p.Dm(id=50, to="bob", text="later")))
     assert [m for m in alice.messages() if isinstance(m, p.Ok) and m.id == 50] == []
@@ -93,7 +93,7 @@ def test_stored_ack_waits_for_the_store_commit():
 def test_mailbox_capacity():
     h = Harness(mailbox_size=2)
     h.connect().ok("login", nick="bob", password="a long password")
-    h.server.online["bob"].connection.close("bye")
+    h.server.online["bob"].session.connection.close("bye")
     alice = h.login("alice")
     alice.ok("dm", to="bob", text="1")
     alice.ok("dm", to="bob", text="2")
@@ -217,7 +217,7 @@ def test_every_error_code_is_reachable():
 def test_dms_the_transport_never_got_acknowledged_go_back_to_the_mailbox(h: Harness):
     from twistchat.endpoint.api import CloseCode, CloseReason
     bob_secret = h.connect().ok("login", nick="bob")["secret"]
-    bob = h.server.online["bob"]
+    bob = h.server.online["bob"].session
     alice = h.login("alice")
     alice.ok("dm", to="bob", text="did you get this?")
     (unacked,) = [data for data in bob.connection.sent

@@ -2,25 +2,27 @@
 Rooms: public ``#name`` rooms created by the first join, and private groups
 with random 8-character ids created by ``create``.  This module holds room
 state and the rules that need no I/O (who may join, who is operator, when an
-empty room goes); the server applies them and talks to the store.
+empty room goes); the server applies them, tells the members and talks
+to the store.
 """
 
 from __future__ import annotations
 
 import random as _random
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
-from twistchat.chat.protocol import GROUP_ID_ALPHABET, GROUP_ID_LENGTH, ChatProtocolError, ErrorCode, Event, encode
+from twistchat.chat.protocol import GROUP_ID_ALPHABET, GROUP_ID_LENGTH, ChatProtocolError, ErrorCode
+from twistchat.chat.server.member import Member
 
-if TYPE_CHECKING:
-    from twistchat.chat.server.session import ClientSession
+M = TypeVar("M", bound=Member)
+"""The member type: generic so the server gets its own users back out of a room."""
 
 
 @attrs.define(eq=False)
-class Room:
+class Room(Generic[M]):
     key: str
     """Folded name: the identity."""
     name: str
@@ -36,8 +38,8 @@ class Room:
     invites: set[str] = attrs.Factory(set)
     invite_only: bool = False
     join_key: str | None = None
-    members: dict[str, ClientSession] = attrs.Factory(dict)
-    """Folded nick to session, in join order."""
+    members: dict[str, M] = attrs.Factory(dict)
+    """Folded nick to member, in join order."""
     empty_since: float | None = None
 
     @property
@@ -66,9 +68,9 @@ class Room:
         if len(self.members) >= max_members:
             raise ChatProtocolError(ErrorCode.ROOM_FULL)
 
-    def add(self, session: ClientSession) -> None:
-        self.members[session.key] = session
-        self.invites.discard(session.key)
+    def add(self, member: M) -> None:
+        self.members[member.key] = member
+        self.invites.discard(member.key)
         self.empty_since = None
 
     def remove(self, key: str, now: float) -> None:
@@ -76,15 +78,8 @@ class Room:
         if not self.members:
             self.empty_since = now
 
-    def broadcast(self, event: Event, exclude: ClientSession | None = None) -> None:
-        """Encode once, send to every member but ``exclude``."""
-        data = encode(event)
-        for session in list(self.members.values()):
-            if session is not exclude:
-                session.send_bytes(data)
-
     def member_list(self) -> list[dict[str, Any]]:
-        return [{"nick": s.nick, "away": s.away, "op": self.is_op(k)} for k, s in self.members.items()]
+        return [{"nick": m.nick, "away": m.away, "op": self.is_op(k)} for k, m in self.members.items()]
 
     def describe(self) -> dict[str, Any]:
         """The room part of a ``join``/``create`` reply."""
@@ -100,7 +95,7 @@ class Room:
                 "invite_only": self.invite_only, "join_key": self.join_key}
 
     @classmethod
-    def from_state(cls, key: str, state: dict[str, Any], now: float) -> Room:
+    def from_state(cls, key: str, state: dict[str, Any], now: float) -> Room[M]:
         return cls(key=key, name=state["name"], creator_key=state["creator_key"],
                    op_key=state.get("op_key"), op_nick=state.get("op_nick"),
                    topic=state.get("topic"), topic_by=state.get("topic_by"),
@@ -110,21 +105,21 @@ class Room:
                    empty_since=now)
 
 
-class RoomRegistry:
+class RoomRegistry(Generic[M]):
     """Every live room by folded key, plus the id generator and the reaping rule."""
 
     def __init__(self, rng: _random.Random) -> None:
-        self.rooms: dict[str, Room] = {}
+        self.rooms: dict[str, Room[M]] = {}
         self._rng = rng
 
-    def __iter__(self) -> Iterator[Room]:
+    def __iter__(self) -> Iterator[Room[M]]:
         return iter(list(self.rooms.values()))
 
-    def get(self, key: str) -> Room | None:
+    def get(self, key: str) -> Room[M] | None:
         return self.rooms.get(key)
 
-    def create(self, key: str, name: str, creator: ClientSession) -> Room:
-        room = Room(key=key, name=name, creator_key=creator.key, op_key=creator.key,
+    def create(self, key: str, name: str, creator: M) -> Room[M]:
+        room: Room[M] = Room(key=key, name=name, creator_key=creator.key, op_key=creator.key,
                     op_nick=creator.nick)
         self.rooms[key] = room
         return room
@@ -138,7 +133,7 @@ class RoomRegistry:
     def created_by(self, key: str) -> int:
         return sum(1 for room in self.rooms.values() if room.creator_key == key)
 
-    def expired(self, now: float, ttl: float, kept_ttl: float) -> list[Room]:
+    def expired(self, now: float, ttl: float, kept_ttl: float) -> list[Room[M]]:
         """Remove and return empty rooms whose time is up."""
         gone = []
         for room in list(self.rooms.values()):
@@ -150,14 +145,12 @@ class RoomRegistry:
                 gone.append(room)
         return gone
 
-    def rename_member(self, old_key: str, session: ClientSession) -> None:
+    def rename_member(self, old_key: str, member: M) -> None:
         """Re-key a renamed member everywhere, keeping operator status with it."""
         for room in self.rooms.values():
             if old_key in room.members:
-                room.members = {(session.key if k == old_key else k): s for k, s in room.members.items()}
+                room.members = {(member.key if k == old_key else k): m for k, m in room.members.items()}
             if room.op_key == old_key:
-                room.op_key, room.op_nick = session.key, session.nick
+                room.op_key, room.op_nick = member.key, member.nick
             if room.creator_key == old_key:
-                room.creator_key = session.key
-
-
+                room.creator_key = member.key

@@ -1,16 +1,21 @@
 """
-One client session: the ``MessageProtocol`` the transport drives.  It decodes,
-applies flood control, and feeds requests one at a time to the server, so a
-request waiting on the store never overtakes or interleaves with the next.
-Nothing raised by a request escapes ``message_received``.
+``ClientSession``: the adapter between one transport session (a
+``MessageConnection``) and the chat server.  It decodes, applies flood
+control, and feeds requests one at a time to its host, so a request waiting
+on the store never overtakes or interleaves with the next; it makes sure
+each request gets exactly one reply.  Who the client is (nick, rooms) is the
+server's business (``user.User``), not this module's: nothing raised by a
+request escapes ``message_received``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import (
@@ -23,29 +28,34 @@ from twistchat.chat.protocol import (
     decode_request,
     encode,
 )
-from twistchat.endpoint.ratelimit import TokenBucket
+from twistchat.chat.server.config import ServerConfig
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError
+from twistchat.endpoint.ratelimit import TokenBucket
 
-if TYPE_CHECKING:
-    from twistchat.chat.server.rooms import Room
-    from twistchat.chat.server.server import ChatServer
+
+class SessionHost(Protocol):
+    """What a session hands its traffic to: the chat server."""
+
+    clock: IReactorTime
+    config: ServerConfig
+
+    def session_started(self, session: ClientSession) -> None: ...
+
+    def session_lost(self, session: ClientSession, reason: CloseReason) -> None: ...
+
+    def dispatch(self, session: ClientSession, request: Request) -> Awaitable[None]:
+        """Run one request; it answers through ``reply``/``fail`` or raises
+        ChatProtocolError, and may answer nothing for a session it is done with."""
 
 
 class ClientSession(MessageProtocol):
     log = Logger()
 
-    def __init__(self, server: ChatServer) -> None:
-        self.server = server
-        now = server.clock.seconds()
-        self.bucket = TokenBucket(rate=server.config.rate, burst=server.config.burst, updated=now)
+    def __init__(self, host: SessionHost) -> None:
+        self.host = host
+        now = host.clock.seconds()
+        self.bucket = TokenBucket(rate=host.config.rate, burst=host.config.burst, updated=now)
         self._last_request = now
-        self.key: str = ""
-        """Folded nick once logged in; empty before."""
-        self.nick: str = ""
-        self.away: str | None = None
-        self.rooms: dict[str, Room] = {}
-        self.departed = False
-        """Removed from the server (quit, replaced, reaped, lost): send nothing more."""
         self._queue: deque[Request] = deque()
         self._busy = False
         self._pumping = False
@@ -61,23 +71,24 @@ class ClientSession(MessageProtocol):
         return self._last_request if transport is None else max(self._last_request, transport)
 
     @property
-    def logged_in(self) -> bool:
-        return bool(self.key)
+    def peer(self) -> Any:
+        return getattr(self.connection, "peer_address", None)
 
     # ---- transport side
 
     def connection_made(self, connection: MessageConnection) -> None:
         super().connection_made(connection)
-        self.server.session_started(self)
+        self.host.session_started(self)
 
     def message_received(self, data: bytes) -> None:
-        self._last_request = self.server.clock.seconds()
+        config = self.host.config
+        self._last_request = self.host.clock.seconds()
         try:
-            request = decode_request(data, self.server.config.limits)
+            request = decode_request(data, config.limits)
         except ChatProtocolError as error:
             self.send(error.to_reply())
             return
-        if not self.bucket.take(self._last_request) or len(self._queue) >= self.server.config.max_pending_requests:
+        if not self.bucket.take(self._last_request) or len(self._queue) >= config.max_pending_requests:
             self.send(ErrorReply(id=request.id, code=ErrorCode.RATE_LIMITED,
                                  message=ErrorCode.RATE_LIMITED.text))
             return
@@ -85,11 +96,11 @@ class ClientSession(MessageProtocol):
         self._pump()
 
     def unreliable_received(self, data: bytes) -> None:
-        self._last_request = self.server.clock.seconds()
+        self._last_request = self.host.clock.seconds()
 
     def connection_lost(self, reason: CloseReason) -> None:
         self._queue.clear()
-        self.server.session_lost(self, reason)
+        self.host.session_lost(self, reason)
 
     # ---- request processing, strictly one at a time
 
@@ -98,7 +109,7 @@ class ClientSession(MessageProtocol):
             return
         self._pumping = True
         try:
-            while self._queue and not self._busy and not self.departed:
+            while self._queue and not self._busy:
                 request = self._queue.popleft()
                 self._busy = True
                 Deferred.fromCoroutine(self._process(request)).addBoth(self._finished)
@@ -112,11 +123,11 @@ class ClientSession(MessageProtocol):
     async def _process(self, request: Request) -> None:
         self._unanswered.add(id(request))
         try:
-            await self.server.dispatch(self, request)
+            await self.host.dispatch(self, request)
         except ChatProtocolError as error:
             self.fail(request, error.code, error.message)
         except Exception:
-            self.log.failure("request {type} from {nick} failed", type=request.TYPE, nick=self.nick)
+            self.log.failure("request {type} from {peer} failed", type=request.TYPE, peer=self.peer)
             self.fail(request, ErrorCode.INTERNAL)
 
     # ---- replies and events
@@ -139,15 +150,15 @@ class ClientSession(MessageProtocol):
         return True
 
     def send(self, message: Message) -> None:
-        self.send_bytes(encode(message))
+        self.send_encoded(encode(message))
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_encoded(self, data: bytes) -> None:
         if self.connection is None:
             return
         try:
             self.connection.send_message(data)
         except TransportError as error:
-            self.log.debug("dropped a message to {nick}: {error}", nick=self.nick, error=error)
+            self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
 
     def close(self, message: str, code: CloseCode, graceful: bool = True) -> None:
         if self.connection is not None:
@@ -155,8 +166,3 @@ class ClientSession(MessageProtocol):
                 self.connection.close(message, code, graceful)
             except TransportError:
                 pass
-
-    @property
-    def peer(self) -> Any:
-        return getattr(self.connection, "peer_address", None)
-

@@ -1,0 +1,122 @@
+"""
+``ServerCore``: the chat server's state and the rules every request handler
+shares (who is online, leaving the server, finding a user's room, ids,
+background store writes).  The handlers (``handlers/``) and the lifecycle
+(``server.ChatServer``, which extends this class) both build on it, so
+neither needs the other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.logger import Logger
+
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
+from twistchat.chat.server import identities
+from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.mailbox import Mailbox
+from twistchat.chat.server.member import broadcast
+from twistchat.chat.server.rooms import Room, RoomRegistry
+from twistchat.chat.server.session import ClientSession
+from twistchat.chat.server.user import User
+from twistchat.store.base import Account, ChatStore
+
+Handler = Callable[["ServerCore", User, Any], Awaitable[None]]
+"""A request handler: ``await handler(server, user, request)``."""
+
+
+class ServerCore:
+    log = Logger()
+
+    def __init__(self, store: ChatStore, clock: IReactorTime,
+                 config: ServerConfig | None = None, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config or ServerConfig()
+        self.rooms: RoomRegistry[User] = RoomRegistry(rng or random.SystemRandom())
+        self.sessions: dict[ClientSession, User] = {}
+        """Every session whose transport is open, and the user behind it."""
+        self.online: dict[str, User] = {}
+        """Folded nick to its one logged-in user."""
+        self.mailbox = Mailbox(store, self.config.mailbox_size, self.online.get)
+        self.shutting_down = False
+        self.login_locks: dict[str, DeferredLock] = {}
+        """One login at a time per folded nick."""
+        self._last_id = 0
+
+    def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
+        so logins never stall everyone else's traffic. On a clock without
+        threads (tests) it runs inline."""
+        if IReactorThreads.providedBy(self.clock):
+            return threads.deferToThreadPool(self.clock, self.clock.getThreadPool(),
+                                             function, *args)
+        return maybeDeferred(function, *args)
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def next_id(self) -> int:
+        self._last_id += 1
+        return self._last_id
+
+    def depart(self, user: User, reason: str, timeout: bool = False) -> None:
+        """Remove a user from every room (announcing ``quit``) and from the
+        online map.  Idempotent."""
+        if user.departed:
+            return
+        user.departed = True
+        if not user.logged_in:
+            return
+        now = self.clock.seconds()
+        for room in list(user.rooms.values()):
+            room.remove(user.key, now)
+            self.tell(room, QuitEvent(room=room.name, nick=user.nick, reason=reason, timeout=timeout))
+        user.rooms.clear()
+        if self.online.get(user.key) is user:
+            del self.online[user.key]
+            self.background(self.store.touch_account(user.key, self.now_ms()), "touch")
+        self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
+
+    def tell(self, room: Room[User], event: Event, exclude: User | None = None) -> None:
+        """Send ``event`` to every member of ``room`` but ``exclude``."""
+        broadcast(room.members.values(), event, exclude)
+
+    def room_of(self, user: User, name: str) -> Room[User]:
+        room = user.rooms.get(fold_room(name))
+        if room is None:
+            raise ChatProtocolError(ErrorCode.NOT_IN_ROOM)
+        return room
+
+    def op_room(self, user: User, name: str) -> Room[User]:
+        room = self.room_of(user, name)
+        if not room.is_op(user.key):
+            raise ChatProtocolError(ErrorCode.NOT_OPERATOR)
+        return room
+
+    def save_room(self, room: Room[User]) -> None:
+        """Persist operator-set state for rooms worth keeping across restarts."""
+        if room.worth_keeping():
+            self.background(self.store.put_room(room.key, room.to_state()), "save room")
+        else:
+            self.background(self.store.delete_room(room.key), "delete room")
+
+    def background(self, d: Deferred[Any], what: str) -> None:
+        """A write nobody waits for: ordered by the store, failures logged."""
+        d.addErrback(lambda f: self.log.failure("store {what} failed", f, what=what))
+
+    async def registered(self, key: str) -> Account | None:
+        """The live registration for ``key``, dropping it if it lapsed."""
+        account = await self.store.get_account(key)
+        if (account is not None and key not in self.online
+                and identities.is_expired(account, self.now_ms(), self.config.unclaimed_expiry)):
+            await self.store.delete_expired_accounts(account.last_seen + 1, keep=set(self.online))
+            self.log.info("registration of {nick} expired", nick=account.nick)
+            return None
+        return account

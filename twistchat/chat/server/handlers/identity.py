@@ -1,0 +1,129 @@
+"""Identity requests: log in (registering on first use), set a password,
+change nick.  Newest login wins; a replaced session is told why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredLock
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
+from twistchat.chat.server import identities
+from twistchat.chat.server.core import Handler, ServerCore
+from twistchat.chat.server.user import User
+from twistchat.endpoint.api import CloseCode
+from twistchat.store.base import Account
+
+REPLACED = "replaced"
+
+
+async def login(server: ServerCore, user: User, request: p.Login) -> None:
+    if user.logged_in:
+        raise ChatProtocolError(ErrorCode.ALREADY_LOGGED_IN)
+    key = fold_nick(request.nick)
+    lock = server.login_locks.setdefault(key, DeferredLock())
+    await lock.acquire()
+    try:
+        await _login_locked(server, user, request, key)
+    finally:
+        lock.release()
+        if not lock.locked and not lock.waiting:
+            server.login_locks.pop(key, None)
+
+
+async def _login_locked(server: ServerCore, user: User, request: p.Login, key: str) -> None:
+    config = server.config
+    session = user.session
+    account = await server.registered(key)
+    new_secret = None
+    registered_now = account is None
+    if account is None:
+        if request.password is not None:
+            credential, has_password = await _password_hash(server, request.password), True
+        else:
+            new_secret = identities.new_secret(config.secret_bytes)
+            credential, has_password = await _hash(server, new_secret), False
+        now = server.now_ms()
+        account = Account(key=key, nick=request.nick, credential=credential,
+                          has_password=has_password, created=now, last_seen=now)
+        await server.store.put_account(account)
+        server.log.info("registered {nick}", nick=request.nick)
+    else:
+        given = request.password if request.password is not None else request.secret
+        if given is None or not await server.off_reactor(identities.verify_credential,
+                                                         given, account.credential):
+            server.log.info("wrong credential for {nick} from {peer}", nick=request.nick,
+                            peer=session.peer)
+            raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
+    if user.departed:  # the transport went away while we checked
+        return
+    previous = server.online.get(key)
+    if previous is not None and previous is not user:
+        previous.send(p.ReplacedEvent())
+        server.depart(previous, REPLACED)
+        previous.session.close(REPLACED, CloseCode.REPLACED, graceful=True)
+        server.log.info("{nick} logged in again; older session replaced", nick=account.nick)
+    user.key, user.nick = key, account.nick
+    server.online[key] = user
+    await server.store.touch_account(key, server.now_ms())
+    waiting = await server.mailbox.pending(key)
+    fields: dict[str, Any] = {
+        "nick": account.nick, "registered": registered_now,
+        "keepalive": int(config.keepalive_interval), "idle_timeout": int(config.idle_timeout),
+        "max_text_bytes": config.max_text_bytes, "max_payload_bytes": config.max_payload_bytes,
+        "mailbox": len(waiting)}
+    if new_secret is not None:
+        fields["secret"] = new_secret
+    session.reply(request, **fields)
+    server.log.info("{nick} logged in from {peer}", nick=account.nick, peer=session.peer)
+    await server.mailbox.replay(user, waiting)
+
+
+def _hash(server: ServerCore, secret: str) -> Deferred[str]:
+    c = server.config
+    return server.off_reactor(identities.hash_credential, secret, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+
+
+async def _password_hash(server: ServerCore, password: str) -> str:
+    if len(password) < p.PASSWORD_MIN_LENGTH:
+        raise ChatProtocolError(ErrorCode.WEAK_PASSWORD)
+    return await _hash(server, password)
+
+
+async def set_password(server: ServerCore, user: User, request: p.SetPassword) -> None:
+    credential = await _password_hash(server, request.password)
+    account = await server.store.get_account(user.key)
+    if account is None:
+        raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
+    await server.store.put_account(Account(
+        key=account.key, nick=account.nick, credential=credential, has_password=True,
+        created=account.created, last_seen=server.now_ms()))
+    user.session.reply(request)
+
+
+async def nick(server: ServerCore, user: User, request: p.Nick) -> None:
+    new_key = fold_nick(request.nick)
+    old_key, old_nick = user.key, user.nick
+    if new_key != old_key and (new_key in server.online or await server.registered(new_key) is not None):
+        raise ChatProtocolError(ErrorCode.NICK_TAKEN)
+    account = await server.store.get_account(old_key)
+    if account is None:
+        raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
+    if new_key != old_key and new_key in server.online:  # raced with a login
+        raise ChatProtocolError(ErrorCode.NICK_TAKEN)
+    await server.store.rename_account(old_key, Account(
+        key=new_key, nick=request.nick, credential=account.credential,
+        has_password=account.has_password, created=account.created, last_seen=server.now_ms()))
+    del server.online[old_key]
+    user.key, user.nick = new_key, request.nick
+    server.online[new_key] = user
+    server.rooms.rename_member(old_key, user)
+    for room in list(user.rooms.values()):
+        server.tell(room, p.NickEvent(room=room.name, old=old_nick, new=request.nick))
+        if room.op_key == new_key:
+            server.save_room(room)
+    user.session.reply(request, nick=request.nick)
+
+
+HANDLERS: dict[type, Handler] = {p.Login: login, p.SetPassword: set_password, p.Nick: nick}

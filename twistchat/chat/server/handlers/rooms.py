@@ -1,0 +1,127 @@
+"""Room requests: create a group, join, part, say, read and set the topic,
+list members and rooms, page history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
+from twistchat.chat.server.core import Handler, ServerCore
+from twistchat.chat.server.rooms import Room
+from twistchat.chat.server.user import User
+from twistchat.store.base import HistoryEntry
+
+
+def _check_room_capacity(server: ServerCore, user: User) -> None:
+    if len(user.rooms) >= server.config.max_rooms_per_client:
+        raise ChatProtocolError(ErrorCode.TOO_MANY_ROOMS)
+
+
+def _check_can_create(server: ServerCore, user: User) -> None:
+    if server.rooms.created_by(user.key) >= server.config.max_rooms_created:
+        raise ChatProtocolError(ErrorCode.TOO_MANY_CREATED)
+
+
+async def create(server: ServerCore, user: User, request: p.Create) -> None:
+    _check_room_capacity(server, user)
+    _check_can_create(server, user)
+    group = server.rooms.new_group_id()
+    room = server.rooms.create(group, group, user)
+    server.log.info("{nick} created group {room}", nick=user.nick, room=group)
+    await _enter(server, user, request, room)
+
+
+async def join(server: ServerCore, user: User, request: p.Join) -> None:
+    key = fold_room(request.room)
+    if key in user.rooms:
+        raise ChatProtocolError(ErrorCode.ALREADY_IN_ROOM)
+    _check_room_capacity(server, user)
+    room = server.rooms.get(key)
+    if room is None:
+        if not request.room.startswith("#"):
+            raise ChatProtocolError(ErrorCode.NO_SUCH_ROOM)
+        _check_can_create(server, user)
+        room = server.rooms.create(key, request.room, user)
+    room.check_join(user.key, request.key, server.config.max_members_per_room)
+    await _enter(server, user, request, room)
+
+
+async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[User]) -> None:
+    room.add(user)
+    user.rooms[room.key] = room
+    if room.invite_only:
+        server.save_room(room)  # the invitation was used up
+    server.tell(room, p.JoinEvent(room=room.name, nick=user.nick), exclude=user)
+    server.log.info("{nick} joined {room}", nick=user.nick, room=room.name)
+    history = await server.store.get_history(room.key, None, server.config.history_size)
+    user.session.reply(request, **room.describe(), history=[_hist(e) for e in history])
+    user.send(p.JoinEvent(room=room.name, nick=user.nick))
+
+
+async def part(server: ServerCore, user: User, request: p.Part) -> None:
+    room = server.room_of(user, request.room)
+    server.tell(room, p.PartEvent(room=room.name, nick=user.nick, reason=request.reason))
+    room.remove(user.key, server.clock.seconds())
+    del user.rooms[room.key]
+    user.session.reply(request, room=room.name)
+
+
+async def say(server: ServerCore, user: User, request: p.Say) -> None:
+    room = server.room_of(user, request.room)
+    msg_id, ts = server.next_id(), server.now_ms()
+    server.tell(room, p.MessageEvent(room=room.name, nick=user.nick, text=request.text,
+                                     msg_id=msg_id, ts=ts), exclude=user)
+    # The echo waits for the commit, without holding up this session's next request.
+    d = server.store.append_history(
+        HistoryEntry(room=room.key, msg_id=msg_id, nick=user.nick, text=request.text, ts=ts),
+        server.config.history_size)
+    d.addCallback(lambda _: user.session.reply(request, room=room.name, msg_id=msg_id, ts=ts))
+    d.addErrback(_store_failed, server, user, request)
+
+
+def _store_failed(failure: Any, server: ServerCore, user: User, request: p.Request) -> None:
+    server.log.failure("store write failed for {type}", failure, type=request.TYPE)
+    user.session.fail(request, ErrorCode.INTERNAL)
+
+
+async def topic(server: ServerCore, user: User, request: p.Topic) -> None:
+    room = server.room_of(user, request.room)
+    if request.topic is not None:
+        if not room.is_op(user.key):
+            raise ChatProtocolError(ErrorCode.NOT_OPERATOR)
+        ts = server.now_ms()
+        room.topic, room.topic_by, room.topic_ts = (request.topic or None), user.nick, ts
+        server.save_room(room)
+        server.tell(room, p.TopicEvent(room=room.name, topic=request.topic, nick=user.nick, ts=ts))
+    user.session.reply(request, room=room.name, topic=room.topic, nick=room.topic_by, ts=room.topic_ts)
+
+
+async def who(server: ServerCore, user: User, request: p.Who) -> None:
+    room = server.room_of(user, request.room)
+    user.session.reply(request, room=room.name, members=room.member_list())
+
+
+async def list_rooms(server: ServerCore, user: User, request: p.Rooms) -> None:
+    listing = [{"room": r.name, "members": len(r.members), "topic": r.topic,
+                "joined": r.key in user.rooms}
+               for r in server.rooms if not r.private or r.key in user.rooms]
+    user.session.reply(request, rooms=sorted(listing, key=lambda item: item["room"]))
+
+
+async def history(server: ServerCore, user: User, request: p.History) -> None:
+    room = server.room_of(user, request.room)
+    size = server.config.history_size
+    limit = size if request.limit is None else min(request.limit, size)
+    entries = await server.store.get_history(room.key, request.since, limit)
+    user.session.reply(request, room=room.name, history=[_hist(e) for e in entries])
+
+
+def _hist(entry: HistoryEntry) -> dict[str, Any]:
+    return {"msg_id": entry.msg_id, "nick": entry.nick, "text": entry.text, "ts": entry.ts}
+
+
+HANDLERS: dict[type, Handler] = {
+    p.Create: create, p.Join: join, p.Part: part, p.Say: say, p.Topic: topic, p.Who: who,
+    p.Rooms: list_rooms, p.History: history,
+}

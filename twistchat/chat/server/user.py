@@ -1,0 +1,38 @@
+"""
+``User``: the person at the other end of one session, as the server sees
+them.  Everything the server knows about a client lives here (identity,
+away message, rooms, whether the server is done with it); the
+``ClientSession`` it talks through only carries bytes and replies.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from twistchat.chat.protocol import Message
+from twistchat.chat.server.rooms import Room
+from twistchat.chat.server.session import ClientSession
+
+
+@attrs.define(eq=False)
+class User:
+    session: ClientSession
+    key: str = ""
+    """Folded nick once logged in; empty before."""
+    nick: str = ""
+    away: str | None = None
+    rooms: dict[str, Room[User]] = attrs.Factory(dict)
+    """Folded room key to the rooms this user is in."""
+    departed: bool = False
+    """The server is done with this user (quit, replaced, reaped, lost, shut
+    down): no request of theirs runs any more."""
+
+    @property
+    def logged_in(self) -> bool:
+        return bool(self.key)
+
+    def send(self, message: Message) -> None:
+        self.session.send(message)
+
+    def send_encoded(self, data: bytes) -> None:
+        self.session.send_encoded(data)
