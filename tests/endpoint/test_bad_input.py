@@ -10,9 +10,10 @@ from twisted.internet.task import Clock
 
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ServerEndpoint
+from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
     MIN_HELLO_SIZE, Connect, Cookie, Data, Hello, MessageFrame, Ping, Reset,
-    TransportParameters, decode_packet, encode_packet,
+    decode_packet, encode_packet,
 )
 
 from .harness import CLIENT, SERVER, Pair
@@ -58,7 +59,7 @@ def cookie_for(server, transport, address, cid=42) -> bytes:
 
 
 def connect(cid: int, cookie: bytes) -> bytes:
-    return encode_packet(Connect(cid, cookie, TransportParameters()), pad_to=MIN_HELLO_SIZE)
+    return encode_packet(Connect(cid, cookie, SessionConfig().transport_parameters()), pad_to=MIN_HELLO_SIZE)
 
 
 @settings(max_examples=300, deadline=None)

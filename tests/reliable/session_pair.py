@@ -21,11 +21,18 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 
+import attrs
+
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
     Accept, Ack, Connect, Cookie, Data, MessageFrame, TransportParameters, decode_packet,
     encode_packet,
 )
+
+def parameters(**changes) -> TransportParameters:
+    """What a default session announces, with ``changes``."""
+    return attrs.evolve(SessionConfig().transport_parameters(), **changes)
+
 
 CLIENT = ("198.51.100.7", 40000)
 SERVER = ("192.0.2.1", 9999)
@@ -141,7 +148,7 @@ def server_session(now: float = 0.0, config: SessionConfig | None = None,
     """A server session just created for a CONNECT, its ACCEPT already sent."""
     session = Session.server(now=now, local_cid=SERVER_CID, client_cid=CLIENT_CID,
                              client_address=CLIENT,
-                             client_parameters=client_parameters or TransportParameters(),
+                             client_parameters=client_parameters or parameters(),
                              config=config or SessionConfig(), rng=random.Random(5))
     [(accept, to)] = session.datagrams_to_send(now)
     assert to == CLIENT and isinstance(decode_packet(accept), Accept)

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twistchat.reliable.cookies import COOKIE_SLOT_SECONDS, CookieJar
+from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    MIN_HELLO_SIZE, Connect, Cookie, Hello, TransportParameters, decode_packet, encode_packet,
+    MIN_HELLO_SIZE, Connect, Cookie, Hello, decode_packet, encode_packet,
 )
 
 SECRET = b"s" * 32
@@ -110,7 +111,7 @@ def test_random_cookies_are_refused(garbage):
 
 def test_fits_a_connect_packet_and_survives_the_wire():
     cookie = jar().mint(100.0, ADDRESS, CID)
-    packet = decode_packet(encode_packet(Connect(CID, cookie, TransportParameters())))
+    packet = decode_packet(encode_packet(Connect(CID, cookie, SessionConfig().transport_parameters())))
     assert jar().check(101.0, ADDRESS, packet.client_cid, packet.cookie)
 
 

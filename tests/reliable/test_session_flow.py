@@ -4,18 +4,16 @@ counted as ``flow_charge`` of it), however much the application queues."""
 
 from __future__ import annotations
 
-
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.reliable.session import SessionConfig
-from twistchat.wire.packets import TransportParameters
 
-from .session_pair import Pair, Peer, packets, seqs, server_session
+from .session_pair import Pair, Peer, packets, parameters, seqs, server_session
 
 
 def small_window_server(messages: int, size: int):
     """A server session whose client announced room for ``messages`` messages of ``size``."""
     window = messages * flow_charge(size, 1)
-    return server_session(client_parameters=TransportParameters(receive_window=window))
+    return server_session(client_parameters=parameters(receive_window=window))
 
 
 def test_no_more_than_the_window_goes_out_before_acks():
@@ -40,7 +38,7 @@ def test_the_window_counts_from_the_oldest_unacked_message():
 
 
 def test_a_message_larger_than_the_window_still_goes_alone():
-    server = server_session(client_parameters=TransportParameters(receive_window=100))
+    server = server_session(client_parameters=parameters(receive_window=100))
     server.send_message(b"big" * 300, 1.0)
     server.send_message(b"next", 1.0)
     assert seqs(server.datagrams_to_send(1.0)) == [0]

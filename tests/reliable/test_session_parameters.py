@@ -9,16 +9,16 @@ import pytest
 from twistchat.reliable.errors import CloseCode, MessageTooLarge
 from twistchat.reliable.events import SessionClosed
 from twistchat.reliable.session import SessionConfig
-from twistchat.wire.packets import Ping, TransportParameters
+from twistchat.wire.packets import Ping
 
-from .session_pair import Pair, events, frames, seqs, server_session
+from .session_pair import Pair, events, frames, parameters, seqs, server_session
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(30.0, 20.0), (20.0, 30.0)])
 def test_server_idle_timeout_is_the_smaller_of_ours_and_the_clients(ours, theirs):
     theirs_ms = int(theirs * 1000)
     server = server_session(config=SessionConfig(idle_timeout=ours),
-                            client_parameters=TransportParameters(idle_timeout_ms=theirs_ms))
+                            client_parameters=parameters(idle_timeout_ms=theirs_ms))
     assert server.idle_timeout == 20.0
 
 
@@ -31,13 +31,13 @@ def test_both_sides_agree_on_the_smaller_idle_timeout(client, server):
 
 def test_an_idle_timeout_of_zero_from_the_peer_leaves_ours():
     server = server_session(config=SessionConfig(idle_timeout=30.0),
-                            client_parameters=TransportParameters(idle_timeout_ms=0))
+                            client_parameters=parameters(idle_timeout_ms=0))
     assert server.idle_timeout == 30.0
 
 
 def test_silence_for_the_agreed_idle_timeout_closes_the_session():
     server = server_session(config=SessionConfig(idle_timeout=60.0),
-                            client_parameters=TransportParameters(idle_timeout_ms=20_000))
+                            client_parameters=parameters(idle_timeout_ms=20_000))
     assert server.get_timer() == 20.0
     server.handle_timer(19.9)
     assert not server.has_ended
@@ -59,7 +59,7 @@ def test_the_client_keeps_alive_at_the_servers_interval():
 
 
 def test_messages_over_the_peers_max_message_size_are_refused():
-    server = server_session(client_parameters=TransportParameters(max_message_size=100))
+    server = server_session(client_parameters=parameters(max_message_size=100))
     assert server.send_message(b"x" * 100, 1.0) == 0
     with pytest.raises(MessageTooLarge):
         server.send_message(b"x" * 101, 1.0)

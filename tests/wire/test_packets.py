@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
     MIN_HELLO_SIZE, PROTOCOL_VERSION, Accept, Ack, Close, Connect, Cookie, Data,
@@ -176,10 +177,10 @@ def test_handshake_packet_bytes():
     # Default parameters: 65536 and 1048576 and 45000 take four bytes, 15000
     # two (0x3a98 | 0x4000), 25 one.
     params = bytes.fromhex("80010000" "80100000" "8000afc8" "7a98" "19")
-    assert TransportParameters().encode() == params
-    assert encode_packet(Connect(CID_INT, b"\xaa" * 2, TransportParameters())) == \
+    assert SessionConfig().transport_parameters().encode() == params
+    assert encode_packet(Connect(CID_INT, b"\xaa" * 2, SessionConfig().transport_parameters())) == \
         b"\x13" + CID + b"\x02\xaa\xaa" + params
-    assert encode_packet(Accept(CID_INT, 0xFF, TransportParameters())) == \
+    assert encode_packet(Accept(CID_INT, 0xFF, SessionConfig().transport_parameters())) == \
         b"\x14" + CID + bytes(7) + b"\xff" + params
 
 
@@ -412,7 +413,7 @@ def test_data_packets_built_by_a_session_never_exceed_1200_bytes():
     rng = random.Random(7)
     peer = ("198.51.100.7", 40000)
     server = Session.server(now=0.0, local_cid=11, client_cid=22, client_address=peer,
-                            client_parameters=TransportParameters(), rng=random.Random(1))
+                            client_parameters=SessionConfig().transport_parameters(), rng=random.Random(1))
     sizes = [0, 1, 63, 64, 1000, 1100, 1101, 1102, 1103, 1150, 1183, 1200, 2205, 9000,
              64 * 1024]
     for size in sizes:
@@ -456,7 +457,7 @@ def _largest_unreliable_message() -> int:
     from twistchat.reliable.session import MessageTooLarge, Session
 
     probe = Session.server(now=0.0, local_cid=1, client_cid=2, client_address=("192.0.2.9", 1),
-                           client_parameters=TransportParameters(), rng=random.Random(0))
+                           client_parameters=SessionConfig().transport_parameters(), rng=random.Random(0))
     for size in range(MAX_DATAGRAM_SIZE, 0, -1):
         try:
             probe.send_unreliable(b"x" * size, 0.0)

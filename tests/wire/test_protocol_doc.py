@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    Accept, Ack, Close, Connect, Cookie, Data, MessageFrame, Reset, TransportParameters,
+    Accept, Ack, Close, Connect, Cookie, Data, MessageFrame, Reset, 
     Unreliable, decode_packet, encode_frame, encode_packet,
 )
 from twistchat.wire.varint import encode_varint
@@ -30,7 +31,7 @@ def test_varint_examples(value):
 
 def test_packet_and_frame_examples():
     examples = [
-        TransportParameters().encode(),
+        SessionConfig().transport_parameters().encode(),
         encode_packet(Cookie(CLIENT_CID, bytes(20)))[:10],
         encode_packet(Reset(SERVER_CID))[:1],
         encode_frame(Ack(((95, 100), (80, 90)), 1000)),

@@ -77,13 +77,15 @@ class DecodeError(Exception):
 
 @attrs.frozen
 class TransportParameters:
-    """Limits each side announces in the handshake (PROTOCOL.md §Handshake)."""
+    """Limits each side announces in the handshake (PROTOCOL.md §Handshake).
+    No defaults here: every one is always sent, and what we announce comes
+    from ``reliable.config.SessionConfig``."""
 
-    max_message_size: int = 64 * 1024
-    receive_window: int = 1024 * 1024
-    idle_timeout_ms: int = 45_000
-    keepalive_interval_ms: int = 15_000
-    max_ack_delay_ms: int = 25
+    max_message_size: int
+    receive_window: int
+    idle_timeout_ms: int
+    keepalive_interval_ms: int
+    max_ack_delay_ms: int
 
     def encode(self) -> bytes:
         return b"".join(encode_varint(v) for v in attrs.astuple(self))
