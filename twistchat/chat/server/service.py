@@ -19,8 +19,9 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
 from twistchat.chat.server.server import ChatServer
-from twistchat.endpoint.endpoint import DEFAULT_MAX_SESSIONS, ServerEndpoint
+from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.reliable.session import SessionConfig
 from twistchat.store.base import open_store
 
@@ -31,69 +32,38 @@ SHUTDOWN_GRACE = 3.0
 SHUTDOWN_POLL = 0.05
 
 
+@attrs.frozen
+class ListenConfig:
+    """Where the service listens and keeps its data (the rest is ServerConfig)."""
+
+    port: int = option("port", "UDP port to listen on.", port_number, short="p",
+                       default=DEFAULT_PORT)
+    interface: str = option("interface", "Address to listen on ('' = all IPv4, '::' = IPv6 and IPv4).",
+                            short="i", default="")
+    db: str = option("db", "SQLite database file (':memory:' for a throwaway server).",
+                     default=DEFAULT_DB)
+
+
 class Options(usage.Options):
+    """Generated from the ``option(...)`` fields of ListenConfig and ServerConfig."""
+
     synopsis = "[options]"
     longdesc = ("Run a twistchat server: rooms, nicknames, direct messages, presence and "
                 "offline messages over twistchat's reliable UDP transport.")
-    defaults = ServerConfig()
-    optParameters = [
-        ["port", "p", DEFAULT_PORT, "UDP port to listen on.", int],
-        ["interface", "i", "", "Address to listen on ('' = all IPv4, '::' = IPv6 and IPv4)."],
-        ["db", None, DEFAULT_DB, "SQLite database file (':memory:' for a throwaway server)."],
-        ["keepalive", None, defaults.keepalive_interval,
-         "Keepalive interval suggested to clients, seconds.", float],
-        ["idle-timeout", None, None,
-         "Drop a client silent for this long, seconds (default 3 x keepalive).", float],
-        ["room-ttl", None, defaults.room_ttl,
-         "Remove an empty room after this many seconds.", float],
-        ["kept-room-ttl", None, defaults.kept_room_ttl,
-         "...or after this many, if it has a topic, bans, a key or invite-only.", float],
-        ["history", None, defaults.history_size, "Messages of history kept per room.", int],
-        ["max-room-members", None, defaults.max_members_per_room, "Members per room.", int],
-        ["max-rooms-per-client", None, defaults.max_rooms_per_client,
-         "Rooms one client may be in.", int],
-        ["max-rooms-created", None, defaults.max_rooms_created,
-         "Rooms one client may create.", int],
-        ["max-text", None, defaults.max_text_bytes, "Largest text message, UTF-8 bytes.", int],
-        ["mailbox-size", None, defaults.mailbox_size,
-         "Offline messages kept per user.", int],
-        ["rate", None, defaults.rate, "Requests per second per client (token bucket).", float],
-        ["burst", None, defaults.burst, "Token bucket size per client.", int],
-        ["max-sessions", None, DEFAULT_MAX_SESSIONS, "Concurrent sessions.", int],
-        ["unclaimed-expiry", None, defaults.unclaimed_expiry,
-         "Forget password-less nicks after this many seconds of absence.", float],
-        ["scrypt-n", None, defaults.scrypt_n,
-         "scrypt cost for credentials (a power of two; memory = 128 x 8 x N bytes).", int],
-    ]
+    optParameters = opt_parameters(ListenConfig) + opt_parameters(ServerConfig)
 
     def postOptions(self) -> None:
-        for name in ("port",):
-            if not 0 <= self[name] <= 65535:
-                raise usage.UsageError(f"--{name} must be 0-65535")
-        for name in ("keepalive", "room-ttl", "history", "max-room-members",
-                     "max-rooms-per-client", "max-text", "rate", "burst", "max-sessions"):
-            if self[name] <= 0:
-                raise usage.UsageError(f"--{name} must be positive")
-        n = self["scrypt-n"]
-        if n < 2 or n & (n - 1):
-            raise usage.UsageError("--scrypt-n must be a power of two, at least 2")
+        problems = [*option_problems(ListenConfig, self), *option_problems(ServerConfig, self)]
+        if problems:
+            raise usage.UsageError("; ".join(problems))
         if self["idle-timeout"] is not None and self["idle-timeout"] <= self["keepalive"]:
             raise usage.UsageError("--idle-timeout must be longer than --keepalive")
 
+    def listen_config(self) -> ListenConfig:
+        return build_config(ListenConfig, self)
+
     def server_config(self) -> ServerConfig:
-        changes: dict[str, Any] = dict(
-            keepalive_interval=self["keepalive"], room_ttl=self["room-ttl"],
-            kept_room_ttl=self["kept-room-ttl"], history_size=self["history"],
-            max_members_per_room=self["max-room-members"],
-            max_rooms_per_client=self["max-rooms-per-client"],
-            max_rooms_created=self["max-rooms-created"], max_text_bytes=self["max-text"],
-            mailbox_size=self["mailbox-size"], rate=self["rate"], burst=self["burst"],
-            unclaimed_expiry=self["unclaimed-expiry"], scrypt_n=self["scrypt-n"])
-        if self["idle-timeout"] is not None:
-            changes["idle_timeout"] = self["idle-timeout"]
-        else:
-            changes["idle_timeout"] = 3 * self["keepalive"]
-        return attrs.evolve(ServerConfig(), **changes)
+        return build_config(ServerConfig, self)
 
 
 def session_config(config: ServerConfig) -> SessionConfig:
@@ -108,21 +78,22 @@ class ChatService(service.MultiService):
     log = Logger()
 
     def __init__(self, reactor: Any, port: int, interface: str, db: str,
-                 config: ServerConfig, max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+                 config: ServerConfig) -> None:
         super().__init__()
         self.reactor = reactor
         self.db = db
         self.store = open_store(reactor, db)
         self.chat = ChatServer(self.store, reactor, config)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
-                                       config=session_config(config), max_sessions=max_sessions)
+                                       config=session_config(config),
+                                       max_sessions=config.max_sessions)
         self.udp = internet.UDPServer(port, self.endpoint, interface=interface, reactor=reactor)
         self.udp.setServiceParent(self)
 
     @property
     def port(self) -> int:
         """The bound port (useful with --port 0)."""
-        return self.udp._port.getHost().port
+        return self.endpoint.transport.getHost().port
 
     def startService(self) -> None:
         super().startService()
@@ -154,5 +125,5 @@ class ChatService(service.MultiService):
 def make_service(options: Options, reactor: Any = None) -> ChatService:
     if reactor is None:
         from twisted.internet import reactor
-    return ChatService(reactor, options["port"], options["interface"], options["db"],
-                       options.server_config(), max_sessions=options["max-sessions"])
+    listen = options.listen_config()
+    return ChatService(reactor, listen.port, listen.interface, listen.db, options.server_config())
