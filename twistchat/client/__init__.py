@@ -1,9 +1,9 @@
 """The client library: ``ChatClient``, its observer and its state file."""
 
 from twistchat.client.client import (
-    ChatClient, ChatError, ChatObserver, Disconnected, PasswordRequired,
+    ChatClient, ChatError, ChatObserver, Disconnected, LinkState, PasswordRequired,
 )
 from twistchat.client.state import ClientState, StateError, default_state_dir
 
-__all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "PasswordRequired",
+__all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "PasswordRequired",
            "ClientState", "StateError", "default_state_dir"]

@@ -11,6 +11,10 @@ exponential backoff, logs in again with the credential it keeps in its
 state file, re-joins its rooms and replays what it missed (room history
 after the last message id it saw; stored DMs come from the server's
 mailbox), so a server restart costs the user a notice and nothing else.
+
+Where the client stands (connecting, ready, reconnecting, leaving...) is one
+``LinkState``, moved only by the transitions in ``link.py``; the observer
+and the errors are in ``observer.py``. All are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,69 +30,19 @@ from twisted.logger import Logger
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
+from twistchat.client.link import (
+    RECONNECT_DELAYS, RECONNECT_JITTER, LinkEvent, LinkLifecycle, LinkState, LinkStateError, describe,
+)
+from twistchat.client.observer import ChatError, ChatObserver, Disconnected, PasswordRequired
 from twistchat.client.state import ClientState
-from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ConnectError
 
-RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-"""Seconds before each reconnection attempt; the last repeats."""
-RECONNECT_JITTER = 0.2
-"""Each delay is scaled by [1 - j, 1 + j), so a restarted server is not hit
-by every client in the same instant."""
+__all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "LinkStateError",
+           "PasswordRequired", "RECONNECT_DELAYS", "RECONNECT_JITTER"]
 
 PRESENCE_EVENTS = (p.JoinEvent, p.PartEvent, p.QuitEvent, p.KickEvent, p.NickEvent,
                    p.AwayEvent, p.TopicEvent, p.ModeEvent, p.OpEvent, p.InvitedEvent)
-
-
-class ChatError(Exception):
-    """The server refused a request: ``code`` is its machine code
-    (PROTOCOL.md, C9), ``message`` its short text."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.message = message
-
-
-class Disconnected(Exception):
-    """The session ended before the server answered (the request may or may
-    not have been carried out)."""
-
-
-class PasswordRequired(Exception):
-    """This nick is registered with a password and none was given."""
-
-
-class ChatObserver:
-    """Override what you need; every method has a do-nothing default."""
-
-    def message(self, event: p.MessageEvent, replay: bool) -> None:
-        """A room message; ``replay``: from history, after a (re)join."""
-
-    def direct(self, event: p.DmEvent) -> None:
-        """A DM; ``event.stored``: it waited in the offline mailbox."""
-
-    def delivered(self, event: p.DeliveredEvent) -> None:
-        """A DM we sent to an offline nick has now reached it."""
-
-    def data(self, event: p.DataEvent) -> None:
-        """Opaque binary data relayed from another nick."""
-
-    def presence(self, event: p.Event) -> None:
-        """join, part, quit, kick, nick, away, topic, mode, op, invited."""
-
-    def error(self, error: ChatError) -> None:
-        """An error the server sent that answers no request of ours."""
-
-    def server_going_down(self, message: str) -> None:
-        """The server announced a shutdown; a disconnect follows."""
-
-    def disconnected(self, reason: str, retry_in: float | None) -> None:
-        """The session ended; ``retry_in`` seconds until the next attempt, or
-        None when the client will not reconnect."""
-
-    def reconnected(self) -> None:
-        """Logged in again after a disconnect, rooms re-joined, history caught up."""
 
 
 @attrs.define
@@ -132,27 +86,47 @@ class ChatClient:
         self.rng = rng or random.Random()
         self.rooms: dict[str, str] = {}
         """Folded room name to its canonical spelling, for re-joining."""
-        self.connected = False
-        self.ready = False
-        """Logged in and rooms re-joined: requests go out at once."""
         self.login_reply: dict[str, Any] = {}
+        self._lifecycle = LinkLifecycle(self.rng)
         self._link: _Link | None = None
         self._pending: dict[int, _Pending] = {}
         self._queued: list[tuple[type, dict[str, Any], defer.Deferred]] = []
-        self._reconnecting = False
         self._next_id = 0
-        self._attempt = 0
         self._retry_call = None
-        self._stopping = False
+        self._quit_waiter: tuple[_Link, defer.Deferred] | None = None
+        """The session ``quit()`` is ending, and what fires when it has."""
         self._seen_dms: set[int] = set()
+
+    @property
+    def link_state(self) -> LinkState:
+        return self._lifecycle.state
+
+    @property
+    def connected(self) -> bool:
+        """A session is open (logged in or not)."""
+        return self._link is not None
+
+    @property
+    def ready(self) -> bool:
+        """Logged in and rooms re-joined: requests go out at once."""
+        return self._lifecycle.logged_in
 
     # -- connecting -------------------------------------------------------------
 
     def connect(self) -> defer.Deferred:
         """Open a session and log in; fires with the login reply."""
-        return defer.Deferred.fromCoroutine(self._connect())
+        try:
+            self._lifecycle.fire(LinkEvent.CONNECT)
+        except LinkStateError as e:
+            return defer.fail(e)
 
-    async def _connect(self) -> dict[str, Any]:
+        def failed(failure):
+            self._lifecycle.fire(LinkEvent.GIVE_UP)
+            return failure
+        return defer.Deferred.fromCoroutine(self._attempt()).addErrback(failed)
+
+    async def _attempt(self) -> dict[str, Any]:
+        """Open a session, log in, re-join: one try, first or not."""
         link = _Link(self)
         try:
             await self.endpoint.connect(self.address, link)
@@ -160,13 +134,11 @@ class ChatClient:
             raise Disconnected(f"cannot reach {self.address[0]}:{self.address[1]}: "
                                f"{e.reason.message or e.reason.code.name}") from None
         self._link = link
-        self.connected = True
         reply = await self._login()
         self.login_reply = reply
         self.nick = reply["nick"]
         await self._rejoin()
-        self._attempt = 0
-        self.ready = True
+        self._lifecycle.fire(LinkEvent.LOGGED_IN)
         self._send_queued()
         return reply
 
@@ -183,7 +155,7 @@ class ChatClient:
             reply = await self._send(p.Login, fields, internal=True)
         except ChatError as e:
             if e.code == ErrorCode.BAD_CREDENTIAL.value:
-                self._stopping = True  # retrying cannot help
+                self._lifecycle.fire(LinkEvent.STOP)  # retrying cannot help
                 self._close_link()
             raise
         if "secret" in reply:
@@ -203,9 +175,7 @@ class ChatClient:
                 self.observer.error(ChatError(e.code, f"could not re-join {room}: {e.message}"))
 
     def _schedule_reconnect(self) -> float:
-        base = RECONNECT_DELAYS[min(self._attempt, len(RECONNECT_DELAYS) - 1)]
-        delay = base * (1 + RECONNECT_JITTER * (2 * self.rng.random() - 1))
-        self._attempt += 1
+        delay = self._lifecycle.next_delay()
         self._retry_call = self.reactor.callLater(delay, self._retry)
         return delay
 
@@ -213,26 +183,25 @@ class ChatClient:
         self._retry_call = None
 
         def succeeded(_: Any) -> None:
-            self._reconnecting = False
             self.observer.reconnected()
 
         def failed(failure) -> None:
-            if self._stopping or failure.check(PasswordRequired):
-                self._reconnecting = False
+            if self._lifecycle.final or failure.check(PasswordRequired):
+                self._lifecycle.fire(LinkEvent.GIVE_UP)
                 self._fail_queued(failure.getErrorMessage())
                 self.observer.disconnected(failure.getErrorMessage(), None)
                 return
             self.observer.disconnected(failure.getErrorMessage(), self._schedule_reconnect())
-        self.connect().addCallbacks(succeeded, failed)
+        defer.Deferred.fromCoroutine(self._attempt()).addCallbacks(succeeded, failed)
 
     # -- requests ---------------------------------------------------------------
 
     def _request(self, cls: type, **fields: Any) -> defer.Deferred:
         """Send now if logged in; while reconnecting, hold it and send it once
         logged in again (so a line typed during a server restart is not lost)."""
-        if self.ready:
+        if self._lifecycle.logged_in:
             return self._send(cls, fields)
-        if self._reconnecting and not self._stopping:
+        if self._lifecycle.holds_requests:
             waiting = defer.Deferred()
             self._queued.append((cls, fields, waiting))
             return waiting
@@ -249,7 +218,7 @@ class ChatClient:
             waiting.errback(Disconnected(reason))
 
     def _send(self, cls: type, fields: dict[str, Any], internal: bool = False) -> defer.Deferred:
-        if self._link is None or not self.connected:
+        if self._link is None:
             return defer.fail(Disconnected("not connected"))
         self._next_id += 1
         request_id = self._next_id
@@ -357,7 +326,7 @@ class ChatClient:
 
     def quit(self, reason: str | None = None) -> defer.Deferred:
         """Leave the server for good (no reconnect); fires once the session ended."""
-        self._stopping = True
+        self._lifecycle.fire(LinkEvent.STOP)
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         if self._link is None:
@@ -365,13 +334,13 @@ class ChatClient:
             return defer.succeed(None)
         link = self._link
         ended = defer.Deferred()
-        self._on_link_end = (link, ended)
+        self._quit_waiter = (link, ended)
         self._send(p.Quit, {"reason": reason}).addErrback(lambda _: None)
         return ended
 
     def stop(self) -> None:
         """Stop at once: no more reconnects, the session closed without waiting."""
-        self._stopping = True
+        self._lifecycle.fire(LinkEvent.STOP)
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         self._fail_queued("stopped")
@@ -426,7 +395,7 @@ class ChatClient:
         elif isinstance(event, p.ShutdownEvent):
             observer.server_going_down(event.message)
         elif isinstance(event, p.ReplacedEvent):
-            self._stopping = True  # newest login wins: do not fight it
+            self._lifecycle.fire(LinkEvent.STOP)  # newest login wins: do not fight it
             observer.error(ChatError("REPLACED", event.message))
 
     def _saw(self, event: p.MessageEvent) -> None:
@@ -435,12 +404,12 @@ class ChatClient:
     def _link_lost(self, link: _Link, reason: CloseReason) -> None:
         if link is not self._link:
             return
-        was_ready = self.ready
+        was_ready = self._lifecycle.logged_in
+        will_retry = self.reconnect and not self._lifecycle.final
         self._link = None
-        self.connected = self.ready = False
-        will_retry = self.reconnect and not self._stopping
-        if was_ready:
-            self._reconnecting = will_retry
+        self._lifecycle.fire(LinkEvent.LINK_LOST)
+        if was_ready and not will_retry:
+            self._lifecycle.fire(LinkEvent.GIVE_UP)
         never_arrived = set(reason.unacked)
         pending, self._pending = self._pending, {}
         for entry in pending.values():
@@ -455,28 +424,15 @@ class ChatClient:
             self.state.save()
         except Exception:
             self.log.failure("could not save the client state")
-        ending = getattr(self, "_on_link_end", None)
-        if ending is not None and ending[0] is link:
-            ending[1].callback(reason)
+        if self._quit_waiter is not None and self._quit_waiter[0] is link:
+            ended, self._quit_waiter = self._quit_waiter[1], None
+            ended.callback(reason)
         if not was_ready:
             return  # lost while (re)connecting: that attempt fails and decides what next
-        text = _describe(reason)
+        text = describe(reason)
         if not will_retry:
             self._fail_queued("disconnected")
             self.observer.disconnected(text, None)
             return
         self.observer.disconnected(text, self._schedule_reconnect())
 
-
-def _describe(reason: CloseReason) -> str:
-    texts = {
-        CloseCode.PEER_UNRESPONSIVE: "the server stopped answering",
-        CloseCode.IDLE_TIMEOUT: "nothing heard from the server",
-        CloseCode.SHUTTING_DOWN: "the server is shutting down",
-        CloseCode.RESET: "the server forgot this session (it restarted)",
-        CloseCode.REPLACED: "logged in from another session",
-    }
-    text = texts.get(reason.code, reason.message or reason.code.name.lower())
-    if reason.message and reason.code in texts and reason.message not in text:
-        text = f"{text}: {reason.message}"
-    return text

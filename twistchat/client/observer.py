@@ -1,0 +1,59 @@
+"""
+What a ``ChatClient`` tells the application: the observer it calls with
+everything the server sends unasked, and the errors its Deferreds fail with.
+"""
+
+from __future__ import annotations
+
+from twistchat.chat import protocol as p
+
+
+class ChatError(Exception):
+    """The server refused a request: ``code`` is its machine code
+    (PROTOCOL.md, C9), ``message`` its short text."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+
+
+class Disconnected(Exception):
+    """The session ended before the server answered (the request may or may
+    not have been carried out)."""
+
+
+class PasswordRequired(Exception):
+    """This nick is registered with a password and none was given."""
+
+
+class ChatObserver:
+    """Override what you need; every method has a do-nothing default."""
+
+    def message(self, event: p.MessageEvent, replay: bool) -> None:
+        """A room message; ``replay``: from history, after a (re)join."""
+
+    def direct(self, event: p.DmEvent) -> None:
+        """A DM; ``event.stored``: it waited in the offline mailbox."""
+
+    def delivered(self, event: p.DeliveredEvent) -> None:
+        """A DM we sent to an offline nick has now reached it."""
+
+    def data(self, event: p.DataEvent) -> None:
+        """Opaque binary data relayed from another nick."""
+
+    def presence(self, event: p.Event) -> None:
+        """join, part, quit, kick, nick, away, topic, mode, op, invited."""
+
+    def error(self, error: ChatError) -> None:
+        """An error the server sent that answers no request of ours."""
+
+    def server_going_down(self, message: str) -> None:
+        """The server announced a shutdown; a disconnect follows."""
+
+    def disconnected(self, reason: str, retry_in: float | None) -> None:
+        """The session ended; ``retry_in`` seconds until the next attempt, or
+        None when the client will not reconnect."""
+
+    def reconnected(self) -> None:
+        """Logged in again after a disconnect, rooms re-joined, history caught up."""
