@@ -1,6 +1,10 @@
 """The store interface, checked against every implementation; plus what only
 SQLite must show: work happens off the reactor thread, data survives a restart,
-and the schema version is recorded."""
+and the schema version is recorded.
+
+The SQLite store runs its queries on an ``InlineWorker`` here, so every
+Deferred has fired on return: no thread, no reactor, no waiting.  Only the
+tests about the worker thread itself use a real one (marked e2e)."""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import sqlite3
 import threading
 
 import pytest
-import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet.task import Clock
 
 from twistchat.store import open_store
 from twistchat.store.base import Account, ChatStore, HistoryEntry, StoredDm
 from twistchat.store.memory import MemoryStore
 from twistchat.store.sqlite import SCHEMA_VERSION, WORKER_NAME, SQLiteStore
+from twistchat.store.workers import InlineWorker
+
+from .synchronous import on_a_real_thread, resolved, synchronously
 
 
 @pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
@@ -22,11 +28,11 @@ def store(request, tmp_path):
     if request.param == "memory":
         s = MemoryStore()
     elif request.param == "sqlite-memory":
-        s = SQLiteStore(reactor, ":memory:")
+        s = SQLiteStore(Clock(), ":memory:", worker=InlineWorker())
     else:
-        s = open_store(reactor, str(tmp_path / "chat.sqlite3"))
+        s = open_store(Clock(), str(tmp_path / "chat.sqlite3"), worker=InlineWorker())
     yield s
-    pytest_twisted.blockon(s.close())
+    resolved(s.close())
 
 
 def _account(key: str, has_password: bool = False, last_seen: int = 1000) -> Account:
@@ -34,7 +40,7 @@ def _account(key: str, has_password: bool = False, last_seen: int = 1000) -> Acc
                    created=1, last_seen=last_seen)
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_accounts(store: ChatStore):
     assert isinstance(store, ChatStore)
     assert await store.get_account("alice") is None
@@ -49,7 +55,7 @@ async def test_accounts(store: ChatStore):
     assert [dm.text for dm in await store.get_mailbox("alicia")] == ["hi"]
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_expiry_deletes_only_lapsed_password_less_accounts(store: ChatStore):
     await store.put_account(_account("old", last_seen=10))
     await store.put_account(_account("online", last_seen=10))
@@ -62,7 +68,7 @@ async def test_expiry_deletes_only_lapsed_password_less_accounts(store: ChatStor
         assert await store.get_account(key) is not None
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_history_is_trimmed_and_queried_since(store: ChatStore):
     for msg_id in range(1, 8):
         await store.append_history(HistoryEntry("#tea", msg_id, "a", f"m{msg_id}", msg_id * 10), keep=5)
@@ -76,7 +82,7 @@ async def test_history_is_trimmed_and_queried_since(store: ChatStore):
     assert await store.last_id() == 8  # ids never go backwards
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_mailbox_order_and_partial_delete(store: ChatStore):
     for dm_id in (5, 9, 12):
         await store.store_dm(StoredDm(dm_id, "bob", "Bob", "alice", f"t{dm_id}", dm_id))
@@ -87,7 +93,7 @@ async def test_mailbox_order_and_partial_delete(store: ChatStore):
     assert await store.last_id() == 12
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_rooms(store: ChatStore):
     state = {"name": "#Tea", "creator_key": "a", "topic": "t", "bans": {"x": "X"}}
     await store.put_room("#tea", state)
@@ -97,8 +103,9 @@ async def test_rooms(store: ChatStore):
     await store.flush()
 
 
-@pytest_twisted.ensureDeferred
-async def test_sqlite_runs_every_query_on_one_worker_thread_not_the_callers():
+@pytest.mark.e2e
+@on_a_real_thread
+async def test_sqlite_runs_every_query_on_one_worker_thread_not_the_callers(reactor):
     store = SQLiteStore(reactor, ":memory:")
     try:
         caller = threading.get_ident()
@@ -116,10 +123,10 @@ async def test_sqlite_runs_every_query_on_one_worker_thread_not_the_callers():
         await store.close()
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_sqlite_data_survives_a_restart_and_records_the_schema_version(tmp_path):
     path = str(tmp_path / "chat.sqlite3")
-    first = open_store(reactor, path)
+    first = open_store(Clock(), path, worker=InlineWorker())
     await first.put_account(_account("alice", has_password=True))
     await first.append_history(HistoryEntry("#tea", 41, "alice", "hello", 1), keep=100)
     await first.store_dm(StoredDm(42, "bob", "Bob", "alice", "offline hi", 2))
@@ -130,7 +137,7 @@ async def test_sqlite_data_survives_a_restart_and_records_the_schema_version(tmp
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
-    second = open_store(reactor, path)
+    second = open_store(Clock(), path, worker=InlineWorker())
     try:
         assert (await second.get_account("alice")).has_password
         assert [e.text for e in await second.get_history("#tea", None, 10)] == ["hello"]
@@ -142,15 +149,16 @@ async def test_sqlite_data_survives_a_restart_and_records_the_schema_version(tmp
 
 
 def test_open_store_picks_by_db_string():
-    assert isinstance(open_store(reactor, ":memory:"), MemoryStore)
+    assert isinstance(open_store(Clock(), ":memory:"), MemoryStore)
 
 
 def _workers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if WORKER_NAME in t.name]
 
 
-@pytest_twisted.ensureDeferred
-async def test_sqlite_opening_starts_no_thread_until_the_first_query(tmp_path):
+@pytest.mark.e2e
+@on_a_real_thread
+async def test_sqlite_opening_starts_no_thread_until_the_first_query(reactor, tmp_path):
     """twistd builds the service, then forks into the background: a worker
     started at open would not exist in the daemon, and every query would hang."""
     before = len(_workers())
@@ -165,11 +173,23 @@ async def test_sqlite_opening_starts_no_thread_until_the_first_query(tmp_path):
     assert len(_workers()) == before
 
 
-@pytest_twisted.ensureDeferred
+@synchronously
 async def test_sqlite_closing_an_unused_store_creates_nothing(tmp_path):
     path = tmp_path / "chat.sqlite3"
-    store = open_store(reactor, str(path))
+    store = open_store(Clock(), str(path))  # the real thread worker: never started
     await store.close()
-    assert not path.exists() and not store._pool.started
+    assert not path.exists() and not store.worker.started
     with pytest.raises(RuntimeError):
         store.flush()
+
+
+@synchronously
+async def test_sqlite_starts_its_worker_on_the_first_query_and_stops_it_at_close(tmp_path):
+    """The same promise as above, without a thread: the store, not the worker, decides when."""
+    path = tmp_path / "chat.sqlite3"
+    store = open_store(Clock(), str(path), worker=InlineWorker())
+    assert not store.worker.started and not path.exists()
+    await store.put_account(_account("alice"))
+    assert store.worker.started and path.exists()
+    await store.close()
+    assert not store.worker.started

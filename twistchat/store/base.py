@@ -14,10 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
-
-MEMORY = ":memory:"
-
 
 @attrs.frozen
 class Account:
@@ -102,13 +98,3 @@ class ChatStore(Protocol):
         """Fires once every write issued before it has been committed."""
     def close(self) -> Deferred[None]:
         """Flush, then release resources; the store is unusable afterwards."""
-
-
-def open_store(reactor: IReactorTime | IReactorThreads, db: str, **kwargs: Any) -> ChatStore:
-    """Open the store a ``--db`` option names: ``":memory:"`` (or ``"memory"``)
-    for the in-memory store, anything else is an SQLite file path."""
-    if db in (MEMORY, "memory"):
-        from twistchat.store.memory import MemoryStore
-        return MemoryStore()
-    from twistchat.store.sqlite import SQLiteStore
-    return SQLiteStore(reactor, db, **kwargs)

@@ -2,10 +2,11 @@
 SQLite store: the embedded default.
 
 * **The reactor never waits on disk.**  Every query runs on one dedicated
-  worker thread (a ``ThreadPool`` of size 1) via ``deferToThreadPool``; the
+  worker thread (``workers.ThreadWorker``, a ``ThreadPool`` of size 1); the
   sqlite3 connection is created on, and only used by, that thread.  One
   thread also means writes commit in the order they were issued, so
-  ``flush()`` is simply "run nothing after everything queued".
+  ``flush()`` is simply "run nothing after everything queued".  Tests pass
+  ``worker=InlineWorker()`` to run the same queries synchronously.
 * **Nothing acknowledged is lost on kill -9 or power loss.**  WAL journal with
   ``synchronous=FULL``: each transaction is fsynced before its Deferred
   fires, and the server acknowledges only after that.  (NORMAL would be
@@ -24,10 +25,9 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 
 from twistchat.store.base import Account, HistoryEntry, StoredDm
+from twistchat.store.workers import ThreadWorker, Worker
 
 T = TypeVar("T")
 
@@ -65,28 +65,28 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class SQLiteStore:
-    def __init__(self, reactor: Any, path: str) -> None:
+    def __init__(self, reactor: Any, path: str, worker: Worker | None = None) -> None:
         self._reactor = reactor
         self._path = path
         self._conn: sqlite3.Connection | None = None
         # Started by the first query, not here: twistd forks into the background
         # after makeService(), and a thread started before the fork does not
         # exist in the daemon (every query would wait forever).
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name=WORKER_NAME)
-        self._pool_stopped = False
+        self.worker: Worker = worker if worker is not None else ThreadWorker(reactor, WORKER_NAME)
+        self._worker_stopped = False
         self._closed = False
         trigger = getattr(reactor, "addSystemEventTrigger", None)
         if trigger is not None:  # never leave a thread behind at reactor shutdown
-            self._trigger = trigger("during", "shutdown", self._stop_pool)
+            self._trigger = trigger("during", "shutdown", self._stop_worker)
 
-    # ---- the one way in: run a function on the worker thread
+    # ---- the one way in: run a function on the worker
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
-        if self._closed or self._pool_stopped:
+        if self._closed or self._worker_stopped:
             raise RuntimeError("store is closed")
-        if not self._pool.started:
-            self._pool.start()
-        return deferToThreadPool(self._reactor, self._pool, self._in_worker, work)
+        if not self.worker.started:
+            self.worker.start()
+        return self.worker.submit(self._in_worker, work)
 
     def _in_worker(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -212,7 +212,7 @@ class SQLiteStore:
         """Wait for queued writes, close the connection on its thread, stop the thread."""
         if self._closed:
             return succeed(None)
-        if not self._pool.started:  # never used: no thread, no file to close
+        if not self.worker.started:  # never used: no thread, no file to close
             self._closed = True
             return succeed(self._after_close(None))
 
@@ -226,7 +226,7 @@ class SQLiteStore:
         return d
 
     def _after_close(self, result: Any) -> Any:
-        self._stop_pool()
+        self._stop_worker()
         trigger = getattr(self, "_trigger", None)
         if trigger is not None:
             try:
@@ -236,10 +236,9 @@ class SQLiteStore:
             self._trigger = None
         return result
 
-    def _stop_pool(self) -> None:
-        self._pool_stopped = True
-        if self._pool.started:
-            self._pool.stop()
+    def _stop_worker(self) -> None:
+        self._worker_stopped = True
+        self.worker.stop()
 
 
 class _transaction:

@@ -23,7 +23,7 @@ from twistchat.chat.server.options import build_config, opt_parameters, option, 
 from twistchat.chat.server.server import ChatServer
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.reliable.session import SessionConfig
-from twistchat.store.base import open_store
+from twistchat.store import open_store
 
 DEFAULT_PORT = 9999
 DEFAULT_DB = "twistchat.sqlite3"
