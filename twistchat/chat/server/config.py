@@ -11,16 +11,13 @@ import attrs
 from twistchat.chat.protocol import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_TEXT_BYTES, Limits
 from twistchat.chat.server.options import option, positive, power_of_two
 from twistchat.endpoint.endpoint import DEFAULT_MAX_SESSIONS
+from twistchat.reliable.config import IDLE_TIMEOUT_KEEPALIVES, KEEPALIVE_INTERVAL
 
 DAY = 24 * 3600.0
-KEEPALIVE_INTERVAL = 15.0
-"""RFC 8085: keepalives no more often than every 15 s."""
-IDLE_TIMEOUT_FACTOR = 3
-"""A client is dropped after missing three keepalives (seed 000, 001)."""
 
 
 def _default_idle_timeout(config: ServerConfig) -> float:
-    return IDLE_TIMEOUT_FACTOR * config.keepalive_interval
+    return IDLE_TIMEOUT_KEEPALIVES * config.keepalive_interval
 
 
 @attrs.frozen
@@ -31,7 +28,7 @@ class ServerConfig:
         default=KEEPALIVE_INTERVAL)
     idle_timeout: float = option(
         "idle-timeout",
-        f"Drop a client silent for this long, seconds (default {IDLE_TIMEOUT_FACTOR} x keepalive).",
+        f"Drop a client silent for this long, seconds (default {IDLE_TIMEOUT_KEEPALIVES} x keepalive).",
         default=attrs.Factory(_default_idle_timeout, takes_self=True))
     reap_interval: float = 5.0
     """How often the reaper LoopingCall looks for idle sessions and empty rooms."""
