@@ -248,3 +248,19 @@ def test_a_lost_hello_costs_a_third_of_a_second_not_a_full_timeout():
     pair.connect()
     assert pair.client_protocol.connection is not None
     assert pair.clock.seconds() <= 0.333 + 2 * 0.02 + 0.01
+
+
+def test_on_acked_fires_once_the_peer_has_the_message_and_never_after_a_loss_of_session():
+    pair = Pair(rtt=0.02, loss=0.2, seed=4).connect()
+    server_side = pair.server_protocol.connection
+    acked: list[int] = []
+    for i in range(50):
+        server_side.send_message(b"dm%d" % i, on_acked=lambda i=i: acked.append(i))
+    pair.run_until(lambda: len(acked) == 50, 20)
+    assert sorted(acked) == list(range(50))
+    assert len(pair.client_protocol.messages) == 50  # acked means the peer has it
+    pair.network.partition(pair.clock.seconds(), pair.clock.seconds() + 60)
+    server_side.send_message(b"lost", on_acked=lambda: acked.append(-1))
+    pair.run_until(lambda: bool(pair.server_protocol.closed), 30)
+    assert -1 not in acked
+    assert pair.server_protocol.closed[0].unacked == (b"lost",)

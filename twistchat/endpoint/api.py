@@ -9,7 +9,7 @@ only, so it can be tested with a fake connection and a ``task.Clock``.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import attrs
 
@@ -46,11 +46,13 @@ class MessageConnection(Protocol):
     def last_receive_time(self) -> float:
         """Reactor time anything last arrived from the peer (keepalives too)."""
 
-    def send_message(self, data: bytes) -> None:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
         """Queue one message for reliable, ordered, exactly-once delivery.
 
-        Raises ``MessageTooLarge`` over the negotiated cap and
-        ``ConnectionClosed`` once the session has ended."""
+        ``on_acked`` is called once the peer's transport has acknowledged all
+        of it; never, if the session ends first (the message is then among
+        ``CloseReason.unacked``). Raises ``MessageTooLarge`` over the
+        negotiated cap and ``ConnectionClosed`` once the session has ended."""
 
     def send_unreliable(self, data: bytes) -> None:
         """Best effort: may be lost, never retransmitted (typing, pings)."""

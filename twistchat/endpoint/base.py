@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import (
-    HandshakeCompleted, MessageReceived, PathMigrated, SessionClosed,
+    HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
     UnreliableReceived,
 )
 from twistchat.reliable.session import Session, SessionConfig
@@ -78,6 +78,8 @@ class _Handle:
     connected: defer.Deferred | None = None
     made: bool = False
     client_key: tuple | None = None
+    on_acked: dict[int, Callable[[], None]] = attrs.Factory(dict)
+    """Callbacks of tracked messages, by sequence number, until acknowledged."""
     """(address, client connection id) of the CONNECT that opened it (server side)."""
 
 
@@ -107,9 +109,12 @@ class SessionConnection:
         """When anything (keepalives included) last arrived on this session."""
         return self._handle.session.last_receive_time
 
-    def send_message(self, data: bytes) -> None:
-        self._handle.session.send_message(bytes(data), self._endpoint.now())
-        self._endpoint.mark_dirty(self._handle)
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
+        handle = self._handle
+        seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None)
+        if on_acked is not None:
+            handle.on_acked[seq] = on_acked
+        self._endpoint.mark_dirty(handle)
 
     def send_unreliable(self, data: bytes) -> None:
         self._handle.session.send_unreliable(bytes(data), self._endpoint.now())
@@ -237,6 +242,10 @@ class Endpoint(DatagramProtocol):
         protocol = handle.protocol
         if isinstance(event, MessageReceived):
             protocol.message_received(event.data)
+        elif isinstance(event, MessageAcked):
+            on_acked = handle.on_acked.pop(event.seq, None)
+            if on_acked is not None:
+                on_acked()
         elif isinstance(event, UnreliableReceived):
             protocol.unreliable_received(event.data)
         elif isinstance(event, HandshakeCompleted):
@@ -248,6 +257,7 @@ class Endpoint(DatagramProtocol):
             self.log.info("session {cid:x} moved from {old} to {new}",
                           cid=handle.session.local_cid, old=event.old, new=event.new)
         elif isinstance(event, SessionClosed):
+            handle.on_acked.clear()
             reason = CloseReason(event.code, event.reason, event.by_peer, event.unacked)
             self.counters.sessions_closed += 1
             self._on_closed(handle, reason)

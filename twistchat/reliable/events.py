@@ -18,6 +18,15 @@ class MessageReceived:
 
 
 @attrs.frozen
+class MessageAcked:
+    """The peer acknowledged every byte of reliable message ``seq`` (only for
+    messages sent with ``track=True``: a room line to 1,000 members should
+    not cost 1,000 events)."""
+
+    seq: int
+
+
+@attrs.frozen
 class UnreliableReceived:
     data: bytes
 
@@ -38,4 +47,4 @@ class SessionClosed:
     unacked: tuple[bytes, ...]
 
 
-Event = HandshakeCompleted | MessageReceived | UnreliableReceived | PathMigrated | SessionClosed
+Event = HandshakeCompleted | MessageReceived | MessageAcked | UnreliableReceived | PathMigrated | SessionClosed

@@ -19,6 +19,7 @@ later. It costs nothing on a clean path.
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 import attrs
 
@@ -56,14 +57,18 @@ class _OutgoingMessage:
     charge: int
     chunks_left: int
     done: bool = False
+    tracked: bool = False
 
 
 class SendBuffer:
-    def __init__(self, max_datagram_size: int, redundancy: int, stats) -> None:
+    def __init__(self, max_datagram_size: int, redundancy: int, stats,
+                 on_tracked_acked: Callable[[int], None]) -> None:
         self.fragment_size = max_datagram_size - DATA_HEADER_MAX - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
         self.unreliable_room = max_datagram_size - DATA_HEADER_MAX - 1 - 8 - ACK_ROOM
         self.redundancy = redundancy
         self.stats = stats
+        self._on_tracked_acked = on_tracked_acked
+        """Told the sequence number of each tracked message once all of it is acknowledged."""
         self.next_seq = 0
         self.queue: deque[Chunk] = deque()
         """Chunks never sent, in order."""
@@ -81,7 +86,7 @@ class SendBuffer:
 
     # -- what the application queues ------------------------------------
 
-    def queue_message(self, data: bytes) -> int:
+    def queue_message(self, data: bytes, tracked: bool = False) -> int:
         seq = self.next_seq
         self.next_seq += 1
         piece = self.fragment_size
@@ -90,7 +95,8 @@ class SendBuffer:
         else:
             chunks = [Chunk(seq, data[i:i + piece], i, len(data)) for i in range(0, len(data), piece)]
         self.queue.extend(chunks)
-        self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks))
+        self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks),
+                                              tracked=tracked)
         self.unacked_bytes += len(data)
         self.stats.messages_sent += 1
         return seq
@@ -124,6 +130,8 @@ class SendBuffer:
             return
         message.done = True
         self.unacked_bytes -= len(message.data)
+        if message.tracked:
+            self._on_tracked_acked(chunk.seq)
         outgoing = self.outgoing
         while outgoing:
             seq = next(iter(outgoing))

@@ -39,7 +39,7 @@ from twistchat.reliable.config import SessionConfig, SessionStats
 from twistchat.reliable.congestion import NewReno
 from twistchat.reliable.errors import CloseCode, ConnectionClosed, MessageTooLarge
 from twistchat.reliable.events import (
-    Event, HandshakeCompleted, MessageReceived, PathMigrated, SessionClosed,
+    Event, HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
     UnreliableReceived,
 )
 from twistchat.reliable.handshake import ClientHandshake
@@ -94,7 +94,8 @@ class Session:
 
         self._acks = AckTracker(config.max_ack_delay)
         self._reassembler = MessageReassembler(config.max_message_size, config.receive_window)
-        self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats)
+        self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
+                                  on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)))
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
         self.congestion = NewReno(config.max_datagram_size, max_window=config.max_window)
         self._recovery = Recovery(now, self.rtt, self.congestion, self._buffer, self.stats,
@@ -196,8 +197,9 @@ class Session:
 
     # -- application entry points -------------------------------------------
 
-    def send_message(self, data: bytes, now: float) -> int:
-        """Queue one reliable message; returns its sequence number."""
+    def send_message(self, data: bytes, now: float, track: bool = False) -> int:
+        """Queue one reliable message; returns its sequence number. With
+        ``track``, a ``MessageAcked`` event says when the peer has all of it."""
         if self.has_ended or self._close_after_flush:
             raise ConnectionClosed("the session has ended")
         limit = self.peer_parameters.max_message_size
@@ -205,7 +207,7 @@ class Session:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {limit}")
         if not self._buffer.outgoing and not self._recovery.sent:
             self._last_ack_progress = now  # the give-up clock starts with the first unacked byte
-        return self._buffer.queue_message(data)
+        return self._buffer.queue_message(data, track)
 
     def send_unreliable(self, data: bytes, now: float) -> None:
         if self.has_ended:
