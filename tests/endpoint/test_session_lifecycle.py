@@ -264,3 +264,11 @@ def test_on_acked_fires_once_the_peer_has_the_message_and_never_after_a_loss_of_
     pair.run_until(lambda: bool(pair.server_protocol.closed), 30)
     assert -1 not in acked
     assert pair.server_protocol.closed[0].unacked == (b"lost",)
+
+
+def test_each_side_sees_the_message_cap_the_other_announced():
+    pair = Pair(rtt=0.02, config=SessionConfig(max_message_size=5000)).connect()
+    assert pair.client_protocol.connection.peer_max_message_size == 5000
+    assert pair.server_protocol.connection.peer_max_message_size == 5000
+    with pytest.raises(MessageTooLarge):
+        pair.server_protocol.connection.send_message(bytes(5001))

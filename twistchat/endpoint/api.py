@@ -46,6 +46,11 @@ class MessageConnection(Protocol):
     def last_receive_time(self) -> float:
         """Reactor time anything last arrived from the peer (keepalives too)."""
 
+    @property
+    def peer_max_message_size(self) -> int:
+        """The largest reliable message the peer accepts; ``send_message``
+        raises ``MessageTooLarge`` above it."""
+
     def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
         """Queue one message for reliable, ordered, exactly-once delivery.
 

@@ -109,6 +109,11 @@ class SessionConnection:
         """When anything (keepalives included) last arrived on this session."""
         return self._handle.session.last_receive_time
 
+    @property
+    def peer_max_message_size(self) -> int:
+        """The largest reliable message the peer said it accepts (its handshake)."""
+        return self._handle.session.peer_parameters.max_message_size
+
     def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
         handle = self._handle
         seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None)
