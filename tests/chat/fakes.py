@@ -1,10 +1,12 @@
 """Fakes for driving the chat server without a network: a MessageConnection
-that records what is sent, and a harness with a Clock and a MemoryStore."""
+that records what is sent (and acknowledges it at once, or holds the acks
+back until told), and a harness with a Clock and a MemoryStore."""
 
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -12,24 +14,38 @@ from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
 from twistchat.chat.server import ChatServer, ServerConfig
-from twistchat.endpoint.api import CloseCode, CloseReason, ConnectionClosed, MessageProtocol
+from twistchat.endpoint.api import CloseCode, CloseReason, ConnectionClosed, MessageProtocol, MessageTooLarge
 from twistchat.store.memory import MemoryStore
 
 FAST_SCRYPT = {"scrypt_n": 16, "scrypt_r": 1, "scrypt_p": 1}
 """Real scrypt, tiny cost: keeps the suite fast."""
+
+CLIENT_MAX_MESSAGE_SIZE = 256 * 1024
+"""What the reference client announces (PROTOCOL.md C10): at least the
+server's ``max_message_bytes``."""
 
 _connection_ids = itertools.count(1)
 
 
 class FakeConnection:
     """Records sent messages; ``close`` ends the session at once, as a transport
-    reporting ``connection_lost`` would."""
+    reporting ``connection_lost`` would.
 
-    def __init__(self, protocol: MessageProtocol, address: tuple[str, int] = ("192.0.2.1", 4000)) -> None:
+    Acknowledgements: by default the peer acknowledges each message as it is
+    sent (``on_acked`` runs at once).  After ``hold_acks()`` they wait in
+    ``held`` until ``release_acks()``; a session that ends meanwhile reports
+    them in ``CloseReason.unacked`` and never calls their ``on_acked``."""
+
+    def __init__(self, protocol: MessageProtocol, address: tuple[str, int] = ("192.0.2.1", 4000),
+                 max_message_size: int = CLIENT_MAX_MESSAGE_SIZE) -> None:
         self.protocol = protocol
         self.sent: list[bytes] = []
         self.unreliable: list[bytes] = []
         self.closed: tuple[str, CloseCode, bool] | None = None
+        self.peer_max_message_size = max_message_size
+        self.auto_ack = True
+        self.held: list[tuple[bytes, Callable[[], None] | None]] = []
+        """Sent while acks are held back, oldest first."""
         self._address = address
         self._id = next(_connection_ids)
 
@@ -41,11 +57,35 @@ class FakeConnection:
     def connection_id(self) -> int:
         return self._id
 
-    def send_message(self, data: bytes) -> None:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
         if self.closed is not None:
             raise ConnectionClosed("closed")
         assert isinstance(data, bytes)
+        if len(data) > self.peer_max_message_size:
+            raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {self.peer_max_message_size}")
         self.sent.append(data)
+        if not self.auto_ack:
+            self.held.append((data, on_acked))
+        elif on_acked is not None:
+            on_acked()
+
+    def hold_acks(self) -> None:
+        """From now on the peer acknowledges nothing until ``release_acks``."""
+        self.auto_ack = False
+
+    def release_acks(self, count: int | None = None) -> None:
+        """The peer acknowledges the oldest ``count`` held messages (all by default)."""
+        count = len(self.held) if count is None else count
+        released, self.held = self.held[:count], self.held[count:]
+        for _, on_acked in released:
+            if on_acked is not None:
+                on_acked()
+
+    def _end(self, code: CloseCode, message: str, graceful: bool, by_peer: bool) -> None:
+        self.closed = (message, code, graceful)
+        unacked, self.held = tuple(data for data, _ in self.held), []
+        self.protocol.connection_lost(CloseReason(code=code, message=message, by_peer=by_peer,
+                                                  unacked=unacked))
 
     def send_unreliable(self, data: bytes) -> None:
         self.unreliable.append(data)
@@ -53,13 +93,11 @@ class FakeConnection:
     def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL, graceful: bool = True) -> None:
         if self.closed is not None:
             return
-        self.closed = (message, code, graceful)
-        self.protocol.connection_lost(CloseReason(code=code, message=message))
+        self._end(code, message, graceful, by_peer=False)
 
     def peer_vanishes(self, code: CloseCode = CloseCode.PEER_UNRESPONSIVE, message: str = "") -> None:
         """The transport gave up on the peer."""
-        self.closed = (message, code, False)
-        self.protocol.connection_lost(CloseReason(code=code, message=message, by_peer=True))
+        self._end(code, message, False, by_peer=True)
 
 
 @attrs.define
@@ -118,14 +156,15 @@ class Harness:
         self.server = ChatServer(self.store, self.clock, self.config, rng=random.Random(7))
         self.server.start()
 
-    def connect(self, port: int = 4000) -> FakeClient:
+    def connect(self, port: int = 4000, max_message_size: int = CLIENT_MAX_MESSAGE_SIZE) -> FakeClient:
         protocol = self.server.build_protocol()
-        connection = FakeConnection(protocol, ("192.0.2.1", port))
+        connection = FakeConnection(protocol, ("192.0.2.1", port), max_message_size)
         protocol.connection_made(connection)
         return FakeClient(protocol, connection)
 
-    def login(self, nick: str, **credential: Any) -> FakeClient:
-        client = self.connect()
+    def login(self, nick: str, max_message_size: int = CLIENT_MAX_MESSAGE_SIZE,
+              **credential: Any) -> FakeClient:
+        client = self.connect(max_message_size=max_message_size)
         client.ok("login", nick=nick, **credential)
         client.drain()
         return client

@@ -19,6 +19,9 @@ ROUND_TRIP = [
     p.Join(id=3, room="ABCD1234"),
     p.Say(id=4, room="#tea", text="multi\nline\ttext ✓"),
     p.Dm(id=5, to="bob", text="hi"),
+    p.Dm(id=5, to="bob", text="hi", idem="0123abcdef:x_y.z-" + "k" * 46),
+    p.Say(id=4, room="#tea", text="x", idem="a"),
+    p.Data(id=6, to="bob", idem="k1", payload=b"\n"),
     p.Data(id=6, to="bob", payload=b"\x00\n\xff\n"),
     p.Data(id=6, to="bob", payload=b""),
     p.Topic(id=7, room="#tea", topic=""),
@@ -85,6 +88,11 @@ def _code(data, limits=p.DEFAULT_LIMITS):
     (b'{"t":"login","id":1,"nick":"1abc"}', ErrorCode.BAD_NICK, 1),
     (b'{"t":"login","id":1,"nick":"' + b"a" * 33 + b'"}', ErrorCode.BAD_NICK, 1),
     (b'{"t":"data","id":1,"to":"bob"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"#a","text":"x","idem":""}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"say","id":1,"room":"#a","text":"x","idem":"a b"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"dm","id":1,"to":"b","text":"x","idem":"' + b"k" * 65 + b'"}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"dm","id":1,"to":"b","text":"x","idem":7}', ErrorCode.BAD_FIELD, 1),
+    (b'{"t":"data","id":1,"to":"b","idem":"\\u00e9"}\n', ErrorCode.BAD_FIELD, 1),
     (b'{"t":"topic","id":1,"room":"#a","topic":"' + b"x" * 513 + b'"}', ErrorCode.TOO_LARGE, 1),
 ])
 def test_bad_input_gets_its_documented_code(data, code, rid):
@@ -138,3 +146,23 @@ def test_structured_garbage_raises_only_the_typed_error(kind, fields):
         p.decode_request(data)
     except ChatProtocolError:
         pass
+
+
+def test_the_sizes_the_limits_imply_are_those_of_the_worst_case_messages():
+    limits = p.Limits(max_text_bytes=100, max_payload_bytes=1000)
+    # the largest request the decoder takes is exactly max_request_bytes
+    start, end = b'{"t":"data","id":1,"to":"bob","pad":"', b'"}'
+    header = start + b"x" * (limits.max_header_bytes - len(start) - len(end)) + end
+    assert len(header) == limits.max_header_bytes
+    request = header + b"\n" + bytes(1000)
+    assert len(request) == p.max_request_bytes(limits)
+    p.decode_request(request, limits)
+    # and no event of user content from valid input is larger than max_event_bytes
+    text = '"' * 100
+    room, nick = "#" + "r" * p.ROOM_NAME_MAX_LENGTH, "n" * p.NICK_MAX_LENGTH
+    biggest = [p.MessageEvent(room=room, nick=nick, text=text, msg_id=p.MAX_REQUEST_ID, ts=p.MAX_REQUEST_ID),
+               p.DmEvent(nick=nick, to=nick, text=text, dm_id=p.MAX_REQUEST_ID, ts=p.MAX_REQUEST_ID),
+               p.DataEvent(nick=nick, payload=bytes(1000))]
+    assert max(len(p.encode(e)) for e in biggest) == p.max_event_bytes(limits)
+    assert p.max_event_bytes(limits) >= len(p.encode(p.MessageEvent(
+        room=room, nick=nick, text="\n" * 50 + "é" * 25, msg_id=1, ts=1)))

@@ -184,6 +184,7 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.NICK_TAKEN: lambda: c.error("nick", nick="OWNER"),
         ErrorCode.NO_SUCH_NICK: lambda: c.error("dm", to="nobody", text="x"),
         ErrorCode.NOT_ONLINE: lambda: (owner.ok("quit"), c.error("data", to="owner", payload=b""))[1],
+        ErrorCode.NOT_DELIVERED: lambda: _not_delivered(owner, c),
         ErrorCode.MAILBOX_FULL: lambda: (owner.ok("quit"), c.error("dm", to="owner", text="x"))[1],
         ErrorCode.NO_SUCH_ROOM: lambda: c.error("join", room="ABCDEFGH"),
         ErrorCode.NOT_IN_ROOM: lambda: c.error("who", room="#room"),
@@ -200,6 +201,13 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.INTERNAL: lambda: _internal(h, c),
     }
     return actions[code]()
+
+
+def _not_delivered(owner, c) -> str:
+    owner.connection.hold_acks()
+    c.send_raw(p.encode(p.Data(id=99, to="owner", payload=b"x")))
+    owner.connection.peer_vanishes()
+    return [m for m in c.messages() if isinstance(m, p.ErrorReply) and m.id == 99][-1].code
 
 
 def _internal(h: Harness, c) -> str:

@@ -59,7 +59,7 @@ def test_defaults_are_the_documented_ones():
 def test_options_reach_the_chat_server_and_the_transport():
     options = parse("--port", "0", "--db", ":memory:", "--keepalive", "10", "--history", "7",
                     "--max-room-members", "3", "--rate", "5", "--burst", "9",
-                    "--max-sessions", "12", "--scrypt-n", "1024")
+                    "--max-sessions", "12", "--scrypt-n", "1024", "--max-pending-requests", "8")
     reactor = MemoryReactorClock()
     service = make_service(options, reactor)
     assert service.chat.config.idle_timeout == 30          # 3 x keepalive
@@ -70,11 +70,14 @@ def test_options_reach_the_chat_server_and_the_transport():
     assert service.endpoint.config.idle_timeout == 30
     assert service.endpoint.max_sessions == 12
     assert service.chat.config.scrypt_n == 1024
+    assert service.chat.config.max_pending_requests == 8
+    # the transport takes the largest request the chat limits allow
+    assert service.endpoint.config.max_message_size >= service.chat.config.max_request_bytes
 
 
 @pytest.mark.parametrize("argv", [
     ["--port", "70000"], ["--port", "x"], ["--history", "0"], ["--rate", "-1"],
-    ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"], ["--scrypt-n", "1000"],
+    ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"], ["--scrypt-n", "1000"], ["--max-pending-requests", "0"],
 ])
 def test_bad_options_are_refused_with_a_usage_error(argv):
     with pytest.raises(usage.UsageError):

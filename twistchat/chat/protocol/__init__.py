@@ -22,6 +22,7 @@ The package, bottom up (each module imports only those above it):
 * ``requests``, ``server_messages``: one frozen class per wire ``t``
 * ``errors``: ``ChatProtocolError``
 * ``validation``, ``codec``: ``encode``, ``decode_request``, ``decode_server_message``
+* ``sizes``: the byte sizes the limits imply (largest request, largest event)
 
 Everything public is re-exported here: ``from twistchat.chat import protocol as p``.
 """
@@ -38,6 +39,8 @@ from twistchat.chat.protocol.limits import (
     GROUP_ID_LENGTH,
     GROUP_PATTERN,
     HARD_MAX_TEXT_BYTES,
+    IDEM_MAX_LENGTH,
+    IDEM_PATTERN,
     JSON_OVERHEAD_BYTES,
     LINE_MAX_BYTES,
     MAX_REQUEST_ID,
@@ -79,6 +82,7 @@ from twistchat.chat.protocol.requests import (
     Unban,
     Who,
 )
+from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
@@ -103,4 +107,4 @@ from twistchat.chat.protocol.server_messages import (
 
 __all__ = [name for name in dir() if not name.startswith("_")
            and name not in ("codec", "codes", "errors", "limits", "requests", "schema",
-                            "server_messages", "validation")]
+                            "server_messages", "sizes", "validation")]

@@ -23,6 +23,7 @@ class ErrorCode(enum.StrEnum):
     NICK_TAKEN = "NICK_TAKEN"
     NO_SUCH_NICK = "NO_SUCH_NICK"
     NOT_ONLINE = "NOT_ONLINE"
+    NOT_DELIVERED = "NOT_DELIVERED"
     MAILBOX_FULL = "MAILBOX_FULL"
     NO_SUCH_ROOM = "NO_SUCH_ROOM"
     NOT_IN_ROOM = "NOT_IN_ROOM"
@@ -57,6 +58,7 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.NICK_TAKEN: "nickname is registered to someone else",
     ErrorCode.NO_SUCH_NICK: "no such registered nickname",
     ErrorCode.NOT_ONLINE: "nickname is not online",
+    ErrorCode.NOT_DELIVERED: "the recipient's session ended before it had the payload",
     ErrorCode.MAILBOX_FULL: "recipient's offline mailbox is full",
     ErrorCode.NO_SUCH_ROOM: "no such room",
     ErrorCode.NOT_IN_ROOM: "you are not in that room",

@@ -21,6 +21,8 @@ GROUP_ID_ALPHABET = "ABCDEFGHIJKLMNPQRSTUVWXYZ123456789"
 LINE_MAX_BYTES = 512
 """Topics, reasons, away messages: one short line."""
 SECRET_MAX_LENGTH = 256
+IDEM_MAX_LENGTH = 64
+"""An idempotency key (PROTOCOL.md C2): room for a UUID or 32 hex digits and a prefix."""
 PASSWORD_MIN_LENGTH = 8
 DEFAULT_MAX_TEXT_BYTES = 4096
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
@@ -34,6 +36,7 @@ JSON_OVERHEAD_BYTES = 8192
 NICK_PATTERN = re.compile(r"[A-Za-z_\[\]{}|^`][A-Za-z0-9_\-\[\]{}|^`]{0,%d}\Z" % (NICK_MAX_LENGTH - 1))
 ROOM_PATTERN = re.compile(r"#[A-Za-z0-9_.\-]{1,%d}\Z" % ROOM_NAME_MAX_LENGTH)
 GROUP_PATTERN = re.compile(r"[%s]{%d}\Z" % (GROUP_ID_ALPHABET, GROUP_ID_LENGTH))
+IDEM_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}\Z" % IDEM_MAX_LENGTH)
 CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,31}\Z")
 
 _NICK_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]", "abcdefghijklmnopqrstuvwxyz{}")

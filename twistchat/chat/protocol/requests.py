@@ -62,19 +62,25 @@ class Part(Request):
 @request
 @attrs.frozen
 class Say(Request):
+    """A line to a room; ``idem`` makes a resend safe (PROTOCOL.md C2)."""
+
     TYPE: ClassVar[str] = "say"
     id: int = wire_field(Kind.REQUEST_ID)
     room: str = wire_field(Kind.ROOM)
     text: str = wire_field(Kind.TEXT)
+    idem: str | None = wire_field(Kind.IDEM, optional=True)
 
 
 @request
 @attrs.frozen
 class Dm(Request):
+    """A direct message; ``idem`` makes a resend safe (PROTOCOL.md C2)."""
+
     TYPE: ClassVar[str] = "dm"
     id: int = wire_field(Kind.REQUEST_ID)
     to: str = wire_field(Kind.NICK)
     text: str = wire_field(Kind.TEXT)
+    idem: str | None = wire_field(Kind.IDEM, optional=True)
 
 
 @request
@@ -86,6 +92,7 @@ class Data(Request):
     HAS_PAYLOAD: ClassVar[bool] = True
     id: int = wire_field(Kind.REQUEST_ID)
     to: str = wire_field(Kind.NICK)
+    idem: str | None = wire_field(Kind.IDEM, optional=True)
     payload: bytes = payload_field()
 
 

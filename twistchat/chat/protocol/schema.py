@@ -22,6 +22,7 @@ class Kind(enum.Enum):
     TEXT = "message text"
     LINE = "short line"
     SECRET = "password or secret"
+    IDEM = "idempotency key"
     CODE = "error code"
     ANY = "any JSON value"
 

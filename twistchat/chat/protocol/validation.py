@@ -10,6 +10,8 @@ from twistchat.chat.protocol.codes import ERROR_TEXT, ErrorCode
 from twistchat.chat.protocol.errors import ChatProtocolError
 from twistchat.chat.protocol.limits import (
     CODE_PATTERN,
+    IDEM_MAX_LENGTH,
+    IDEM_PATTERN,
     LINE_MAX_BYTES,
     MAX_REQUEST_ID,
     SECRET_MAX_LENGTH,
@@ -78,6 +80,10 @@ def validate(kind: Kind, value: Any, name: str, limits: Limits, rid: int | None)
         _check_utf8_str(value, name, rid)
         if not 1 <= len(value) <= SECRET_MAX_LENGTH:
             raise _bad(ErrorCode.BAD_FIELD, f"{name} must be 1-{SECRET_MAX_LENGTH} characters", rid)
+        return value
+    if kind is Kind.IDEM:
+        if not isinstance(value, str) or IDEM_PATTERN.match(value) is None:
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be 1-{IDEM_MAX_LENGTH} of A-Z a-z 0-9 _ . : -", rid)
         return value
     if kind is Kind.CODE:
         if not isinstance(value, str) or CODE_PATTERN.match(value) is None:

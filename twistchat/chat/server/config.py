@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import attrs
 
-from twistchat.chat.protocol import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_TEXT_BYTES, Limits
+from twistchat.chat.protocol import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_TEXT_BYTES,
+    Limits,
+    max_event_bytes,
+    max_request_bytes,
+)
 from twistchat.chat.server.options import option, positive, power_of_two
 from twistchat.endpoint.endpoint import DEFAULT_MAX_SESSIONS
 from twistchat.reliable.config import IDLE_TIMEOUT_KEEPALIVES, KEEPALIVE_INTERVAL
@@ -72,7 +78,10 @@ class ServerConfig:
         "rate", "Requests per second per client (token bucket).", positive, default=20.0)
     """Requests per second refilled into each session's token bucket."""
     burst: int = option("burst", "Token bucket size per client.", positive, default=40)
-    max_pending_requests: int = 64
+    max_pending_requests: int = option(
+        "max-pending-requests",
+        "Requests one client may have waiting behind the one being done (more: RATE_LIMITED).",
+        positive, default=64)
     """Requests queued behind a slow (store-bound) one before RATE_LIMITED."""
     max_sessions: int = option(
         "max-sessions", "Concurrent sessions.", positive, default=DEFAULT_MAX_SESSIONS)
@@ -81,3 +90,13 @@ class ServerConfig:
     @property
     def limits(self) -> Limits:
         return Limits(max_text_bytes=self.max_text_bytes, max_payload_bytes=self.max_payload_bytes)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request these limits allow: the server's transport must take it."""
+        return max_request_bytes(self.limits)
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest chat message the server may send (announced at login)."""
+        return max_event_bytes(self.limits)

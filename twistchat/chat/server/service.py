@@ -67,11 +67,15 @@ class Options(usage.Options):
 
 
 def session_config(config: ServerConfig) -> SessionConfig:
-    """The transport follows the chat server's liveness settings: clients are
-    told the keepalive interval, and a silent one times out with the chat idle
-    timeout (the chat reaper is the backstop)."""
-    return attrs.evolve(SessionConfig(), keepalive_interval=config.keepalive_interval,
-                        idle_timeout=config.idle_timeout)
+    """The transport follows the chat server's settings: clients are told the
+    keepalive interval, a silent one times out with the chat idle timeout (the
+    chat reaper is the backstop), and the largest message it takes covers the
+    largest request the chat limits allow (a payload at ``max_payload_bytes``
+    with its envelope), so the announced limits are the real ones."""
+    default = SessionConfig()
+    return attrs.evolve(default, keepalive_interval=config.keepalive_interval,
+                        idle_timeout=config.idle_timeout,
+                        max_message_size=max(default.max_message_size, config.max_request_bytes))
 
 
 class ChatService(service.MultiService):

@@ -10,11 +10,12 @@ request escapes ``message_received``.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -31,6 +32,11 @@ from twistchat.chat.protocol import (
 from twistchat.chat.server.config import ServerConfig
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError
 from twistchat.endpoint.ratelimit import TokenBucket
+
+
+class NotAcknowledged(Exception):
+    """A tracked message the peer's transport never acknowledged: the session
+    ended first, or never took it."""
 
 
 class SessionHost(Protocol):
@@ -61,6 +67,9 @@ class ClientSession(MessageProtocol):
         self._pumping = False
         self._unanswered: set[int] = set()
         """id() of requests dispatched but not yet answered: exactly one reply each."""
+        self._awaiting_ack: dict[int, Deferred[None]] = {}
+        """Tracked messages sent and not yet acknowledged; failed when the session ends."""
+        self._tracking = itertools.count()
 
     @property
     def last_heard(self) -> float:
@@ -100,6 +109,9 @@ class ClientSession(MessageProtocol):
 
     def connection_lost(self, reason: CloseReason) -> None:
         self._queue.clear()
+        waiting, self._awaiting_ack = self._awaiting_ack, {}
+        for d in waiting.values():
+            d.errback(NotAcknowledged(f"session ended: {reason.code.name}"))
         self.host.session_lost(self, reason)
 
     # ---- request processing, strictly one at a time
@@ -159,6 +171,34 @@ class ClientSession(MessageProtocol):
             self.connection.send_message(data)
         except TransportError as error:
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
+
+    def send_tracked(self, data: bytes) -> Deferred[None]:
+        """Send encoded ``data``; the Deferred fires once the peer's transport
+        has acknowledged all of it, and fails with NotAcknowledged if the
+        session ends first or cannot take it (closed, over the peer's cap).
+        This is what "the recipient has it" means (PROTOCOL.md C10)."""
+        if self.connection is None:
+            return fail(NotAcknowledged("no connection"))
+        token = next(self._tracking)
+        d: Deferred[None] = Deferred()
+        self._awaiting_ack[token] = d
+
+        def acked() -> None:
+            if self._awaiting_ack.pop(token, None) is not None:
+                d.callback(None)
+        try:
+            self.connection.send_message(data, on_acked=acked)
+        except TransportError as error:
+            self._awaiting_ack.pop(token, None)
+            self.log.debug("could not send a tracked message to {peer}: {error}", peer=self.peer,
+                           error=error)
+            return fail(NotAcknowledged(str(error)))
+        return d
+
+    @property
+    def peer_max_message_size(self) -> int:
+        """The largest message the peer's transport takes (0 without a connection)."""
+        return getattr(self.connection, "peer_max_message_size", 0)
 
     def close(self, message: str, code: CloseCode, graceful: bool = True) -> None:
         if self.connection is not None:

@@ -1,11 +1,13 @@
 """Direct traffic: DMs (to the mailbox when the recipient is offline; the
-sender hears "stored" only after the commit) and binary data to an online nick."""
+sender hears "stored" only after the commit) and binary data to an online
+nick, answered ok only once the recipient's transport has it."""
 
 from __future__ import annotations
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
 from twistchat.chat.server.core import Handler, ServerCore
+from twistchat.chat.server.session import NotAcknowledged
 from twistchat.chat.server.user import User
 from twistchat.store.base import StoredDm
 
@@ -27,11 +29,22 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
     user.session.reply(request, to=account.nick, dm_id=dm_id, ts=ts, status="stored")
 
 
+def check_fits(recipient: User, data: bytes) -> None:
+    """Refuse, before any ok, what the recipient's transport could never take."""
+    if len(data) > recipient.session.peer_max_message_size:
+        raise ChatProtocolError(ErrorCode.TOO_LARGE, "too large for the recipient's transport")
+
+
 async def data(server: ServerCore, user: User, request: p.Data) -> None:
     recipient = server.online.get(fold_nick(request.to))
     if recipient is None:
         raise ChatProtocolError(ErrorCode.NOT_ONLINE)
-    recipient.send(p.DataEvent(nick=user.nick, payload=request.payload))
+    event = p.encode(p.DataEvent(nick=user.nick, payload=request.payload))
+    check_fits(recipient, event)
+    try:
+        await recipient.session.send_tracked(event)
+    except NotAcknowledged:
+        raise ChatProtocolError(ErrorCode.NOT_DELIVERED) from None
     user.session.reply(request, to=recipient.nick)
 
 

@@ -72,7 +72,7 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
         "nick": account.nick, "registered": registered_now,
         "keepalive": int(config.keepalive_interval), "idle_timeout": int(config.idle_timeout),
         "max_text_bytes": config.max_text_bytes, "max_payload_bytes": config.max_payload_bytes,
-        "mailbox": len(waiting)}
+        "max_message_bytes": config.max_message_bytes, "mailbox": len(waiting)}
     if new_secret is not None:
         fields["secret"] = new_secret
     session.reply(request, **fields)
