@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
+from twistchat.endpoint.server import Admission
 from twistchat.netsim.network import SimulatedNetwork
 from twistchat.reliable.session import SessionConfig
 
@@ -36,13 +37,14 @@ class Recorder(MessageProtocol):
 class Pair:
     """One server endpoint, one client endpoint, one connected session."""
 
-    def __init__(self, seed: int = 1, config: SessionConfig | None = None, **network) -> None:
+    def __init__(self, seed: int = 1, config: SessionConfig | None = None,
+                 admission: Admission | None = None, **network) -> None:
         self.clock = Clock()
         self.network = SimulatedNetwork(self.clock, seed=seed, **network)
         self.config = config or SessionConfig()
         self.server_protocols: list[Recorder] = []
         self.server = ServerEndpoint(self.clock, self._new_server_protocol, config=self.config,
-                                     rng=random.Random(seed * 2 + 1))
+                                     rng=random.Random(seed * 2 + 1), admission=admission)
         self.client = ClientEndpoint(self.clock, config=self.config, rng=random.Random(seed * 2))
         self.network.attach(self.server, SERVER)
         self.network.attach(self.client, CLIENT)

@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ServerEndpoint
+from twistchat.endpoint.server import Admission
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
     MIN_HELLO_SIZE, Connect, Cookie, Data, Hello, MessageFrame, Ping, Reset,
@@ -32,14 +33,15 @@ class RecordingTransport:
         return sum(len(d) for d, a in self.written if a == address)
 
 
-def make_server() -> tuple[ServerEndpoint, RecordingTransport, Clock, list]:
+def make_server(admission: Admission | None = None
+                ) -> tuple[ServerEndpoint, RecordingTransport, Clock, list]:
     clock = Clock()
     opened: list = []
 
     def factory(address):
         opened.append(address)
         return MessageProtocol()
-    server = ServerEndpoint(clock, factory, rng=random.Random(5))
+    server = ServerEndpoint(clock, factory, rng=random.Random(5), admission=admission)
     transport = RecordingTransport()
     server.makeConnection(transport)
     return server, transport, clock, opened
@@ -153,12 +155,13 @@ def test_resets_for_unknown_connections_are_rate_limited_and_small():
     assert server.counters.unknown_connection == 1000
 
 
-def test_session_limit_refuses_new_sessions():
-    server, transport, clock, opened = make_server()
-    server.max_sessions = 2
+def test_session_limit_refuses_new_sessions_when_every_session_is_trusted():
+    server, transport, clock, opened = make_server(Admission(max_sessions=2))
     for i in range(3):
         address = ("198.51.100.1", 1000 + i)
         server.datagramReceived(connect(i, cookie_for(server, transport, address, cid=i)), address)
+        for handle in server.sessions.values():
+            handle.connection.mark_trusted()  # e.g. its user logged in
     assert len(opened) == 2 and server.counters.sessions_refused == 1
 
 

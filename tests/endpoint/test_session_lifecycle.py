@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from twistchat.endpoint.api import CloseCode, ConnectionClosed, MessageTooLarge
+from twistchat.endpoint.server import Admission
 from twistchat.reliable.session import SessionConfig
 
 from .harness import CLIENT, SERVER, Pair
@@ -223,7 +224,7 @@ def test_connecting_from_inside_callbacks_does_not_recurse():
     a callback, while thousands of others complete in the same reactor turn:
     that must not nest one flush inside another per session."""
     from .harness import Recorder
-    pair = Pair(rtt=0.02)
+    pair = Pair(rtt=0.02, admission=Admission.for_load_generators())
     opened = []
 
     class OpensAnother(Recorder):

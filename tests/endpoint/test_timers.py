@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
+from twistchat.endpoint.server import Admission
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.netsim.network import SimulatedNetwork
 
@@ -45,7 +46,8 @@ def test_timer_queue_rescheduling_and_discard():
 def test_a_thousand_sessions_share_one_timer():
     clock = Clock()
     network = SimulatedNetwork(clock, seed=1, rtt=0.02)
-    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1))
+    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1),
+                            admission=Admission.for_load_generators())
     client = ClientEndpoint(clock, rng=random.Random(2))
     network.attach(server, SERVER)
     network.attach(client, ("127.0.0.20", 40000))

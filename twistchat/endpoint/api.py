@@ -62,6 +62,10 @@ class MessageConnection(Protocol):
     def send_unreliable(self, data: bytes) -> None:
         """Best effort: may be lost, never retransmitted (typing, pings)."""
 
+    def mark_trusted(self) -> None:
+        """Vouch for this session (its user logged in): a server whose session
+        table is full closes sessions nobody vouched for first."""
+
     def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
               graceful: bool = True) -> None:
         """End the session. ``graceful`` waits (bounded by the give-up time)

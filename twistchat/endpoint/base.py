@@ -52,6 +52,10 @@ class EndpointCounters:
     bad_cookie: int = 0
     replayed_connect: int = 0
     sessions_refused: int = 0
+    sessions_throttled: int = 0
+    sessions_evicted: int = 0
+    cookies_throttled: int = 0
+    bad_parameters: int = 0
     cookies_sent: int = 0
     resets_sent: int = 0
     sessions_opened: int = 0
@@ -127,6 +131,11 @@ class SessionConnection:
 
     def pending_bytes(self) -> int:
         return self._handle.session.pending_bytes()
+
+    def mark_trusted(self) -> None:
+        """The application vouches for this session (its user logged in): when
+        the server's table is full, sessions not so marked are closed first."""
+        self._endpoint.trust(self._handle)
 
     def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
               graceful: bool = True) -> None:
@@ -282,6 +291,9 @@ class Endpoint(DatagramProtocol):
 
     def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
         """Hook for subclasses: bookkeeping when a session ends."""
+
+    def trust(self, handle: _Handle) -> None:
+        """Hook for subclasses: ``SessionConnection.mark_trusted``."""
 
     def _forget(self, handle: _Handle) -> None:
         self._timers.discard(handle)

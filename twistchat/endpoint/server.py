@@ -2,19 +2,33 @@
 The server's endpoint: a stateless cookie answers each HELLO, and only a
 CONNECT that returns a valid cookie from the same address gets a session,
 so spoofed sources cost a reply no larger than what they sent and no state.
+
+Admission (issue 12, modelled on IRC servers' connection throttles and
+QUIC's transport-parameter rules): cookies and new sessions are rate limited
+per source address and per /24 (IPv6 /64); an address may hold only so many
+live sessions; a CONNECT whose parameters are invalid is refused; sessions
+that have ended (closing, draining) no longer count; and when the table is
+full, the oldest session the application has not vouched for
+(``SessionConnection.mark_trusted``, e.g. once its user logged in) is closed
+with SERVER_BUSY to make room, so real users still get in.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Callable
 
+import attrs
 from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint, _Handle
-from twistchat.endpoint.ratelimit import TokenBucket
+from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
+from twistchat.reliable.config import parameter_problem
 from twistchat.reliable.cookies import CookieJar
+from twistchat.reliable.errors import CloseCode
+from twistchat.reliable.reassembly import ReassemblyBudget
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
     MIN_HELLO_SIZE, Connect, Cookie, Hello, PacketType, Reset, encode_packet,
@@ -26,17 +40,53 @@ RESETS_PER_SECOND = 100
 small (never larger than what provoked them) but free to provoke."""
 
 
+@attrs.frozen
+class Admission:
+    """Who may get a cookie and a session, and how many. Defaults let a
+    NAT'ed office in and keep one machine from filling the table."""
+
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_sessions_per_address: int = 1_000
+    cookies_per_address: Rate = Rate(per_second=100, burst=200)
+    cookies_per_prefix: Rate = Rate(per_second=500, burst=1_000)
+    sessions_per_address: Rate = Rate(per_second=50, burst=200)
+    sessions_per_prefix: Rate = Rate(per_second=250, burst=1_000)
+    reassembly_budget: int = 256 * 1024 * 1024
+    """Bytes all sessions together may hold in reassembly (each also has its window)."""
+
+    @classmethod
+    def for_load_generators(cls, **changes) -> "Admission":
+        """No rate or per-address limits: for benchmarks and tests that open
+        thousands of sessions from one address on purpose."""
+        unlimited = Rate(per_second=float("inf"), burst=float("inf"))
+        return cls(max_sessions_per_address=1 << 62, cookies_per_address=unlimited,
+                   cookies_per_prefix=unlimited, sessions_per_address=unlimited,
+                   sessions_per_prefix=unlimited, **changes)
+
+
 class ServerEndpoint(Endpoint):
     """Accepts sessions: stateless cookie first, state only for proven addresses."""
 
     def __init__(self, reactor: IReactorTime, protocol_factory: Callable[[tuple], MessageProtocol],
                  config: SessionConfig | None = None, rng: random.Random | None = None,
                  cookie_jar: CookieJar | None = None,
-                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+                 max_sessions: int | None = None, admission: Admission | None = None) -> None:
         super().__init__(reactor, config, rng)
         self.protocol_factory = protocol_factory
         self.cookies = cookie_jar or CookieJar(secret=self.rng.getrandbits(256).to_bytes(32, "big"))
-        self.max_sessions = max_sessions
+        admission = admission or Admission()
+        if max_sessions is not None:
+            admission = attrs.evolve(admission, max_sessions=max_sessions)
+        self.admission = admission
+        self._cookie_limiter = SourceLimiter(admission.cookies_per_address, admission.cookies_per_prefix)
+        self._session_limiter = SourceLimiter(admission.sessions_per_address,
+                                              admission.sessions_per_prefix)
+        self.reassembly_budget = ReassemblyBudget(admission.reassembly_budget)
+        self._live: dict[_Handle, None] = {}
+        """Sessions not yet ended, oldest first."""
+        self._untrusted: dict[_Handle, None] = {}
+        """Live sessions the application has not vouched for, oldest first: evicted first."""
+        self._per_address: Counter[str] = Counter()
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
@@ -64,9 +114,21 @@ class ServerEndpoint(Endpoint):
         else:
             self.counters.unexpected_packet += 1
 
+    @property
+    def max_sessions(self) -> int:
+        return self.admission.max_sessions
+
+    @property
+    def live_sessions(self) -> int:
+        """Sessions that count towards the limits: not closing, draining or closed."""
+        return len(self._live)
+
     def _answer_hello(self, packet: Hello, datagram: bytes, address: tuple) -> None:
         if len(datagram) < MIN_HELLO_SIZE:
             self.counters.short_hello += 1
+            return
+        if not self._cookie_limiter.allow(address[0], self.now()):
+            self.counters.cookies_throttled += 1
             return
         cookie = self.cookies.mint(self.now(), address, packet.client_cid)
         reply = encode_packet(Cookie(packet.client_cid, cookie))
@@ -83,7 +145,17 @@ class ServerEndpoint(Endpoint):
         if packet.client_cid in self._used_client_cids:
             self.counters.replayed_connect += 1
             return
-        if len(self.sessions) >= self.max_sessions:
+        if parameter_problem(packet.parameters) is not None:
+            self.counters.bad_parameters += 1
+            return
+        host = address[0]
+        if self._per_address[host] >= self.admission.max_sessions_per_address:
+            self.counters.sessions_refused += 1
+            return
+        if not self._session_limiter.allow(host, now):
+            self.counters.sessions_throttled += 1
+            return
+        if len(self._live) >= self.admission.max_sessions and not self._evict_one(now):
             self.counters.sessions_refused += 1
             return
         local_cid = self.rng.getrandbits(64)
@@ -91,15 +163,46 @@ class ServerEndpoint(Endpoint):
             local_cid = self.rng.getrandbits(64)
         session = Session.server(now=now, local_cid=local_cid, client_cid=packet.client_cid,
                                  client_address=address, client_parameters=packet.parameters,
-                                 config=self.config, rng=self.rng)
+                                 config=self.config, rng=self.rng,
+                                 reassembly_budget=self.reassembly_budget)
         handle = _Handle(session, self.protocol_factory(address),
                          client_key=(address, packet.client_cid))
         self.sessions[local_cid] = handle
+        self._live[handle] = None
+        self._untrusted[handle] = None
+        self._per_address[host] += 1
         self._by_client[handle.client_key] = handle
         self._used_client_cids[packet.client_cid] = now + 2 * self.cookies.slot_seconds
         self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
         self._make_connection(handle)
         self._dirty[handle] = None
+
+    def _evict_one(self, now: float) -> bool:
+        """Close the oldest session nobody vouched for; False if there is none."""
+        if not self._untrusted:
+            return False
+        victim = next(iter(self._untrusted))
+        victim.session.close(now, CloseCode.SERVER_BUSY, "server full: sessions not logged in go first",
+                             graceful=False)
+        self._end_of_life(victim)
+        self._dirty[victim] = None
+        self.counters.sessions_evicted += 1
+        return True
+
+    def trust(self, handle: _Handle) -> None:
+        self._untrusted.pop(handle, None)
+
+    def _end_of_life(self, handle: _Handle) -> None:
+        """The session stops counting towards the limits (it may still linger
+        for its closing period)."""
+        if handle not in self._live:
+            return
+        del self._live[handle]
+        self._untrusted.pop(handle, None)
+        host = handle.client_key[0][0]
+        self._per_address[host] -= 1
+        if not self._per_address[host]:
+            del self._per_address[host]
 
     def _forget_old_client_cids(self, now: float) -> None:
         if len(self._used_client_cids) < 1024:
@@ -115,6 +218,7 @@ class ServerEndpoint(Endpoint):
         self._write(encode_packet(Reset(cid)), address)
 
     def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
+        self._end_of_life(handle)
         if handle.client_key is not None:
             self._by_client.pop(handle.client_key, None)
         self.log.info("session {cid:x} closed: {code} {message}", cid=handle.session.local_cid,

@@ -8,6 +8,20 @@ from twistchat.reliable.congestion import DEFAULT_MAX_WINDOW
 from twistchat.reliable.rtt import K_INITIAL_RTT
 from twistchat.wire.packets import MAX_DATAGRAM_SIZE, TransportParameters
 
+MAX_ACK_DELAY_LIMIT_MS = 1 << 14
+"""RFC 9000 §18.2: a max_ack_delay of 2^14 ms or more is invalid (it would
+stretch every PTO, and so the closing period, without bound)."""
+
+MIN_KEEPALIVE_INTERVAL = 1.0
+"""A server cannot make its clients beat faster than this."""
+
+MAX_CLOSING_PERIOD = 2.0
+"""Closing and draining last 3 PTOs (RFC 9000 §10.2), but never longer than
+this: a session that has ended must not hold a slot for long."""
+
+DEFAULT_MAX_SEND_QUEUE = 4 * 1024 * 1024
+"""Bytes queued for a peer and not yet acknowledged, at most (the SendQ)."""
+
 IDLE_TIMEOUT_KEEPALIVES = 3
 """A peer is given up after missing three keepalives (seeds 000 and 001 do the same)."""
 
@@ -31,6 +45,7 @@ class SessionConfig:
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
     initial_rtt: float = K_INITIAL_RTT
+    max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
 
     def transport_parameters(self) -> TransportParameters:
         return TransportParameters(
@@ -40,6 +55,26 @@ class SessionConfig:
             keepalive_interval_ms=int(self.keepalive_interval * 1000),
             max_ack_delay_ms=int(self.max_ack_delay * 1000),
         )
+
+
+def parameter_problem(parameters: TransportParameters) -> str | None:
+    """What makes the peer's parameters invalid, or None (RFC 9000 §18.2
+    refuses the same way: TRANSPORT_PARAMETER_ERROR)."""
+    if parameters.max_ack_delay_ms >= MAX_ACK_DELAY_LIMIT_MS:
+        return f"max_ack_delay_ms {parameters.max_ack_delay_ms} is not below {MAX_ACK_DELAY_LIMIT_MS}"
+    return None
+
+
+def effective_parameters(parameters: TransportParameters, config: SessionConfig) -> TransportParameters:
+    """The peer's parameters as we honour them: what it may make us queue
+    or keep in flight never exceeds what we allow ourselves."""
+    keepalive_ms = parameters.keepalive_interval_ms
+    if keepalive_ms:
+        keepalive_ms = max(keepalive_ms, int(MIN_KEEPALIVE_INTERVAL * 1000))
+    return attrs.evolve(parameters,
+                        max_message_size=min(parameters.max_message_size, config.max_message_size),
+                        receive_window=min(parameters.receive_window, config.receive_window),
+                        keepalive_interval_ms=keepalive_ms)
 
 
 @attrs.define

@@ -28,6 +28,12 @@ class CloseCode(enum.IntEnum):
     """The application replaced this session by a newer one."""
     RESET = 7
     """The peer has no such session any more (it restarted, or forgot it)."""
+    SERVER_BUSY = 8
+    """The server ran out of a shared resource (its session table, its
+    reassembly memory) and this session, not yet vouched for, went first."""
+    SEND_QUEUE_EXCEEDED = 9
+    """More was queued for the peer than it acknowledged, past the bound
+    (IRC's "SendQ exceeded"): a peer that reads too slowly, or not at all."""
 
 
 class TransportError(Exception):

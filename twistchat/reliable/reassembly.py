@@ -32,6 +32,20 @@ class ReassemblyError(Exception):
     """The peer broke the message rules; the session closes with PROTOCOL_VIOLATION."""
 
 
+class BudgetExhausted(ReassemblyError):
+    """The endpoint's shared reassembly memory is spent; the session closes
+    with SERVER_BUSY (the peer may have broken no rule)."""
+
+
+@attrs.define
+class ReassemblyBudget:
+    """Bytes all the sessions of an endpoint may hold in reassembly together:
+    a per-session window times unlimited sessions is no bound."""
+
+    total: int
+    used: int = 0
+
+
 @attrs.define
 class _Partial:
     total: int
@@ -67,6 +81,7 @@ class MessageReassembler:
     _complete: dict[int, bytes] = attrs.Factory(dict)
     _partial: dict[int, _Partial] = attrs.Factory(dict)
     duplicates: int = 0
+    budget: ReassemblyBudget | None = None
 
     def receive(self, frame: MessageFrame) -> list[bytes]:
         """Take one frame; return the messages now deliverable, in order."""
@@ -96,7 +111,7 @@ class MessageReassembler:
                 return []
             del self._partial[seq]
             # Now one bytes object: the per-fragment cost is gone.
-            self.buffered_bytes -= len(partial.pieces) * FRAGMENT_ACCOUNTING_OVERHEAD
+            self._uncharge(len(partial.pieces) * FRAGMENT_ACCOUNTING_OVERHEAD)
             self._complete[seq] = whole
         return self._release()
 
@@ -106,14 +121,30 @@ class MessageReassembler:
 
     def _charge(self, size: int) -> None:
         self.buffered_bytes += size
+        budget = self.budget
+        if budget is not None:
+            budget.used += size  # charged together, so ``discard`` gives back exactly this
         if self.buffered_bytes > self.window:
             raise ReassemblyError(f"peer overran the receive window of {self.window} bytes")
+        if budget is not None and budget.used > budget.total:
+            raise BudgetExhausted(f"reassembly budget of {budget.total} bytes spent")
+
+    def _uncharge(self, size: int) -> None:
+        self.buffered_bytes -= size
+        if self.budget is not None:
+            self.budget.used -= size
+
+    def discard(self) -> None:
+        """Forget everything held (the session ended) and give it back to the budget."""
+        self._uncharge(self.buffered_bytes)
+        self._complete.clear()
+        self._partial.clear()
 
     def _release(self) -> list[bytes]:
         ready = []
         while self.next_seq in self._complete:
             data = self._complete.pop(self.next_seq)
-            self.buffered_bytes -= len(data) + MESSAGE_ACCOUNTING_OVERHEAD
+            self._uncharge(len(data) + MESSAGE_ACCOUNTING_OVERHEAD)
             ready.append(data)
             self.next_seq += 1
         return ready

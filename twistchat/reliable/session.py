@@ -35,7 +35,9 @@ import random
 from collections import deque
 
 from twistchat.reliable.acks import AckTracker
-from twistchat.reliable.config import SessionConfig, SessionStats
+from twistchat.reliable.config import (
+    MAX_CLOSING_PERIOD, SessionConfig, SessionStats, effective_parameters, parameter_problem,
+)
 from twistchat.reliable.congestion import NewReno
 from twistchat.reliable.errors import CloseCode, ConnectionClosed, MessageTooLarge
 from twistchat.reliable.events import (
@@ -45,7 +47,9 @@ from twistchat.reliable.events import (
 from twistchat.reliable.handshake import ClientHandshake
 from twistchat.reliable.packet_builder import PacketBuilder
 from twistchat.reliable.paths import PathValidator
-from twistchat.reliable.reassembly import MessageReassembler, ReassemblyError
+from twistchat.reliable.reassembly import (
+    BudgetExhausted, MessageReassembler, ReassemblyBudget, ReassemblyError,
+)
 from twistchat.reliable.recovery import Recovery
 from twistchat.reliable.rtt import RttEstimator
 from twistchat.reliable.sending import SendBuffer
@@ -63,7 +67,8 @@ PROBES_PER_TIMEOUT = 2
 chance that a lossy path turns one lost ack into a long stall."""
 
 CLOSING_PERIOD_PTOS = 3
-"""RFC 9000 §10.2: stay in closing/draining for three probe timeouts."""
+"""RFC 9000 §10.2: stay in closing/draining for three probe timeouts
+(capped at ``config.MAX_CLOSING_PERIOD``)."""
 
 KEEPALIVE_JITTER = 0.2
 """Keepalives go out at interval x [1, 1.2): never more often than the
@@ -75,7 +80,8 @@ class Session:
 
     def __init__(self, *, is_client: bool, now: float, local_cid: int, peer_address: tuple,
                  config: SessionConfig, rng: random.Random,
-                 state: State = State.HANDSHAKE) -> None:
+                 state: State = State.HANDSHAKE,
+                 reassembly_budget: ReassemblyBudget | None = None) -> None:
         self.is_client = is_client
         self.config = config
         self.local_cid = local_cid
@@ -93,7 +99,8 @@ class Session:
         self.keepalive_interval: float | None = config.keepalive_interval if is_client else None
 
         self._acks = AckTracker(config.max_ack_delay)
-        self._reassembler = MessageReassembler(config.max_message_size, config.receive_window)
+        self._reassembler = MessageReassembler(config.max_message_size, config.receive_window,
+                                               budget=reassembly_budget)
         self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
                                   on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)))
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
@@ -125,25 +132,31 @@ class Session:
 
     @classmethod
     def client(cls, *, now: float, server_address: tuple, config: SessionConfig | None = None,
-               rng: random.Random | None = None) -> "Session":
+               rng: random.Random | None = None,
+               reassembly_budget: ReassemblyBudget | None = None) -> "Session":
         rng = rng or random.SystemRandom()
         return cls(is_client=True, now=now, local_cid=rng.getrandbits(64),
-                   peer_address=server_address, config=config or SessionConfig(), rng=rng)
+                   peer_address=server_address, config=config or SessionConfig(), rng=rng,
+                   reassembly_budget=reassembly_budget)
 
     @classmethod
     def server(cls, *, now: float, local_cid: int, client_cid: int, client_address: tuple,
                client_parameters: TransportParameters, config: SessionConfig | None = None,
-               rng: random.Random | None = None) -> "Session":
-        """A session for a client whose address a cookie has just validated."""
+               rng: random.Random | None = None,
+               reassembly_budget: ReassemblyBudget | None = None) -> "Session":
+        """A session for a client whose address a cookie has just validated
+        and whose parameters passed ``config.parameter_problem``."""
         session = cls(is_client=False, now=now, local_cid=local_cid,
                       peer_address=client_address, config=config or SessionConfig(),
-                      rng=rng or random.SystemRandom(), state=State.ESTABLISHED)
+                      rng=rng or random.SystemRandom(), state=State.ESTABLISHED,
+                      reassembly_budget=reassembly_budget)
         session.peer_cid = client_cid
         session._adopt_parameters(client_parameters)
         session._accept_pending = True
         return session
 
     def _adopt_parameters(self, parameters: TransportParameters) -> None:
+        parameters = effective_parameters(parameters, self.config)
         self.peer_parameters = parameters
         if parameters.idle_timeout_ms:
             self.idle_timeout = min(self.config.idle_timeout, parameters.idle_timeout_ms / 1000)
@@ -205,6 +218,10 @@ class Session:
         limit = self.peer_parameters.max_message_size
         if len(data) > limit:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {limit}")
+        if self._buffer.unacked_bytes + len(data) > self.config.max_send_queue:
+            self._start_closing(now, CloseCode.SEND_QUEUE_EXCEEDED,
+                                f"SendQ exceeded: over {self.config.max_send_queue} bytes unacknowledged")
+            raise ConnectionClosed("send queue exceeded: the session was closed")
         if not self._buffer.outgoing and not self._recovery.sent:
             self._last_ack_progress = now  # the give-up clock starts with the first unacked byte
         return self._buffer.queue_message(data, track)
@@ -269,6 +286,10 @@ class Session:
         if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is None:
             return
+        problem = parameter_problem(packet.parameters)
+        if problem is not None:
+            self._abandon(CloseCode.PROTOCOL_VIOLATION, problem, by_peer=False)
+            return
         self.peer_cid = packet.server_cid
         self._adopt_parameters(packet.parameters)
         self._handshake.on_accept(now)
@@ -324,6 +345,9 @@ class Session:
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
             messages = self._reassembler.receive(frame)
+        except BudgetExhausted as e:
+            self._start_closing(now, CloseCode.SERVER_BUSY, str(e))
+            return
         except ReassemblyError as e:
             self._start_closing(now, CloseCode.PROTOCOL_VIOLATION, str(e))
             return
@@ -464,7 +488,7 @@ class Session:
         self._close_send_pending = True
         self._report_closed(code, reason, by_peer=False)
         self._lifecycle.move(Move.CLOSE)
-        self._closing_deadline = now + CLOSING_PERIOD_PTOS * self.probe_timeout()
+        self._closing_deadline = now + self._closing_period()
 
     def _enter_draining(self, now: float, frame: Close) -> None:
         try:
@@ -473,7 +497,10 @@ class Session:
             code = CloseCode.PROTOCOL_VIOLATION
         self._report_closed(code, frame.reason, by_peer=True)
         self._lifecycle.move(Move.PEER_CLOSE)
-        self._closing_deadline = now + CLOSING_PERIOD_PTOS * self.probe_timeout()
+        self._closing_deadline = now + self._closing_period()
+
+    def _closing_period(self) -> float:
+        return min(CLOSING_PERIOD_PTOS * self.probe_timeout(), MAX_CLOSING_PERIOD)
 
     def _abandon(self, code: CloseCode, reason: str, by_peer: bool) -> None:
         """End without a closing period: the peer is gone or never answered."""
@@ -484,3 +511,4 @@ class Session:
     def _report_closed(self, code: CloseCode, reason: str, by_peer: bool) -> None:
         self._events.append(SessionClosed(code, reason, by_peer, self._buffer.unacked_messages()))
         self._buffer.clear()
+        self._reassembler.discard()

@@ -1,0 +1,108 @@
+"""Peers that lie and hoard (issue 12): what a session honours of a peer's
+parameters, how long an ended session lingers, the SendQ, and the memory
+all sessions of an endpoint may hold in reassembly together."""
+
+from __future__ import annotations
+
+import pytest
+
+from twistchat.reliable.config import (
+    MAX_ACK_DELAY_LIMIT_MS, MAX_CLOSING_PERIOD, MIN_KEEPALIVE_INTERVAL, SessionConfig,
+    parameter_problem,
+)
+from twistchat.reliable.errors import CloseCode, ConnectionClosed
+from twistchat.reliable.events import SessionClosed
+from twistchat.reliable.reassembly import ReassemblyBudget
+from twistchat.reliable.session import Session, State
+from twistchat.wire.packets import Accept, Close, Cookie, MessageFrame, decode_packet, encode_packet
+
+from .session_pair import (
+    CLIENT, COOKIE, SERVER, Pair, Peer, events, frames, packets, parameters, server_session,
+)
+
+
+def test_an_ack_delay_of_two_to_the_fourteen_ms_or_more_is_refused():
+    assert parameter_problem(parameters(max_ack_delay_ms=MAX_ACK_DELAY_LIMIT_MS - 1)) is None
+    assert "max_ack_delay" in parameter_problem(parameters(max_ack_delay_ms=MAX_ACK_DELAY_LIMIT_MS))
+    assert parameter_problem(parameters(max_ack_delay_ms=2**62 - 1)) is not None
+
+
+def test_a_client_refuses_an_accept_with_invalid_parameters():
+    pair = Pair()
+    [(hello, _)] = pair.client.datagrams_to_send(0.0)
+    client_cid = decode_packet(hello).client_cid
+    assert pair.client.receive_datagram(encode_packet(Cookie(client_cid, COOKIE)), SERVER, 0.0)
+    pair.client.datagrams_to_send(0.0)  # the CONNECT
+    lying = Accept(client_cid, 77, parameters(max_ack_delay_ms=2**40))
+    assert pair.client.receive_datagram(encode_packet(lying), SERVER, 0.01)
+    [closed] = events(pair.client)
+    assert isinstance(closed, SessionClosed) and closed.code is CloseCode.PROTOCOL_VIOLATION
+    assert pair.client.is_closed
+
+
+def test_sizes_the_peer_announces_are_clamped_to_our_own():
+    ours = SessionConfig(max_message_size=70_000, receive_window=500_000)
+    server = server_session(config=ours, client_parameters=parameters(
+        max_message_size=16 * 1024 * 1024, receive_window=2**40))
+    assert server.peer_parameters.max_message_size == 70_000
+    assert server.peer_parameters.receive_window == 500_000
+
+
+def test_a_server_cannot_make_its_clients_beat_faster_than_a_second():
+    pair = Pair(server_config=SessionConfig(keepalive_interval=0.001))
+    pair.handshake(0.0)
+    assert pair.client.keepalive_interval == MIN_KEEPALIVE_INTERVAL
+
+
+def test_an_inflated_ack_delay_cannot_stretch_the_draining_period():
+    server = server_session(client_parameters=parameters(max_ack_delay_ms=MAX_ACK_DELAY_LIMIT_MS - 1))
+    Peer(server).send(Close(0, "bye"), now=1.0)
+    assert server.state is State.DRAINING
+    assert server.get_timer() <= 1.0 + MAX_CLOSING_PERIOD
+    server.handle_timer(1.0 + MAX_CLOSING_PERIOD)
+    assert server.is_closed
+
+
+def test_past_the_send_queue_bound_the_session_is_closed_with_a_clear_code():
+    server = server_session(config=SessionConfig(max_send_queue=10_000))
+    for _ in range(9):
+        server.send_message(bytes(1000), 1.0)  # 9,000 queued, none acknowledged
+    with pytest.raises(ConnectionClosed):
+        server.send_message(bytes(1001), 1.1)
+    [closed] = events(server)
+    assert closed.code is CloseCode.SEND_QUEUE_EXCEEDED and len(closed.unacked) == 9
+    assert frames(server.datagrams_to_send(1.1), Close) == [Close(int(CloseCode.SEND_QUEUE_EXCEEDED),
+                                                                   closed.reason)]
+
+
+def test_acknowledged_bytes_leave_the_send_queue():
+    server = server_session(config=SessionConfig(max_send_queue=10_000))
+    peer = Peer(server)
+    for round_ in range(30):  # 30 x 5,000 bytes through a 10,000-byte SendQ
+        for _ in range(5):
+            server.send_message(bytes(1000), 1.0 + round_)
+        sent = server.datagrams_to_send(1.0 + round_)
+        peer.ack(*(p.packet_number for p in packets(sent)), now=1.0 + round_ + 0.01)
+    assert server.is_established and server.pending_bytes() == 0
+
+
+def _fragments(session: Session, count: int, now: float) -> None:
+    """``count`` 1,000-byte fragments of one never-completed 60 kB message."""
+    peer = Peer(session)
+    for k in range(count):
+        peer.send(MessageFrame(0, bytes(1000), 1000 * k, 60_000), now=now)
+
+
+def test_sessions_share_one_reassembly_budget_and_give_it_back():
+    budget = ReassemblyBudget(total=5_000)
+    a, b = (Session.server(now=0.0, local_cid=cid, client_cid=cid + 1, client_address=CLIENT,
+                           client_parameters=parameters(), reassembly_budget=budget)
+            for cid in (1, 3))
+    _fragments(a, 3, now=0.1)
+    assert a.is_established and 3_000 < budget.used < 5_000
+    _fragments(b, 2, now=0.1)  # well within b's own 1 MiB window, but the endpoint is full
+    [closed] = events(b)
+    assert closed.code is CloseCode.SERVER_BUSY
+    assert a.is_established
+    a.close(0.2, graceful=False)
+    assert budget.used == 0  # everything given back when the sessions ended
