@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="EXPERIMENT: flush once per reactor turn instead of after every "
                              "datagram (a what-if for the transport owners; not the product)")
     parser.add_argument("--profile", default=None, help="write cProfile stats here on exit")
+    parser.add_argument("--unthrottled", action="store_true",
+                        help="no admission limits per source address (a load generator opens "
+                             "thousands of sessions from 127.0.0.1 on purpose)")
     parser.add_argument("--profile-on-signal", action="store_true",
                         help="profile only between SIGUSR1 and SIGUSR2 (which writes --profile)")
     args = parser.parse_args(argv)
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from twistchat.chat.server import ChatServer, ServerConfig
     from twistchat.endpoint.endpoint import ServerEndpoint
+    from twistchat.endpoint.server import Admission
     from twistchat.store.memory import MemoryStore
 
     out = open(args.log, "a") if args.log else sys.stderr
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     config = attrs.evolve(ServerConfig(), **changes)
     chat = ChatServer(MemoryStore(), reactor, config)
     endpoint_class = flush_per_turn_endpoint() if args.flush_per_turn else ServerEndpoint
-    endpoint = endpoint_class(reactor, lambda address: chat.build_protocol())
+    admission = Admission.for_load_generators() if args.unthrottled else Admission()
+    endpoint = endpoint_class(reactor, lambda address: chat.build_protocol(), admission=admission)
     port = reactor.listenUDP(args.port, endpoint, interface="127.0.0.1", maxPacketSize=65535)
     enlarge_buffers(port)
     chat.start()
