@@ -71,3 +71,114 @@ def test_data_too_large_for_the_recipients_transport_is_refused_before_any_ok():
     assert alice.error("data", to="bob", payload=bytes(1000)) == "TOO_LARGE"
     assert small.events(p.DataEvent) == []
     assert alice.ok("data", to="bob", payload=bytes(900))
+
+
+# ---- a DM's life: stored, sent, deleted on ack, then "delivered"
+
+def _offline(h: Harness, nick: str) -> str:
+    """Register ``nick`` password-less and leave; returns its secret."""
+    secret = h.connect().ok("login", nick=nick)["secret"]
+    h.server.online[nick.lower()].session.connection.close("bye")
+    return secret
+
+
+def test_a_dm_to_an_online_recipient_is_deleted_on_ack_not_on_send(h: Harness):
+    alice, bob = h.login("alice"), h.login("bob")
+    bob.connection.hold_acks()
+    reply = alice.ok("dm", to="bob", text="are you there?")
+    assert (reply["status"], reply["online"]) == ("stored", True)
+    assert [d.dm_id for d in bob.events(p.DmEvent)] == [reply["dm_id"]]
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == [reply["dm_id"]]  # sent, still kept
+    assert alice.events(p.DeliveredEvent) == []                              # not announced yet
+    bob.connection.release_acks()
+    assert h.store.mailboxes == {}
+    [notice] = alice.events(p.DeliveredEvent)
+    assert notice.dm_id == reply["dm_id"]
+
+
+def test_a_session_lost_with_unacknowledged_dms_keeps_them_for_the_next_login(h: Harness):
+    secret = _offline(h, "bob")
+    bob = h.connect()
+    bob.ok("login", nick="bob", secret=secret)
+    bob.connection.hold_acks()
+    alice = h.login("alice")
+    sent = [alice.ok("dm", to="bob", text=f"line {n}")["dm_id"] for n in range(3)]
+    bob.connection.release_acks(1)  # the first arrived, then the link died
+    bob.connection.peer_vanishes()
+    assert len(bob.connection.closed) == 3
+    again = h.connect()
+    assert again.ok("login", nick="bob", secret=secret)["mailbox"] == 2
+    assert [(d.dm_id, d.stored) for d in again.events(p.DmEvent)] == [(sent[1], True), (sent[2], True)]
+    assert h.store.mailboxes == {}
+    assert [n.dm_id for n in alice.events(p.DeliveredEvent)] == sent
+
+
+def test_a_replay_that_is_not_acknowledged_is_replayed_again(h: Harness):
+    secret = _offline(h, "bob")
+    alice = h.login("alice")
+    sent = [alice.ok("dm", to="bob", text=f"stored {n}")["dm_id"] for n in range(3)]
+    for attempt in range(2):  # replayed, never acknowledged, twice
+        bob = h.connect()
+        bob.connection.hold_acks()
+        assert bob.ok("login", nick="bob", secret=secret)["mailbox"] == 3
+        assert [d.dm_id for d in bob.events(p.DmEvent)] == sent
+        bob.connection.peer_vanishes()
+        assert len(h.store.mailboxes["bob"]) == 3
+    assert alice.events(p.DeliveredEvent) == []
+    bob = h.connect()
+    bob.connection.hold_acks()
+    bob.ok("login", nick="bob", secret=secret)
+    bob.connection.release_acks(2)  # login reply and the first DM: deleted one by one
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == sent[1:]
+    assert [n.dm_id for n in alice.events(p.DeliveredEvent)] == sent[:1]
+
+
+def test_a_receipt_for_an_offline_sender_is_kept_and_sent_after_its_login(h: Harness):
+    bob = h.login("bob")
+    bob.connection.hold_acks()
+    alice = h.connect()
+    alice_secret = alice.ok("login", nick="alice")["secret"]
+    reply = alice.ok("dm", to="bob", text="bye for now")
+    alice.ok("quit")
+    bob.connection.release_acks()
+    assert h.store.mailboxes == {} and list(h.store.receipts) == [reply["dm_id"]]
+    again = h.connect()
+    again.connection.hold_acks()
+    again.ok("login", nick="alice", secret=alice_secret)
+    [notice] = again.events(p.DeliveredEvent)
+    assert (notice.dm_id, notice.to, notice.ts) == (reply["dm_id"], "bob", reply["ts"])
+    assert list(h.store.receipts) == [reply["dm_id"]]  # until alice's transport has it
+    again.connection.release_acks()
+    assert h.store.receipts == {}
+
+
+def test_a_dm_to_an_offline_nick_is_stored_and_says_so(h: Harness):
+    _offline(h, "bob")
+    reply = h.login("alice").ok("dm", to="bob", text="later")
+    assert (reply["status"], reply["online"]) == ("stored", False)
+
+
+def test_a_dm_too_large_for_the_recipients_transport_is_refused_before_any_ok():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob", max_message_size=500)
+    assert alice.error("dm", to="bob", text="x" * 500) == "TOO_LARGE"
+    assert h.store.mailboxes == {} and bob.events(p.DmEvent) == []
+    assert alice.ok("dm", to="bob", text="short")
+
+
+def test_a_text_at_the_announced_limit_arrives_from_the_longest_nick_and_room():
+    h = Harness()
+    sender, bob = h.login(LONGEST_NICK), h.login("bob")
+    limit = h.config.max_text_bytes
+    text = '"\\\n' * (limit // 3) + "é" * ((limit % 3) // 2) + "x" * (limit % 3 % 2)
+    assert len(text.encode()) == limit
+    sender.ok("dm", to="bob", text=text)
+    assert [d.text for d in bob.events(p.DmEvent)] == [text]
+    assert sender.error("dm", to="bob", text=text + "x") == "TOO_LARGE"
+    for member in (sender, bob):
+        member.ok("join", room=LONGEST_ROOM)
+    bob.drain()
+    sender.ok("say", room=LONGEST_ROOM, text=text)
+    assert [(m.room, m.nick, m.text) for m in bob.events(p.MessageEvent)] == [(LONGEST_ROOM, LONGEST_NICK, text)]
+    assert sender.error("say", room=LONGEST_ROOM, text=text + "x") == "TOO_LARGE"
+    assert max(len(data) for data in bob.connection.sent) <= h.config.max_message_bytes
