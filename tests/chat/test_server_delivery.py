@@ -182,3 +182,131 @@ def test_a_text_at_the_announced_limit_arrives_from_the_longest_nick_and_room():
     assert [(m.room, m.nick, m.text) for m in bob.events(p.MessageEvent)] == [(LONGEST_ROOM, LONGEST_NICK, text)]
     assert sender.error("say", room=LONGEST_ROOM, text=text + "x") == "TOO_LARGE"
     assert max(len(data) for data in bob.connection.sent) <= h.config.max_message_bytes
+
+
+# ---- idem: a resend is answered, not repeated
+
+def _fields(reply: p.Message) -> dict:
+    assert isinstance(reply, p.Ok), reply
+    return dict(reply.result)
+
+
+PASSWORD = {"password": "a long password"}
+
+
+def test_a_resent_say_is_answered_with_the_first_answer_and_not_said_again(h: Harness):
+    alice, bob = h.login("alice", **PASSWORD), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    first = _fields(alice.request("say", room="#tea", text="once", idem="k-1"))
+    h.clock.advance(5)
+    assert _fields(alice.request("say", room="#tea", text="once", idem="k-1")) == first
+    assert [m.msg_id for m in bob.events(p.MessageEvent)] == [first["msg_id"]]
+    assert [e.msg_id for e in h.store.history["#tea"]] == [first["msg_id"]]
+    # after a reconnect the new session is in no room yet: still the first answer
+    alice.connection.peer_vanishes()
+    again = h.login("alice", **PASSWORD)
+    assert _fields(again.request("say", room="#tea", text="once", idem="k-1")) == first
+    assert again.error("say", room="#tea", text="new", idem="k-2") == "NOT_IN_ROOM"
+    # another key is another line
+    again.ok("join", room="#tea")
+    assert again.ok("say", room="#tea", text="once", idem="k-3")["msg_id"] > first["msg_id"]
+
+
+def test_a_resent_dm_is_answered_with_the_first_answer_and_stored_once(h: Harness):
+    _offline(h, "bob")
+    alice = h.login("alice")
+    first = _fields(alice.request("dm", to="bob", text="once", idem="dm-1"))
+    assert _fields(alice.request("dm", to="bob", text="once", idem="dm-1")) == first
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == [first["dm_id"]]
+    assert alice.ok("dm", to="bob", text="once")["dm_id"] != first["dm_id"]  # no key: done again
+
+
+def test_a_resent_data_is_answered_and_not_relayed_again(h: Harness):
+    alice, bob = h.login("alice"), h.login("bob")
+    first = _fields(alice.request("data", to="bob", payload=b"blob", idem="d1"))
+    assert _fields(alice.request("data", to="bob", payload=b"blob", idem="d1")) == first
+    assert len(bob.events(p.DataEvent)) == 1
+    bob.ok("quit")  # the first answer stands even with the recipient gone
+    assert _fields(alice.request("data", to="bob", payload=b"blob", idem="d1")) == first
+    # a payload never acknowledged was never answered ok: its resend is tried again
+    carol = h.login("carol", **PASSWORD)
+    carol.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=90, to="carol", payload=b"x", idem="d2")))
+    carol.connection.peer_vanishes()
+    carol = h.login("carol", **PASSWORD)
+    assert alice.ok("data", to="carol", payload=b"x", idem="d2")
+    assert len(carol.events(p.DataEvent)) == 1
+
+
+def test_a_say_reaches_the_room_only_once_committed():
+    from .test_server_direct import SlowStore
+
+    class SlowHistory(SlowStore):
+        def append_history(self, *args):
+            from twisted.internet.defer import Deferred
+            d = Deferred()
+            self.pending.append((args, d))
+            return d
+
+        def commit(self):
+            for args, d in self.pending:
+                self._inner.append_history(*args).chainDeferred(d)
+            self.pending.clear()
+
+    from twistchat.store.memory import MemoryStore
+    store = SlowHistory(MemoryStore())
+    h = Harness(store=store)
+    alice, bob = h.login("alice"), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    alice.send_raw(p.encode(p.Say(id=50, room="#tea", text="wait for it", idem="x")))
+    assert bob.events(p.MessageEvent) == [] and _reply(alice, 50) == []
+    store.commit()
+    assert [m.text for m in bob.events(p.MessageEvent)] == ["wait for it"]
+    assert isinstance(_reply(alice, 50)[0], p.Ok)
+
+
+def test_racing_dms_never_overfill_a_mailbox():
+    """The store sees the writes only later, as a worker thread would: the
+    capacity must be checked with each insert, not before it."""
+    from .test_server_direct import SlowStore
+    from twistchat.store.memory import MemoryStore
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store, mailbox_size=5)
+    _offline(h, "bob")
+    senders = [h.login(f"s{n}") for n in range(10)]
+    for n, sender in enumerate(senders):
+        sender.send_raw(p.encode(p.Dm(id=100 + n, to="bob", text="hi")))
+    assert len(store.pending) == 10
+    store.commit()
+    answers = [_reply(sender, 100 + n)[0] for n, sender in enumerate(senders)]
+    assert sum(isinstance(a, p.Ok) for a in answers) == 5
+    assert sorted(a.code for a in answers if isinstance(a, p.ErrorReply)) == ["MAILBOX_FULL"] * 5
+    assert len(h.store.mailboxes["bob"]) == 5
+
+
+def test_max_pending_requests_is_the_configured_one():
+    from .test_server_direct import SlowStore
+    from twistchat.store.memory import MemoryStore
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store, max_pending_requests=3, rate=1000, burst=1000)
+    _offline(h, "bob")
+    alice = h.login("alice")
+    for rid in range(1, 6):  # one being done (waiting on the store), three waiting, one too many
+        alice.send_raw(p.encode(p.Dm(id=rid, to="bob", text="x")))
+    assert [m.id for m in alice.messages() if isinstance(m, p.ErrorReply)] == [5]
+    assert alice.messages()[-1].code == "RATE_LIMITED"
+
+
+def test_ids_are_fresh_from_a_block_reserved_ahead():
+    h = Harness(rate=10_000, burst=10_000)
+    from twistchat.chat.server.ids import ID_BLOCK
+    alice = h.login("alice")
+    alice.ok("join", room="#tea")
+    reserved = h.store._last_id
+    ids = [alice.ok("say", room="#tea", text="x")["msg_id"] for _ in range(ID_BLOCK)]
+    assert ids == sorted(set(ids)) and max(ids) <= h.store._last_id
+    assert h.store._last_id > reserved  # the next block was reserved before it was needed
