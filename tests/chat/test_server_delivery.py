@@ -28,6 +28,7 @@ def test_data_is_ok_only_once_the_recipients_transport_acknowledged_it(h: Harnes
     alice.send_raw(p.encode(p.Data(id=7, to="bob", payload=b"blob")))
     assert [e.payload for e in bob.events(p.DataEvent)] == [b"blob"]
     assert _reply(alice, 7) == []
+    assert alice.ok("ping")  # the wait holds up no later request
     bob.connection.release_acks()
     [ok] = _reply(alice, 7)
     assert isinstance(ok, p.Ok) and ok["to"] == "bob"
@@ -310,3 +311,17 @@ def test_ids_are_fresh_from_a_block_reserved_ahead():
     ids = [alice.ok("say", room="#tea", text="x")["msg_id"] for _ in range(ID_BLOCK)]
     assert ids == sorted(set(ids)) and max(ids) <= h.store._last_id
     assert h.store._last_id > reserved  # the next block was reserved before it was needed
+
+
+def test_a_data_resent_while_the_first_is_on_its_way_waits_for_it(h: Harness):
+    alice, bob = h.login("alice", **PASSWORD), h.login("bob")
+    bob.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=1, to="bob", payload=b"x", idem="same")))
+    alice.connection.peer_vanishes()  # the sender's link dies; the relay is still waiting
+    again = h.login("alice", **PASSWORD)
+    again.send_raw(p.encode(p.Data(id=2, to="bob", payload=b"x", idem="same")))
+    assert len(bob.events(p.DataEvent)) == 1 and _reply(again, 2) == []
+    bob.connection.release_acks()
+    [ok] = _reply(again, 2)
+    assert isinstance(ok, p.Ok) and ok["to"] == "bob"
+    assert bob.events(p.DataEvent) == []

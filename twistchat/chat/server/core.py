@@ -68,6 +68,9 @@ class ServerCore:
         self.login_locks: dict[str, DeferredLock] = {}
         """One login at a time per folded nick."""
         self.ids = IdAllocator(store)
+        self.relaying: dict[tuple[str, str], Deferred[None]] = {}
+        """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
+        resend with that key waits for it instead of relaying again."""
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,

@@ -5,6 +5,11 @@ to an online nick only and is ok once the recipient's transport has it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
 from twistchat.chat.server.core import Handler, ServerCore, keyed
@@ -48,6 +53,9 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
 
 
 async def data(server: ServerCore, user: User, request: p.Data) -> None:
+    token = (user.key, request.idem or "")
+    while request.idem is not None and token in server.relaying:
+        await _end_of(server.relaying[token])  # the same key on its way: wait, then look
     known = await server.first_answer(user, request)
     if known is not None:
         user.session.reply(request, **known)
@@ -57,15 +65,51 @@ async def data(server: ServerCore, user: User, request: p.Data) -> None:
         raise ChatProtocolError(ErrorCode.NOT_ONLINE)
     event = p.encode(p.DataEvent(nick=user.nick, payload=request.payload))
     check_fits(recipient, event)
+    # Sent now, in request order; the ok waits for the recipient's ack
+    # without holding up this session's next request.
+    sent = recipient.send_tracked(event)
+    done: Deferred[None] = Deferred()
+    if request.idem is not None:
+        server.relaying[token] = done
+    finished = Deferred.fromCoroutine(_settle(server, user, request, recipient.nick, sent))
+    finished.addErrback(_relay_failed, server, user, request)
+    finished.addBoth(_forget_relay, server, token, done)
+
+
+async def _settle(server: ServerCore, user: User, request: p.Data, to_nick: str,
+                  sent: Deferred[None]) -> None:
     try:
-        await recipient.send_tracked(event)
+        await sent
     except NotAcknowledged:
-        raise ChatProtocolError(ErrorCode.NOT_DELIVERED) from None
-    answer = {"to": recipient.nick}
+        user.session.fail(request, ErrorCode.NOT_DELIVERED)
+        return
+    answer: dict[str, Any] = {"to": to_nick}
     record = server.idem_record(user, request, answer)
     if record is not None:  # kept before the ok, so an ok'd payload is never relayed again
         answer = dict(await server.store.put_idem(record) or answer)
     user.session.reply(request, **answer)
+
+
+def _relay_failed(failure: Failure, server: ServerCore, user: User, request: p.Data) -> None:
+    server.log.failure("data relay failed", failure)
+    user.session.fail(request, ErrorCode.INTERNAL)
+
+
+def _forget_relay(_: Any, server: ServerCore, token: tuple[str, str], done: Deferred[None]) -> None:
+    if server.relaying.get(token) is done:
+        del server.relaying[token]
+    done.callback(None)
+
+
+def _end_of(d: Deferred[None]) -> Deferred[None]:
+    """A Deferred of our own that fires when ``d`` does (``d`` may have several waiters)."""
+    waiter: Deferred[None] = Deferred()
+
+    def fire(result: Any) -> Any:
+        waiter.callback(None)
+        return result
+    d.addBoth(fire)
+    return waiter
 
 
 HANDLERS: dict[type, Handler] = {p.Dm: dm, p.Data: data}
