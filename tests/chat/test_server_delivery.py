@@ -5,8 +5,9 @@ and the announced limits are the real ones, from the longest nick and room."""
 from __future__ import annotations
 
 from twistchat.chat import protocol as p
+from twistchat.store.memory import MemoryStore
 
-from .fakes import Harness
+from .fakes import Harness, SlowStore
 
 LONGEST_NICK = "N" * p.NICK_MAX_LENGTH
 LONGEST_ROOM = "#" + "r" * p.ROOM_NAME_MAX_LENGTH
@@ -242,22 +243,7 @@ def test_a_resent_data_is_answered_and_not_relayed_again(h: Harness):
 
 
 def test_a_say_reaches_the_room_only_once_committed():
-    from .test_server_direct import SlowStore
-
-    class SlowHistory(SlowStore):
-        def append_history(self, *args):
-            from twisted.internet.defer import Deferred
-            d = Deferred()
-            self.pending.append((args, d))
-            return d
-
-        def commit(self):
-            for args, d in self.pending:
-                self._inner.append_history(*args).chainDeferred(d)
-            self.pending.clear()
-
-    from twistchat.store.memory import MemoryStore
-    store = SlowHistory(MemoryStore())
+    store = SlowStore(MemoryStore(), held=("append_history",))
     h = Harness(store=store)
     alice, bob = h.login("alice"), h.login("bob")
     for member in (alice, bob):
@@ -273,8 +259,6 @@ def test_a_say_reaches_the_room_only_once_committed():
 def test_racing_dms_never_overfill_a_mailbox():
     """The store sees the writes only later, as a worker thread would: the
     capacity must be checked with each insert, not before it."""
-    from .test_server_direct import SlowStore
-    from twistchat.store.memory import MemoryStore
     store = SlowStore(MemoryStore())
     h = Harness(store=store, mailbox_size=5)
     _offline(h, "bob")
@@ -290,8 +274,6 @@ def test_racing_dms_never_overfill_a_mailbox():
 
 
 def test_max_pending_requests_is_the_configured_one():
-    from .test_server_direct import SlowStore
-    from twistchat.store.memory import MemoryStore
     store = SlowStore(MemoryStore())
     h = Harness(store=store, max_pending_requests=3, rate=1000, burst=1000)
     _offline(h, "bob")

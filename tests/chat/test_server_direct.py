@@ -5,7 +5,7 @@ from __future__ import annotations
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
 
-from .fakes import Harness
+from .fakes import Harness, SlowStore
 
 
 def test_dm_to_online_nick_is_stored_then_delivered(h: Harness):
@@ -50,30 +50,6 @@ def test_offline_dms_are_stored_replayed_in_order_and_senders_notified(h: Harnes
     again = h.connect()
     assert again.ok("login", nick="bob", secret=bob_secret)["mailbox"] == 0
     assert again.events(p.DmEvent) == []
-
-
-class SlowStore:
-    """Wraps a MemoryStore and holds back store_dm until told: shows the DM
-    is acknowledged as stored only after the commit fires."""
-
-    def __init__(self, inner):
-        from twisted.internet.defer import Deferred
-        self._inner = inner
-        self.pending: list[tuple[object, Deferred]] = []
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def store_dm(self, *args):
-        from twisted.internet.defer import Deferred
-        d = Deferred()
-        self.pending.append((args, d))
-        return d
-
-    def commit(self):
-        for args, d in self.pending:
-            self._inner.store_dm(*args).chainDeferred(d)
-        self.pending.clear()
 
 
 def test_stored_ack_waits_for_the_store_commit():
