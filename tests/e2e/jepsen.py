@@ -71,7 +71,7 @@ class Config:
     """Per step of a logged-in user."""
     loss: float = 0.10
     delay_ms: float = 5.0
-    settle: float = 25.0
+    settle: float = 20.0
     """At most this long, at the end, for everybody to catch up."""
     quiet: float = 2.0
     """...and caught up means: every request answered and nothing new for this long."""
@@ -193,6 +193,11 @@ class History:
         self.notices: list[Notice] = []
         self.events = Counter()
         self.changes = 0
+        self.sessions: list[tuple[float, str, str]] = []
+        """(when, user, what): logins and logouts, for reading a dump."""
+
+    def session(self, user: str, what: str) -> None:
+        self.sessions.append((self.now(), user, what))
 
     def now(self) -> float:
         return self.clock.seconds()
@@ -201,8 +206,8 @@ class History:
         self.events[what] += 1
         self.changes += 1
 
-    def op(self, kind: str, sender: str, target: str, text: str) -> Op:
-        op = Op(len(self.ops), kind, sender, target, text, self.now())
+    def op(self, kind: str, sender: str, target: str, text: str, kills_before: int) -> Op:
+        op = Op(len(self.ops), kind, sender, target, text, self.now(), kills_before=kills_before)
         self.ops.append(op)
         return op
 
@@ -220,7 +225,7 @@ class History:
             if failure.check(ChatError):
                 op.outcome, op.code = "error", failure.value.code
             elif failure.check(Disconnected):
-                op.outcome, op.code = "none", "Disconnected"
+                op.outcome, op.code = "none", f"Disconnected: {failure.getErrorMessage()}"
             else:
                 op.outcome, op.code = "none", f"{failure.type.__name__}: {failure.getErrorMessage()}"
         d.addCallbacks(ok, failed)
@@ -285,6 +290,7 @@ class User:
 
     async def login(self) -> None:
         run = self.run
+        run.history.session(self.nick, "login begins")
         deadline = run.reactor.seconds() + LOGIN_TIMEOUT
         while True:
             if run.reactor.seconds() > deadline:
@@ -303,6 +309,7 @@ class User:
                 continue
             if await self._join_all(client, deadline):
                 self.client = client
+                run.history.session(self.nick, "logged in")
                 return
             client.stop()
 
@@ -339,8 +346,8 @@ class User:
         run = self.run
         waiting = [op for op in run.history.ops if op.sender == self.nick and op.outcome == "pending"]
         client, self.client = self.client, None
-        was_ready, kills = client.ready, run.kills_issued
-        gave_up = not was_ready
+        gave_up = not client.ready
+        run.history.session(self.nick, f"quit ({client.link_state.value})")
         ended = client.quit()
         try:
             await ended.addTimeout(QUIT_TIMEOUT, run.reactor)
@@ -348,8 +355,11 @@ class User:
             run.history.note("quit timed out")
             client.stop()
             gave_up = True
-        if gave_up or run.kills_issued != kills:
-            for op in waiting:
+        run.history.session(self.nick, "quit done")
+        for op in waiting:
+            # Killed between the request and the end of the quit: the session
+            # that carried it may be gone, and the user left instead of waiting.
+            if gave_up or run.kills_issued != op.kills_before:
                 op.abandoned = True
 
     async def act(self, steps: tuple[Step, ...], t0: float) -> None:
@@ -365,10 +375,10 @@ class User:
                 run.reactor.callLater(0, began.callback, None)
                 await self.login()
             elif step.kind == "say":
-                op = run.history.op("line", self.nick, step.target, step.text)
+                op = run.history.op("line", self.nick, step.target, step.text, run.kills_issued)
                 run.history.track(op, self.client.say(step.target, step.text))
             else:
-                op = run.history.op("dm", self.nick, step.target, step.text)
+                op = run.history.op("dm", self.nick, step.target, step.text, run.kills_issued)
                 run.history.track(op, self.client.msg(step.target, step.text))
 
     async def barrier(self) -> bool:
@@ -421,6 +431,7 @@ class Result:
         rows += [{"what": "shown", **attrs.asdict(s)} for s in self.history.shown]
         rows += [{"what": "notice", **attrs.asdict(n)} for n in self.history.notices]
         rows += [{"what": "kill", "at": c.killed, **attrs.asdict(c)} for c in self.cycles]
+        rows += [{"what": what, "at": at, "user": user} for at, user, what in self.history.sessions]
         rows.sort(key=lambda row: row.get("at", row.get("sent_at", 0.0)))
         path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
@@ -544,8 +555,8 @@ class Run:
             settle_began = self.reactor.seconds()
             settled = await self.settle(users)
             settle_seconds = self.reactor.seconds() - settle_began
-            for user in users:
-                await user.logout()
+            await defer.gatherResults([defer.Deferred.fromCoroutine(u.logout()) for u in users],
+                                      consumeErrors=True)
         finally:
             for user in users:
                 user.close()

@@ -75,7 +75,10 @@ class Op:
     reply: dict[str, Any] | None = None
     answered_at: float | None = None
     abandoned: bool = False
-    """Its sender quit (logged out) before the answer came."""
+    """Its sender quit (logged out) before the answer came, while the client
+    was reconnecting or with a kill since the request: it may go unanswered."""
+    kills_before: int = 0
+    """Kills of the server before it was made."""
 
     @property
     def id(self) -> int | None:
@@ -246,8 +249,9 @@ def check(ops: Iterable[Op], shown: Iterable[Shown], notices: Iterable[Notice],
 
     for op in ops:
         if op.outcome in ("none", "pending") and not op.abandoned:
-            violation("unanswered", op.sent_at, f"the {op.describe()}, and {op.sender} never quit "
-                      "while waiting for it")
+            violation("unanswered", op.sent_at, f"the {op.describe()}; {op.sender} did not quit while "
+                      "reconnecting and the server was not killed before the session ended: the server "
+                      "answers every request, and the client resends what a lost session left unanswered")
 
     for cycle, result in integrity:
         if result != "ok":

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 KILLS = 4
 TIME_LIMIT_SECONDS = 85.0
-"""The run bounds itself (25 s of workload, at most 25 s to settle); this is the backstop."""
+"""The run bounds itself (25 s of workload, at most 20 s to settle, 5 s to quit); this is the backstop."""
 
 
 @pytest_twisted.ensureDeferred
