@@ -19,10 +19,11 @@ __all__ = [
     "PROTOCOL_VERSION", "MAX_DATAGRAM_SIZE", "MAX_ACCEPTED_DATAGRAM_SIZE",
     "MIN_HELLO_SIZE", "CONNECTION_ID_SIZE", "MAX_ACK_RANGES", "PATH_DATA_SIZE",
     "PacketType", "FrameType", "DecodeError", "TransportParameters",
-    "Hello", "Cookie", "Connect", "Accept", "Reset", "Data",
+    "Hello", "Cookie", "Connect", "Accept", "Reset", "Data", "SealedData",
     "Ping", "Ack", "Close", "Unreliable", "MessageFrame", "PathChallenge",
     "PathResponse", "Frame", "Packet",
-    "decode_packet", "encode_packet", "encode_frame", "frame_size",
+    "decode_packet", "encode_packet", "encode_frame", "frame_size", "decode_frames",
+    "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
     "data_header_size", "packet_version", "peek_route",
 ]
 
@@ -43,6 +44,12 @@ CONNECTION_ID_SIZE = 8
 MAX_ACK_RANGES = 64
 """An ACK frame with more ranges is malformed (bounds the work per frame)."""
 PATH_DATA_SIZE = 8
+TAG_SIZE = 16
+"""The AEAD tag (ChaCha20-Poly1305) that ends every DATA packet."""
+RESET_TOKEN_SIZE = 16
+"""RFC 9000 §10.3: a stateless reset token is 16 bytes."""
+MAX_HANDSHAKE_SIZE = 512
+"""A Noise handshake message in CONNECT or ACCEPT is at most this long."""
 MAX_COOKIE_SIZE = 64
 MAX_CLOSE_REASON_SIZE = 256
 
@@ -113,28 +120,47 @@ class Cookie:
 class Connect:
     client_cid: int
     cookie: bytes
-    parameters: TransportParameters
+    handshake: bytes
+    """Noise message 1 (``-> e``), its payload the client's transport parameters."""
 
 
 @attrs.frozen
 class Accept:
     client_cid: int
-    server_cid: int
-    parameters: TransportParameters
+    handshake: bytes
+    """Noise message 2 (``<- e, ee, s, es``), its encrypted payload the
+    server's connection id, reset token and transport parameters."""
 
 
 @attrs.frozen
 class Reset:
-    """Sent by an endpoint that has no session for a DATA packet's connection id."""
+    """Sent by a server that has no session for a DATA packet's connection id;
+    only the token derived from that id and the server's secret makes a
+    client believe it (RFC 9000 §10.3)."""
 
     cid: int
+    token: bytes
 
 
 @attrs.frozen
 class Data:
+    """A DATA packet before protection (``encode_packet``) or after it was
+    opened (``decode_frames`` of the plaintext)."""
+
     dest_cid: int
     packet_number: int
     frames: tuple["Frame", ...]
+
+
+@attrs.frozen
+class SealedData:
+    """A DATA packet as it arrives: the header in clear (the AEAD's associated
+    data) and the sealed frames (ciphertext and tag)."""
+
+    dest_cid: int
+    packet_number: int
+    header: bytes
+    sealed: bytes
 
 
 # -- frames ------------------------------------------------------------------
@@ -189,7 +215,7 @@ class PathResponse:
 
 
 Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse]
-Packet = Union[Hello, Cookie, Connect, Accept, Reset, Data]
+Packet = Union[Hello, Cookie, Connect, Accept, Reset, Data, SealedData]
 
 ACK_DELAY_EXPONENT = 3
 """Ack delay travels in units of 2**3 microseconds, as QUIC's default."""
@@ -212,6 +238,15 @@ def _with_length(data: bytes) -> bytes:
 
 def data_header_size(dest_cid: int, packet_number: int) -> int:
     return 1 + CONNECTION_ID_SIZE + varint_size(packet_number)
+
+
+def encode_data_header(dest_cid: int, packet_number: int) -> bytes:
+    return _first_byte(PacketType.DATA) + _cid(dest_cid) + encode_varint(packet_number)
+
+
+def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
+    return b"".join(encode_frame(frame, last=(index == len(frames) - 1))
+                    for index, frame in enumerate(frames))
 
 
 def encode_frame(frame: Frame, last: bool = False) -> bytes:
@@ -274,25 +309,20 @@ def frame_size(frame: Frame, last: bool = False) -> int:
 def encode_packet(packet: Packet, pad_to: int = 0) -> bytes:
     """Encode one packet; ``pad_to`` appends zero bytes (PADDING) up to that size."""
     if isinstance(packet, Data):
-        frames = packet.frames
-        body = b"".join(
-            encode_frame(frame, last=(index == len(frames) - 1))
-            for index, frame in enumerate(frames)
-        )
-        out = (_first_byte(PacketType.DATA) + _cid(packet.dest_cid)
-               + encode_varint(packet.packet_number) + body)
+        out = encode_data_header(packet.dest_cid, packet.packet_number) + encode_frames(packet.frames)
     elif isinstance(packet, Hello):
         out = _first_byte(PacketType.HELLO) + _cid(packet.client_cid)
     elif isinstance(packet, Cookie):
         out = _first_byte(PacketType.COOKIE) + _cid(packet.client_cid) + _with_length(packet.cookie)
     elif isinstance(packet, Connect):
         out = (_first_byte(PacketType.CONNECT) + _cid(packet.client_cid)
-               + _with_length(packet.cookie) + packet.parameters.encode())
+               + _with_length(packet.cookie) + _with_length(packet.handshake))
     elif isinstance(packet, Accept):
-        out = (_first_byte(PacketType.ACCEPT) + _cid(packet.client_cid)
-               + _cid(packet.server_cid) + packet.parameters.encode())
+        out = _first_byte(PacketType.ACCEPT) + _cid(packet.client_cid) + _with_length(packet.handshake)
     elif isinstance(packet, Reset):
-        out = _first_byte(PacketType.RESET) + _cid(packet.cid)
+        if len(packet.token) != RESET_TOKEN_SIZE:
+            raise ValueError("a reset token is 16 bytes")
+        out = _first_byte(PacketType.RESET) + _cid(packet.cid) + packet.token
     else:
         raise TypeError(f"not a packet: {packet!r}")
     if len(out) < pad_to:
@@ -349,24 +379,64 @@ def _decode_packet(datagram: bytes) -> Packet:
     if type_code == PacketType.DATA:
         dest_cid = reader.read_u64()
         packet_number = reader.read_varint()
-        frames = _decode_frames(reader)
-        if not frames:
-            raise DecodeError("DATA packet without frames")
-        return Data(dest_cid, packet_number, frames)
+        header_size = len(datagram) - reader.remaining()
+        sealed = reader.read_rest()
+        if len(sealed) <= TAG_SIZE:
+            raise DecodeError("DATA packet without sealed frames")
+        return SealedData(dest_cid, packet_number, datagram[:header_size], sealed)
     if type_code == PacketType.COOKIE:
         client_cid = reader.read_u64()
         return Cookie(client_cid, _read_cookie(reader))
     if type_code == PacketType.CONNECT:
         client_cid = reader.read_u64()
         cookie = _read_cookie(reader)
-        return Connect(client_cid, cookie, TransportParameters.decode(reader))
+        return Connect(client_cid, cookie, _read_handshake(reader))
     if type_code == PacketType.ACCEPT:
         client_cid = reader.read_u64()
-        server_cid = reader.read_u64()
-        return Accept(client_cid, server_cid, TransportParameters.decode(reader))
+        return Accept(client_cid, _read_handshake(reader))
     if type_code == PacketType.RESET:
-        return Reset(reader.read_u64())
+        return Reset(reader.read_u64(), reader.read_bytes(RESET_TOKEN_SIZE))
     raise DecodeError(f"unknown packet type {type_code}")
+
+
+def _read_handshake(reader: Reader) -> bytes:
+    length = reader.read_varint()
+    if length > MAX_HANDSHAKE_SIZE:
+        raise DecodeError(f"handshake message of {length} bytes")
+    return reader.read_bytes(length)
+
+
+def decode_plain_data(datagram: bytes) -> Data:
+    """A DATA packet laid out as ``encode_packet`` writes it before sealing
+    (header, then frames in clear): for tests and tools that build frames by
+    hand. On the wire every DATA packet is sealed (``SealedData``)."""
+    if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
+        raise DecodeError(f"oversized datagram: {len(datagram)} bytes")
+    try:
+        reader = Reader(datagram)
+        first = reader.read_u8()
+        if first != (PROTOCOL_VERSION << 4) | PacketType.DATA:
+            raise DecodeError("not a DATA packet")
+        dest_cid = reader.read_u64()
+        packet_number = reader.read_varint()
+    except BufferUnderflow as e:
+        raise DecodeError(f"truncated: needed {e}") from None
+    return Data(dest_cid, packet_number, decode_frames(reader.read_rest()))
+
+
+def decode_frames(plaintext: bytes) -> tuple["Frame", ...]:
+    """The frames of an opened DATA packet; raises only ``DecodeError``."""
+    try:
+        frames = _decode_frames(Reader(plaintext))
+    except DecodeError:
+        raise
+    except BufferUnderflow as e:
+        raise DecodeError(f"truncated: needed {e}") from None
+    except Exception as e:
+        raise DecodeError(f"malformed: {e!r}") from None
+    if not frames:
+        raise DecodeError("DATA packet without frames")
+    return frames
 
 
 def _read_cookie(reader: Reader) -> bytes:
