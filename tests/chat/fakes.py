@@ -15,6 +15,8 @@ from twisted.internet.task import Clock
 from twistchat.chat import protocol as p
 from twistchat.chat.server import ChatServer, ServerConfig
 from twistchat.endpoint.api import CloseCode, CloseReason, ConnectionClosed, MessageProtocol, MessageTooLarge
+from twisted.internet.defer import Deferred
+
 from twistchat.store.memory import MemoryStore
 
 FAST_SCRYPT = {"scrypt_n": 16, "scrypt_r": 1, "scrypt_p": 1}
@@ -98,6 +100,33 @@ class FakeConnection:
     def peer_vanishes(self, code: CloseCode = CloseCode.PEER_UNRESPONSIVE, message: str = "") -> None:
         """The transport gave up on the peer."""
         self._end(code, message, False, by_peer=True)
+
+
+class SlowStore:
+    """Wraps a store and holds back the named writes until ``commit()``, as a
+    worker thread still busy would: shows what waits for the commit, and
+    that checks happen in the store with the write, not before it."""
+
+    def __init__(self, inner: Any, held: tuple[str, ...] = ("store_dm",)) -> None:
+        self._inner = inner
+        self._held = held
+        self.pending: list[tuple[str, tuple[Any, ...], Deferred[Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._held:
+            return getattr(self._inner, name)
+
+        def later(*args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            self.pending.append((name, args, d))
+            return d
+        return later
+
+    def commit(self) -> None:
+        """Run every held write, in the order issued."""
+        pending, self.pending = self.pending, []
+        for name, args, d in pending:
+            getattr(self._inner, name)(*args).chainDeferred(d)
 
 
 @attrs.define

@@ -5,8 +5,9 @@ and the announced limits are the real ones, from the longest nick and room."""
 from __future__ import annotations
 
 from twistchat.chat import protocol as p
+from twistchat.store.memory import MemoryStore
 
-from .fakes import Harness
+from .fakes import Harness, SlowStore
 
 LONGEST_NICK = "N" * p.NICK_MAX_LENGTH
 LONGEST_ROOM = "#" + "r" * p.ROOM_NAME_MAX_LENGTH
@@ -28,6 +29,7 @@ def test_data_is_ok_only_once_the_recipients_transport_acknowledged_it(h: Harnes
     alice.send_raw(p.encode(p.Data(id=7, to="bob", payload=b"blob")))
     assert [e.payload for e in bob.events(p.DataEvent)] == [b"blob"]
     assert _reply(alice, 7) == []
+    assert alice.ok("ping")  # the wait holds up no later request
     bob.connection.release_acks()
     [ok] = _reply(alice, 7)
     assert isinstance(ok, p.Ok) and ok["to"] == "bob"
@@ -71,3 +73,237 @@ def test_data_too_large_for_the_recipients_transport_is_refused_before_any_ok():
     assert alice.error("data", to="bob", payload=bytes(1000)) == "TOO_LARGE"
     assert small.events(p.DataEvent) == []
     assert alice.ok("data", to="bob", payload=bytes(900))
+
+
+# ---- a DM's life: stored, sent, deleted on ack, then "delivered"
+
+def _offline(h: Harness, nick: str) -> str:
+    """Register ``nick`` password-less and leave; returns its secret."""
+    secret = h.connect().ok("login", nick=nick)["secret"]
+    h.server.online[nick.lower()].session.connection.close("bye")
+    return secret
+
+
+def test_a_dm_to_an_online_recipient_is_deleted_on_ack_not_on_send(h: Harness):
+    alice, bob = h.login("alice"), h.login("bob")
+    bob.connection.hold_acks()
+    reply = alice.ok("dm", to="bob", text="are you there?")
+    assert (reply["status"], reply["online"]) == ("stored", True)
+    assert [d.dm_id for d in bob.events(p.DmEvent)] == [reply["dm_id"]]
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == [reply["dm_id"]]  # sent, still kept
+    assert alice.events(p.DeliveredEvent) == []                              # not announced yet
+    bob.connection.release_acks()
+    assert h.store.mailboxes == {}
+    [notice] = alice.events(p.DeliveredEvent)
+    assert notice.dm_id == reply["dm_id"]
+
+
+def test_a_session_lost_with_unacknowledged_dms_keeps_them_for_the_next_login(h: Harness):
+    secret = _offline(h, "bob")
+    bob = h.connect()
+    bob.ok("login", nick="bob", secret=secret)
+    bob.connection.hold_acks()
+    alice = h.login("alice")
+    sent = [alice.ok("dm", to="bob", text=f"line {n}")["dm_id"] for n in range(3)]
+    bob.connection.release_acks(1)  # the first arrived, then the link died
+    bob.connection.peer_vanishes()
+    assert len(bob.connection.closed) == 3
+    again = h.connect()
+    assert again.ok("login", nick="bob", secret=secret)["mailbox"] == 2
+    assert [(d.dm_id, d.stored) for d in again.events(p.DmEvent)] == [(sent[1], True), (sent[2], True)]
+    assert h.store.mailboxes == {}
+    assert [n.dm_id for n in alice.events(p.DeliveredEvent)] == sent
+
+
+def test_a_replay_that_is_not_acknowledged_is_replayed_again(h: Harness):
+    secret = _offline(h, "bob")
+    alice = h.login("alice")
+    sent = [alice.ok("dm", to="bob", text=f"stored {n}")["dm_id"] for n in range(3)]
+    for attempt in range(2):  # replayed, never acknowledged, twice
+        bob = h.connect()
+        bob.connection.hold_acks()
+        assert bob.ok("login", nick="bob", secret=secret)["mailbox"] == 3
+        assert [d.dm_id for d in bob.events(p.DmEvent)] == sent
+        bob.connection.peer_vanishes()
+        assert len(h.store.mailboxes["bob"]) == 3
+    assert alice.events(p.DeliveredEvent) == []
+    bob = h.connect()
+    bob.connection.hold_acks()
+    bob.ok("login", nick="bob", secret=secret)
+    bob.connection.release_acks(2)  # login reply and the first DM: deleted one by one
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == sent[1:]
+    assert [n.dm_id for n in alice.events(p.DeliveredEvent)] == sent[:1]
+
+
+def test_a_receipt_for_an_offline_sender_is_kept_and_sent_after_its_login(h: Harness):
+    bob = h.login("bob")
+    bob.connection.hold_acks()
+    alice = h.connect()
+    alice_secret = alice.ok("login", nick="alice")["secret"]
+    reply = alice.ok("dm", to="bob", text="bye for now")
+    alice.ok("quit")
+    bob.connection.release_acks()
+    assert h.store.mailboxes == {} and list(h.store.receipts) == [reply["dm_id"]]
+    again = h.connect()
+    again.connection.hold_acks()
+    again.ok("login", nick="alice", secret=alice_secret)
+    [notice] = again.events(p.DeliveredEvent)
+    assert (notice.dm_id, notice.to, notice.ts) == (reply["dm_id"], "bob", reply["ts"])
+    assert list(h.store.receipts) == [reply["dm_id"]]  # until alice's transport has it
+    again.connection.release_acks()
+    assert h.store.receipts == {}
+
+
+def test_a_dm_to_an_offline_nick_is_stored_and_says_so(h: Harness):
+    _offline(h, "bob")
+    reply = h.login("alice").ok("dm", to="bob", text="later")
+    assert (reply["status"], reply["online"]) == ("stored", False)
+
+
+def test_a_dm_too_large_for_the_recipients_transport_is_refused_before_any_ok():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob", max_message_size=500)
+    assert alice.error("dm", to="bob", text="x" * 500) == "TOO_LARGE"
+    assert h.store.mailboxes == {} and bob.events(p.DmEvent) == []
+    assert alice.ok("dm", to="bob", text="short")
+
+
+def test_a_text_at_the_announced_limit_arrives_from_the_longest_nick_and_room():
+    h = Harness()
+    sender, bob = h.login(LONGEST_NICK), h.login("bob")
+    limit = h.config.max_text_bytes
+    text = '"\\\n' * (limit // 3) + "é" * ((limit % 3) // 2) + "x" * (limit % 3 % 2)
+    assert len(text.encode()) == limit
+    sender.ok("dm", to="bob", text=text)
+    assert [d.text for d in bob.events(p.DmEvent)] == [text]
+    assert sender.error("dm", to="bob", text=text + "x") == "TOO_LARGE"
+    for member in (sender, bob):
+        member.ok("join", room=LONGEST_ROOM)
+    bob.drain()
+    sender.ok("say", room=LONGEST_ROOM, text=text)
+    assert [(m.room, m.nick, m.text) for m in bob.events(p.MessageEvent)] == [(LONGEST_ROOM, LONGEST_NICK, text)]
+    assert sender.error("say", room=LONGEST_ROOM, text=text + "x") == "TOO_LARGE"
+    assert max(len(data) for data in bob.connection.sent) <= h.config.max_message_bytes
+
+
+# ---- idem: a resend is answered, not repeated
+
+def _fields(reply: p.Message) -> dict:
+    assert isinstance(reply, p.Ok), reply
+    return dict(reply.result)
+
+
+PASSWORD = {"password": "a long password"}
+
+
+def test_a_resent_say_is_answered_with_the_first_answer_and_not_said_again(h: Harness):
+    alice, bob = h.login("alice", **PASSWORD), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    first = _fields(alice.request("say", room="#tea", text="once", idem="k-1"))
+    h.clock.advance(5)
+    assert _fields(alice.request("say", room="#tea", text="once", idem="k-1")) == first
+    assert [m.msg_id for m in bob.events(p.MessageEvent)] == [first["msg_id"]]
+    assert [e.msg_id for e in h.store.history["#tea"]] == [first["msg_id"]]
+    # after a reconnect the new session is in no room yet: still the first answer
+    alice.connection.peer_vanishes()
+    again = h.login("alice", **PASSWORD)
+    assert _fields(again.request("say", room="#tea", text="once", idem="k-1")) == first
+    assert again.error("say", room="#tea", text="new", idem="k-2") == "NOT_IN_ROOM"
+    # another key is another line
+    again.ok("join", room="#tea")
+    assert again.ok("say", room="#tea", text="once", idem="k-3")["msg_id"] > first["msg_id"]
+
+
+def test_a_resent_dm_is_answered_with_the_first_answer_and_stored_once(h: Harness):
+    _offline(h, "bob")
+    alice = h.login("alice")
+    first = _fields(alice.request("dm", to="bob", text="once", idem="dm-1"))
+    assert _fields(alice.request("dm", to="bob", text="once", idem="dm-1")) == first
+    assert [d.dm_id for d in h.store.mailboxes["bob"]] == [first["dm_id"]]
+    assert alice.ok("dm", to="bob", text="once")["dm_id"] != first["dm_id"]  # no key: done again
+
+
+def test_a_resent_data_is_answered_and_not_relayed_again(h: Harness):
+    alice, bob = h.login("alice"), h.login("bob")
+    first = _fields(alice.request("data", to="bob", payload=b"blob", idem="d1"))
+    assert _fields(alice.request("data", to="bob", payload=b"blob", idem="d1")) == first
+    assert len(bob.events(p.DataEvent)) == 1
+    bob.ok("quit")  # the first answer stands even with the recipient gone
+    assert _fields(alice.request("data", to="bob", payload=b"blob", idem="d1")) == first
+    # a payload never acknowledged was never answered ok: its resend is tried again
+    carol = h.login("carol", **PASSWORD)
+    carol.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=90, to="carol", payload=b"x", idem="d2")))
+    carol.connection.peer_vanishes()
+    carol = h.login("carol", **PASSWORD)
+    assert alice.ok("data", to="carol", payload=b"x", idem="d2")
+    assert len(carol.events(p.DataEvent)) == 1
+
+
+def test_a_say_reaches_the_room_only_once_committed():
+    store = SlowStore(MemoryStore(), held=("append_history",))
+    h = Harness(store=store)
+    alice, bob = h.login("alice"), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    alice.send_raw(p.encode(p.Say(id=50, room="#tea", text="wait for it", idem="x")))
+    assert bob.events(p.MessageEvent) == [] and _reply(alice, 50) == []
+    store.commit()
+    assert [m.text for m in bob.events(p.MessageEvent)] == ["wait for it"]
+    assert isinstance(_reply(alice, 50)[0], p.Ok)
+
+
+def test_racing_dms_never_overfill_a_mailbox():
+    """The store sees the writes only later, as a worker thread would: the
+    capacity must be checked with each insert, not before it."""
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store, mailbox_size=5)
+    _offline(h, "bob")
+    senders = [h.login(f"s{n}") for n in range(10)]
+    for n, sender in enumerate(senders):
+        sender.send_raw(p.encode(p.Dm(id=100 + n, to="bob", text="hi")))
+    assert len(store.pending) == 10
+    store.commit()
+    answers = [_reply(sender, 100 + n)[0] for n, sender in enumerate(senders)]
+    assert sum(isinstance(a, p.Ok) for a in answers) == 5
+    assert sorted(a.code for a in answers if isinstance(a, p.ErrorReply)) == ["MAILBOX_FULL"] * 5
+    assert len(h.store.mailboxes["bob"]) == 5
+
+
+def test_max_pending_requests_is_the_configured_one():
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store, max_pending_requests=3, rate=1000, burst=1000)
+    _offline(h, "bob")
+    alice = h.login("alice")
+    for rid in range(1, 6):  # one being done (waiting on the store), three waiting, one too many
+        alice.send_raw(p.encode(p.Dm(id=rid, to="bob", text="x")))
+    assert [m.id for m in alice.messages() if isinstance(m, p.ErrorReply)] == [5]
+    assert alice.messages()[-1].code == "RATE_LIMITED"
+
+
+def test_ids_are_fresh_from_a_block_reserved_ahead():
+    h = Harness(rate=10_000, burst=10_000)
+    from twistchat.chat.server.ids import ID_BLOCK
+    alice = h.login("alice")
+    alice.ok("join", room="#tea")
+    reserved = h.store._last_id
+    ids = [alice.ok("say", room="#tea", text="x")["msg_id"] for _ in range(ID_BLOCK)]
+    assert ids == sorted(set(ids)) and max(ids) <= h.store._last_id
+    assert h.store._last_id > reserved  # the next block was reserved before it was needed
+
+
+def test_a_data_resent_while_the_first_is_on_its_way_waits_for_it(h: Harness):
+    alice, bob = h.login("alice", **PASSWORD), h.login("bob")
+    bob.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=1, to="bob", payload=b"x", idem="same")))
+    alice.connection.peer_vanishes()  # the sender's link dies; the relay is still waiting
+    again = h.login("alice", **PASSWORD)
+    again.send_raw(p.encode(p.Data(id=2, to="bob", payload=b"x", idem="same")))
+    assert len(bob.events(p.DataEvent)) == 1 and _reply(again, 2) == []
+    bob.connection.release_acks()
+    [ok] = _reply(again, 2)
+    assert isinstance(ok, p.Ok) and ok["to"] == "bob"
+    assert bob.events(p.DataEvent) == []

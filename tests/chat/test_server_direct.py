@@ -5,17 +5,19 @@ from __future__ import annotations
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
 
-from .fakes import Harness
+from .fakes import Harness, SlowStore
 
 
-def test_dm_to_online_nick_is_delivered(h: Harness):
+def test_dm_to_online_nick_is_stored_then_delivered(h: Harness):
     alice, bob = h.login("alice"), h.login("Bob")
     reply = alice.ok("dm", to="bob", text="hi bob")
-    assert reply["status"] == "delivered" and reply["to"] == "Bob"
+    assert (reply["status"], reply["online"], reply["to"]) == ("stored", True, "Bob")
     [dm] = bob.events(p.DmEvent)
     assert (dm.nick, dm.to, dm.text, dm.dm_id, dm.ts, dm.stored) == (
         "alice", "Bob", "hi bob", reply["dm_id"], reply["ts"], False)
-    assert h.store.mailboxes == {}
+    [notice] = alice.events(p.DeliveredEvent)  # the fake transport acknowledged at once
+    assert (notice.dm_id, notice.to, notice.ts) == (reply["dm_id"], "Bob", reply["ts"])
+    assert h.store.mailboxes == {} and h.store.receipts == {}
 
 
 def test_offline_dms_are_stored_replayed_in_order_and_senders_notified(h: Harness):
@@ -48,31 +50,6 @@ def test_offline_dms_are_stored_replayed_in_order_and_senders_notified(h: Harnes
     again = h.connect()
     assert again.ok("login", nick="bob", secret=bob_secret)["mailbox"] == 0
     assert again.events(p.DmEvent) == []
-
-
-class SlowStore:
-    """Wraps a MemoryStore and holds back store_dm until told: shows the DM
-    is acknowledged as stored only after the commit fires."""
-
-    def __init__(self, inner):
-        from twisted.internet.defer import Deferred
-        self._inner = inner
-        self.pending: list[tuple[object, Deferred]] = []
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def store_dm(self, dm):
-        from twisted.internet.defer import Deferred
-        d = Deferred()
-        self.pending.append((dm, d))
-        return d
-
-    def commit(self):
-        for dm, d in self.pending:
-            self._inner.store_dm(dm)
-            d.callback(None)
-        self.pending.clear()
 
 
 def test_stored_ack_waits_for_the_store_commit():
@@ -220,20 +197,3 @@ def _internal(h: Harness, c) -> str:
 def test_every_error_code_is_reachable():
     for code in ErrorCode:
         assert _reach(code) == code, code
-
-
-def test_dms_the_transport_never_got_acknowledged_go_back_to_the_mailbox(h: Harness):
-    from twistchat.endpoint.api import CloseCode, CloseReason
-    bob_secret = h.connect().ok("login", nick="bob")["secret"]
-    bob = h.server.online["bob"].session
-    alice = h.login("alice")
-    alice.ok("dm", to="bob", text="did you get this?")
-    (unacked,) = [data for data in bob.connection.sent
-                  if isinstance(p.decode_server_message(data), p.DmEvent)]
-    # The transport gives up on bob with the DM unacknowledged.
-    bob.connection.closed = ("gone", CloseCode.PEER_UNRESPONSIVE, False)
-    bob.connection_lost(CloseReason(CloseCode.PEER_UNRESPONSIVE, "gone", unacked=(unacked,)))
-    again = h.connect()
-    assert again.ok("login", nick="bob", secret=bob_secret)["mailbox"] == 1
-    (dm,) = again.events(p.DmEvent)
-    assert (dm.nick, dm.text, dm.stored) == ("alice", "did you get this?", True)

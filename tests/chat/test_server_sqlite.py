@@ -50,3 +50,62 @@ def test_acknowledged_data_survives_a_restart(tmp_path):
     finally:
         resolved(h2.server.shutdown())
         resolved(store.close())
+
+
+def _restart(path: str):
+    """A fresh server and store on the same file, as after a kill -9 (every
+    acknowledged write is committed when acknowledged; nothing else is kept)."""
+    store = _open(path)
+    h = Harness(store=store)
+    resolved(h.server.start())
+    return h, store
+
+
+PASSWORD = {"password": "a long password"}
+
+
+def test_a_resend_after_a_restart_is_answered_with_the_first_answer(tmp_path):
+    path = str(tmp_path / "chat.sqlite3")
+    h, store = _restart(path)
+    alice = h.connect()
+    alice.ok("login", nick="alice", **PASSWORD)
+    h.connect().ok("login", nick="bob", **PASSWORD)
+    alice.ok("join", room="#tea")
+    said = dict(alice.ok("say", room="#tea", text="once", idem="say-1").result)
+    h.server.online["bob"].session.connection.close("bye")
+    dm = dict(alice.ok("dm", to="bob", text="once", idem="dm-1").result)
+    resolved(store.close())  # no shutdown: the server just stops
+
+    h, store = _restart(path)
+    try:
+        alice = h.connect()
+        alice.ok("login", nick="alice", **PASSWORD)
+        assert dict(alice.ok("say", room="#tea", text="once", idem="say-1").result) == said
+        assert dict(alice.ok("dm", to="bob", text="once", idem="dm-1").result) == dm
+        bob = h.connect()
+        assert bob.ok("login", nick="bob", **PASSWORD)["mailbox"] == 1
+        joined = bob.ok("join", room="#tea")
+        assert [m["msg_id"] for m in joined["history"]] == [said["msg_id"]]
+    finally:
+        resolved(store.close())
+
+
+def test_ids_are_never_reused_across_restarts(tmp_path):
+    """Even when nothing that carried them is left: DMs acknowledged and
+    deleted, history trimmed away, a DM to an online user never stored long."""
+    path = str(tmp_path / "chat.sqlite3")
+    seen: list[int] = []
+    for _ in range(3):
+        store = _open(path)
+        h = Harness(store=store, history_size=1)
+        resolved(h.server.start())
+        alice, bob = h.connect(), h.connect()
+        alice.ok("login", nick="alice", **PASSWORD)
+        bob.ok("login", nick="bob", **PASSWORD)
+        alice.ok("join", room="#tea")
+        for n in range(3):
+            seen.append(alice.ok("say", room="#tea", text=f"line {n}")["msg_id"])
+            seen.append(alice.ok("dm", to="bob", text=f"dm {n}")["dm_id"])
+        assert resolved(store.get_mailbox("bob")) == []  # all acknowledged, deleted
+        resolved(store.close())  # as kill -9 would: no shutdown
+    assert len(seen) == len(set(seen)) and seen == sorted(seen)

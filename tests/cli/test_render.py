@@ -25,10 +25,11 @@ def test_room_message_and_action():
 def test_direct_messages_and_delivery_notices():
     dm = p.DmEvent(nick="alice", to="bob", text="psst", dm_id=5, ts=TS, stored=True)
     assert render.direct(dm) == f"{HHMM} [dm] <alice> psst (sent while you were away)"
-    stored = render.own_direct("bob", "psst", {"status": "stored", "ts": TS})
-    assert stored.splitlines() == [f"{HHMM} [dm to bob] psst",
-                                   f"{HHMM} -!- bob is offline: stored for offline delivery"]
-    assert render.own_direct("bob", "hi", {"status": "delivered", "ts": TS}) == f"{HHMM} [dm to bob] hi"
+    offline = render.own_direct("bob", "psst", {"status": "stored", "online": False, "ts": TS})
+    assert offline.splitlines() == [f"{HHMM} [dm to bob] psst",
+                                    f"{HHMM} -!- bob is offline: stored for offline delivery"]
+    online = render.own_direct("bob", "hi", {"status": "stored", "online": True, "ts": TS})
+    assert online == f"{HHMM} [dm to bob] hi"
     notice = render.delivered(p.DeliveredEvent(dm_id=5, to="bob", ts=TS), now=NOW)
     assert notice == f"{HHMM} -!- bob received your message of {HHMM} (delivered)"
 

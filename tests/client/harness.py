@@ -7,9 +7,12 @@ import random
 
 from twisted.internet.task import Clock
 
+from twistchat.chat import protocol as p
 from twistchat.chat.server import ChatServer, ServerConfig
+from twistchat.chat.server.service import session_config
 from twistchat.client import ChatClient, ChatObserver, ClientState
-from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
+from twistchat.client.limits import client_endpoint
+from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.netsim.network import SimulatedNetwork
 from twistchat.store.memory import MemoryStore
 
@@ -59,25 +62,54 @@ class World:
         self.server: ChatServer | None = None
         self.server_endpoint: ServerEndpoint | None = None
         self._clients = 0
+        self.server_alive = False
         self.start_server()
 
     def start_server(self) -> None:
-        self.server = ChatServer(self.store, self.clock, ServerConfig(**FAST),
-                                 rng=random.Random(self.seed))
+        config = ServerConfig(**FAST)
+        self.server = ChatServer(self.store, self.clock, config, rng=random.Random(self.seed))
         self.server_endpoint = ServerEndpoint(self.clock, lambda a: self.server.build_protocol(),
+                                              config=session_config(config),
                                               rng=random.Random(self.seed + 100))
         self.network.attach(self.server_endpoint, SERVER)
         self.server.start()
+        self.server_alive = True
 
     def kill_server(self) -> None:
         """The server process dies: no goodbye, all sessions forgotten."""
         self.server.stop()
         self.server_endpoint.stopProtocol()
         self.network.detach(SERVER)
+        self.server_alive = False
+
+    def kill_server_before(self, answer, after: float = 0.0) -> None:
+        """Kill the server the moment it is about to send a message for which
+        ``answer(message)`` is true (a reply whose effect is committed): that
+        message and all after it are lost. With ``after``, the server lives
+        on mute for that long first, so its transport still acknowledges what
+        it received, as a server that dies between commit and answer does."""
+        doomed = {"armed": True, "mute": False}
+
+        def die() -> None:
+            if self.server_alive:
+                self.kill_server()
+
+        def muting(connection):
+            return _Muting(connection, answer, doomed, lambda: self.clock.callLater(after, die))
+        for session in self.server.sessions:
+            session.connection = muting(session.connection)
+        original = self.server.build_protocol
+
+        def build():
+            session = original()
+            made = session.connection_made
+            session.connection_made = lambda connection: made(muting(connection))
+            return session
+        self.server.build_protocol = build
 
     def client(self, nick: str, state: ClientState | None = None, **kwargs) -> tuple[ChatClient, Recording]:
         self._clients += 1
-        endpoint = ClientEndpoint(self.clock, rng=random.Random(self.seed * 1000 + self._clients))
+        endpoint = client_endpoint(self.clock, rng=random.Random(self.seed * 1000 + self._clients))
         self.network.attach(endpoint, ("127.0.0.20", 40000 + self._clients))
         observer = Recording()
         client = ChatClient(self.clock, endpoint, SERVER, nick, observer,
@@ -110,3 +142,30 @@ class World:
         self.network.run(until=target)
         if self.clock.seconds() < target:
             self.clock.advance(target - self.clock.seconds())
+
+
+class _Muting:
+    """A server-side connection that goes silent for good once a doomed
+    message is about to leave (everything else passes through)."""
+
+    def __init__(self, connection, answer, doomed: dict, kill) -> None:
+        self._connection = connection
+        self._answer = answer
+        self._doomed = doomed
+        self._kill = kill
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def send_message(self, data: bytes, *args, **kwargs):
+        if not self._doomed["mute"] and self._doomed["armed"]:
+            try:
+                message = p.decode_server_message(data)
+            except p.ChatProtocolError:
+                message = None
+            if message is not None and self._answer(message):
+                self._doomed.update(mute=True, armed=False)
+                self._kill()
+        if self._doomed["mute"]:
+            return None
+        return self._connection.send_message(data, *args, **kwargs)

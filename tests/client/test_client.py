@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twistchat.client import ChatError, ClientState, Disconnected, PasswordRequired
+from twistchat.client import CLIENT_MAX_MESSAGE_SIZE, ChatError, ClientState, Disconnected, PasswordRequired
 
 from .harness import World
 
@@ -193,3 +193,18 @@ def test_a_link_lost_during_re_login_leads_to_one_retry_loop_not_two():
     # One retry loop: one reconnect, one session per client on the server.
     assert alice_sees.of("reconnected") == [("reconnected",)]
     assert len(world.server.sessions) == 2
+
+
+def test_the_client_announces_room_for_the_largest_message_the_server_may_send():
+    world = World()
+    alice, alice_sees, bob, _ = world.pair_in_room()
+    received = []
+    alice.observer.data = lambda event: received.append((event.nick, len(event.payload)))
+    limits = alice.limits
+    assert limits.max_message_bytes and limits.fits(CLIENT_MAX_MESSAGE_SIZE)
+    # The server takes the client at its word, up to its own cap (RFC 9000 §18.2 style).
+    assert all(session.peer_max_message_size >= limits.max_message_bytes
+               for session in world.server.sessions)
+    reply = world.wait(bob.send_data("alice", b"x" * limits.max_payload_bytes))
+    assert reply["to"] == "alice"      # ok only once alice's transport has it all
+    assert received == [("bob", limits.max_payload_bytes)]

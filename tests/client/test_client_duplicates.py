@@ -3,40 +3,20 @@ it because the hand-over was never confirmed) reaches the observer once."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
-from twistchat.client import ChatClient
 
-from .harness import Recording
-from .scripted import ScriptedServer
+from .scripted import logged_in, run
 
 STORED = p.DmEvent(nick="alice", to="bob", text="while you were out", dm_id=7, ts=1_700_000_000,
                    stored=True)
 LIVE = p.DmEvent(nick="alice", to="bob", text="welcome back", dm_id=8, ts=1_700_000_060)
 
 
-def run(clock: Clock, seconds: float) -> None:
-    clock.pump([0.05] * int(seconds / 0.05))
-
-
-def logged_in_bob() -> tuple[Clock, ScriptedServer, ChatClient, Recording]:
-    clock = Clock()
-    server = ScriptedServer(clock)
-    observer = Recording()
-    bob = ChatClient(clock, server, server.address, "bob", observer, rng=random.Random(1))
-    connected = bob.connect()
-    run(clock, 1)
-    assert connected.called and bob.connected
-    return clock, server, bob, observer
-
-
 @pytest.mark.parametrize("lost_link_between", [False, True], ids=["same session", "after a reconnect"])
 def test_a_dm_handed_over_twice_is_shown_once(lost_link_between: bool) -> None:
-    clock, server, bob, observer = logged_in_bob()
+    clock, server, bob, observer = logged_in("bob")
     server.push(STORED)
     if lost_link_between:
         server.drop()            # before the mailbox learnt the DM arrived

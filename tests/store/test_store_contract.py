@@ -15,9 +15,18 @@ import pytest
 from twisted.internet.task import Clock
 
 from twistchat.store import open_store
-from twistchat.store.base import Account, ChatStore, HistoryEntry, StoredDm
+from twistchat.store.base import (
+    IDEM_KEPT_PER_NICK,
+    Account,
+    ChatStore,
+    HistoryEntry,
+    IdemRecord,
+    MailboxFull,
+    Receipt,
+    StoredDm,
+)
 from twistchat.store.memory import MemoryStore
-from twistchat.store.sqlite import SCHEMA_VERSION, WORKER_NAME, SQLiteStore
+from twistchat.store.sqlite import MIGRATED_ID_MARGIN, MIGRATIONS, SCHEMA_VERSION, WORKER_NAME, SQLiteStore
 from twistchat.store.workers import InlineWorker
 
 from .synchronous import on_a_real_thread, resolved, synchronously
@@ -83,14 +92,96 @@ async def test_history_is_trimmed_and_queried_since(store: ChatStore):
 
 
 @synchronously
-async def test_mailbox_order_and_partial_delete(store: ChatStore):
+async def test_mailbox_order_and_delete_one_by_one_on_acknowledgement(store: ChatStore):
     for dm_id in (5, 9, 12):
-        await store.store_dm(StoredDm(dm_id, "bob", "Bob", "alice", f"t{dm_id}", dm_id))
+        await store.store_dm(StoredDm(dm_id, "bob", "Bob", "Alice", f"t{dm_id}", dm_id * 10, "alice"))
     assert await store.mailbox_count("bob") == 3
     assert [dm.dm_id for dm in await store.get_mailbox("bob")] == [5, 9, 12]
-    await store.delete_mailbox("bob", 9)
-    assert [dm.text for dm in await store.get_mailbox("bob")] == ["t12"]
+    # acknowledged out of order: exactly that DM goes, and its sender is owed a receipt
+    assert await store.dm_acknowledged(9) == Receipt(9, "alice", "Bob", 90)
+    assert await store.dm_acknowledged(9) is None  # acknowledged twice: one receipt
+    assert [dm.text for dm in await store.get_mailbox("bob")] == ["t5", "t12"]
+    assert await store.dm_acknowledged(5) == Receipt(5, "alice", "Bob", 50)
+    assert [r.dm_id for r in await store.get_receipts("alice")] == [5, 9]
+    await store.delete_receipt(5)
+    assert [r.dm_id for r in await store.get_receipts("alice")] == [9]
+    assert await store.get_receipts("bob") == []
     assert await store.last_id() == 12
+
+
+@synchronously
+async def test_mailbox_capacity_is_checked_with_the_insert(store: ChatStore):
+    await store.store_dm(StoredDm(1, "bob", "Bob", "a", "1", 1, "a"), capacity=2)
+    await store.store_dm(StoredDm(2, "bob", "Bob", "a", "2", 1, "a"), capacity=2)
+    with pytest.raises(MailboxFull):
+        await store.store_dm(StoredDm(3, "bob", "Bob", "a", "3", 1, "a"), capacity=2)
+    assert [dm.dm_id for dm in await store.get_mailbox("bob")] == [1, 2]
+    await store.store_dm(StoredDm(4, "carol", "Carol", "a", "4", 1, "a"), capacity=2)  # per recipient
+
+
+@synchronously
+async def test_ids_are_reserved_in_blocks_above_everything_stored(store: ChatStore):
+    assert await store.reserve_ids(1000) == 1000
+    assert await store.reserve_ids(1000) == 2000
+    await store.append_history(HistoryEntry("#tea", 1500, "a", "x", 1), keep=1)
+    assert await store.last_id() == 2000
+    await store.delete_history("#tea")
+    assert await store.reserve_ids(10) == 2010
+
+
+def _idem(key: str, answer: dict, nick: str = "alice", ts: int = 1000) -> IdemRecord:
+    return IdemRecord(nick_key=nick, idem=key, answer=answer, ts=ts)
+
+
+@synchronously
+async def test_a_known_idempotency_key_gets_its_first_answer_and_nothing_is_done(store: ChatStore):
+    first = {"room": "#tea", "msg_id": 7, "ts": 70}
+    assert await store.append_history(HistoryEntry("#tea", 7, "a", "once", 70), 10, _idem("k1", first)) is None
+    again = await store.append_history(HistoryEntry("#tea", 8, "a", "once", 80), 10,
+                                       _idem("k1", {"room": "#tea", "msg_id": 8, "ts": 80}))
+    assert again == first
+    assert [e.msg_id for e in await store.get_history("#tea", None, 10)] == [7]
+    # keys are per nick, and shared by say, dm and data
+    assert await store.get_idem("alice", "k1") == first
+    assert await store.get_idem("bob", "k1") is None
+    dm = {"to": "Bob", "dm_id": 9, "ts": 90, "status": "stored", "online": False}
+    assert await store.store_dm(StoredDm(9, "bob", "Bob", "a", "x", 90, "alice"), 10, _idem("k2", dm)) is None
+    assert await store.store_dm(StoredDm(10, "bob", "Bob", "a", "x", 91, "alice"), 0, _idem("k2", {})) == dm
+    assert [d.dm_id for d in await store.get_mailbox("bob")] == [9]
+    assert await store.store_dm(StoredDm(11, "bob", "Bob", "a", "x", 91, "alice"), 10,
+                                _idem("k1", {})) == first
+    assert await store.put_idem(_idem("k3", {"to": "bob"})) is None
+    assert await store.put_idem(_idem("k3", {"to": "other"})) == {"to": "bob"}
+
+
+@synchronously
+async def test_idempotency_keys_are_bounded_per_nick_and_purged_by_age(store: ChatStore):
+    for n in range(IDEM_KEPT_PER_NICK + 5):
+        await store.put_idem(_idem(f"k{n}", {"n": n}, ts=n))
+    await store.put_idem(_idem("other", {"n": -1}, nick="bob", ts=0))
+    assert await store.get_idem("alice", "k4") is None
+    assert await store.get_idem("alice", "k5") == {"n": 5}
+    assert await store.get_idem("alice", f"k{IDEM_KEPT_PER_NICK + 4}") is not None
+    assert await store.get_idem("bob", "other") == {"n": -1}
+    await store.delete_idem_before(500)
+    assert await store.get_idem("alice", "k499") is None
+    assert await store.get_idem("alice", "k500") == {"n": 500}
+    assert await store.get_idem("bob", "other") is None
+
+
+@synchronously
+async def test_renames_and_expiry_carry_mailbox_receipts_and_keys(store: ChatStore):
+    await store.put_account(_account("alice"))
+    await store.store_dm(StoredDm(1, "bob", "Bob", "Alice", "to bob", 1, "alice"))
+    await store.store_dm(StoredDm(2, "bob", "Bob", "Alice", "to bob", 2, "alice"))
+    await store.dm_acknowledged(1)
+    await store.put_idem(_idem("k", {"x": 1}))
+    await store.rename_account("alice", _account("alicia"))
+    assert [r.dm_id for r in await store.get_receipts("alicia")] == [1]
+    assert await store.get_idem("alicia", "k") == {"x": 1}
+    assert await store.dm_acknowledged(2) == Receipt(2, "alicia", "Bob", 2)
+    assert await store.delete_expired_accounts(5000) == ["alicia"]
+    assert await store.get_receipts("alicia") == [] and await store.get_idem("alicia", "k") is None
 
 
 @synchronously
@@ -146,6 +237,50 @@ async def test_sqlite_data_survives_a_restart_and_records_the_schema_version(tmp
         assert await second.last_id() == 42
     finally:
         await second.close()
+
+
+@synchronously
+async def test_sqlite_reserved_ids_survive_a_restart_even_when_nothing_was_stored(tmp_path):
+    path = str(tmp_path / "chat.sqlite3")
+    first = open_store(Clock(), path, worker=InlineWorker())
+    assert await first.reserve_ids(1000) == 1000
+    await first.close()  # as after kill -9: the reservation was committed when it returned
+    second = open_store(Clock(), path, worker=InlineWorker())
+    try:
+        assert await second.reserve_ids(1000) == 2000
+    finally:
+        await second.close()
+
+
+@synchronously
+async def test_sqlite_schema_1_is_migrated_with_the_mark_above_every_id(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    with sqlite3.connect(path, isolation_level=None) as raw:
+        raw.executescript("BEGIN;" + MIGRATIONS[0] + "PRAGMA user_version = 1; COMMIT;")
+        raw.execute("INSERT INTO accounts VALUES ('bob', 'Bob', 'c', 0, 1, 1)")
+        raw.execute("INSERT INTO history VALUES (1409, '#tea', 'a', 'x', 1)")
+        raw.execute("INSERT INTO mailbox VALUES (1500, 'bob', 'Bob', 'Al[i]ce', 'x', 2)")
+        raw.execute("UPDATE meta SET value = 1403 WHERE name = 'last_id'")  # behind, as issue 11 saw
+    store = open_store(Clock(), path, worker=InlineWorker())
+    try:
+        assert await store.last_id() == 1500 + MIGRATED_ID_MARGIN
+        [dm] = await store.get_mailbox("bob")
+        assert dm.sender_key == "al{i}ce"
+        assert await store.dm_acknowledged(1500) == Receipt(1500, "al{i}ce", "Bob", 2)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@synchronously
+async def test_sqlite_a_fresh_database_starts_its_ids_at_one(tmp_path):
+    store = open_store(Clock(), str(tmp_path / "new.sqlite3"), worker=InlineWorker())
+    try:
+        assert await store.reserve_ids(1000) == 1000
+    finally:
+        await store.close()
 
 
 def test_open_store_picks_by_db_string():

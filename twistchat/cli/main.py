@@ -24,7 +24,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python import usage
 
 from twistchat.cli.frontend import Conversation
-from twistchat.client import ChatClient, ClientState, PasswordRequired, StateError, default_state_dir
+from twistchat.client import (
+    ChatClient, ClientState, PasswordRequired, StateError, client_endpoint, default_state_dir,
+)
 
 DEFAULT_WAIT = 30.0
 EXIT_OK, EXIT_FAILED, EXIT_NO_CONNECTION, EXIT_USAGE = 0, 1, 2, 64
@@ -82,6 +84,14 @@ class PipeInput(LineReceiver):
 
 
 
+def pipe_exit_status(conversation: Conversation) -> int:
+    """0 only if the server accepted every line, each exactly once: a say, dm
+    or data whose answer a lost session took is resent with its idempotency
+    key until answered, so a server restart mid-script still ends in 0."""
+    unanswered = len(conversation.outstanding) + conversation.unanswered
+    return EXIT_FAILED if conversation.failures or unanswered else EXIT_OK
+
+
 def _mailbox_note(count: int) -> str:
     """Say how many stored DMs follow, so the replay below is not a surprise."""
     if not count:
@@ -136,8 +146,6 @@ def _terminal_protocol(conversation: Conversation):
 
 
 def run(reactor, options: Options, password: str | None, interactive: bool) -> defer.Deferred:
-    from twistchat.endpoint.endpoint import ClientEndpoint
-
     out = sys.stdout
     status = {"code": EXIT_OK}
 
@@ -152,7 +160,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     except StateError as e:
         write(f"twistchat-client: {e}")
         return defer.succeed(EXIT_USAGE)
-    endpoint = ClientEndpoint(reactor)
+    endpoint = client_endpoint(reactor)
     interface = "::" if ":" in options["host"] else ""
     reactor.listenUDP(0, endpoint, interface=interface)
     client = ChatClient(reactor, endpoint, (options["host"], options["port"]), options["nick"],
@@ -191,8 +199,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         unanswered = len(conversation.outstanding) + conversation.unanswered
         if unanswered:
             write(f"twistchat-client: {unanswered} lines unanswered after {options['wait']:g} s")
-        if conversation.failures or unanswered:
-            status["code"] = EXIT_FAILED
+        status["code"] = pipe_exit_status(conversation)
         if not conversation.quitting:
             conversation.quitting = True
             client.quit().addTimeout(5, reactor).addBoth(lambda _: finish())

@@ -42,13 +42,16 @@ def direct(event: p.DmEvent) -> str:
 
 
 def own_direct(to: str, text: str, reply: dict[str, Any]) -> str:
+    """Our DM, once the server stored it; a note if nobody is there to take it
+    yet (the ``delivered`` notice follows when the recipient has it)."""
     line = f"{clock_text(reply.get('ts'))} [dm to {to}] {text}"
-    if reply.get("status") == "stored":
+    if not reply.get("online"):
         line += f"\n{clock_text(reply.get('ts'))} {NOTICE} {to} is offline: stored for offline delivery"
     return line
 
 
 def delivered(event: p.DeliveredEvent, now: float | None = None) -> str:
+    """The recipient's transport has our DM: said for every DM, online or not."""
     return f"{clock_text(now=now)} {NOTICE} {event.to} received your message of {clock_text(event.ts)} (delivered)"
 
 

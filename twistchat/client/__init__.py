@@ -3,7 +3,9 @@
 from twistchat.client.client import (
     ChatClient, ChatError, ChatObserver, Disconnected, LinkState, PasswordRequired,
 )
+from twistchat.client.limits import CLIENT_MAX_MESSAGE_SIZE, ServerLimits, client_endpoint
 from twistchat.client.state import ClientState, StateError, default_state_dir
 
 __all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "PasswordRequired",
-           "ClientState", "StateError", "default_state_dir"]
+           "ClientState", "StateError", "default_state_dir",
+           "CLIENT_MAX_MESSAGE_SIZE", "ServerLimits", "client_endpoint"]

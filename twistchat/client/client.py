@@ -9,8 +9,11 @@ Everything the server sends unasked reaches one ``ChatObserver``.
 When the server stops answering, the client says so, reconnects with
 exponential backoff, logs in again with the credential it keeps in its
 state file, re-joins its rooms and replays what it missed (room history
-after the last message id it saw; stored DMs come from the server's
-mailbox), so a server restart costs the user a notice and nothing else.
+after the last message id it saw, merged with the live lines that came
+meanwhile: ``catchup.py``; stored DMs come from the server's mailbox), and
+resends what was never answered (``say``, ``dm`` and ``data`` with their
+idempotency key, so nothing is posted twice: ``resend.py``), so a server
+restart costs the user a notice and nothing else.
 
 Where the client stands (connecting, ready, reconnecting, leaving...) is one
 ``LinkState``, moved only by the transitions in ``link.py``; the observer
@@ -22,18 +25,20 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import attrs
-
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
+from twistchat.client.catchup import RoomCatchUp
+from twistchat.client.limits import ServerLimits
 from twistchat.client.link import (
     RECONNECT_DELAYS, RECONNECT_JITTER, LinkEvent, LinkLifecycle, LinkState, LinkStateError, describe,
 )
 from twistchat.client.observer import ChatError, ChatObserver, Disconnected, PasswordRequired
+from twistchat.client.resend import Outbox, OutgoingRequest, new_idem
+from twistchat.client.seen import RecentIds
 from twistchat.client.state import ClientState
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ConnectError
@@ -43,16 +48,6 @@ __all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState
 
 PRESENCE_EVENTS = (p.JoinEvent, p.PartEvent, p.QuitEvent, p.KickEvent, p.NickEvent,
                    p.AwayEvent, p.TopicEvent, p.ModeEvent, p.OpEvent, p.InvitedEvent)
-
-
-@attrs.define
-class _Pending:
-    deferred: defer.Deferred
-    data: bytes
-    cls: type
-    fields: dict[str, Any]
-    internal: bool
-    """Part of (re)connecting (login, re-join): never re-queued."""
 
 
 class _Link(MessageProtocol):
@@ -87,15 +82,19 @@ class ChatClient:
         self.rooms: dict[str, str] = {}
         """Folded room name to its canonical spelling, for re-joining."""
         self.login_reply: dict[str, Any] = {}
+        self.limits = ServerLimits()
+        """What the server's login reply said may be sent either way."""
+        self.away_message: str | None = None
+        """Our away status, set again after a re-login (a new session is not away)."""
         self._lifecycle = LinkLifecycle(self.rng)
         self._link: _Link | None = None
-        self._pending: dict[int, _Pending] = {}
-        self._queued: list[tuple[type, dict[str, Any], defer.Deferred]] = []
+        self._outbox = Outbox()
         self._next_id = 0
         self._retry_call = None
         self._quit_waiter: tuple[_Link, defer.Deferred] | None = None
         """The session ``quit()`` is ending, and what fires when it has."""
-        self._seen_dms: set[int] = set()
+        self._seen_dms, self._seen_deliveries = RecentIds(), RecentIds()
+        self.catchup = RoomCatchUp(self.state)
 
     @property
     def link_state(self) -> LinkState:
@@ -135,11 +134,13 @@ class ChatClient:
                                f"{e.reason.message or e.reason.code.name}") from None
         self._link = link
         reply = await self._login()
-        self.login_reply = reply
+        self.login_reply, self.limits = reply, ServerLimits.from_login(reply)
         self.nick = reply["nick"]
         await self._rejoin()
+        await self._restore_away()
         self._lifecycle.fire(LinkEvent.LOGGED_IN)
-        self._send_queued()
+        for request in self._outbox.release():  # held while away, or never answered
+            self._transmit(request)
         return reply
 
     async def _login(self) -> dict[str, Any]:
@@ -168,11 +169,20 @@ class ChatClient:
 
     async def _rejoin(self) -> None:
         for room in list(self.rooms.values()):
+            self.catchup.begin(room)
             try:
                 self._joined(await self._send(p.Join, {"room": room}, internal=True))
             except ChatError as e:  # banned, key changed, room gone: tell, go on
                 self.rooms.pop(fold_room(room), None)
+                self._show(self.catchup.abandon(room))
                 self.observer.error(ChatError(e.code, f"could not re-join {room}: {e.message}"))
+
+    async def _restore_away(self) -> None:
+        try:
+            if self.away_message is not None:
+                await self._send(p.Away, {"message": self.away_message}, internal=True)
+        except ChatError as e:
+            self.observer.error(ChatError(e.code, f"could not set away again: {e.message}"))
 
     def _schedule_reconnect(self) -> float:
         delay = self._lifecycle.next_delay()
@@ -188,7 +198,7 @@ class ChatClient:
         def failed(failure) -> None:
             if self._lifecycle.final or failure.check(PasswordRequired):
                 self._lifecycle.fire(LinkEvent.GIVE_UP)
-                self._fail_queued(failure.getErrorMessage())
+                self._outbox.fail_held(failure.getErrorMessage())
                 self.observer.disconnected(failure.getErrorMessage(), None)
                 return
             self.observer.disconnected(failure.getErrorMessage(), self._schedule_reconnect())
@@ -199,45 +209,47 @@ class ChatClient:
     def _request(self, cls: type, **fields: Any) -> defer.Deferred:
         """Send now if logged in; while reconnecting, hold it and send it once
         logged in again (so a line typed during a server restart is not lost)."""
+        request = OutgoingRequest(cls, fields)
         if self._lifecycle.logged_in:
-            return self._send(cls, fields)
-        if self._lifecycle.holds_requests:
-            waiting = defer.Deferred()
-            self._queued.append((cls, fields, waiting))
-            return waiting
-        return defer.fail(Disconnected("not connected"))
-
-    def _send_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        for cls, fields, waiting in queued:
-            self._send(cls, fields).chainDeferred(waiting)
-
-    def _fail_queued(self, reason: str) -> None:
-        queued, self._queued = self._queued, []
-        for _, _, waiting in queued:
-            waiting.errback(Disconnected(reason))
+            self._transmit(request)
+        elif self._lifecycle.holds_requests:
+            self._outbox.held.append(request)
+        else:
+            request.deferred.errback(Disconnected("not connected"))
+        return request.deferred
 
     def _send(self, cls: type, fields: dict[str, Any], internal: bool = False) -> defer.Deferred:
+        request = OutgoingRequest(cls, fields, internal=internal)
+        self._transmit(request)
+        return request.deferred
+
+    def _transmit(self, request: OutgoingRequest) -> None:
+        """Send on the current session (again, after a reconnect: same fields,
+        same ``idem``, a new request id)."""
         if self._link is None:
-            return defer.fail(Disconnected("not connected"))
+            request.deferred.errback(Disconnected("not connected"))
+            return
         self._next_id += 1
-        request_id = self._next_id
-        message = cls(id=request_id, **fields)
         try:
-            data = p.encode(message)
+            request.data = p.encode(request.cls(id=self._next_id, **request.fields))
         except ChatProtocolError as e:
-            return defer.fail(ChatError(e.code.value, e.message))
+            request.deferred.errback(ChatError(e.code.value, e.message))
+            return
         try:
-            self._link.connection.send_message(data)
+            self._link.connection.send_message(request.data)
         except Exception as e:  # MessageTooLarge, ConnectionClosed
-            return defer.fail(ChatError(ErrorCode.TOO_LARGE.value, str(e)))
-        waiting = defer.Deferred()
-        self._pending[request_id] = _Pending(waiting, data, cls, fields, internal)
-        return waiting
+            request.deferred.errback(ChatError(ErrorCode.TOO_LARGE.value, str(e)))
+            return
+        self._outbox.sent[self._next_id] = request
 
     def join(self, room: str, key: str | None = None) -> defer.Deferred:
         """Join (or create) ``room``; the kept history is replayed to the observer."""
-        return self._request(p.Join, room=room, key=key).addCallback(self._joined)
+        self.catchup.begin(room)
+
+        def refused(failure):
+            self._show(self.catchup.abandon(room))
+            return failure
+        return self._request(p.Join, room=room, key=key).addCallbacks(self._joined, refused)
 
     def create(self) -> defer.Deferred:
         """Create a private group; fires with the join reply (``room`` is its id)."""
@@ -245,34 +257,41 @@ class ChatClient:
 
     def _joined(self, reply: dict[str, Any]) -> dict[str, Any]:
         room = reply["room"]
-        key = fold_room(room)
-        self.rooms[key] = room
-        seen = self.state.last_seen.get(key, 0)
-        for entry in reply.get("history", []):
-            if entry["msg_id"] > seen:
-                event = p.MessageEvent(room=room, nick=entry["nick"], text=entry["text"],
-                                       msg_id=entry["msg_id"], ts=entry["ts"])
-                self._saw(event)
-                self.observer.message(event, replay=True)
+        self.rooms[fold_room(room)] = room
+        self._show(self.catchup.joined(room, reply.get("history", [])))
         return reply
 
+    def _show(self, lines: list[tuple[p.MessageEvent, bool]]) -> None:
+        for event, replay in lines:
+            self.observer.message(event, replay=replay)
+
     def part(self, room: str, reason: str | None = None) -> defer.Deferred:
-        self.rooms.pop(fold_room(room), None)
+        """Leave ``room``. While reconnecting, done at once: the new session
+        will not be in the room, since the client does not re-join it."""
+        was_in = self.rooms.pop(fold_room(room), None)
+        if was_in is not None and self._lifecycle.holds_requests:
+            return defer.succeed({"room": was_in})
         return self._request(p.Part, room=room, reason=reason)
 
     def say(self, room: str, text: str) -> defer.Deferred:
-        """Fires with ``msg_id`` and ``ts``: the server's receipt (echo)."""
+        """Fires with ``msg_id`` and ``ts``: the server's receipt (echo),
+        once the line is committed; resent after a reconnect until answered."""
         def echoed(reply: dict[str, Any]) -> dict[str, Any]:
-            self.state.saw(fold_room(reply["room"]), reply["msg_id"])
+            self.catchup.own(reply["room"], reply["msg_id"])
             return reply
-        return self._request(p.Say, room=room, text=text).addCallback(echoed)
+        return self._request(p.Say, room=room, text=text, idem=new_idem()).addCallback(echoed)
 
     def msg(self, nick: str, text: str) -> defer.Deferred:
-        """A DM; the reply's ``status`` is "delivered" or "stored" (offline)."""
-        return self._request(p.Dm, to=nick, text=text)
+        """A DM; fires once it is committed to the recipient's mailbox, with
+        ``dm_id``, ``ts``, ``status`` "stored" and ``online`` (whether the
+        recipient has a session now). ``observer.delivered`` follows once the
+        recipient has it."""
+        return self._request(p.Dm, to=nick, text=text, idem=new_idem())
 
     def send_data(self, nick: str, payload: bytes) -> defer.Deferred:
-        return self._request(p.Data, to=nick, payload=payload)
+        """Fires once the recipient's transport has the payload; fails with
+        ``ChatError`` NOT_ONLINE, or NOT_DELIVERED if its session ended first."""
+        return self._request(p.Data, to=nick, payload=payload, idem=new_idem())
 
     def set_nick(self, nick: str) -> defer.Deferred:
         def renamed(reply: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +310,10 @@ class ChatClient:
 
     def away(self, message: str | None = None) -> defer.Deferred:
         """Away with ``message``; back without."""
-        return self._request(p.Away, message=message)
+        def noted(reply: dict[str, Any]) -> dict[str, Any]:
+            self.away_message = reply.get("away")
+            return reply
+        return self._request(p.Away, message=message).addCallback(noted)
 
     def register(self, password: str) -> defer.Deferred:
         """Add or change the nick's password; from now on the client logs in with it."""
@@ -330,7 +352,7 @@ class ChatClient:
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         if self._link is None:
-            self._fail_queued("quit before reconnecting")
+            self._outbox.fail_held("quit before reconnecting")
             return defer.succeed(None)
         link = self._link
         ended = defer.Deferred()
@@ -343,7 +365,7 @@ class ChatClient:
         self._lifecycle.fire(LinkEvent.STOP)
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
-        self._fail_queued("stopped")
+        self._outbox.fail_held("stopped")
         self._close_link(graceful=False)
 
     def _close_link(self, graceful: bool = True) -> None:
@@ -361,31 +383,29 @@ class ChatClient:
             self.log.warn("undecodable message from the server: {error}", error=e)
             return
         if isinstance(message, (p.Ok, p.ErrorReply)):
-            pending = self._pending.pop(message.id, None) if message.id is not None else None
-            waiting = pending.deferred if pending is not None else None
-            if waiting is None:
+            request = self._outbox.answered(message.id)
+            if request is None:
                 if isinstance(message, p.ErrorReply):
                     self.observer.error(ChatError(message.code, message.message))
-                return
-            if isinstance(message, p.Ok):
-                waiting.callback(dict(message.result))
+            elif isinstance(message, p.Ok):
+                request.deferred.callback(dict(message.result))
+            elif message.code == ErrorCode.SHUTTING_DOWN.value and self._may_retry(request):
+                self._outbox.held.append(request)  # not done: send it after the restart
             else:
-                waiting.errback(ChatError(message.code, message.message))
+                request.deferred.errback(ChatError(message.code, message.message))
             return
         self._dispatch(message)
 
     def _dispatch(self, event: p.Event) -> None:
         observer = self.observer
         if isinstance(event, p.MessageEvent):
-            self._saw(event)
-            observer.message(event, replay=False)
+            self._show(self.catchup.live(event))
         elif isinstance(event, p.DmEvent):
-            if event.dm_id in self._seen_dms:
-                return  # the mailbox may hand over a DM whose ack was lost
-            self._seen_dms.add(event.dm_id)
-            observer.direct(event)
+            if self._seen_dms.add(event.dm_id):  # the mailbox hands a DM over again
+                observer.direct(event)           # until the recipient's transport acked it
         elif isinstance(event, p.DeliveredEvent):
-            observer.delivered(event)
+            if self._seen_deliveries.add(event.dm_id):
+                observer.delivered(event)
         elif isinstance(event, p.DataEvent):
             observer.data(event)
         elif isinstance(event, PRESENCE_EVENTS):
@@ -398,8 +418,8 @@ class ChatClient:
             self._lifecycle.fire(LinkEvent.STOP)  # newest login wins: do not fight it
             observer.error(ChatError("REPLACED", event.message))
 
-    def _saw(self, event: p.MessageEvent) -> None:
-        self.state.saw(fold_room(event.room), event.msg_id)
+    def _may_retry(self, request: OutgoingRequest) -> bool:
+        return request.may_wait and self.reconnect and not self._lifecycle.final
 
     def _link_lost(self, link: _Link, reason: CloseReason) -> None:
         if link is not self._link:
@@ -410,16 +430,7 @@ class ChatClient:
         self._lifecycle.fire(LinkEvent.LINK_LOST)
         if was_ready and not will_retry:
             self._lifecycle.fire(LinkEvent.GIVE_UP)
-        never_arrived = set(reason.unacked)
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            if will_retry and not entry.internal and entry.data in never_arrived:
-                # The server never got it: send it again after the reconnect.
-                self._queued.append((entry.cls, entry.fields, entry.deferred))
-            else:
-                entry.deferred.errback(Disconnected(
-                    f"{reason.message or reason.code.name}: no answer (it may or may not "
-                    "have been done)"))
+        self._outbox.session_lost(reason, will_retry)
         try:
             self.state.save()
         except Exception:
@@ -431,7 +442,7 @@ class ChatClient:
             return  # lost while (re)connecting: that attempt fails and decides what next
         text = describe(reason)
         if not will_retry:
-            self._fail_queued("disconnected")
+            self._outbox.fail_held("disconnected")
             self.observer.disconnected(text, None)
             return
         self.observer.disconnected(text, self._schedule_reconnect())

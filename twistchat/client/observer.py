@@ -19,8 +19,9 @@ class ChatError(Exception):
 
 
 class Disconnected(Exception):
-    """The session ended before the server answered (the request may or may
-    not have been carried out)."""
+    """The session ended before the server answered and the request could
+    not safely be sent again (it may or may not have been carried out), or
+    the client is not connected and will not be."""
 
 
 class PasswordRequired(Exception):
@@ -34,10 +35,12 @@ class ChatObserver:
         """A room message; ``replay``: from history, after a (re)join."""
 
     def direct(self, event: p.DmEvent) -> None:
-        """A DM; ``event.stored``: it waited in the offline mailbox."""
+        """A DM, once per ``dm_id``; ``event.stored``: it waited in the mailbox."""
 
     def delivered(self, event: p.DeliveredEvent) -> None:
-        """A DM we sent to an offline nick has now reached it."""
+        """A DM we sent has reached its recipient's transport: at once for an
+        online recipient, at its next login otherwise; told after our own
+        next login if we were gone by then. Once per ``dm_id``."""
 
     def data(self, event: p.DataEvent) -> None:
         """Opaque binary data relayed from another nick."""

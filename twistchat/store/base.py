@@ -41,9 +41,19 @@ class HistoryEntry:
     ts: int
 
 
+IDEM_KEPT_PER_NICK = 1000
+"""Idempotency keys remembered per nick (the newest ones); older ones go
+when a new one is kept, so a nick's keys take bounded disk."""
+
+
+class MailboxFull(Exception):
+    """``store_dm`` found the recipient's mailbox at its capacity: nothing stored."""
+
+
 @attrs.frozen
 class StoredDm:
-    """A direct message waiting in an offline nick's mailbox."""
+    """A direct message in its recipient's mailbox: kept from before its
+    sender is answered until the recipient's transport acknowledged it."""
 
     dm_id: int
     to_key: str
@@ -51,6 +61,33 @@ class StoredDm:
     sender: str
     text: str
     ts: int
+    sender_key: str = ""
+    """Folded nick of the sender, who gets the receipt."""
+
+
+@attrs.frozen
+class Receipt:
+    """A "delivered" notice owed to a DM's sender, kept until the sender's
+    transport acknowledged it."""
+
+    dm_id: int
+    sender_key: str
+    to_nick: str
+    ts: int
+    """The DM's original timestamp."""
+
+
+@attrs.frozen
+class IdemRecord:
+    """The first answer to a request that carried an idempotency key, kept
+    in the same transaction as the request's effect."""
+
+    nick_key: str
+    idem: str
+    answer: Mapping[str, Any]
+    """The ok reply's fields."""
+    ts: int
+    """When it was kept, milliseconds: old records are purged by age."""
 
 
 @runtime_checkable
@@ -62,31 +99,58 @@ class ChatStore(Protocol):
     def put_account(self, account: Account) -> Deferred[None]:
         """Insert or replace."""
     def rename_account(self, old_key: str, account: Account) -> Deferred[None]:
-        """Atomically replace ``old_key`` by ``account`` (whose key may differ)."""
+        """Atomically replace ``old_key`` by ``account`` (whose key may differ);
+        its mailbox, receipts and idempotency keys move along."""
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]: ...
     def delete_expired_accounts(self, last_seen_before: int,
                                 keep: Collection[str] = ()) -> Deferred[list[str]]:
-        """Delete password-less accounts (and their mailboxes) not seen since
-        ``last_seen_before``, except keys in ``keep``; return the deleted keys."""
+        """Delete password-less accounts (with their mailboxes, receipts and
+        idempotency keys) not seen since ``last_seen_before``, except keys in
+        ``keep``; return the deleted keys."""
 
     # ids
     def last_id(self) -> Deferred[int]:
-        """Highest message/DM id ever stored (0 if none); ids never go backwards."""
+        """The high-water mark: no id above it was ever reserved or stored
+        (0 if none); it never goes backwards."""
+    def reserve_ids(self, count: int) -> Deferred[int]:
+        """Raise the high-water mark by ``count``, committed before the
+        Deferred fires with the new mark: the ids ``mark - count + 1 .. mark``
+        are the caller's, never handed out again."""
+
+    # idempotency keys
+    def get_idem(self, nick_key: str, idem: str) -> Deferred[Mapping[str, Any] | None]:
+        """The first answer kept for ``idem`` of ``nick_key``, if any."""
+    def put_idem(self, record: IdemRecord) -> Deferred[Mapping[str, Any] | None]:
+        """Keep ``record`` unless its key is known; returns the known answer, if any."""
+    def delete_idem_before(self, ts: int) -> Deferred[None]:
+        """Forget idempotency keys kept before ``ts``."""
 
     # room history
-    def append_history(self, entry: HistoryEntry, keep: int) -> Deferred[None]:
-        """Add one entry and trim the room to its ``keep`` newest entries."""
+    def append_history(self, entry: HistoryEntry, keep: int,
+                       idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        """Add one entry and trim the room to its ``keep`` newest entries,
+        keeping ``idem`` in the same transaction.  If ``idem``'s key is known
+        already nothing is done and its first answer is returned."""
     def get_history(self, room: str, since: int | None, limit: int) -> Deferred[list[HistoryEntry]]:
         """Up to ``limit`` newest entries with ``msg_id > since``, oldest first."""
     def delete_history(self, room: str) -> Deferred[None]: ...
 
-    # offline mailbox
-    def store_dm(self, dm: StoredDm) -> Deferred[None]: ...
+    # the mailbox: every DM until its recipient has it, then its receipt
+    def store_dm(self, dm: StoredDm, capacity: int | None = None,
+                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        """Add ``dm`` (and ``idem``) in one transaction.  A known ``idem``
+        key: nothing is done and its first answer is returned.  A mailbox
+        already holding ``capacity`` DMs: fails with MailboxFull, checked in
+        the same transaction as the insert."""
     def mailbox_count(self, to_key: str) -> Deferred[int]: ...
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         """All waiting DMs, in the order they were stored."""
-    def delete_mailbox(self, to_key: str, up_to_id: int) -> Deferred[None]:
-        """Remove delivered DMs (``dm_id <= up_to_id``)."""
+    def dm_acknowledged(self, dm_id: int) -> Deferred[Receipt | None]:
+        """The recipient has the DM: delete it and keep a receipt for its
+        sender, in one transaction; None if it was gone already."""
+    def get_receipts(self, sender_key: str) -> Deferred[list[Receipt]]:
+        """Receipts owed to ``sender_key``, oldest DM first."""
+    def delete_receipt(self, dm_id: int) -> Deferred[None]: ...
 
     # rooms worth keeping across restarts
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]: ...

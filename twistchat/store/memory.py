@@ -1,5 +1,7 @@
 """In-memory store for tests: every Deferred has already fired when returned,
-so tests on ``task.Clock`` run synchronously and deterministically."""
+so tests on ``task.Clock`` run synchronously and deterministically.  It keeps
+the same contract as SQLite for as long as it lives (ids never reused, the
+capacity checked with the insert, idempotency keys kept with the effect)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,17 @@ from typing import Any
 
 import attrs
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
-from twistchat.store.base import Account, HistoryEntry, StoredDm
+from twistchat.store.base import (
+    IDEM_KEPT_PER_NICK,
+    Account,
+    HistoryEntry,
+    IdemRecord,
+    MailboxFull,
+    Receipt,
+    StoredDm,
+)
 
 
 class MemoryStore:
@@ -19,6 +29,9 @@ class MemoryStore:
         self.accounts: dict[str, Account] = {}
         self.history: dict[str, list[HistoryEntry]] = {}
         self.mailboxes: dict[str, list[StoredDm]] = {}
+        self.receipts: dict[int, Receipt] = {}
+        self.idem: dict[str, dict[str, IdemRecord]] = {}
+        """Per folded nick, its kept keys, oldest first."""
         self.rooms: dict[str, dict[str, Any]] = {}
         self._last_id = 0
         self.closed = False
@@ -33,8 +46,20 @@ class MemoryStore:
     def rename_account(self, old_key: str, account: Account) -> Deferred[None]:
         self.accounts.pop(old_key, None)
         self.accounts[account.key] = account
-        if old_key != account.key and old_key in self.mailboxes:
-            self.mailboxes.setdefault(account.key, []).extend(self.mailboxes.pop(old_key))
+        new_key = account.key
+        if old_key != new_key:
+            if old_key in self.mailboxes:
+                self.mailboxes.setdefault(new_key, []).extend(
+                    attrs.evolve(dm, to_key=new_key) for dm in self.mailboxes.pop(old_key))
+            for dms in self.mailboxes.values():
+                dms[:] = [attrs.evolve(dm, sender_key=new_key) if dm.sender_key == old_key else dm
+                          for dm in dms]
+            for dm_id, receipt in list(self.receipts.items()):
+                if receipt.sender_key == old_key:
+                    self.receipts[dm_id] = attrs.evolve(receipt, sender_key=new_key)
+            if old_key in self.idem:
+                moved = {k: attrs.evolve(r, nick_key=new_key) for k, r in self.idem.pop(old_key).items()}
+                self.idem.setdefault(new_key, {}).update(moved)
         return succeed(None)
 
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]:
@@ -51,16 +76,67 @@ class MemoryStore:
         for key in gone:
             del self.accounts[key]
             self.mailboxes.pop(key, None)
+            self.idem.pop(key, None)
+            for dm_id in [d for d, r in self.receipts.items() if r.sender_key == key]:
+                del self.receipts[dm_id]
         return succeed(gone)
+
+    # ---- ids
 
     def last_id(self) -> Deferred[int]:
         return succeed(self._last_id)
 
-    def append_history(self, entry: HistoryEntry, keep: int) -> Deferred[None]:
+    def reserve_ids(self, count: int) -> Deferred[int]:
+        self._last_id += count
+        return succeed(self._last_id)
+
+    def _bump(self, new_id: int) -> None:
+        self._last_id = max(self._last_id, new_id)
+
+    # ---- idempotency keys
+
+    def get_idem(self, nick_key: str, idem: str) -> Deferred[Mapping[str, Any] | None]:
+        return succeed(self._known(nick_key, idem))
+
+    def _known(self, nick_key: str, idem: str) -> Mapping[str, Any] | None:
+        record = self.idem.get(nick_key, {}).get(idem)
+        return None if record is None else copy.deepcopy(dict(record.answer))
+
+    def _keep(self, record: IdemRecord | None) -> Mapping[str, Any] | None:
+        """The known answer for ``record``'s key, or None after keeping it."""
+        if record is None:
+            return None
+        known = self._known(record.nick_key, record.idem)
+        if known is not None:
+            return known
+        kept = self.idem.setdefault(record.nick_key, {})
+        kept[record.idem] = attrs.evolve(record, answer=copy.deepcopy(dict(record.answer)))
+        for old in list(kept)[:-IDEM_KEPT_PER_NICK]:
+            del kept[old]
+        return None
+
+    def put_idem(self, record: IdemRecord) -> Deferred[Mapping[str, Any] | None]:
+        return succeed(self._keep(record))
+
+    def delete_idem_before(self, ts: int) -> Deferred[None]:
+        for nick_key, kept in list(self.idem.items()):
+            for idem in [i for i, r in kept.items() if r.ts < ts]:
+                del kept[idem]
+            if not kept:
+                del self.idem[nick_key]
+        return succeed(None)
+
+    # ---- history
+
+    def append_history(self, entry: HistoryEntry, keep: int,
+                       idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        known = self._keep(idem)
+        if known is not None:
+            return succeed(known)
         entries = self.history.setdefault(entry.room, [])
         entries.append(entry)
         del entries[:-keep]
-        self._last_id = max(self._last_id, entry.msg_id)
+        self._bump(entry.msg_id)
         return succeed(None)
 
     def get_history(self, room: str, since: int | None, limit: int) -> Deferred[list[HistoryEntry]]:
@@ -71,9 +147,19 @@ class MemoryStore:
         self.history.pop(room, None)
         return succeed(None)
 
-    def store_dm(self, dm: StoredDm) -> Deferred[None]:
+    # ---- mailbox and receipts
+
+    def store_dm(self, dm: StoredDm, capacity: int | None = None,
+                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        known = self._known(idem.nick_key, idem.idem) if idem is not None else None
+        if known is not None:
+            return succeed(known)
+        box = self.mailboxes.get(dm.to_key, [])
+        if capacity is not None and len(box) >= capacity:
+            return fail(MailboxFull(dm.to_key))
+        self._keep(idem)
         self.mailboxes.setdefault(dm.to_key, []).append(dm)
-        self._last_id = max(self._last_id, dm.dm_id)
+        self._bump(dm.dm_id)
         return succeed(None)
 
     def mailbox_count(self, to_key: str) -> Deferred[int]:
@@ -82,13 +168,28 @@ class MemoryStore:
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         return succeed(list(self.mailboxes.get(to_key, [])))
 
-    def delete_mailbox(self, to_key: str, up_to_id: int) -> Deferred[None]:
-        remaining = [dm for dm in self.mailboxes.get(to_key, []) if dm.dm_id > up_to_id]
-        if remaining:
-            self.mailboxes[to_key] = remaining
-        else:
-            self.mailboxes.pop(to_key, None)
+    def dm_acknowledged(self, dm_id: int) -> Deferred[Receipt | None]:
+        for to_key, box in self.mailboxes.items():
+            for dm in box:
+                if dm.dm_id == dm_id:
+                    box.remove(dm)
+                    if not box:
+                        del self.mailboxes[to_key]
+                    receipt = Receipt(dm_id=dm.dm_id, sender_key=dm.sender_key,
+                                      to_nick=dm.to_nick, ts=dm.ts)
+                    self.receipts[dm_id] = receipt
+                    return succeed(receipt)
         return succeed(None)
+
+    def get_receipts(self, sender_key: str) -> Deferred[list[Receipt]]:
+        return succeed(sorted((r for r in self.receipts.values() if r.sender_key == sender_key),
+                              key=lambda r: r.dm_id))
+
+    def delete_receipt(self, dm_id: int) -> Deferred[None]:
+        self.receipts.pop(dm_id, None)
+        return succeed(None)
+
+    # ---- rooms and lifecycle
 
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]:
         self.rooms[key] = copy.deepcopy(dict(state))
@@ -107,4 +208,3 @@ class MemoryStore:
     def close(self) -> Deferred[None]:
         self.closed = True
         return succeed(None)
-

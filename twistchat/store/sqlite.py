@@ -15,6 +15,10 @@ SQLite store: the embedded default.
 * **Schema versioned** with ``PRAGMA user_version`` and an ordered list of
   migrations; a later release appends to ``MIGRATIONS`` and old files are
   brought up to date on open.
+* **Check and effect in one transaction**: a mailbox's capacity is counted,
+  and an idempotency key looked up, in the ``BEGIN IMMEDIATE`` transaction
+  that inserts, so racing writers can neither overfill a mailbox nor do one
+  keyed request twice.
 """
 
 from __future__ import annotations
@@ -26,10 +30,23 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
-from twistchat.store.base import Account, HistoryEntry, StoredDm
+from twistchat.store.base import (
+    IDEM_KEPT_PER_NICK,
+    Account,
+    HistoryEntry,
+    IdemRecord,
+    MailboxFull,
+    Receipt,
+    StoredDm,
+)
 from twistchat.store.workers import ThreadWorker, Worker
 
 T = TypeVar("T")
+
+MIGRATED_ID_MARGIN = 1_000_000
+"""Schema 1 servers handed out ids they never stored (DMs to online users),
+so a database they used gets its high-water mark this far above every id
+it holds: ids are 53 bits, gaps are allowed, a clash is not."""
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -48,6 +65,26 @@ MIGRATIONS: list[str] = [
     CREATE TABLE rooms (key TEXT PRIMARY KEY, state TEXT NOT NULL);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO meta (name, value) VALUES ('last_id', 0);
+    """,
+    # version 2: ids reserved ahead (meta.last_id is the high-water mark), every
+    # DM kept until acknowledged and then its receipt, idempotency keys.
+    f"""
+    UPDATE meta SET value = MAX(value, (SELECT COALESCE(MAX(msg_id), 0) FROM history),
+                                       (SELECT COALESCE(MAX(dm_id), 0) FROM mailbox))
+                            + {MIGRATED_ID_MARGIN}
+        WHERE name = 'last_id' AND (value > 0 OR EXISTS (SELECT 1 FROM accounts));
+    ALTER TABLE mailbox ADD COLUMN sender_key TEXT NOT NULL DEFAULT '';
+    -- the chat layer's nick folding (ASCII lower case, [] to {{}}), once, for old rows
+    UPDATE mailbox SET sender_key = replace(replace(lower(sender), '[', '{{'), ']', '}}');
+    CREATE TABLE receipts (
+        dm_id INTEGER PRIMARY KEY, sender_key TEXT NOT NULL, to_nick TEXT NOT NULL,
+        ts INTEGER NOT NULL);
+    CREATE INDEX receipts_by_sender ON receipts (sender_key, dm_id);
+    CREATE TABLE idem (
+        seq INTEGER PRIMARY KEY, nick_key TEXT NOT NULL, idem TEXT NOT NULL,
+        answer TEXT NOT NULL, ts INTEGER NOT NULL, UNIQUE (nick_key, idem));
+    CREATE INDEX idem_by_nick ON idem (nick_key, seq);
+    CREATE INDEX idem_by_age ON idem (ts);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -122,10 +159,14 @@ class SQLiteStore:
         return self._write(("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)", _account_row(account)))
 
     def rename_account(self, old_key: str, account: Account) -> Deferred[None]:
+        new_key = account.key
         return self._write(
             ("DELETE FROM accounts WHERE key = ?", (old_key,)),
             ("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?)", _account_row(account)),
-            ("UPDATE mailbox SET to_key = ?, to_nick = ? WHERE to_key = ?", (account.key, account.nick, old_key)),
+            ("UPDATE mailbox SET to_key = ?, to_nick = ? WHERE to_key = ?", (new_key, account.nick, old_key)),
+            ("UPDATE mailbox SET sender_key = ? WHERE sender_key = ?", (new_key, old_key)),
+            ("UPDATE receipts SET sender_key = ? WHERE sender_key = ?", (new_key, old_key)),
+            ("UPDATE OR REPLACE idem SET nick_key = ? WHERE nick_key = ?", (new_key, old_key)),
         )
 
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]:
@@ -143,21 +184,66 @@ class SQLiteStore:
                 for key in gone:
                     conn.execute("DELETE FROM accounts WHERE key = ?", (key,))
                     conn.execute("DELETE FROM mailbox WHERE to_key = ?", (key,))
+                    conn.execute("DELETE FROM receipts WHERE sender_key = ?", (key,))
+                    conn.execute("DELETE FROM idem WHERE nick_key = ?", (key,))
             return gone
         return self._run(work)
 
     # ---- ids and history
 
     def last_id(self) -> Deferred[int]:
-        return self._run(lambda conn: conn.execute("SELECT value FROM meta WHERE name = 'last_id'").fetchone()[0])
+        return self._run(_last_id)
 
-    def append_history(self, entry: HistoryEntry, keep: int) -> Deferred[None]:
-        return self._write(
-            ("INSERT INTO history VALUES (?, ?, ?, ?, ?)", (entry.msg_id, entry.room, entry.nick, entry.text, entry.ts)),
-            ("DELETE FROM history WHERE room = ? AND msg_id NOT IN "
-             "(SELECT msg_id FROM history WHERE room = ? ORDER BY msg_id DESC LIMIT ?)", (entry.room, entry.room, keep)),
-            _bump_last_id(entry.msg_id),
-        )
+    def reserve_ids(self, count: int) -> Deferred[int]:
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                conn.execute("UPDATE meta SET value = value + ? WHERE name = 'last_id'", (count,))
+                return _last_id(conn)
+        return self._run(work)
+
+    # ---- idempotency keys
+
+    def get_idem(self, nick_key: str, idem: str) -> Deferred[Mapping[str, Any] | None]:
+        return self._run(lambda conn: _known_answer(conn, nick_key, idem))
+
+    def put_idem(self, record: IdemRecord) -> Deferred[Mapping[str, Any] | None]:
+        return self._keyed(record, lambda conn: None)
+
+    def delete_idem_before(self, ts: int) -> Deferred[None]:
+        return self._write(("DELETE FROM idem WHERE ts < ?", (ts,)))
+
+    def _keyed(self, record: IdemRecord | None,
+               effect: Callable[[sqlite3.Connection], None]) -> Deferred[Mapping[str, Any] | None]:
+        """In one transaction: a known key's first answer, or else the effect
+        and the key kept with it (the newest IDEM_KEPT_PER_NICK per nick)."""
+        def work(conn: sqlite3.Connection) -> Mapping[str, Any] | None:
+            with _transaction(conn):
+                if record is not None:
+                    known = _known_answer(conn, record.nick_key, record.idem)
+                    if known is not None:
+                        return known
+                effect(conn)
+                if record is not None:
+                    conn.execute("INSERT INTO idem (nick_key, idem, answer, ts) VALUES (?, ?, ?, ?)",
+                                 (record.nick_key, record.idem, json.dumps(dict(record.answer)), record.ts))
+                    conn.execute("DELETE FROM idem WHERE nick_key = ? AND seq <= (SELECT seq FROM idem "
+                                 "WHERE nick_key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                                 (record.nick_key, record.nick_key, IDEM_KEPT_PER_NICK))
+            return None
+        return self._run(work)
+
+    # ---- history
+
+    def append_history(self, entry: HistoryEntry, keep: int,
+                       idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        def effect(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO history VALUES (?, ?, ?, ?, ?)",
+                         (entry.msg_id, entry.room, entry.nick, entry.text, entry.ts))
+            conn.execute("DELETE FROM history WHERE room = ? AND msg_id NOT IN "
+                         "(SELECT msg_id FROM history WHERE room = ? ORDER BY msg_id DESC LIMIT ?)",
+                         (entry.room, entry.room, keep))
+            conn.execute(*_bump_last_id(entry.msg_id))
+        return self._keyed(idem, effect)
 
     def get_history(self, room: str, since: int | None, limit: int) -> Deferred[list[HistoryEntry]]:
         def work(conn: sqlite3.Connection) -> list[HistoryEntry]:
@@ -171,11 +257,19 @@ class SQLiteStore:
 
     # ---- mailbox
 
-    def store_dm(self, dm: StoredDm) -> Deferred[None]:
-        return self._write(
-            ("INSERT INTO mailbox VALUES (?, ?, ?, ?, ?, ?)", (dm.dm_id, dm.to_key, dm.to_nick, dm.sender, dm.text, dm.ts)),
-            _bump_last_id(dm.dm_id),
-        )
+    def store_dm(self, dm: StoredDm, capacity: int | None = None,
+                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+        def effect(conn: sqlite3.Connection) -> None:
+            if capacity is not None:
+                (count,) = conn.execute("SELECT COUNT(*) FROM mailbox WHERE to_key = ?",
+                                        (dm.to_key,)).fetchone()
+                if count >= capacity:
+                    raise MailboxFull(dm.to_key)
+            conn.execute("INSERT INTO mailbox (dm_id, to_key, to_nick, sender, text, ts, sender_key) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (dm.dm_id, dm.to_key, dm.to_nick, dm.sender, dm.text, dm.ts, dm.sender_key))
+            conn.execute(*_bump_last_id(dm.dm_id))
+        return self._keyed(idem, effect)
 
     def mailbox_count(self, to_key: str) -> Deferred[int]:
         return self._run(lambda conn: conn.execute("SELECT COUNT(*) FROM mailbox WHERE to_key = ?",
@@ -183,13 +277,30 @@ class SQLiteStore:
 
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         def work(conn: sqlite3.Connection) -> list[StoredDm]:
-            rows = conn.execute("SELECT dm_id, to_key, to_nick, sender, text, ts FROM mailbox "
+            rows = conn.execute("SELECT dm_id, to_key, to_nick, sender, text, ts, sender_key FROM mailbox "
                                 "WHERE to_key = ? ORDER BY dm_id", (to_key,))
             return [StoredDm(*row) for row in rows.fetchall()]
         return self._run(work)
 
-    def delete_mailbox(self, to_key: str, up_to_id: int) -> Deferred[None]:
-        return self._write(("DELETE FROM mailbox WHERE to_key = ? AND dm_id <= ?", (to_key, up_to_id)))
+    def dm_acknowledged(self, dm_id: int) -> Deferred[Receipt | None]:
+        def work(conn: sqlite3.Connection) -> Receipt | None:
+            with _transaction(conn):
+                row = conn.execute("SELECT dm_id, sender_key, to_nick, ts FROM mailbox WHERE dm_id = ?",
+                                   (dm_id,)).fetchone()
+                if row is None:
+                    return None
+                conn.execute("DELETE FROM mailbox WHERE dm_id = ?", (dm_id,))
+                conn.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?)", row)
+            return Receipt(*row)
+        return self._run(work)
+
+    def get_receipts(self, sender_key: str) -> Deferred[list[Receipt]]:
+        return self._run(lambda conn: [Receipt(*row) for row in conn.execute(
+            "SELECT dm_id, sender_key, to_nick, ts FROM receipts WHERE sender_key = ? ORDER BY dm_id",
+            (sender_key,)).fetchall()])
+
+    def delete_receipt(self, dm_id: int) -> Deferred[None]:
+        return self._write(("DELETE FROM receipts WHERE dm_id = ?", (dm_id,)))
 
     # ---- rooms
 
@@ -257,6 +368,15 @@ class _transaction:
 def _account_row(account: Account) -> tuple[Any, ...]:
     return (account.key, account.nick, account.credential, int(account.has_password),
             account.created, account.last_seen)
+
+
+def _last_id(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT value FROM meta WHERE name = 'last_id'").fetchone()[0]
+
+
+def _known_answer(conn: sqlite3.Connection, nick_key: str, idem: str) -> Mapping[str, Any] | None:
+    row = conn.execute("SELECT answer FROM idem WHERE nick_key = ? AND idem = ?", (nick_key, idem)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def _bump_last_id(new_id: int) -> tuple[str, tuple[Any, ...]]:

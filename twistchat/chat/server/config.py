@@ -46,7 +46,10 @@ class ServerConfig:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     history_size: int = option(
         "history", "Messages of history kept per room.", positive, default=100)
-    mailbox_size: int = option("mailbox-size", "Offline messages kept per user.", default=1000)
+    mailbox_size: int = option(
+        "mailbox-size", "DMs kept per user until its transport acknowledged them.", default=1000)
+    idem_ttl: float = DAY
+    """Idempotency keys are remembered at least this long (PROTOCOL.md C2)."""
     # rooms
     max_members_per_room: int = option(
         "max-room-members", "Members per room.", positive, default=100)

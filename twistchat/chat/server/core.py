@@ -8,8 +8,9 @@ neither needs the other.
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from twisted.internet import threads
@@ -20,15 +21,33 @@ from twisted.logger import Logger
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
 from twistchat.chat.server import identities
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.user import User
-from twistchat.store.base import Account, ChatStore
+from twistchat.store.base import Account, ChatStore, IdemRecord
 
 Handler = Callable[["ServerCore", User, Any], Awaitable[None]]
 """A request handler: ``await handler(server, user, request)``."""
+
+
+def keyed(handler: Handler) -> Handler:
+    """For requests that may carry ``idem`` (PROTOCOL.md C2): one the server
+    answered before is answered the same even where doing it now would fail
+    (a resend on a new session that has joined no room yet, a recipient gone
+    since).  The handler itself keeps the key with its effect."""
+    @functools.wraps(handler)
+    async def run(server: ServerCore, user: User, request: Any) -> None:
+        try:
+            await handler(server, user, request)
+        except ChatProtocolError:
+            known = await server.first_answer(user, request)
+            if known is None:
+                raise
+            user.session.reply(request, **known)
+    return run
 
 
 class ServerCore:
@@ -48,7 +67,10 @@ class ServerCore:
         self.shutting_down = False
         self.login_locks: dict[str, DeferredLock] = {}
         """One login at a time per folded nick."""
-        self._last_id = 0
+        self.ids = IdAllocator(store)
+        self.relaying: dict[tuple[str, str], Deferred[None]] = {}
+        """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
+        resend with that key waits for it instead of relaying again."""
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
@@ -62,9 +84,17 @@ class ServerCore:
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
 
-    def next_id(self) -> int:
-        self._last_id += 1
-        return self._last_id
+    async def first_answer(self, user: User, request: Any) -> Mapping[str, Any] | None:
+        """The answer already given to this request's ``idem``, if any."""
+        if request.idem is None:
+            return None
+        return await self.store.get_idem(user.key, request.idem)
+
+    def idem_record(self, user: User, request: Any, answer: Mapping[str, Any]) -> IdemRecord | None:
+        """What to keep with the effect of a request carrying ``idem``."""
+        if request.idem is None:
+            return None
+        return IdemRecord(nick_key=user.key, idem=request.idem, answer=answer, ts=self.now_ms())
 
     def depart(self, user: User, reason: str, timeout: bool = False) -> None:
         """Remove a user from every room (announcing ``quit``) and from the

@@ -1,19 +1,31 @@
 """
-Offline direct messages.  A DM to a registered nick that is offline is kept
-in the store; the sender is told "stored" only once the write committed.
-When the recipient logs in, the mailbox is replayed in order with original
-timestamps and each sender still online gets a ``delivered`` notice.
+A DM's life (PROTOCOL.md C10).  Every DM is committed to its recipient's
+mailbox before the sender is answered, online recipient or not.  It is
+sent as a tracked message and deleted only once the recipient's transport
+acknowledged it; a session that ends first leaves it in the mailbox, and
+the next login replays it.  The deletion keeps a receipt for the sender in
+the same transaction, and the receipt is sent the same way ("delivered"):
+at once if the sender is online, else after its next login, and deleted
+once the sender's transport acknowledged it.  So nothing is deleted before
+it arrived, and nothing is announced before it is true.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from twistchat.chat.protocol import ChatProtocolError, DeliveredEvent, DmEvent, ErrorCode, fold_nick
-from twistchat.chat.server.member import Member
-from twistchat.store.base import ChatStore, StoredDm
+from twistchat.chat.protocol import ChatProtocolError, DeliveredEvent, DmEvent, ErrorCode, encode
+from twistchat.chat.server.member import Member, NotAcknowledged
+from twistchat.store.base import ChatStore, IdemRecord, MailboxFull, Receipt, StoredDm
+
+DM = "dm"
+RECEIPT = "delivered"
+"""Kinds of tracked notice in ``Member.in_flight``."""
 
 
 class Mailbox:
@@ -26,32 +38,90 @@ class Mailbox:
         self._find_online = find_online
         """Folded nick to the member logged in with it, if any."""
 
-    async def store(self, dm: StoredDm) -> None:
-        """Keep ``dm``; returns once committed.  Raises MAILBOX_FULL."""
-        if await self._store.mailbox_count(dm.to_key) >= self._capacity:
-            raise ChatProtocolError(ErrorCode.MAILBOX_FULL)
-        await self._store.store_dm(dm)
+    async def store(self, dm: StoredDm, idem: IdemRecord | None = None) -> Mapping[str, Any] | None:
+        """Commit ``dm`` (and ``idem`` with it); returns once committed, with
+        the first answer if ``idem`` was known (then nothing was stored).
+        Raises MAILBOX_FULL, checked in the store with the insert."""
+        try:
+            known = await self._store.store_dm(dm, self._capacity, idem)
+        except MailboxFull:
+            raise ChatProtocolError(ErrorCode.MAILBOX_FULL) from None
         self.log.debug("stored a DM for {to}", to=dm.to_nick)
-        # The recipient may have logged in while we were writing: hand it over now.
-        recipient = self._find_online(dm.to_key)
-        if recipient is not None:
-            await self.replay(recipient)
+        return known
 
     async def pending(self, to_key: str) -> list[StoredDm]:
         return await self._store.get_mailbox(to_key)
 
-    async def replay(self, recipient: Member, dms: list[StoredDm] | None = None) -> int:
-        """Send every waiting DM to ``recipient`` in order, notify senders, then
-        remove what was handed to the (reliable, ordered) transport."""
+    @staticmethod
+    def event(dm: StoredDm, recipient: Member, stored: bool) -> bytes:
+        return encode(DmEvent(nick=dm.sender, to=recipient.nick, text=dm.text, dm_id=dm.dm_id,
+                              ts=dm.ts, stored=stored))
+
+    def hand_over(self, recipient: Member, dm: StoredDm, stored: bool) -> None:
+        """Send ``dm`` to ``recipient`` (once per session); delete it when
+        acknowledged.  One its transport cannot take stays in the mailbox."""
+        token = (DM, dm.dm_id)
+        if token in recipient.in_flight:
+            return
+        data = self.event(dm, recipient, stored)
+        if len(data) > recipient.peer_max_message_size:
+            self.log.warn("DM {dm_id} is too large for {nick}'s transport; kept",
+                          dm_id=dm.dm_id, nick=recipient.nick)
+            return
+        recipient.in_flight.add(token)
+        recipient.send_tracked(data).addCallbacks(
+            self._dm_acknowledged, self._not_acknowledged,
+            callbackArgs=(recipient, dm), errbackArgs=(recipient, token))
+
+    def _dm_acknowledged(self, _: None, recipient: Member, dm: StoredDm) -> None:
+        recipient.in_flight.discard((DM, dm.dm_id))
+        d = maybeDeferred(self._store.dm_acknowledged, dm.dm_id)
+        d.addCallback(self._owe_receipt)
+        d.addErrback(self._store_failed, "delete an acknowledged DM")
+
+    def _owe_receipt(self, receipt: Receipt | None) -> None:
+        if receipt is None:
+            return  # acknowledged on two sessions: one receipt
+        sender = self._find_online(receipt.sender_key)
+        if sender is not None:
+            self.send_receipt(sender, receipt)
+
+    def send_receipt(self, sender: Member, receipt: Receipt) -> None:
+        """Tell ``sender`` its DM arrived (once per session); forget the
+        receipt when acknowledged."""
+        token = (RECEIPT, receipt.dm_id)
+        if token in sender.in_flight:
+            return
+        sender.in_flight.add(token)
+        data = encode(DeliveredEvent(dm_id=receipt.dm_id, to=receipt.to_nick, ts=receipt.ts))
+        sender.send_tracked(data).addCallbacks(
+            self._receipt_acknowledged, self._not_acknowledged,
+            callbackArgs=(sender, token), errbackArgs=(sender, token))
+
+    def _receipt_acknowledged(self, _: None, sender: Member, token: tuple[str, int]) -> None:
+        sender.in_flight.discard(token)
+        d = maybeDeferred(self._store.delete_receipt, token[1])
+        d.addErrback(self._store_failed, "delete an acknowledged receipt")
+
+    @staticmethod
+    def _not_acknowledged(failure: Failure, member: Member, token: tuple[str, int]) -> None:
+        """The session ended first: the DM or receipt stays stored for the next login."""
+        failure.trap(NotAcknowledged)
+        member.in_flight.discard(token)
+
+    def _store_failed(self, failure: Failure, what: str) -> None:
+        """Kept, so sent again at the next login; clients de-duplicate by dm_id."""
+        self.log.failure("could not {what}", failure, what=what)
+
+    async def replay(self, member: Member, dms: list[StoredDm] | None = None) -> int:
+        """After a login: every DM waiting for ``member``, in order, then the
+        receipts owed to it.  Returns how many DMs."""
         if dms is None:
-            dms = await self._store.get_mailbox(recipient.key)
+            dms = await self._store.get_mailbox(member.key)
         for dm in dms:
-            recipient.send(DmEvent(nick=dm.sender, to=recipient.nick, text=dm.text,
-                                 dm_id=dm.dm_id, ts=dm.ts, stored=True))
-            sender = self._find_online(fold_nick(dm.sender))
-            if sender is not None:
-                sender.send(DeliveredEvent(dm_id=dm.dm_id, to=recipient.nick, ts=dm.ts))
+            self.hand_over(member, dm, stored=True)
         if dms:
-            await self._store.delete_mailbox(recipient.key, dms[-1].dm_id)
-            self.log.info("replayed {count} stored DMs to {nick}", count=len(dms), nick=recipient.nick)
+            self.log.info("replaying {count} stored DMs to {nick}", count=len(dms), nick=member.nick)
+        for receipt in await self._store.get_receipts(member.key):
+            self.send_receipt(member, receipt)
         return len(dms)

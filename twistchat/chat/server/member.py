@@ -1,6 +1,7 @@
 """
 What rooms, the mailbox and the request handlers need of a connected user:
-who it is (``key``, ``nick``, ``away``) and a way to reach it (``send``).
+who it is (``key``, ``nick``, ``away``) and a way to reach it (``send``, and
+``send_tracked`` for what must be known to have arrived).
 A leaf of the server package, so the room and mailbox rules can be
 tested, and reasoned about, without sessions or the server.
 """
@@ -10,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from twisted.internet.defer import Deferred
+
 from twistchat.chat.protocol import Event, Message, encode
+
+
+class NotAcknowledged(Exception):
+    """A tracked message the peer's transport never acknowledged: the session
+    ended first, or could not take it."""
 
 
 class Member(Protocol):
@@ -19,6 +27,17 @@ class Member(Protocol):
     nick: str
     """The spelling shown to others."""
     away: str | None
+    in_flight: set[tuple[str, int]]
+    """Tracked notices on their way on this session (("dm", dm_id),
+    ("delivered", dm_id)): each is sent once per session."""
+
+    @property
+    def peer_max_message_size(self) -> int:
+        """The largest message this member's transport takes."""
+
+    def send_tracked(self, data: bytes) -> Deferred[None]:
+        """Send encoded ``data``; fires once the member's transport has all of
+        it, fails with NotAcknowledged if it never will."""
 
     def send(self, message: Message) -> None:
         """Queue one message to this user; never raises for a closed transport."""

@@ -4,8 +4,8 @@ of ``core.ServerCore`` (state and shared rules) and ``handlers`` (one module
 per area of requests).
 
 ``ChatServer(store, clock, config)``; ``build_protocol()`` gives the transport
-one ``ClientSession`` per new session.  ``start()`` loads kept rooms and the
-id counter and starts the reaper; ``stop()`` stops the reaper; ``shutdown()``
+one ``ClientSession`` per new session.  ``start()`` loads kept rooms, reserves
+the first block of ids and starts the reaper; ``stop()`` stops the reaper; ``shutdown()``
 tells every client, flushes the store and closes sessions gracefully.
 
 The reaper is a ``LoopingCall`` on the injected clock, exposed as
@@ -32,7 +32,7 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.user import User
 from twistchat.endpoint.api import CloseCode, CloseReason
-from twistchat.store.base import ChatStore, StoredDm
+from twistchat.store.base import ChatStore
 
 TIMED_OUT = "timed out"
 
@@ -53,9 +53,9 @@ class ChatServer(ServerCore):
         return ClientSession(self)
 
     def start(self) -> Deferred[None]:
-        """Load the id counter and kept rooms, then start the reaper."""
+        """Reserve ids, load kept rooms, then start the reaper."""
         async def load() -> None:
-            self._last_id = max(self._last_id, await self.store.last_id())
+            await self.ids.prepare()
             now = self.clock.seconds()
             for key, state in (await self.store.load_rooms()).items():
                 if key not in self.rooms.rooms:
@@ -100,32 +100,12 @@ class ChatServer(ServerCore):
         user = self.sessions.pop(session, None)
         if user is None:
             return
-        self._keep_unacknowledged_dms(user, reason.unacked)
+        # Nothing to rescue from reason.unacked: a DM or receipt is deleted
+        # only once acknowledged, so what never was is still stored.
         if not user.departed:
             timeout = reason.code == CloseCode.IDLE_TIMEOUT
             text = TIMED_OUT if timeout else (reason.message or "connection closed")
             self.depart(user, text, timeout)
-
-    def _keep_unacknowledged_dms(self, user: User, unacked: tuple[bytes, ...]) -> None:
-        """DMs the transport could not get acknowledged before the session
-        died go (back) to the recipient's mailbox: never silently lost. The
-        recipient may see one twice (it arrived, its ack did not); clients
-        de-duplicate by ``dm_id``."""
-        if not user.key:
-            return
-        for data in unacked:
-            try:
-                message = p.decode_server_message(data)
-            except ChatProtocolError:
-                continue
-            if not isinstance(message, p.DmEvent):
-                continue
-            dm = StoredDm(dm_id=message.dm_id, to_key=user.key, to_nick=message.to,
-                          sender=message.nick, text=message.text, ts=message.ts)
-            self.log.info("DM {dm_id} for {nick} not acknowledged; back to the mailbox",
-                          dm_id=dm.dm_id, nick=dm.to_nick)
-            self.store.store_dm(dm).addErrback(
-                lambda failure: self.log.failure("could not keep an unacknowledged DM", failure))
 
     async def dispatch(self, session: ClientSession, request: p.Request) -> None:
         user = self.sessions.get(session)
@@ -141,7 +121,8 @@ class ChatServer(ServerCore):
 
     def reap(self) -> None:
         """One reaper tick: drop idle sessions, remove expired empty rooms,
-        and now and then purge lapsed password-less registrations."""
+        and now and then purge lapsed password-less registrations and old
+        idempotency keys."""
         now = self.clock.seconds()
         for user in self._live_users():
             session = user.session
@@ -161,6 +142,8 @@ class ChatServer(ServerCore):
             d.addCallback(lambda gone: gone and self.log.info(
                 "purged {count} lapsed registrations", count=len(gone)))
             d.addErrback(lambda f: self.log.failure("purging registrations failed", f))
+            idem_cutoff = self.now_ms() - int(self.config.idem_ttl * 1000)
+            self.background(self.store.delete_idem_before(idem_cutoff), "purge idempotency keys")
 
 
 __all__ = ["ChatServer"]

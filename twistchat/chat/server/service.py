@@ -71,11 +71,13 @@ def session_config(config: ServerConfig) -> SessionConfig:
     keepalive interval, a silent one times out with the chat idle timeout (the
     chat reaper is the backstop), and the largest message it takes covers the
     largest request the chat limits allow (a payload at ``max_payload_bytes``
-    with its envelope), so the announced limits are the real ones."""
+    with its envelope), so the announced limits are the real ones; and the
+    largest event, since the transport sends a peer no more than it takes."""
     default = SessionConfig()
     return attrs.evolve(default, keepalive_interval=config.keepalive_interval,
                         idle_timeout=config.idle_timeout,
-                        max_message_size=max(default.max_message_size, config.max_request_bytes))
+                        max_message_size=max(default.max_message_size, config.max_request_bytes,
+                                             config.max_message_bytes))
 
 
 class ChatService(service.MultiService):

@@ -30,13 +30,9 @@ from twistchat.chat.protocol import (
     encode,
 )
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.member import NotAcknowledged
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError
 from twistchat.endpoint.ratelimit import TokenBucket
-
-
-class NotAcknowledged(Exception):
-    """A tracked message the peer's transport never acknowledged: the session
-    ended first, or never took it."""
 
 
 class SessionHost(Protocol):

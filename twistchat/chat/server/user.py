@@ -8,6 +8,7 @@ away message, rooms, whether the server is done with it); the
 from __future__ import annotations
 
 import attrs
+from twisted.internet.defer import Deferred
 
 from twistchat.chat.protocol import Message
 from twistchat.chat.server.rooms import Room
@@ -23,6 +24,8 @@ class User:
     away: str | None = None
     rooms: dict[str, Room[User]] = attrs.Factory(dict)
     """Folded room key to the rooms this user is in."""
+    in_flight: set[tuple[str, int]] = attrs.Factory(set)
+    """Tracked notices (DMs, receipts) on their way on this session."""
     departed: bool = False
     """The server is done with this user (quit, replaced, reaped, lost, shut
     down): no request of theirs runs any more."""
@@ -30,6 +33,13 @@ class User:
     @property
     def logged_in(self) -> bool:
         return bool(self.key)
+
+    @property
+    def peer_max_message_size(self) -> int:
+        return self.session.peer_max_message_size
+
+    def send_tracked(self, data: bytes) -> Deferred[None]:
+        return self.session.send_tracked(data)
 
     def send(self, message: Message) -> None:
         self.session.send(message)

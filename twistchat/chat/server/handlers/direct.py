@@ -1,51 +1,115 @@
-"""Direct traffic: DMs (to the mailbox when the recipient is offline; the
-sender hears "stored" only after the commit) and binary data to an online
-nick, answered ok only once the recipient's transport has it."""
+"""Direct traffic.  A DM is committed to the recipient's mailbox before the
+sender hears "stored", online recipient or not, and its life goes on in
+``mailbox`` (deleted when acknowledged, then "delivered").  Binary data goes
+to an online nick only and is ok once the recipient's transport has it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
-from twistchat.chat.server.core import Handler, ServerCore
-from twistchat.chat.server.session import NotAcknowledged
+from twistchat.chat.server.core import Handler, ServerCore, keyed
+from twistchat.chat.server.member import Member, NotAcknowledged
 from twistchat.chat.server.user import User
 from twistchat.store.base import StoredDm
 
 
-async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
-    key = fold_nick(request.to)
-    dm_id, ts = server.next_id(), server.now_ms()
-    recipient = server.online.get(key)
-    if recipient is not None:
-        recipient.send(p.DmEvent(nick=user.nick, to=recipient.nick, text=request.text,
-                                 dm_id=dm_id, ts=ts))
-        user.session.reply(request, to=recipient.nick, dm_id=dm_id, ts=ts, status="delivered")
-        return
-    account = await server.registered(key)
-    if account is None:
-        raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
-    await server.mailbox.store(StoredDm(dm_id=dm_id, to_key=key, to_nick=account.nick,
-                                        sender=user.nick, text=request.text, ts=ts))
-    user.session.reply(request, to=account.nick, dm_id=dm_id, ts=ts, status="stored")
-
-
-def check_fits(recipient: User, data: bytes) -> None:
+def check_fits(recipient: Member, data: bytes) -> None:
     """Refuse, before any ok, what the recipient's transport could never take."""
-    if len(data) > recipient.session.peer_max_message_size:
+    if len(data) > recipient.peer_max_message_size:
         raise ChatProtocolError(ErrorCode.TOO_LARGE, "too large for the recipient's transport")
 
 
+@keyed
+async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
+    key = fold_nick(request.to)
+    recipient = server.online.get(key)
+    if recipient is not None:
+        to_nick = recipient.nick
+    else:
+        account = await server.registered(key)
+        if account is None:
+            raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
+        to_nick = account.nick
+    dm_id, ts = await server.ids.next_id(), server.now_ms()
+    stored = StoredDm(dm_id=dm_id, to_key=key, to_nick=to_nick, sender=user.nick,
+                      text=request.text, ts=ts, sender_key=user.key)
+    if recipient is not None:
+        check_fits(recipient, server.mailbox.event(stored, recipient, stored=False))
+    answer = {"to": to_nick, "dm_id": dm_id, "ts": ts, "status": "stored",
+              "online": recipient is not None}
+    known = await server.mailbox.store(stored, server.idem_record(user, request, answer))
+    if known is not None:
+        user.session.reply(request, **known)
+        return
+    user.session.reply(request, **answer)
+    recipient = server.online.get(key)  # who is online now, the commit done
+    if recipient is not None:
+        server.mailbox.hand_over(recipient, stored, stored=False)
+
+
 async def data(server: ServerCore, user: User, request: p.Data) -> None:
+    token = (user.key, request.idem or "")
+    while request.idem is not None and token in server.relaying:
+        await _end_of(server.relaying[token])  # the same key on its way: wait, then look
+    known = await server.first_answer(user, request)
+    if known is not None:
+        user.session.reply(request, **known)
+        return
     recipient = server.online.get(fold_nick(request.to))
     if recipient is None:
         raise ChatProtocolError(ErrorCode.NOT_ONLINE)
     event = p.encode(p.DataEvent(nick=user.nick, payload=request.payload))
     check_fits(recipient, event)
+    # Sent now, in request order; the ok waits for the recipient's ack
+    # without holding up this session's next request.
+    sent = recipient.send_tracked(event)
+    done: Deferred[None] = Deferred()
+    if request.idem is not None:
+        server.relaying[token] = done
+    finished = Deferred.fromCoroutine(_settle(server, user, request, recipient.nick, sent))
+    finished.addErrback(_relay_failed, server, user, request)
+    finished.addBoth(_forget_relay, server, token, done)
+
+
+async def _settle(server: ServerCore, user: User, request: p.Data, to_nick: str,
+                  sent: Deferred[None]) -> None:
     try:
-        await recipient.session.send_tracked(event)
+        await sent
     except NotAcknowledged:
-        raise ChatProtocolError(ErrorCode.NOT_DELIVERED) from None
-    user.session.reply(request, to=recipient.nick)
+        user.session.fail(request, ErrorCode.NOT_DELIVERED)
+        return
+    answer: dict[str, Any] = {"to": to_nick}
+    record = server.idem_record(user, request, answer)
+    if record is not None:  # kept before the ok, so an ok'd payload is never relayed again
+        answer = dict(await server.store.put_idem(record) or answer)
+    user.session.reply(request, **answer)
+
+
+def _relay_failed(failure: Failure, server: ServerCore, user: User, request: p.Data) -> None:
+    server.log.failure("data relay failed", failure)
+    user.session.fail(request, ErrorCode.INTERNAL)
+
+
+def _forget_relay(_: Any, server: ServerCore, token: tuple[str, str], done: Deferred[None]) -> None:
+    if server.relaying.get(token) is done:
+        del server.relaying[token]
+    done.callback(None)
+
+
+def _end_of(d: Deferred[None]) -> Deferred[None]:
+    """A Deferred of our own that fires when ``d`` does (``d`` may have several waiters)."""
+    waiter: Deferred[None] = Deferred()
+
+    def fire(result: Any) -> Any:
+        waiter.callback(None)
+        return result
+    d.addBoth(fire)
+    return waiter
 
 
 HANDLERS: dict[type, Handler] = {p.Dm: dm, p.Data: data}

@@ -3,11 +3,12 @@ list members and rooms, page history."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
-from twistchat.chat.server.core import Handler, ServerCore
+from twistchat.chat.server.core import Handler, ServerCore, keyed
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
 from twistchat.store.base import HistoryEntry
@@ -67,17 +68,29 @@ async def part(server: ServerCore, user: User, request: p.Part) -> None:
     user.session.reply(request, room=room.name)
 
 
+@keyed
 async def say(server: ServerCore, user: User, request: p.Say) -> None:
     room = server.room_of(user, request.room)
-    msg_id, ts = server.next_id(), server.now_ms()
-    server.tell(room, p.MessageEvent(room=room.name, nick=user.nick, text=request.text,
-                                     msg_id=msg_id, ts=ts), exclude=user)
-    # The echo waits for the commit, without holding up this session's next request.
+    msg_id, ts = await server.ids.next_id(), server.now_ms()
+    answer = {"room": room.name, "msg_id": msg_id, "ts": ts}
+    # The line goes out and is echoed once committed (with its idem), so a
+    # resend after a crash finds it and nobody sees it twice; that wait does
+    # not hold up this session's next request.
     d = server.store.append_history(
         HistoryEntry(room=room.key, msg_id=msg_id, nick=user.nick, text=request.text, ts=ts),
-        server.config.history_size)
-    d.addCallback(lambda _: user.session.reply(request, room=room.name, msg_id=msg_id, ts=ts))
+        server.config.history_size, server.idem_record(user, request, answer))
+    d.addCallback(_said, server, user, request, room, answer)
     d.addErrback(_store_failed, server, user, request)
+
+
+def _said(known: Mapping[str, Any] | None, server: ServerCore, user: User, request: p.Say,
+          room: Room[User], answer: dict[str, Any]) -> None:
+    if known is not None:  # said before: answered as then, not said again
+        user.session.reply(request, **known)
+        return
+    server.tell(room, p.MessageEvent(room=room.name, nick=user.nick, text=request.text,
+                                     msg_id=answer["msg_id"], ts=answer["ts"]), exclude=user)
+    user.session.reply(request, **answer)
 
 
 def _store_failed(failure: Any, server: ServerCore, user: User, request: p.Request) -> None:

@@ -1,0 +1,77 @@
+"""
+Room lines shown once each, in order, across joins and reconnects.
+
+A (re-)join's reply carries the room's kept history; while it is on its
+way, other members' lines already arrive live. If a live line moved the
+"last seen" mark first, the older lines of the history would look seen and
+be skipped: a member missed lines after a reconnect that way. So while a
+join of a room is in flight its live lines are *held*; the reply's history
+(lines after the mark) and the held lines are merged by ``msg_id``, each
+id shown once, oldest first, and only then does the mark move, over lines
+actually shown. The mark is kept in the state file, for the next run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import fold_room
+from twistchat.client.seen import RecentIds
+from twistchat.client.state import ClientState
+
+Shown = list[tuple[p.MessageEvent, bool]]
+"""Lines to hand to the observer, in order, each with its ``replay`` flag."""
+
+
+class RoomCatchUp:
+    def __init__(self, state: ClientState) -> None:
+        self.state = state
+        self.seen = RecentIds()
+        self._held: dict[str, list[p.MessageEvent]] = {}
+        """Room key to the live lines that came while its join was in flight."""
+
+    def catching_up(self, room: str) -> bool:
+        return fold_room(room) in self._held
+
+    def begin(self, room: str) -> None:
+        """A join of ``room`` is sent: hold its live lines until the reply."""
+        self._held.setdefault(fold_room(room), [])
+
+    def live(self, event: p.MessageEvent) -> Shown:
+        """A ``message`` event: what to show now (nothing while held, or a repeat)."""
+        held = self._held.get(fold_room(event.room))
+        if held is not None:
+            held.append(event)
+            return []
+        return self._show([(event, False)])
+
+    def joined(self, room: str, history: Iterable[dict[str, Any]]) -> Shown:
+        """The join reply for ``room`` (canonical name): its history after the
+        mark and the held live lines, merged, each id once, oldest first."""
+        key = fold_room(room)
+        mark = self.state.last_seen.get(key, 0)
+        lines = [(p.MessageEvent(room=room, nick=entry["nick"], text=entry["text"],
+                                 msg_id=entry["msg_id"], ts=entry["ts"]), True)
+                 for entry in history if entry["msg_id"] > mark]
+        lines += [(event, False) for event in self._held.pop(key, [])]
+        lines.sort(key=lambda line: line[0].msg_id)
+        return self._show(lines)
+
+    def abandon(self, room: str) -> Shown:
+        """The join failed (or was refused because we are in the room already):
+        release what was held as ordinary live lines."""
+        return self._show([(event, False) for event in self._held.pop(fold_room(room), [])])
+
+    def own(self, room: str, msg_id: int) -> None:
+        """Our own line, echoed in the ``say`` reply: never show it again. The
+        mark moves over it unless older lines of the room may still come."""
+        self.seen.add(msg_id)
+        if not self.catching_up(room):
+            self.state.saw(fold_room(room), msg_id)
+
+    def _show(self, lines: Shown) -> Shown:
+        shown = [(event, replay) for event, replay in lines if self.seen.add(event.msg_id)]
+        for event, _ in shown:
+            self.state.saw(fold_room(event.room), event.msg_id)
+        return shown
