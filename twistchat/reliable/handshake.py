@@ -65,7 +65,10 @@ class Established:
 
 
 class ClientHandshake:
-    def __init__(self, local_cid: int, rtt: RttEstimator) -> None:
+    def __init__(self, local_cid: int, rtt: RttEstimator,
+                 ephemeral: X25519PrivateKey | None = None) -> None:
+        """``ephemeral``: a fixed key only to reproduce docs/PROTOCOL.md's example."""
+        self._ephemeral = ephemeral
         self._local_cid = local_cid
         self._rtt = rtt
         self.send_pending = True
@@ -78,7 +81,7 @@ class ClientHandshake:
 
     def on_cookie(self, cookie: bytes, now: float, parameters: TransportParameters) -> None:
         self.cookie = cookie
-        self._noise = NXInitiator(prologue(self._local_cid, cookie))
+        self._noise = NXInitiator(prologue(self._local_cid, cookie), self._ephemeral)
         self._connect = encode_packet(Connect(self._local_cid, cookie,
                                               self._noise.write_message_1(parameters.encode())))
         self._rtt_sample(now)
@@ -131,12 +134,13 @@ class ClientHandshake:
 
 
 def server_handshake(connect: Connect, static_key: X25519PrivateKey, server_cid: int,
-                     token: bytes, parameters: TransportParameters
+                     token: bytes, parameters: TransportParameters,
+                     ephemeral: X25519PrivateKey | None = None,
                      ) -> tuple[bytes, TransportParameters, PacketProtection]:
     """Answer a CONNECT whose cookie the endpoint has checked: the ACCEPT
     datagram, the client's parameters and the packet protection. Raises
     ``HandshakeError`` (``BadParameters`` for invalid parameters)."""
-    noise = NXResponder(prologue(connect.client_cid, connect.cookie), static_key)
+    noise = NXResponder(prologue(connect.client_cid, connect.cookie), static_key, ephemeral)
     client_parameters = decode_parameters(noise.read_message_1(connect.handshake))
     problem = parameter_problem(client_parameters)
     if problem is not None:
