@@ -35,7 +35,7 @@ def samples(rng: random.Random) -> list[bytes]:
     cid = lambda: rng.getrandbits(64)  # noqa: E731
     return [
         encode_packet(Hello(cid()), pad_to=MIN_HELLO_SIZE),
-        encode_packet(Connect(cid(), os.urandom(32), SessionConfig().transport_parameters())),
+        encode_packet(Connect(cid(), os.urandom(32), os.urandom(32) + SessionConfig().transport_parameters().encode())),
         encode_packet(Data(cid(), rng.randrange(1 << 20), (Ping(),))),
         encode_packet(Data(cid(), 7, (Ack(((0, 5),)), MessageFrame(0, b'{"t":"login","id":1,"nick":"x"}')))),
         encode_packet(Data(cid(), 9, (Close(0, "bye"),))),

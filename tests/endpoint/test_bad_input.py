@@ -11,10 +11,12 @@ from twisted.internet.task import Clock
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.server import Admission
+from twistchat.reliable.handshake import prologue
+from twistchat.reliable.noise import NXInitiator
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    MIN_HELLO_SIZE, Connect, Cookie, Data, Hello, MessageFrame, Ping, Reset,
-    decode_packet, encode_packet,
+    MIN_HELLO_SIZE, TAG_SIZE, Connect, Cookie, Hello, MessageFrame, Reset,
+    decode_packet, encode_data_header, encode_frames, encode_packet,
 )
 
 from .harness import CLIENT, SERVER, Pair
@@ -60,8 +62,11 @@ def cookie_for(server, transport, address, cid=42) -> bytes:
     return packet.cookie
 
 
-def connect(cid: int, cookie: bytes) -> bytes:
-    return encode_packet(Connect(cid, cookie, SessionConfig().transport_parameters()), pad_to=MIN_HELLO_SIZE)
+def connect(cid: int, cookie: bytes, parameters=None) -> bytes:
+    """A CONNECT as a real client writes it: Noise message 1 over the cookie."""
+    noise = NXInitiator(prologue(cid, cookie))
+    message_1 = noise.write_message_1((parameters or SessionConfig().transport_parameters()).encode())
+    return encode_packet(Connect(cid, cookie, message_1), pad_to=MIN_HELLO_SIZE)
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,10 +83,10 @@ def test_random_datagrams_are_dropped_without_state_or_exceptions(datagram):
 def test_each_kind_of_bad_datagram_is_counted():
     server, transport, clock, opened = make_server()
     source = ("203.0.113.9", 5000)
-    valid = encode_packet(Data(7, 1, (Ping(),)))
+    valid = encode_data_header(7, 1) + bytes(TAG_SIZE + 1)  # sealed DATA, as far as anyone can tell
     server.datagramReceived(b"", source)
     server.datagramReceived(valid[:5], source)                         # truncated
-    server.datagramReceived(bytes([0x15]) + b"\xff" * 30, source)      # malformed frames
+    server.datagramReceived(valid[:-2], source)                        # no room for a tag and a frame
     server.datagramReceived(bytes(1501), source)                       # oversized
     server.datagramReceived(bytes([0x25]) + valid[1:], source)         # version 2
     server.datagramReceived(valid, source)                             # unknown connection
@@ -145,7 +150,7 @@ def test_replayed_connect_opens_one_session_only():
 
 def test_resets_for_unknown_connections_are_rate_limited_and_small():
     server, transport, clock, opened = make_server()
-    probe = encode_packet(Data(7, 1, (Ping(),)))
+    probe = encode_data_header(7, 1) + bytes(TAG_SIZE + 1)
     for i in range(1000):
         server.datagramReceived(probe, ("203.0.113.5", 2000))
     resets = [d for d, _ in transport.written]
@@ -218,8 +223,8 @@ def test_internal_protocol_errors_do_not_escape_the_endpoint():
 def test_spoofed_message_frame_announcing_4_gib_is_refused():
     pair = Pair(rtt=0.02).connect()
     session = pair.client_protocol.connection.session
-    huge = MessageFrame(0, b"x" * 100, 0, 4 * 2**30)
-    datagram = encode_packet(Data(session.peer_cid, 5000, (huge,)))
+    huge = MessageFrame(0, b"x" * 100, 0, 4 * 2**30)  # from the real peer: sealed with its keys
+    datagram = session.protection.seal(session.peer_cid, 5000, encode_frames((huge,)))
     pair.server.datagramReceived(datagram, CLIENT)
     pair.run_for(1)
     (reason,) = pair.server_protocol.closed

@@ -13,21 +13,45 @@ session does in answer. Two shapes:
   written by hand (``peer.send(Ack(...))``), for tests that must control
   each packet number and each acknowledgement.
 
-Only the public surface of ``Session`` is used here.
+Only the public surface of ``Session`` is used here. Every DATA packet is
+sealed; ``packets``/``frames``/``seqs`` open what they are given with the
+keys of the sessions (and hand-written peers) made here, most recent first.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Collection
 
 import attrs
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from twistchat.reliable.handshake import prologue
+from twistchat.reliable.noise import NXInitiator
+from twistchat.reliable.protection import PacketProtection, reset_token
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
-    Accept, Ack, Connect, Cookie, Data, MessageFrame, TransportParameters, decode_packet,
-    encode_packet,
+    Accept, Ack, Connect, Cookie, Data, MessageFrame, SealedData, TransportParameters,
+    decode_frames, decode_packet, encode_frames, encode_packet,
 )
+
+SERVER_KEY = X25519PrivateKey.from_private_bytes(bytes(range(32)))
+"""The server's static key in these tests."""
+RESET_SECRET = b"r" * 32
+
+_OPENERS: deque[PacketProtection] = deque(maxlen=16)
+"""Keys of the sessions made here: what ``packets`` opens sealed DATA with."""
+
+
+def _open(packet):
+    if not isinstance(packet, SealedData):
+        return packet
+    for protection in reversed(_OPENERS):
+        plaintext = protection.open(packet)
+        if plaintext is not None:
+            return Data(packet.dest_cid, packet.packet_number, decode_frames(plaintext))
+    raise AssertionError("a DATA packet no session of this test can open")
 
 def parameters(**changes) -> TransportParameters:
     """What a default session announces, with ``changes``."""
@@ -44,8 +68,8 @@ COOKIE = b"\x00\x00\x00\x01" + b"m" * 16
 
 
 def packets(datagrams: list[tuple[bytes, tuple]]) -> list:
-    """Decode what ``datagrams_to_send`` returned."""
-    return [decode_packet(datagram) for datagram, _ in datagrams]
+    """Decode (and open) what ``datagrams_to_send`` returned."""
+    return [_open(decode_packet(datagram)) for datagram, _ in datagrams]
 
 
 def frames(datagrams: list[tuple[bytes, tuple]], kind: type | None = None) -> list:
@@ -114,14 +138,16 @@ class Pair:
         the ACCEPT reaches the client unless ``lost``."""
         packet = decode_packet(connect)
         assert isinstance(packet, Connect) and packet.cookie == COOKIE
-        self.server = Session.server(now=now, local_cid=SERVER_CID, client_cid=packet.client_cid,
-                                     client_address=self.client_address,
-                                     client_parameters=packet.parameters,
+        self.server = Session.server(now=now, local_cid=SERVER_CID, connect=packet,
+                                     client_address=self.client_address, static_key=SERVER_KEY,
+                                     reset_token=reset_token(RESET_SECRET, SERVER_CID),
                                      config=self.server_config, rng=random.Random(2))
+        _OPENERS.append(self.server.protection)
         [(accept, to)] = self.server.datagrams_to_send(now)
         assert to == self.client_address and isinstance(decode_packet(accept), Accept)
         if not lost:
             assert self.client.receive_datagram(accept, SERVER, now)
+            _OPENERS.append(self.client.protection)
         return accept
 
     def c2s(self, now: float, drop: Collection[int] | bool = ()) -> list[tuple[bytes, tuple]]:
@@ -144,15 +170,28 @@ class Pair:
 
 
 def server_session(now: float = 0.0, config: SessionConfig | None = None,
-                   client_parameters: TransportParameters | None = None) -> Session:
-    """A server session just created for a CONNECT, its ACCEPT already sent."""
-    session = Session.server(now=now, local_cid=SERVER_CID, client_cid=CLIENT_CID,
-                             client_address=CLIENT,
-                             client_parameters=client_parameters or parameters(),
-                             config=config or SessionConfig(), rng=random.Random(5))
+                   client_parameters: TransportParameters | None = None,
+                   reassembly_budget=None) -> Session:
+    """A server session just created for a CONNECT, its ACCEPT already sent
+    to a hand-written client (``Peer(session)`` then speaks for it)."""
+    noise = NXInitiator(prologue(CLIENT_CID, COOKIE))
+    message_1 = noise.write_message_1((client_parameters or parameters()).encode())
+    session = Session.server(now=now, local_cid=SERVER_CID,
+                             connect=Connect(CLIENT_CID, COOKIE, message_1), client_address=CLIENT,
+                             static_key=SERVER_KEY, reset_token=reset_token(RESET_SECRET, SERVER_CID),
+                             config=config or SessionConfig(), rng=random.Random(5),
+                             reassembly_budget=reassembly_budget)
     [(accept, to)] = session.datagrams_to_send(now)
-    assert to == CLIENT and isinstance(decode_packet(accept), Accept)
+    assert to == CLIENT and isinstance(accept_packet := decode_packet(accept), Accept)
+    _, (client_to_server, server_to_client) = noise.read_message_2(accept_packet.handshake)
+    protection = PacketProtection(client_to_server, server_to_client)
+    _PEER_KEYS[id(session)] = protection
+    _OPENERS.append(protection)
     return session
+
+
+_PEER_KEYS: dict[int, PacketProtection] = {}
+"""The hand-written client's keys, by the server session it talks to."""
 
 
 class Peer:
@@ -167,12 +206,18 @@ class Peer:
         if pn is None:
             pn = self.next_pn
         self.next_pn = max(self.next_pn, pn + 1)
-        datagram = encode_packet(Data(SERVER_CID, pn, tuple(frames)))
+        datagram = sealed(self.session, pn, encode_frames(frames))
         assert self.session.receive_datagram(datagram, address, now)
         return datagram
 
     def ack(self, *pns: int, now: float) -> None:
         self.send(ack_of(*pns), now=now)
+
+
+def sealed(session: Session, pn: int, plaintext: bytes) -> bytes:
+    """A DATA datagram from the hand-written client of ``session``, sealed
+    with its keys around ``plaintext`` (encoded frames, or anything)."""
+    return _PEER_KEYS[id(session)].seal(SERVER_CID, pn, plaintext)
 
 
 def send_one(session: Session, data: bytes, now: float) -> int:

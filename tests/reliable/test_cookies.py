@@ -111,7 +111,7 @@ def test_random_cookies_are_refused(garbage):
 
 def test_fits_a_connect_packet_and_survives_the_wire():
     cookie = jar().mint(100.0, ADDRESS, CID)
-    packet = decode_packet(encode_packet(Connect(CID, cookie, SessionConfig().transport_parameters())))
+    packet = decode_packet(encode_packet(Connect(CID, cookie, bytes(32) + SessionConfig().transport_parameters().encode())))
     assert jar().check(101.0, ADDRESS, packet.client_cid, packet.cookie)
 
 

@@ -14,7 +14,7 @@ from twistchat.reliable.reassembly import (
     FRAGMENT_ACCOUNTING_OVERHEAD, MESSAGE_ACCOUNTING_OVERHEAD, MessageReassembler,
     ReassemblyError,
 )
-from twistchat.wire.packets import Data, MessageFrame, decode_packet, encode_packet
+from twistchat.wire.packets import Data, MessageFrame, decode_plain_data, encode_packet
 
 KIB = 1024
 
@@ -123,7 +123,7 @@ def test_a_4_gib_announcement_is_refused_without_allocating_it():
     # Straight from the wire: the decoder accepts the announcement (it knows
     # no cap), the reassembler refuses it.
     datagram = encode_packet(Data(1, 0, (MessageFrame(0, b"y" * 100, 4 * 2**30 - 100, 4 * 2**30),)))
-    [frame] = decode_packet(datagram).frames
+    [frame] = decode_plain_data(datagram).frames
     with pytest.raises(ReassemblyError):
         reassembler().receive(frame)
 

@@ -6,12 +6,13 @@ import pytest
 
 from twistchat.reliable.errors import CloseCode
 from twistchat.reliable.events import HandshakeCompleted, SessionClosed
+from twistchat.reliable.noise import public_bytes
 from twistchat.reliable.session import SessionConfig, State
 from twistchat.wire.packets import (
-    MIN_HELLO_SIZE, Accept, Connect, Cookie, Hello, decode_packet, encode_packet,
+    MIN_HELLO_SIZE, Accept, Cookie, Hello, decode_packet, encode_packet,
 )
 
-from .session_pair import COOKIE, SERVER, SERVER_CID, Pair, events, packets
+from .session_pair import COOKIE, SERVER, SERVER_CID, SERVER_KEY, Pair, events, packets
 
 
 def test_hello_is_padded_then_cookie_connect_accept_establish_both():
@@ -21,10 +22,17 @@ def test_hello_is_padded_then_cookie_connect_accept_establish_both():
     assert len(hello) == MIN_HELLO_SIZE == 1200
     assert decode_packet(hello) == Hello(cid)
     assert decode_packet(cookie) == Cookie(cid, COOKIE)
-    assert decode_packet(connect) == Connect(cid, COOKIE, SessionConfig(receive_window=5000)
-                                             .transport_parameters())
-    assert decode_packet(accept) == Accept(cid, SERVER_CID, SessionConfig().transport_parameters())
+    connect_packet = decode_packet(connect)
+    assert connect_packet.client_cid == cid and connect_packet.cookie == COOKIE
+    # Noise message 1: the client's ephemeral key, then its parameters in clear.
+    assert connect_packet.handshake[32:] == SessionConfig(receive_window=5000).transport_parameters().encode()
+    accept_packet = decode_packet(accept)
+    assert isinstance(accept_packet, Accept) and accept_packet.client_cid == cid
+    # Noise message 2: nothing of the server's parameters or connection id in clear.
+    assert SessionConfig().transport_parameters().encode() not in accept_packet.handshake
+    assert SERVER_CID.to_bytes(8, "big") not in accept
     assert events(pair.client) == [HandshakeCompleted()]
+    assert pair.client.server_key == public_bytes(SERVER_KEY)
     assert pair.client.is_established and pair.server.is_established
     assert pair.client.state is pair.server.state is State.ESTABLISHED
 

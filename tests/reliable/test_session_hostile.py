@@ -14,10 +14,11 @@ from twistchat.reliable.errors import CloseCode, ConnectionClosed
 from twistchat.reliable.events import SessionClosed
 from twistchat.reliable.reassembly import ReassemblyBudget
 from twistchat.reliable.session import Session, State
-from twistchat.wire.packets import Accept, Close, Cookie, MessageFrame, decode_packet, encode_packet
+from twistchat.reliable.handshake import server_handshake
+from twistchat.wire.packets import Accept, Close, Connect, Cookie, MessageFrame, decode_packet, encode_packet
 
 from .session_pair import (
-    CLIENT, COOKIE, SERVER, Pair, Peer, events, frames, packets, parameters, server_session,
+    COOKIE, SERVER, SERVER_KEY, Pair, Peer, events, frames, packets, parameters, server_session,
 )
 
 
@@ -27,17 +28,43 @@ def test_an_ack_delay_of_two_to_the_fourteen_ms_or_more_is_refused():
     assert parameter_problem(parameters(max_ack_delay_ms=2**62 - 1)) is not None
 
 
-def test_a_client_refuses_an_accept_with_invalid_parameters():
+def _client_at_connect() -> tuple[Pair, Connect]:
     pair = Pair()
     [(hello, _)] = pair.client.datagrams_to_send(0.0)
     client_cid = decode_packet(hello).client_cid
     assert pair.client.receive_datagram(encode_packet(Cookie(client_cid, COOKIE)), SERVER, 0.0)
-    pair.client.datagrams_to_send(0.0)  # the CONNECT
-    lying = Accept(client_cid, 77, parameters(max_ack_delay_ms=2**40))
-    assert pair.client.receive_datagram(encode_packet(lying), SERVER, 0.01)
+    [(connect, _)] = pair.client.datagrams_to_send(0.0)
+    return pair, decode_packet(connect)
+
+
+def _accept(connect: Connect, key=SERVER_KEY, **changes) -> bytes:
+    accept, _, _ = server_handshake(connect, key, 77, bytes(16), parameters(**changes))
+    return accept
+
+
+def test_a_client_refuses_an_accept_with_invalid_parameters():
+    pair, connect = _client_at_connect()
+    assert pair.client.receive_datagram(_accept(connect, max_ack_delay_ms=2**40), SERVER, 0.01)
     [closed] = events(pair.client)
     assert isinstance(closed, SessionClosed) and closed.code is CloseCode.PROTOCOL_VIOLATION
     assert pair.client.is_closed
+
+
+def test_a_forged_accept_changes_nothing_and_the_real_one_still_works():
+    pair, connect = _client_at_connect()
+    forged = encode_packet(Accept(connect.client_cid, bytes(200)))
+    assert pair.client.receive_datagram(forged, SERVER, 0.01) is False
+    assert pair.client.state is State.HANDSHAKE and pair.client.stats.unauthenticated == 1
+    assert pair.client.receive_datagram(_accept(connect), SERVER, 0.02)
+    assert pair.client.is_established
+
+
+def test_a_server_proving_another_key_than_the_pinned_one_is_refused():
+    pair = Pair()
+    pair.client = Session.client(now=0.0, server_address=SERVER, expected_server_key=bytes(32))
+    pair.handshake(0.0)
+    [closed] = events(pair.client)
+    assert closed.code is CloseCode.SERVER_KEY_MISMATCH and pair.client.is_closed
 
 
 def test_sizes_the_peer_announces_are_clamped_to_our_own():
@@ -95,9 +122,7 @@ def _fragments(session: Session, count: int, now: float) -> None:
 
 def test_sessions_share_one_reassembly_budget_and_give_it_back():
     budget = ReassemblyBudget(total=5_000)
-    a, b = (Session.server(now=0.0, local_cid=cid, client_cid=cid + 1, client_address=CLIENT,
-                           client_parameters=parameters(), reassembly_budget=budget)
-            for cid in (1, 3))
+    a, b = (server_session(reassembly_budget=budget) for _ in range(2))
     _fragments(a, 3, now=0.1)
     assert a.is_established and 3_000 < budget.used < 5_000
     _fragments(b, 2, now=0.1)  # well within b's own 1 MiB window, but the endpoint is full

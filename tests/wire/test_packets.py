@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
-    MIN_HELLO_SIZE, PROTOCOL_VERSION, Accept, Ack, Close, Connect, Cookie, Data,
-    DecodeError, Hello, MessageFrame, PathChallenge, PathResponse, Ping, Reset,
-    TransportParameters, Unreliable, data_header_size, decode_packet, encode_frame,
-    encode_packet, frame_size, packet_version,
+    MIN_HELLO_SIZE, PROTOCOL_VERSION, TAG_SIZE, Accept, Ack, Close, Connect, Cookie, Data,
+    DecodeError, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
+    SealedData, Unreliable, data_header_size, decode_plain_data, encode_frame, encode_packet,
+    frame_size, packet_version,
 )
+from twistchat.wire.packets import decode_packet as decode_wire
 from twistchat.wire.varint import MAX_VARINT, encode_varint
 
 FUZZ = settings(max_examples=700, deadline=None,
@@ -67,8 +68,17 @@ frames = st.one_of(
     st.builds(PathChallenge, st.binary(min_size=8, max_size=8)),
     st.builds(PathResponse, st.binary(min_size=8, max_size=8)),
 )
-parameters = st.builds(TransportParameters, varints, varints, varints, varints, varints)
+handshakes = st.binary(max_size=512)
 cookies = st.binary(max_size=64)
+tokens = st.binary(min_size=16, max_size=16)
+
+
+def decode_packet(datagram: bytes):
+    """DATA as ``encode_packet`` lays it out before sealing (these tests are
+    about the codec); every other packet as it travels."""
+    if datagram[:1] == bytes(((PROTOCOL_VERSION << 4) | PacketType.DATA,)):
+        return decode_plain_data(datagram)
+    return decode_wire(datagram)
 
 
 @st.composite
@@ -81,17 +91,17 @@ def data_packets(draw):
 packets = st.one_of(
     st.builds(Hello, cids),
     st.builds(Cookie, cids, cookies),
-    st.builds(Connect, cids, cookies, parameters),
-    st.builds(Accept, cids, cids, parameters),
-    st.builds(Reset, cids),
+    st.builds(Connect, cids, cookies, handshakes),
+    st.builds(Accept, cids, handshakes),
+    st.builds(Reset, cids, tokens),
     data_packets(),
 )
 handshake_packets = st.one_of(
     st.builds(Hello, cids),
     st.builds(Cookie, cids, cookies),
-    st.builds(Connect, cids, cookies, parameters),
-    st.builds(Accept, cids, cids, parameters),
-    st.builds(Reset, cids),
+    st.builds(Connect, cids, cookies, handshakes),
+    st.builds(Accept, cids, handshakes),
+    st.builds(Reset, cids, tokens),
 )
 
 
@@ -172,16 +182,22 @@ def test_hello_bytes_and_padding():
 
 
 def test_handshake_packet_bytes():
-    assert encode_packet(Reset(1)) == b"\x16" + bytes(7) + b"\x01"
+    assert encode_packet(Reset(1, b"t" * 16)) == b"\x16" + bytes(7) + b"\x01" + b"t" * 16
     assert encode_packet(Cookie(CID_INT, b"abc")) == b"\x12" + CID + b"\x03abc"
     # Default parameters: 65536 and 1048576 and 45000 take four bytes, 15000
     # two (0x3a98 | 0x4000), 25 one.
     params = bytes.fromhex("80010000" "80100000" "8000afc8" "7a98" "19")
     assert SessionConfig().transport_parameters().encode() == params
-    assert encode_packet(Connect(CID_INT, b"\xaa" * 2, SessionConfig().transport_parameters())) == \
-        b"\x13" + CID + b"\x02\xaa\xaa" + params
-    assert encode_packet(Accept(CID_INT, 0xFF, SessionConfig().transport_parameters())) == \
-        b"\x14" + CID + bytes(7) + b"\xff" + params
+    assert encode_packet(Connect(CID_INT, b"\xaa" * 2, b"\xee" * 3)) == \
+        b"\x13" + CID + b"\x02\xaa\xaa" + b"\x03\xee\xee\xee"
+    assert encode_packet(Accept(CID_INT, b"\xdd" * 2)) == b"\x14" + CID + b"\x02\xdd\xdd"
+
+
+def test_data_travels_sealed_the_decoder_splits_header_and_body():
+    datagram = b"\x15" + CID + b"\x41\x2c" + bytes(TAG_SIZE + 3)
+    assert decode_wire(datagram) == SealedData(CID_INT, 300, datagram[:11], bytes(TAG_SIZE + 3))
+    with pytest.raises(DecodeError):  # no room for even a tag and a frame
+        decode_wire(b"\x15" + CID + b"\x00" + bytes(TAG_SIZE))
 
 
 def test_data_packet_bytes():
@@ -296,7 +312,7 @@ def test_mutated_datagrams_raise_only_decode_error(packet, data):
 
 @pytest.mark.parametrize("version", [v for v in range(16) if v != PROTOCOL_VERSION])
 def test_unknown_version_is_rejected(version):
-    for packet in (Hello(1), Data(1, 0, (Ping(),)), Reset(1)):
+    for packet in (Hello(1), Data(1, 0, (Ping(),)), Reset(1, bytes(16))):
         datagram = bytearray(encode_packet(packet, pad_to=MIN_HELLO_SIZE))
         datagram[0] = (version << 4) | (datagram[0] & 0x0F)
         with pytest.raises(DecodeError, match="version"):
@@ -359,8 +375,9 @@ LENGTH_PAST_THE_END = [
     # COOKIE and CONNECT with a cookie over the 64-byte cap
     b"\x12" + CID + b"\x41\x00" + bytes(300),
     b"\x13" + CID + b"\x41\x00" + bytes(300),
-    # CONNECT whose parameters are cut short
-    b"\x13" + CID + b"\x00" + b"\x01\x02",
+    # CONNECT whose handshake message is cut short, or over the 512-byte cap
+    b"\x13" + CID + b"\x00" + b"\x05\x02",
+    b"\x13" + CID + b"\x00" + b"\x42\x01" + bytes(513),
     # UNRELIABLE with length 10, 3 bytes present
     b"\x15" + CID + b"\x00" + b"\x05\x0aabc",
     # UNRELIABLE with length 2**62 - 1 (nothing may be allocated)
@@ -380,7 +397,8 @@ LENGTH_PAST_THE_END = [
     b"\x15" + CID + b"\x80\x00",
     b"\x11" + CID[:7],
     b"\x16" + CID[:3],
-    b"\x14" + CID + CID[:4],
+    b"\x14" + CID + b"\x05\x01",
+    b"\x16" + CID + bytes(15),
 ]
 
 
@@ -407,13 +425,12 @@ def test_data_packets_built_by_a_session_never_exceed_1200_bytes():
     """A server session sending messages of every awkward size, with a
     worst-case ACK frame to piggyback (high packet numbers, many gaps, the
     peer acking in scattered order), and unreliable messages of the maximum
-    size: every datagram it emits decodes and is at most 1200 bytes."""
-    from twistchat.reliable.session import Session
+    size: every datagram it emits opens and is at most 1200 bytes, tag included."""
+    from tests.reliable.session_pair import Peer, ack_of, packets, server_session
 
     rng = random.Random(7)
-    peer = ("198.51.100.7", 40000)
-    server = Session.server(now=0.0, local_cid=11, client_cid=22, client_address=peer,
-                            client_parameters=SessionConfig().transport_parameters(), rng=random.Random(1))
+    server = server_session()
+    peer = Peer(server)
     sizes = [0, 1, 63, 64, 1000, 1100, 1101, 1102, 1103, 1150, 1183, 1200, 2205, 9000,
              64 * 1024]
     for size in sizes:
@@ -428,36 +445,27 @@ def test_data_packets_built_by_a_session_never_exceed_1200_bytes():
         # Scattered packet numbers from the client make the server's ACK big.
         for _ in range(3):
             client_pn += rng.choice((1, 2, 3, 1000, 2**20))
-            server.receive_datagram(encode_packet(Data(11, client_pn, (Ping(),))), peer, now)
-        sent = []
-        for datagram, address in server.datagrams_to_send(now):
-            assert address == peer
-            assert len(datagram) <= MAX_DATAGRAM_SIZE == 1200, len(datagram)
-            packet = decode_packet(datagram)
-            if isinstance(packet, Data):
-                sent.append(packet.packet_number)
-                seen += 1
+            peer.send(Ping(), now=now, pn=client_pn)
+        out = server.datagrams_to_send(now)
+        assert all(len(datagram) <= MAX_DATAGRAM_SIZE == 1200 for datagram, _ in out)
+        sent = [p.packet_number for p in packets(out) if isinstance(p, Data)]
+        seen += len(sent)
         # Acknowledge a random subset, in scattered ranges.
-        acked = sorted((pn for pn in sent if rng.random() < 0.7), reverse=True)
+        acked = [pn for pn in sent if rng.random() < 0.7]
         if acked:
-            ranges = []
-            for pn in acked:
-                if ranges and ranges[-1][0] == pn + 1:
-                    ranges[-1] = (pn, ranges[-1][1])
-                else:
-                    ranges.append((pn, pn))
             client_pn += 1
-            server.receive_datagram(encode_packet(Data(11, client_pn, (Ack(tuple(ranges[:32])),))), peer, now)
+            ack = ack_of(*acked)
+            peer.send(Ack(ack.ranges[:32]), now=now, pn=client_pn)
         server.handle_timer(now)
     assert seen > 100
 
 
 def _largest_unreliable_message() -> int:
     """The biggest payload ``send_unreliable`` accepts (it must fit one datagram)."""
-    from twistchat.reliable.session import MessageTooLarge, Session
+    from tests.reliable.session_pair import server_session
+    from twistchat.reliable.session import MessageTooLarge
 
-    probe = Session.server(now=0.0, local_cid=1, client_cid=2, client_address=("192.0.2.9", 1),
-                           client_parameters=SessionConfig().transport_parameters(), rng=random.Random(0))
+    probe = server_session()
     for size in range(MAX_DATAGRAM_SIZE, 0, -1):
         try:
             probe.send_unreliable(b"x" * size, 0.0)

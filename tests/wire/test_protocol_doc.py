@@ -10,8 +10,8 @@ import pytest
 
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    Accept, Ack, Close, Connect, Cookie, Data, MessageFrame, Reset, 
-    Unreliable, decode_packet, encode_frame, encode_packet,
+    Ack, Close, Cookie, Data, MessageFrame, Reset, Unreliable, decode_packet,
+    decode_plain_data, encode_frame, encode_frames, encode_packet,
 )
 from twistchat.wire.varint import encode_varint
 
@@ -33,7 +33,7 @@ def test_packet_and_frame_examples():
     examples = [
         SessionConfig().transport_parameters().encode(),
         encode_packet(Cookie(CLIENT_CID, bytes(20)))[:10],
-        encode_packet(Reset(SERVER_CID))[:1],
+        encode_packet(Reset(SERVER_CID, bytes(16)))[:1],
         encode_frame(Ack(((95, 100), (80, 90)), 1000)),
         encode_frame(Close(4, "bye")),
         encode_frame(Unreliable(b"t")),
@@ -51,8 +51,39 @@ def test_annotated_data_packet_example():
     datagram = bytes.fromhex(hex_bytes)
     expected = Data(SERVER_CID, 1000, (Ack(((95, 100), (80, 90)), 1000),
                                        MessageFrame(7, b"hi"), MessageFrame(8, b"yo")))
-    assert decode_packet(datagram) == expected
+    assert decode_plain_data(datagram) == expected
     assert encode_packet(expected) == datagram
+
+
+def _doc_block(after: str) -> bytes:
+    block = DOC[DOC.index(after):]
+    block = block[block.index("```") + 3:]
+    return bytes.fromhex(block[:block.index("```")])
+
+
+def test_the_worked_handshake_example_is_what_the_code_sends():
+    """docs/PROTOCOL.md §5.1, from fixed keys, through the session's own
+    handshake code (only the ephemeral keys are fixed)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from twistchat.reliable.handshake import ClientHandshake, server_handshake
+    from twistchat.reliable.rtt import RttEstimator
+
+    def key(byte: int) -> X25519PrivateKey:
+        return X25519PrivateKey.from_private_bytes(bytes([byte]) * 32)
+    parameters = SessionConfig().transport_parameters()
+    client = ClientHandshake(CLIENT_CID, RttEstimator(), ephemeral=key(2))
+    client.on_cookie(bytes(range(20)), 0.0, parameters)
+    [connect] = client.datagrams(0.0)
+    assert connect == _doc_block("CONNECT (78 bytes")
+    accept, client_parameters, _ = server_handshake(
+        decode_packet(connect), key(1), SERVER_CID, b"\xaa" * 16, parameters, ephemeral=key(3))
+    assert client_parameters == parameters
+    assert accept == _doc_block("ACCEPT (146 bytes")
+    established = client.on_accept(decode_packet(accept), 0.0)
+    assert established.server_cid == SERVER_CID and established.reset_token == b"\xaa" * 16
+    data = established.protection.seal(SERVER_CID, 0, encode_frames((MessageFrame(0, b"hi"),)))
+    assert data == _doc_block("The client's first DATA packet")
 
 
 def test_every_close_code_is_documented():

@@ -56,6 +56,8 @@ class EndpointCounters:
     sessions_evicted: int = 0
     cookies_throttled: int = 0
     bad_parameters: int = 0
+    bad_handshake: int = 0
+    unauthenticated: int = 0
     cookies_sent: int = 0
     resets_sent: int = 0
     sessions_opened: int = 0
@@ -112,6 +114,11 @@ class SessionConnection:
     def last_receive_time(self) -> float:
         """When anything (keepalives included) last arrived on this session."""
         return self._handle.session.last_receive_time
+
+    @property
+    def server_key(self) -> bytes | None:
+        """(client side) The server's static public key the handshake proved."""
+        return self._handle.session.server_key
 
     @property
     def peer_max_message_size(self) -> int:
@@ -342,13 +349,18 @@ class Endpoint(DatagramProtocol):
 
     def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
         self._dirty[handle] = None
+        session = handle.session
+        unauthenticated = session.stats.unauthenticated
         try:
-            accepted = handle.session.receive_datagram(datagram, address, self.now())
+            accepted = session.receive_datagram(datagram, address, self.now())
         except Exception:
             self._internal_error(handle)
             return
         if not accepted:
-            self.counters.malformed += 1
+            if session.stats.unauthenticated > unauthenticated:
+                self.counters.unauthenticated += 1
+            else:
+                self.counters.malformed += 1
 
     def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
                   graceful: bool = False) -> None:

@@ -13,11 +13,13 @@ from twistchat.wire.packets import PacketType
 class ClientEndpoint(Endpoint):
     """Opens sessions to servers; one socket can carry several."""
 
-    def connect(self, address: tuple, protocol: MessageProtocol) -> defer.Deferred:
+    def connect(self, address: tuple, protocol: MessageProtocol,
+                server_key: bytes | None = None) -> defer.Deferred:
         """Handshake with ``address``; fires with ``protocol`` once connected,
-        or fails with ``ConnectError``."""
+        or fails with ``ConnectError`` (``SERVER_KEY_MISMATCH`` if the server
+        proves a static key other than a pinned ``server_key``)."""
         session = Session.client(now=self.now(), server_address=address,
-                                 config=self.config, rng=self.rng)
+                                 config=self.config, rng=self.rng, expected_server_key=server_key)
         handle = _Handle(session, protocol, connected=defer.Deferred())
         self.sessions[session.local_cid] = handle
         self._dirty[handle] = None

@@ -20,13 +20,17 @@ from collections import Counter
 from typing import Callable
 
 import attrs
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint, _Handle
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
-from twistchat.reliable.config import parameter_problem
+from twistchat.endpoint.keys import reset_secret
 from twistchat.reliable.cookies import CookieJar
+from twistchat.reliable.handshake import BadParameters
+from twistchat.reliable.noise import HandshakeError
+from twistchat.reliable.protection import reset_token
 from twistchat.reliable.errors import CloseCode
 from twistchat.reliable.reassembly import ReassemblyBudget
 from twistchat.reliable.session import Session, SessionConfig
@@ -70,8 +74,13 @@ class ServerEndpoint(Endpoint):
     def __init__(self, reactor: IReactorTime, protocol_factory: Callable[[tuple], MessageProtocol],
                  config: SessionConfig | None = None, rng: random.Random | None = None,
                  cookie_jar: CookieJar | None = None,
-                 max_sessions: int | None = None, admission: Admission | None = None) -> None:
+                 max_sessions: int | None = None, admission: Admission | None = None,
+                 static_key: X25519PrivateKey | None = None) -> None:
+        """``static_key``: the server's long-term key (``keys.load_or_create``);
+        a fresh one if none is given (tests, throwaway servers)."""
         super().__init__(reactor, config, rng)
+        self.static_key = static_key or X25519PrivateKey.generate()
+        self._reset_secret = reset_secret(self.static_key)
         self.protocol_factory = protocol_factory
         self.cookies = cookie_jar or CookieJar(secret=self.rng.getrandbits(256).to_bytes(32, "big"))
         admission = admission or Admission()
@@ -145,9 +154,6 @@ class ServerEndpoint(Endpoint):
         if packet.client_cid in self._used_client_cids:
             self.counters.replayed_connect += 1
             return
-        if parameter_problem(packet.parameters) is not None:
-            self.counters.bad_parameters += 1
-            return
         host = address[0]
         if self._per_address[host] >= self.admission.max_sessions_per_address:
             self.counters.sessions_refused += 1
@@ -161,10 +167,18 @@ class ServerEndpoint(Endpoint):
         local_cid = self.rng.getrandbits(64)
         while local_cid in self.sessions:
             local_cid = self.rng.getrandbits(64)
-        session = Session.server(now=now, local_cid=local_cid, client_cid=packet.client_cid,
-                                 client_address=address, client_parameters=packet.parameters,
-                                 config=self.config, rng=self.rng,
-                                 reassembly_budget=self.reassembly_budget)
+        try:
+            session = Session.server(now=now, local_cid=local_cid, connect=packet,
+                                     client_address=address, static_key=self.static_key,
+                                     reset_token=reset_token(self._reset_secret, local_cid),
+                                     config=self.config, rng=self.rng,
+                                     reassembly_budget=self.reassembly_budget)
+        except BadParameters:
+            self.counters.bad_parameters += 1
+            return
+        except HandshakeError:
+            self.counters.bad_handshake += 1
+            return
         handle = _Handle(session, self.protocol_factory(address),
                          client_key=(address, packet.client_cid))
         self.sessions[local_cid] = handle
@@ -215,7 +229,7 @@ class ServerEndpoint(Endpoint):
         if not self._resets.take(self.now()):
             return
         self.counters.resets_sent += 1
-        self._write(encode_packet(Reset(cid)), address)
+        self._write(encode_packet(Reset(cid, reset_token(self._reset_secret, cid))), address)
 
     def _on_closed(self, handle: _Handle, reason: CloseReason) -> None:
         self._end_of_life(handle)

@@ -92,3 +92,6 @@ class SessionStats:
     duplicate_messages: int = 0
     probes_sent: int = 0
     dropped_from_unvalidated_path: int = 0
+    unauthenticated: int = 0
+    """Packets dropped because they failed authentication (forged, damaged,
+    or sealed with another session's key): they changed nothing."""

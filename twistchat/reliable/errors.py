@@ -31,6 +31,9 @@ class CloseCode(enum.IntEnum):
     SERVER_BUSY = 8
     """The server ran out of a shared resource (its session table, its
     reassembly memory) and this session, not yet vouched for, went first."""
+    SERVER_KEY_MISMATCH = 10
+    """The server proved a static key other than the one the client pinned
+    (local only: the client refuses to talk to it)."""
     SEND_QUEUE_EXCEEDED = 9
     """More was queued for the peer than it acknowledged, past the bound
     (IRC's "SendQ exceeded"): a peer that reads too slowly, or not at all."""

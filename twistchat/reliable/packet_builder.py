@@ -19,7 +19,8 @@ from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
 from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
 from twistchat.reliable.sending import SendBuffer
-from twistchat.wire.packets import CONNECTION_ID_SIZE, Ack, Data, PathChallenge, Ping, encode_packet, frame_size
+from twistchat.reliable.protection import PacketProtection
+from twistchat.wire.packets import CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, encode_frames, frame_size
 from twistchat.wire.varint import varint_size
 
 MIN_USEFUL_ROOM = 32
@@ -38,6 +39,8 @@ class PacketBuilder:
         self.stats = stats
         self._on_ack_eliciting = on_ack_eliciting
         """Told before each ack-eliciting packet is put in flight (liveness clocks)."""
+        self.protection: PacketProtection | None = None
+        """Set by the session when the handshake completes; nothing is built before."""
         self.next_packet_number = 0
         self.probes_pending = 0
         self.ping_pending = False
@@ -46,7 +49,8 @@ class PacketBuilder:
         """The next DATA datagram, or None if nothing is due."""
         buffer = self.buffer
         congestion = self.recovery.congestion
-        room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number))
+        room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number)) \
+            - TAG_SIZE
         frames: list = []
         chunks: list = []
         acks = self.acks
@@ -87,7 +91,7 @@ class PacketBuilder:
              ack_eliciting: bool = False) -> bytes:
         pn = self.next_packet_number
         self.next_packet_number += 1
-        datagram = encode_packet(Data(dest_cid, pn, tuple(frames)))
+        datagram = self.protection.seal(dest_cid, pn, encode_frames(frames))
         size = len(datagram)
         if any(isinstance(f, Ack) for f in frames):
             self.acks.on_ack_sent()
@@ -108,7 +112,7 @@ class PacketBuilder:
             return None
         challenge, address = due
         pn = self.next_packet_number
-        datagram = encode_packet(Data(dest_cid, pn, (PathChallenge(challenge),)))
+        datagram = self.protection.seal(dest_cid, pn, encode_frames((PathChallenge(challenge),)))
         if not self.paths.may_send_challenge(len(datagram), now):
             return None  # anti-amplification: never more than it sent us
         self.next_packet_number += 1

@@ -24,7 +24,7 @@ from typing import Callable
 import attrs
 
 from twistchat.reliable.reassembly import flow_charge
-from twistchat.wire.packets import CONNECTION_ID_SIZE, MessageFrame, Unreliable, frame_size
+from twistchat.wire.packets import CONNECTION_ID_SIZE, TAG_SIZE, MessageFrame, Unreliable, frame_size
 
 DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
 MESSAGE_FRAME_MAX_OVERHEAD = 1 + 8 + 8 + 8 + 8
@@ -63,8 +63,9 @@ class _OutgoingMessage:
 class SendBuffer:
     def __init__(self, max_datagram_size: int, redundancy: int, stats,
                  on_tracked_acked: Callable[[int], None]) -> None:
-        self.fragment_size = max_datagram_size - DATA_HEADER_MAX - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
-        self.unreliable_room = max_datagram_size - DATA_HEADER_MAX - 1 - 8 - ACK_ROOM
+        self.fragment_size = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE \
+            - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
+        self.unreliable_room = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE - 1 - 8 - ACK_ROOM
         self.redundancy = redundancy
         self.stats = stats
         self._on_tracked_acked = on_tracked_acked

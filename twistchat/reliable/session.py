@@ -34,6 +34,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from twistchat.reliable.acks import AckTracker
 from twistchat.reliable.config import (
     MAX_CLOSING_PERIOD, SessionConfig, SessionStats, effective_parameters, parameter_problem,
@@ -44,9 +46,11 @@ from twistchat.reliable.events import (
     Event, HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
     UnreliableReceived,
 )
-from twistchat.reliable.handshake import ClientHandshake
+from twistchat.reliable.handshake import ClientHandshake, server_handshake
+from twistchat.reliable.noise import HandshakeError
 from twistchat.reliable.packet_builder import PacketBuilder
 from twistchat.reliable.paths import PathValidator
+from twistchat.reliable.protection import PacketProtection
 from twistchat.reliable.reassembly import (
     BudgetExhausted, MessageReassembler, ReassemblyBudget, ReassemblyError,
 )
@@ -55,8 +59,9 @@ from twistchat.reliable.rtt import RttEstimator
 from twistchat.reliable.sending import SendBuffer
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
-    Accept, Ack, Close, Connect, Cookie, Data, DecodeError, MessageFrame, Packet, PathChallenge, PathResponse, Ping, Reset, TransportParameters,
-    Unreliable, decode_packet, encode_packet,
+    Accept, Ack, Close, Connect, Cookie, Data, DecodeError, MessageFrame, Packet, PathChallenge,
+    PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, decode_frames,
+    decode_packet,
 )
 
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
@@ -119,6 +124,13 @@ class Session:
         self._keepalive_due = self._next_keepalive(now)
 
         self._handshake = ClientHandshake(local_cid, self.rtt) if is_client else None
+        self._expected_server_key: bytes | None = None
+        self.server_key: bytes | None = None
+        """The server's static public key, once the handshake proved it."""
+        self._reset_token: bytes | None = None
+        self._protection: PacketProtection | None = None
+        """Keys of this session's packets: set when the handshake completes."""
+        self._accept_datagram: bytes | None = None
         self._accept_pending = False
         """Server: ACCEPT is owed (first, or again because CONNECT came again)."""
 
@@ -132,26 +144,36 @@ class Session:
 
     @classmethod
     def client(cls, *, now: float, server_address: tuple, config: SessionConfig | None = None,
-               rng: random.Random | None = None,
+               rng: random.Random | None = None, expected_server_key: bytes | None = None,
                reassembly_budget: ReassemblyBudget | None = None) -> "Session":
+        """``expected_server_key``: the server's pinned static key; an ACCEPT
+        proving another key ends the handshake with SERVER_KEY_MISMATCH."""
         rng = rng or random.SystemRandom()
-        return cls(is_client=True, now=now, local_cid=rng.getrandbits(64),
-                   peer_address=server_address, config=config or SessionConfig(), rng=rng,
-                   reassembly_budget=reassembly_budget)
+        session = cls(is_client=True, now=now, local_cid=rng.getrandbits(64),
+                      peer_address=server_address, config=config or SessionConfig(), rng=rng,
+                      reassembly_budget=reassembly_budget)
+        session._expected_server_key = expected_server_key
+        return session
 
     @classmethod
-    def server(cls, *, now: float, local_cid: int, client_cid: int, client_address: tuple,
-               client_parameters: TransportParameters, config: SessionConfig | None = None,
-               rng: random.Random | None = None,
+    def server(cls, *, now: float, local_cid: int, connect: Connect, client_address: tuple,
+               static_key: X25519PrivateKey, reset_token: bytes,
+               config: SessionConfig | None = None, rng: random.Random | None = None,
                reassembly_budget: ReassemblyBudget | None = None) -> "Session":
-        """A session for a client whose address a cookie has just validated
-        and whose parameters passed ``config.parameter_problem``."""
+        """A session for a client whose address a cookie has just validated.
+        Raises ``HandshakeError`` (``BadParameters``) if its CONNECT does not
+        hold a sound Noise message with valid transport parameters."""
+        config = config or SessionConfig()
+        accept, client_parameters, protection = server_handshake(
+            connect, static_key, local_cid, reset_token, config.transport_parameters())
         session = cls(is_client=False, now=now, local_cid=local_cid,
-                      peer_address=client_address, config=config or SessionConfig(),
+                      peer_address=client_address, config=config,
                       rng=rng or random.SystemRandom(), state=State.ESTABLISHED,
                       reassembly_budget=reassembly_budget)
-        session.peer_cid = client_cid
+        session.peer_cid = connect.client_cid
         session._adopt_parameters(client_parameters)
+        session._builder.protection = session._protection = protection
+        session._accept_datagram = accept
         session._accept_pending = True
         return session
 
@@ -187,6 +209,12 @@ class Session:
     @property
     def last_receive_time(self) -> float:
         return self._last_receive_time
+
+    @property
+    def protection(self) -> PacketProtection | None:
+        """The keys in force once the handshake completed: tests and traffic
+        tools (taps on the simulator) open this session's packets with it."""
+        return self._protection
 
     def pending_bytes(self) -> int:
         """Bytes of reliable messages not yet acknowledged: for back-pressure."""
@@ -250,54 +278,87 @@ class Session:
     # -- network entry point ---------------------------------------------
 
     def receive_datagram(self, data: bytes, address: tuple, now: float) -> bool:
-        """One datagram routed to this session; False if it is malformed
-        (dropped, for the endpoint to count: nothing in the session changed)."""
+        """One datagram routed to this session; False if it was dropped as
+        malformed or not authentic (``stats.unauthenticated`` tells which),
+        for the endpoint to count: nothing in the session changed."""
         try:
             packet = decode_packet(data)
         except DecodeError:
             return False
-        self._receive_packet(packet, address, len(data), now)
+        if isinstance(packet, SealedData):
+            return self._receive_sealed(packet, address, len(data), now)
+        return self._receive_packet(packet, address, len(data), now)
+
+    def _receive_sealed(self, packet: SealedData, address: tuple, size: int, now: float) -> bool:
+        if self._protection is None or self.state in SILENT:
+            return True  # data before ACCEPT: the server will send it again
+        plaintext = self._protection.open(packet)
+        if plaintext is None:
+            self.stats.unauthenticated += 1
+            return False
+        try:
+            frames = decode_frames(plaintext)
+        except DecodeError:
+            return False
+        self._receive_data(Data(packet.dest_cid, packet.packet_number, frames), address, size, now)
         return True
 
-    def _receive_packet(self, packet: Packet, address: tuple, size: int, now: float) -> None:
+    def _receive_packet(self, packet: Packet, address: tuple, size: int, now: float) -> bool:
         if self.state in SILENT:
-            return
-        if isinstance(packet, Data):
-            self._receive_data(packet, address, size, now)
-        elif isinstance(packet, Cookie) and self.is_client:
-            self._receive_cookie(packet, address, now)
-        elif isinstance(packet, Accept) and self.is_client:
-            self._receive_accept(packet, address, now)
-        elif isinstance(packet, Connect) and not self.is_client:
-            # Our ACCEPT was lost: the client asks again.
-            if address == self.peer_address and self.state is State.ESTABLISHED:
-                self._accept_pending = True
-        elif isinstance(packet, Reset) and self.is_client:
+            return True
+        if isinstance(packet, Accept) and self.is_client:
+            return self._receive_accept(packet, address, now)
+        if isinstance(packet, Reset) and self.is_client:
+            if packet.token != self._reset_token:
+                self.stats.unauthenticated += 1
+                return False
             if address == self.peer_address and packet.cid == self.peer_cid:
                 self._abandon(CloseCode.RESET, "the server has no such session", by_peer=True)
+        elif isinstance(packet, Cookie) and self.is_client:
+            self._receive_cookie(packet, address, now)
+        elif isinstance(packet, Cookie) and self.is_client:
+            self._receive_cookie(packet, address, now)
+        elif isinstance(packet, Connect) and not self.is_client:
+            # Our ACCEPT was lost: the client asks again (the same bytes, or
+            # it would not be routed here: the endpoint keys on them).
+            if address == self.peer_address and self.state is State.ESTABLISHED:
+                self._accept_pending = True
+        return True
 
     def _receive_cookie(self, packet: Cookie, address: tuple, now: float) -> None:
         if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is not None:
             return
-        self._handshake.on_cookie(packet.cookie, now)
+        self._handshake.on_cookie(packet.cookie, now, self.config.transport_parameters())
 
-    def _receive_accept(self, packet: Accept, address: tuple, now: float) -> None:
+    def _receive_accept(self, packet: Accept, address: tuple, now: float) -> bool:
         if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is None:
-            return
-        problem = parameter_problem(packet.parameters)
+            return True
+        try:
+            established = self._handshake.on_accept(packet, now)
+        except HandshakeError:
+            self.stats.unauthenticated += 1  # forged or damaged: the real one may follow
+            return False
+        if self._expected_server_key is not None and established.server_key != self._expected_server_key:
+            self._abandon(CloseCode.SERVER_KEY_MISMATCH,
+                          "the server proved a different key than the one pinned", by_peer=False)
+            return True
+        problem = parameter_problem(established.peer_parameters)
         if problem is not None:
             self._abandon(CloseCode.PROTOCOL_VIOLATION, problem, by_peer=False)
-            return
-        self.peer_cid = packet.server_cid
-        self._adopt_parameters(packet.parameters)
-        self._handshake.on_accept(now)
+            return True
+        self.peer_cid = established.server_cid
+        self.server_key = established.server_key
+        self._reset_token = established.reset_token
+        self._builder.protection = self._protection = established.protection
+        self._adopt_parameters(established.peer_parameters)
         self._lifecycle.move(Move.ACCEPTED)
         self._last_receive_time = now
         self._last_ack_progress = now
         self._keepalive_due = self._next_keepalive(now)
         self._events.append(HandshakeCompleted())
+        return True
 
     def _receive_data(self, packet: Data, address: tuple, size: int, now: float) -> None:
         if self.state is State.HANDSHAKE:
@@ -453,8 +514,7 @@ class Session:
             return out
         if self._accept_pending:
             self._accept_pending = False
-            accept = Accept(self.peer_cid, self.local_cid, self.config.transport_parameters())
-            out.append((encode_packet(accept), self.peer_address))
+            out.append((self._accept_datagram, self.peer_address))
         challenge = self._builder.path_challenge(self.peer_cid, now)
         if challenge is not None:
             out.append(challenge)
@@ -467,7 +527,7 @@ class Session:
         return out
 
     def _handshake_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
-        datagrams = self._handshake.datagrams(now, self.config.transport_parameters())
+        datagrams = self._handshake.datagrams(now)
         for datagram in datagrams:
             self.stats.packets_sent += 1
             self.stats.bytes_sent += len(datagram)

@@ -1,6 +1,7 @@
 """
-Datagram codec: the packet header, the handshake packets and the frames
-that DATA packets carry. Byte-by-byte layout: ``docs/PROTOCOL.md`` Part 1.
+Datagram codec: the packet header and the packets (the frames DATA packets
+carry are in ``frames.py``, re-exported here). Byte-by-byte layout:
+``docs/PROTOCOL.md`` Part 1.
 
 ``decode_packet`` turns any input into a packet object or raises
 ``DecodeError``; it never raises anything else, whatever the bytes.
@@ -13,17 +14,25 @@ from typing import Union
 
 import attrs
 
+from twistchat.wire.errors import DecodeError
+from twistchat.wire.frames import (  # re-exported: the codec is one import for its users
+    ACK_DELAY_EXPONENT, FRAGMENT_BIT, LEN_BIT, MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
+    PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFrame, PathChallenge, PathResponse,
+    Ping, Unreliable, decode_frames, encode_frame, encode_frames, frame_size,
+)
 from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
 
 __all__ = [
     "PROTOCOL_VERSION", "MAX_DATAGRAM_SIZE", "MAX_ACCEPTED_DATAGRAM_SIZE",
     "MIN_HELLO_SIZE", "CONNECTION_ID_SIZE", "MAX_ACK_RANGES", "PATH_DATA_SIZE",
     "PacketType", "FrameType", "DecodeError", "TransportParameters",
-    "Hello", "Cookie", "Connect", "Accept", "Reset", "Data",
+    "Hello", "Cookie", "Connect", "Accept", "Reset", "Data", "SealedData",
     "Ping", "Ack", "Close", "Unreliable", "MessageFrame", "PathChallenge",
     "PathResponse", "Frame", "Packet",
-    "decode_packet", "encode_packet", "encode_frame", "frame_size",
+    "decode_packet", "encode_packet", "encode_frame", "frame_size", "decode_frames",
+    "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
     "data_header_size", "packet_version", "peek_route",
+    "ACK_DELAY_EXPONENT", "FRAGMENT_BIT", "LEN_BIT", "MAX_CLOSE_REASON_SIZE",
 ]
 
 PROTOCOL_VERSION = 1
@@ -40,11 +49,13 @@ MIN_HELLO_SIZE = 1200
 unvalidated address sent (anti-amplification, stricter than RFC 9000 §8.1)."""
 
 CONNECTION_ID_SIZE = 8
-MAX_ACK_RANGES = 64
-"""An ACK frame with more ranges is malformed (bounds the work per frame)."""
-PATH_DATA_SIZE = 8
+TAG_SIZE = 16
+"""The AEAD tag (ChaCha20-Poly1305) that ends every DATA packet."""
+RESET_TOKEN_SIZE = 16
+"""RFC 9000 §10.3: a stateless reset token is 16 bytes."""
+MAX_HANDSHAKE_SIZE = 512
+"""A Noise handshake message in CONNECT or ACCEPT is at most this long."""
 MAX_COOKIE_SIZE = 64
-MAX_CLOSE_REASON_SIZE = 256
 
 
 class PacketType(enum.IntEnum):
@@ -54,25 +65,6 @@ class PacketType(enum.IntEnum):
     ACCEPT = 4
     DATA = 5
     RESET = 6
-
-
-class FrameType(enum.IntEnum):
-    PADDING = 0x00
-    PING = 0x01
-    ACK = 0x02
-    CLOSE = 0x03
-    UNRELIABLE = 0x04  # | LEN_BIT
-    PATH_CHALLENGE = 0x06
-    PATH_RESPONSE = 0x07
-    MESSAGE = 0x08  # | LEN_BIT | FRAGMENT_BIT
-
-
-LEN_BIT = 0x01
-FRAGMENT_BIT = 0x02
-
-
-class DecodeError(Exception):
-    """The one error the decoder raises: the datagram is malformed."""
 
 
 @attrs.frozen
@@ -113,87 +105,50 @@ class Cookie:
 class Connect:
     client_cid: int
     cookie: bytes
-    parameters: TransportParameters
+    handshake: bytes
+    """Noise message 1 (``-> e``), its payload the client's transport parameters."""
 
 
 @attrs.frozen
 class Accept:
     client_cid: int
-    server_cid: int
-    parameters: TransportParameters
+    handshake: bytes
+    """Noise message 2 (``<- e, ee, s, es``), its encrypted payload the
+    server's connection id, reset token and transport parameters."""
 
 
 @attrs.frozen
 class Reset:
-    """Sent by an endpoint that has no session for a DATA packet's connection id."""
+    """Sent by a server that has no session for a DATA packet's connection id;
+    only the token derived from that id and the server's secret makes a
+    client believe it (RFC 9000 §10.3)."""
 
     cid: int
+    token: bytes
 
 
 @attrs.frozen
 class Data:
+    """A DATA packet before protection (``encode_packet``) or after it was
+    opened (``decode_frames`` of the plaintext)."""
+
     dest_cid: int
     packet_number: int
     frames: tuple["Frame", ...]
 
 
-# -- frames ------------------------------------------------------------------
-
-
 @attrs.frozen
-class Ping:
-    pass
+class SealedData:
+    """A DATA packet as it arrives: the header in clear (the AEAD's associated
+    data) and the sealed frames (ciphertext and tag)."""
+
+    dest_cid: int
+    packet_number: int
+    header: bytes
+    sealed: bytes
 
 
-@attrs.frozen
-class Ack:
-    """``ranges`` are inclusive (first, last) pairs, highest first, disjoint."""
-
-    ranges: tuple[tuple[int, int], ...]
-    delay_us: int = 0
-
-    @property
-    def largest(self) -> int:
-        return self.ranges[0][1]
-
-
-@attrs.frozen
-class Close:
-    code: int
-    reason: str = ""
-
-
-@attrs.frozen
-class Unreliable:
-    data: bytes
-
-
-@attrs.frozen
-class MessageFrame:
-    """A whole message (``total is None``) or one fragment of message ``seq``."""
-
-    seq: int
-    data: bytes
-    offset: int = 0
-    total: int | None = None
-
-
-@attrs.frozen
-class PathChallenge:
-    data: bytes
-
-
-@attrs.frozen
-class PathResponse:
-    data: bytes
-
-
-Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse]
-Packet = Union[Hello, Cookie, Connect, Accept, Reset, Data]
-
-ACK_DELAY_EXPONENT = 3
-"""Ack delay travels in units of 2**3 microseconds, as QUIC's default."""
-
+Packet = Union[Hello, Cookie, Connect, Accept, Reset, Data, SealedData]
 
 # -- encoding ----------------------------------------------------------------
 
@@ -214,85 +169,27 @@ def data_header_size(dest_cid: int, packet_number: int) -> int:
     return 1 + CONNECTION_ID_SIZE + varint_size(packet_number)
 
 
-def encode_frame(frame: Frame, last: bool = False) -> bytes:
-    """``last``: the frame ends the packet, so data frames may omit their length."""
-    if isinstance(frame, MessageFrame):
-        kind = FrameType.MESSAGE
-        parts = [encode_varint(frame.seq)]
-        if frame.total is not None:
-            kind |= FRAGMENT_BIT
-            parts += [encode_varint(frame.total), encode_varint(frame.offset)]
-        if not last:
-            kind |= LEN_BIT
-            parts.append(encode_varint(len(frame.data)))
-        return bytes((kind,)) + b"".join(parts) + frame.data
-    if isinstance(frame, Ack):
-        (first_low, largest), *rest = frame.ranges
-        parts = [
-            bytes((FrameType.ACK,)),
-            encode_varint(largest),
-            encode_varint(frame.delay_us >> ACK_DELAY_EXPONENT),
-            encode_varint(len(rest)),
-            encode_varint(largest - first_low),
-        ]
-        previous_low = first_low
-        for low, high in rest:
-            parts.append(encode_varint(previous_low - high - 2))
-            parts.append(encode_varint(high - low))
-            previous_low = low
-        return b"".join(parts)
-    if isinstance(frame, Unreliable):
-        if last:
-            return bytes((FrameType.UNRELIABLE,)) + frame.data
-        return bytes((FrameType.UNRELIABLE | LEN_BIT,)) + _with_length(frame.data)
-    if isinstance(frame, Ping):
-        return bytes((FrameType.PING,))
-    if isinstance(frame, Close):
-        # Cut at a character boundary, so the peer always gets valid UTF-8.
-        reason = frame.reason.encode("utf-8")[:MAX_CLOSE_REASON_SIZE] \
-            .decode("utf-8", "ignore").encode("utf-8")
-        return bytes((FrameType.CLOSE,)) + encode_varint(frame.code) + _with_length(reason)
-    if isinstance(frame, PathChallenge):
-        return bytes((FrameType.PATH_CHALLENGE,)) + frame.data
-    if isinstance(frame, PathResponse):
-        return bytes((FrameType.PATH_RESPONSE,)) + frame.data
-    raise TypeError(f"not a frame: {frame!r}")
-
-
-def frame_size(frame: Frame, last: bool = False) -> int:
-    """Bytes ``encode_frame`` would produce, without building them, for packing."""
-    if isinstance(frame, MessageFrame):
-        size = 1 + varint_size(frame.seq) + len(frame.data)
-        if frame.total is not None:
-            size += varint_size(frame.total) + varint_size(frame.offset)
-        if not last:
-            size += varint_size(len(frame.data))
-        return size
-    return len(encode_frame(frame, last))
+def encode_data_header(dest_cid: int, packet_number: int) -> bytes:
+    return _first_byte(PacketType.DATA) + _cid(dest_cid) + encode_varint(packet_number)
 
 
 def encode_packet(packet: Packet, pad_to: int = 0) -> bytes:
     """Encode one packet; ``pad_to`` appends zero bytes (PADDING) up to that size."""
     if isinstance(packet, Data):
-        frames = packet.frames
-        body = b"".join(
-            encode_frame(frame, last=(index == len(frames) - 1))
-            for index, frame in enumerate(frames)
-        )
-        out = (_first_byte(PacketType.DATA) + _cid(packet.dest_cid)
-               + encode_varint(packet.packet_number) + body)
+        out = encode_data_header(packet.dest_cid, packet.packet_number) + encode_frames(packet.frames)
     elif isinstance(packet, Hello):
         out = _first_byte(PacketType.HELLO) + _cid(packet.client_cid)
     elif isinstance(packet, Cookie):
         out = _first_byte(PacketType.COOKIE) + _cid(packet.client_cid) + _with_length(packet.cookie)
     elif isinstance(packet, Connect):
         out = (_first_byte(PacketType.CONNECT) + _cid(packet.client_cid)
-               + _with_length(packet.cookie) + packet.parameters.encode())
+               + _with_length(packet.cookie) + _with_length(packet.handshake))
     elif isinstance(packet, Accept):
-        out = (_first_byte(PacketType.ACCEPT) + _cid(packet.client_cid)
-               + _cid(packet.server_cid) + packet.parameters.encode())
+        out = _first_byte(PacketType.ACCEPT) + _cid(packet.client_cid) + _with_length(packet.handshake)
     elif isinstance(packet, Reset):
-        out = _first_byte(PacketType.RESET) + _cid(packet.cid)
+        if len(packet.token) != RESET_TOKEN_SIZE:
+            raise ValueError("a reset token is 16 bytes")
+        out = _first_byte(PacketType.RESET) + _cid(packet.cid) + packet.token
     else:
         raise TypeError(f"not a packet: {packet!r}")
     if len(out) < pad_to:
@@ -349,24 +246,49 @@ def _decode_packet(datagram: bytes) -> Packet:
     if type_code == PacketType.DATA:
         dest_cid = reader.read_u64()
         packet_number = reader.read_varint()
-        frames = _decode_frames(reader)
-        if not frames:
-            raise DecodeError("DATA packet without frames")
-        return Data(dest_cid, packet_number, frames)
+        header_size = len(datagram) - reader.remaining()
+        sealed = reader.read_rest()
+        if len(sealed) <= TAG_SIZE:
+            raise DecodeError("DATA packet without sealed frames")
+        return SealedData(dest_cid, packet_number, datagram[:header_size], sealed)
     if type_code == PacketType.COOKIE:
         client_cid = reader.read_u64()
         return Cookie(client_cid, _read_cookie(reader))
     if type_code == PacketType.CONNECT:
         client_cid = reader.read_u64()
         cookie = _read_cookie(reader)
-        return Connect(client_cid, cookie, TransportParameters.decode(reader))
+        return Connect(client_cid, cookie, _read_handshake(reader))
     if type_code == PacketType.ACCEPT:
         client_cid = reader.read_u64()
-        server_cid = reader.read_u64()
-        return Accept(client_cid, server_cid, TransportParameters.decode(reader))
+        return Accept(client_cid, _read_handshake(reader))
     if type_code == PacketType.RESET:
-        return Reset(reader.read_u64())
+        return Reset(reader.read_u64(), reader.read_bytes(RESET_TOKEN_SIZE))
     raise DecodeError(f"unknown packet type {type_code}")
+
+
+def _read_handshake(reader: Reader) -> bytes:
+    length = reader.read_varint()
+    if length > MAX_HANDSHAKE_SIZE:
+        raise DecodeError(f"handshake message of {length} bytes")
+    return reader.read_bytes(length)
+
+
+def decode_plain_data(datagram: bytes) -> Data:
+    """A DATA packet laid out as ``encode_packet`` writes it before sealing
+    (header, then frames in clear): for tests and tools that build frames by
+    hand. On the wire every DATA packet is sealed (``SealedData``)."""
+    if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
+        raise DecodeError(f"oversized datagram: {len(datagram)} bytes")
+    try:
+        reader = Reader(datagram)
+        first = reader.read_u8()
+        if first != (PROTOCOL_VERSION << 4) | PacketType.DATA:
+            raise DecodeError("not a DATA packet")
+        dest_cid = reader.read_u64()
+        packet_number = reader.read_varint()
+    except BufferUnderflow as e:
+        raise DecodeError(f"truncated: needed {e}") from None
+    return Data(dest_cid, packet_number, decode_frames(reader.read_rest()))
 
 
 def _read_cookie(reader: Reader) -> bytes:
@@ -376,64 +298,3 @@ def _read_cookie(reader: Reader) -> bytes:
     return reader.read_bytes(length)
 
 
-def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
-    frames: list[Frame] = []
-    while not reader.at_end():
-        kind = reader.read_u8()
-        if kind == FrameType.PADDING:
-            continue
-        if kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.MESSAGE:
-            frames.append(_decode_message(reader, kind))
-        elif kind == FrameType.ACK:
-            frames.append(_decode_ack(reader))
-        elif kind & ~LEN_BIT == FrameType.UNRELIABLE:
-            data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
-            frames.append(Unreliable(data))
-        elif kind == FrameType.PING:
-            frames.append(Ping())
-        elif kind == FrameType.CLOSE:
-            code = reader.read_varint()
-            length = reader.read_varint()
-            if length > MAX_CLOSE_REASON_SIZE:
-                raise DecodeError(f"close reason of {length} bytes")
-            frames.append(Close(code, reader.read_bytes(length).decode("utf-8", "replace")))
-        elif kind == FrameType.PATH_CHALLENGE:
-            frames.append(PathChallenge(reader.read_bytes(PATH_DATA_SIZE)))
-        elif kind == FrameType.PATH_RESPONSE:
-            frames.append(PathResponse(reader.read_bytes(PATH_DATA_SIZE)))
-        else:
-            raise DecodeError(f"unknown frame type 0x{kind:02x}")
-    return tuple(frames)
-
-
-def _decode_message(reader: Reader, kind: int) -> MessageFrame:
-    seq = reader.read_varint()
-    total = offset = None
-    if kind & FRAGMENT_BIT:
-        total = reader.read_varint()
-        offset = reader.read_varint()
-    data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
-    if total is not None:
-        if not data or offset + len(data) > total:
-            raise DecodeError(f"fragment [{offset}, +{len(data)}) outside message of {total}")
-        return MessageFrame(seq, data, offset, total)
-    return MessageFrame(seq, data)
-
-
-def _decode_ack(reader: Reader) -> Ack:
-    largest = reader.read_varint()
-    delay = reader.read_varint() << ACK_DELAY_EXPONENT
-    range_count = reader.read_varint()
-    if range_count >= MAX_ACK_RANGES:
-        raise DecodeError(f"{range_count} ack ranges")
-    low = largest - reader.read_varint()
-    if low < 0:
-        raise DecodeError("ack range below zero")
-    ranges = [(low, largest)]
-    for _ in range(range_count):
-        high = low - reader.read_varint() - 2
-        low = high - reader.read_varint()
-        if low < 0:
-            raise DecodeError("ack range below zero")
-        ranges.append((low, high))
-    return Ack(tuple(ranges), delay)

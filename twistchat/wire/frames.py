@@ -1,0 +1,235 @@
+"""
+The frames that DATA packets carry, once opened: their classes, their
+encoding (``encode_frame``, ``frame_size`` for packing) and their decoding
+(``decode_frames``, which raises only ``DecodeError``). Byte-by-byte layout:
+``docs/PROTOCOL.md`` §4.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Union
+
+import attrs
+
+from twistchat.wire.errors import DecodeError
+from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
+
+MAX_ACK_RANGES = 64
+"""An ACK frame with more ranges is malformed (bounds the work per frame)."""
+PATH_DATA_SIZE = 8
+MAX_CLOSE_REASON_SIZE = 256
+
+
+class FrameType(enum.IntEnum):
+    PADDING = 0x00
+    PING = 0x01
+    ACK = 0x02
+    CLOSE = 0x03
+    UNRELIABLE = 0x04  # | LEN_BIT
+    PATH_CHALLENGE = 0x06
+    PATH_RESPONSE = 0x07
+    MESSAGE = 0x08  # | LEN_BIT | FRAGMENT_BIT
+
+
+LEN_BIT = 0x01
+FRAGMENT_BIT = 0x02
+
+
+@attrs.frozen
+class Ping:
+    pass
+
+
+@attrs.frozen
+class Ack:
+    """``ranges`` are inclusive (first, last) pairs, highest first, disjoint."""
+
+    ranges: tuple[tuple[int, int], ...]
+    delay_us: int = 0
+
+    @property
+    def largest(self) -> int:
+        return self.ranges[0][1]
+
+
+@attrs.frozen
+class Close:
+    code: int
+    reason: str = ""
+
+
+@attrs.frozen
+class Unreliable:
+    data: bytes
+
+
+@attrs.frozen
+class MessageFrame:
+    """A whole message (``total is None``) or one fragment of message ``seq``."""
+
+    seq: int
+    data: bytes
+    offset: int = 0
+    total: int | None = None
+
+
+@attrs.frozen
+class PathChallenge:
+    data: bytes
+
+
+@attrs.frozen
+class PathResponse:
+    data: bytes
+
+
+Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse]
+
+ACK_DELAY_EXPONENT = 3
+"""Ack delay travels in units of 2**3 microseconds, as QUIC's default."""
+
+
+
+def _with_length(data: bytes) -> bytes:
+    return encode_varint(len(data)) + data
+
+
+def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
+    return b"".join(encode_frame(frame, last=(index == len(frames) - 1))
+                    for index, frame in enumerate(frames))
+
+
+def encode_frame(frame: Frame, last: bool = False) -> bytes:
+    """``last``: the frame ends the packet, so data frames may omit their length."""
+    if isinstance(frame, MessageFrame):
+        kind = FrameType.MESSAGE
+        parts = [encode_varint(frame.seq)]
+        if frame.total is not None:
+            kind |= FRAGMENT_BIT
+            parts += [encode_varint(frame.total), encode_varint(frame.offset)]
+        if not last:
+            kind |= LEN_BIT
+            parts.append(encode_varint(len(frame.data)))
+        return bytes((kind,)) + b"".join(parts) + frame.data
+    if isinstance(frame, Ack):
+        (first_low, largest), *rest = frame.ranges
+        parts = [
+            bytes((FrameType.ACK,)),
+            encode_varint(largest),
+            encode_varint(frame.delay_us >> ACK_DELAY_EXPONENT),
+            encode_varint(len(rest)),
+            encode_varint(largest - first_low),
+        ]
+        previous_low = first_low
+        for low, high in rest:
+            parts.append(encode_varint(previous_low - high - 2))
+            parts.append(encode_varint(high - low))
+            previous_low = low
+        return b"".join(parts)
+    if isinstance(frame, Unreliable):
+        if last:
+            return bytes((FrameType.UNRELIABLE,)) + frame.data
+        return bytes((FrameType.UNRELIABLE | LEN_BIT,)) + _with_length(frame.data)
+    if isinstance(frame, Ping):
+        return bytes((FrameType.PING,))
+    if isinstance(frame, Close):
+        # Cut at a character boundary, so the peer always gets valid UTF-8.
+        reason = frame.reason.encode("utf-8")[:MAX_CLOSE_REASON_SIZE] \
+            .decode("utf-8", "ignore").encode("utf-8")
+        return bytes((FrameType.CLOSE,)) + encode_varint(frame.code) + _with_length(reason)
+    if isinstance(frame, PathChallenge):
+        return bytes((FrameType.PATH_CHALLENGE,)) + frame.data
+    if isinstance(frame, PathResponse):
+        return bytes((FrameType.PATH_RESPONSE,)) + frame.data
+    raise TypeError(f"not a frame: {frame!r}")
+
+
+def frame_size(frame: Frame, last: bool = False) -> int:
+    """Bytes ``encode_frame`` would produce, without building them, for packing."""
+    if isinstance(frame, MessageFrame):
+        size = 1 + varint_size(frame.seq) + len(frame.data)
+        if frame.total is not None:
+            size += varint_size(frame.total) + varint_size(frame.offset)
+        if not last:
+            size += varint_size(len(frame.data))
+        return size
+    return len(encode_frame(frame, last))
+
+
+def decode_frames(plaintext: bytes) -> tuple["Frame", ...]:
+    """The frames of an opened DATA packet; raises only ``DecodeError``."""
+    try:
+        frames = _decode_frames(Reader(plaintext))
+    except DecodeError:
+        raise
+    except BufferUnderflow as e:
+        raise DecodeError(f"truncated: needed {e}") from None
+    except Exception as e:
+        raise DecodeError(f"malformed: {e!r}") from None
+    if not frames:
+        raise DecodeError("DATA packet without frames")
+    return frames
+
+
+def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
+    frames: list[Frame] = []
+    while not reader.at_end():
+        kind = reader.read_u8()
+        if kind == FrameType.PADDING:
+            continue
+        if kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.MESSAGE:
+            frames.append(_decode_message(reader, kind))
+        elif kind == FrameType.ACK:
+            frames.append(_decode_ack(reader))
+        elif kind & ~LEN_BIT == FrameType.UNRELIABLE:
+            data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
+            frames.append(Unreliable(data))
+        elif kind == FrameType.PING:
+            frames.append(Ping())
+        elif kind == FrameType.CLOSE:
+            code = reader.read_varint()
+            length = reader.read_varint()
+            if length > MAX_CLOSE_REASON_SIZE:
+                raise DecodeError(f"close reason of {length} bytes")
+            frames.append(Close(code, reader.read_bytes(length).decode("utf-8", "replace")))
+        elif kind == FrameType.PATH_CHALLENGE:
+            frames.append(PathChallenge(reader.read_bytes(PATH_DATA_SIZE)))
+        elif kind == FrameType.PATH_RESPONSE:
+            frames.append(PathResponse(reader.read_bytes(PATH_DATA_SIZE)))
+        else:
+            raise DecodeError(f"unknown frame type 0x{kind:02x}")
+    return tuple(frames)
+
+
+def _decode_message(reader: Reader, kind: int) -> MessageFrame:
+    seq = reader.read_varint()
+    total = offset = None
+    if kind & FRAGMENT_BIT:
+        total = reader.read_varint()
+        offset = reader.read_varint()
+    data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
+    if total is not None:
+        if not data or offset + len(data) > total:
+            raise DecodeError(f"fragment [{offset}, +{len(data)}) outside message of {total}")
+        return MessageFrame(seq, data, offset, total)
+    return MessageFrame(seq, data)
+
+
+def _decode_ack(reader: Reader) -> Ack:
+    largest = reader.read_varint()
+    delay = reader.read_varint() << ACK_DELAY_EXPONENT
+    range_count = reader.read_varint()
+    if range_count >= MAX_ACK_RANGES:
+        raise DecodeError(f"{range_count} ack ranges")
+    low = largest - reader.read_varint()
+    if low < 0:
+        raise DecodeError("ack range below zero")
+    ranges = [(low, largest)]
+    for _ in range(range_count):
+        high = low - reader.read_varint() - 2
+        low = high - reader.read_varint()
+        if low < 0:
+            raise DecodeError("ack range below zero")
+        ranges.append((low, high))
+    return Ack(tuple(ranges), delay)
