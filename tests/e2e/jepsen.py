@@ -52,6 +52,10 @@ DEFAULT_HISTORY = 100
 """The server's default ``--history``; raised when the plan says more lines
 per room, so that a line missing from a catch-up was lost, not trimmed."""
 LOGIN_TIMEOUT = 30.0
+LOGIN_ATTEMPT_TIMEOUT = 5.0
+OP_SPACING = 0.06
+"""Steps a user is late for (a slow login) go out this far apart, not all at
+once: the same operations whatever the timing, within the server's 20/s."""
 QUIT_TIMEOUT = 5.0
 BARRIER_TIMEOUT = 5.0
 ANCHOR_PATIENCE = 3.0
@@ -301,7 +305,13 @@ class User:
                                 self.run.watchers[self.nick], password=self.password, state=state,
                                 reconnect=True, rng=random.Random(self.rng.random()))
             try:
-                await client.connect()
+                await client.connect().addTimeout(LOGIN_ATTEMPT_TIMEOUT, run.reactor)
+            except defer.TimeoutError:
+                # A request the dead server had acknowledged is not noticed
+                # lost before the next keepalive (15 s): start afresh.
+                run.history.note("login attempt timed out")
+                client.stop()
+                continue
             except (Disconnected, ChatError) as e:
                 run.history.note(f"login failed: {type(e).__name__}")
                 client.stop()
@@ -365,8 +375,10 @@ class User:
     async def act(self, steps: tuple[Step, ...], t0: float) -> None:
         run = self.run
         logins = 0
+        last = 0.0
         for step in steps:
-            await sleep(run.reactor, t0 + step.at - run.reactor.seconds())
+            await sleep(run.reactor, max(t0 + step.at, last + OP_SPACING) - run.reactor.seconds())
+            last = run.reactor.seconds()
             if step.kind == "logout":
                 await self.logout()
             elif step.kind == "login":
@@ -460,7 +472,8 @@ class Result:
         if self.proxy:
             drops = f"proxy dropped {self.proxy['up']['dropped']} up, {self.proxy['down']['dropped']} down; "
         lines.append(f"  {drops}client disconnects {self.events['disconnected']}, reconnects "
-                     f"{self.events['reconnected']}, server tracebacks {self.tracebacks}")
+                     f"{self.events['reconnected']}, login attempts timed out "
+                     f"{self.events['login attempt timed out']}, server tracebacks {self.tracebacks}")
         for cycle in self.cycles:
             how = (f"{cycle.kill.delay * 1000:.0f} ms after {cycle.kill.anchor[0]}'s login "
                    f"#{cycle.kill.anchor[1] + 1} began" if cycle.kill.anchor else f"planned {cycle.kill.at:.2f} s")
