@@ -474,6 +474,9 @@ class Result:
         lines.append(f"  {drops}client disconnects {self.events['disconnected']}, reconnects "
                      f"{self.events['reconnected']}, login attempts timed out "
                      f"{self.events['login attempt timed out']}, server tracebacks {self.tracebacks}")
+        notes = {k: v for k, v in sorted(self.events.items()) if k not in ("disconnected", "reconnected")}
+        if notes:
+            lines.append(f"  harness notes: {notes}")
         for cycle in self.cycles:
             how = (f"{cycle.kill.delay * 1000:.0f} ms after {cycle.kill.anchor[0]}'s login "
                    f"#{cycle.kill.anchor[1] + 1} began" if cycle.kill.anchor else f"planned {cycle.kill.at:.2f} s")
