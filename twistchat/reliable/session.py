@@ -14,7 +14,9 @@ liveness clocks (keepalive, idle timeout, give-up) and closing; the rest is
 one module a job, as aioquic splits its connection:
 
 - ``state``: the lifecycle, every state and every legal move in one table;
-- ``handshake``: the client's HELLO / CONNECT and their retries;
+- ``handshake``: HELLO, CONNECT and ACCEPT with the Noise handshake inside
+  (``noise``), and the client's retries;
+- ``protection``: sealing and opening every DATA packet, reset tokens;
 - ``acks``: what we received and when an ACK is owed (RFC 9000 §13.2);
 - ``recovery``: packets in flight, loss by packet threshold 3 or time
   threshold 9/8 RTT, the probe timeout (RFC 9002 §6), fed by ``rtt`` and
@@ -24,9 +26,10 @@ one module a job, as aioquic splits its connection:
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
-At about 480 lines it is over the project's ~450: what is left is the one
-place that decides what a packet means in each state, and cutting that
-would put the rules of one state in two files.
+At about 570 lines it is over the project's ~450: what is left is the one
+place that decides what a packet means in each state (opening it, the
+handshake's two messages, every frame), and cutting that would put the
+rules of one state in two files.
 """
 
 from __future__ import annotations
