@@ -244,6 +244,7 @@ class Watcher(ChatObserver):
     def __init__(self, history: History, nick: str) -> None:
         self.history = history
         self.nick = nick
+        self.on_reconnected = lambda: None
 
     def message(self, event, replay):
         self.history.shown.append(Shown(self.nick, "line", event.nick, event.room, event.text,
@@ -267,6 +268,7 @@ class Watcher(ChatObserver):
 
     def reconnected(self):
         self.history.note("reconnected")
+        self.on_reconnected()
 
 
 def sleep(reactor, seconds: float) -> defer.Deferred:
@@ -287,6 +289,12 @@ class User:
         self.port = run.reactor.listenUDP(0, self.endpoint, interface=HOST, maxPacketSize=65535)
         self.client: ChatClient | None = None
         self._logins_begun: dict[int, defer.Deferred] = {}
+        self.session_kills = 0
+        """Kills of the server before the client's current session began."""
+
+    def session_began(self) -> None:
+        """Logged in, or in again after a disconnect: count kills from here."""
+        self.session_kills = self.run.kills_issued
 
     def login_began(self, n: int) -> defer.Deferred:
         """Fires when this user starts its ``n``-th planned login (from 0)."""
@@ -319,6 +327,7 @@ class User:
                 continue
             if await self._join_all(client, deadline):
                 self.client = client
+                self.session_began()
                 run.history.session(self.nick, "logged in")
                 return
             client.stop()
@@ -351,7 +360,8 @@ class User:
         """``quit()``. Requests still unanswered then must be answered before
         the session ends (they were sent before the quit, and the server
         answers every request in order) unless the user quit while the
-        client was reconnecting, or the server was killed during the quit:
+        client was reconnecting, the quit timed out, or the server was killed
+        at any time since this session began (the client may not know yet):
         then the user gave up on them, and they are ``abandoned``."""
         run = self.run
         waiting = [op for op in run.history.ops if op.sender == self.nick and op.outcome == "pending"]
@@ -367,9 +377,9 @@ class User:
             gave_up = True
         run.history.session(self.nick, "quit done")
         for op in waiting:
-            # Killed between the request and the end of the quit: the session
-            # that carried it may be gone, and the user left instead of waiting.
-            if gave_up or run.kills_issued != op.kills_before:
+            # The server was killed while this session lived: the session that
+            # carried the request may be gone, and the user left instead of waiting.
+            if gave_up or run.kills_issued != self.session_kills:
                 op.abandoned = True
 
     async def act(self, steps: tuple[Step, ...], t0: float) -> None:
@@ -558,6 +568,8 @@ class Run:
             users = [User(self, nick, [r for r, m in self.plan.members.items() if nick in m], i)
                      for i, nick in enumerate(self.plan.users)]
             self.users = {user.nick: user for user in users}
+            for user in users:
+                self.watchers[user.nick].on_reconnected = user.session_began
             await defer.gatherResults([defer.Deferred.fromCoroutine(u.login()) for u in users],
                                       consumeErrors=True)
             self.t0 = self.reactor.seconds()

@@ -31,11 +31,12 @@ What must hold (PROTOCOL.md C2, C5, C10; design.md, "Promises that must hold"):
   recipients were handed it as Y: the message exists twice.
 * false delivered: every "delivered" names a DM of that sender that its
   recipient showed with that ``dm_id``.
-* unanswered: a ``say`` or ``dm`` whose sender never quit while waiting is
-  answered, ok or error, however often the server died meanwhile (C2: the
-  server answers every request; the client resends, with its ``idem``,
-  every request whose answer it never saw). Only a request still
-  outstanding when its sender quit may end without an answer.
+* unanswered: a ``say`` or ``dm`` is answered, ok or error, however often
+  the server died meanwhile (C2: the server answers every request; the
+  client resends, with its ``idem``, every request whose answer it never
+  saw). Only one still outstanding when its sender quit, with the client
+  reconnecting or on a session the server was killed under, may end
+  without an answer (``abandoned``).
 * integrity: the database passes ``PRAGMA integrity_check`` after each kill.
 
 Lines and DMs with no answer may be shown or not, but at most once.
@@ -76,7 +77,7 @@ class Op:
     answered_at: float | None = None
     abandoned: bool = False
     """Its sender quit (logged out) before the answer came, while the client
-    was reconnecting or with a kill since the request: it may go unanswered."""
+    was reconnecting or with a kill since its session began: it may go unanswered."""
     kills_before: int = 0
     """Kills of the server before it was made."""
 
@@ -250,7 +251,7 @@ def check(ops: Iterable[Op], shown: Iterable[Shown], notices: Iterable[Notice],
     for op in ops:
         if op.outcome in ("none", "pending") and not op.abandoned:
             violation("unanswered", op.sent_at, f"the {op.describe()}; {op.sender} did not quit while "
-                      "reconnecting and the server was not killed before the session ended: the server "
+                      "reconnecting and the server was not killed while that session lived: the server "
                       "answers every request, and the client resends what a lost session left unanswered")
 
     for cycle, result in integrity:
