@@ -14,7 +14,7 @@ from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
     MIN_HELLO_SIZE, PROTOCOL_VERSION, TAG_SIZE, Accept, Ack, Close, Connect, Cookie, Data,
     DecodeError, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
-    SealedData, Unreliable, data_header_size, decode_plain_data, encode_frame, encode_packet,
+    SealedData, Unreliable, Window, data_header_size, decode_plain_data, encode_frame, encode_packet,
     frame_size, packet_version,
 )
 from twistchat.wire.packets import decode_packet as decode_wire
@@ -67,6 +67,7 @@ frames = st.one_of(
     fragments(),
     st.builds(PathChallenge, st.binary(min_size=8, max_size=8)),
     st.builds(PathResponse, st.binary(min_size=8, max_size=8)),
+    st.builds(Window, varints),
 )
 handshakes = st.binary(max_size=512)
 cookies = st.binary(max_size=64)
@@ -325,7 +326,7 @@ def test_unknown_packet_type_is_rejected(packet_type):
         decode_packet(bytes(((PROTOCOL_VERSION << 4) | packet_type,)) + bytes(40))
 
 
-@pytest.mark.parametrize("kind", [*range(0x0C, 0x100, 7), 0xFF])
+@pytest.mark.parametrize("kind", [*range(0x0D, 0x100, 7), 0xFF])
 def test_unknown_frame_type_is_rejected(kind):
     datagram = encode_packet(Data(1, 0, (Ping(),))) + bytes((kind,)) + bytes(16)
     with pytest.raises(DecodeError, match="frame type"):

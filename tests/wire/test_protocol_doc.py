@@ -10,7 +10,7 @@ import pytest
 
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    Ack, Close, Cookie, Data, MessageFrame, Reset, Unreliable, decode_packet,
+    Ack, Close, Cookie, Data, MessageFrame, Reset, Unreliable, Window, decode_packet,
     decode_plain_data, encode_frame, encode_frames, encode_packet,
 )
 from twistchat.wire.varint import encode_varint
@@ -39,6 +39,7 @@ def test_packet_and_frame_examples():
         encode_frame(Unreliable(b"t")),
         encode_frame(Unreliable(b"t"), last=True),
         encode_frame(MessageFrame(9, b"abc", 1102, 2000)),
+        encode_frame(Window(1 << 20)),
     ]
     for data in examples:
         assert in_doc(data), data.hex(" ")

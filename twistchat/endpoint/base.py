@@ -141,8 +141,12 @@ class SessionConnection:
 
     def mark_trusted(self) -> None:
         """The application vouches for this session (its user logged in): when
-        the server's table is full, sessions not so marked are closed first."""
+        the server's table is full, sessions not so marked are closed first,
+        and its receive window grows from the small one strangers get to the
+        full one (``SessionConfig.initial_receive_window``)."""
         self._endpoint.trust(self._handle)
+        self._handle.session.open_receive_window(self._endpoint.now())
+        self._endpoint.mark_dirty(self._handle)
 
     def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
               graceful: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from twistchat.reliable.congestion import DEFAULT_MAX_WINDOW
+from twistchat.reliable.reassembly import flow_charge
 from twistchat.reliable.rtt import K_INITIAL_RTT
 from twistchat.wire.packets import MAX_DATAGRAM_SIZE, TransportParameters
 
@@ -46,11 +47,20 @@ class SessionConfig:
     redundancy: int = 2
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
+    initial_receive_window: int | None = None
+    """The window announced in the handshake, if smaller than ``receive_window``:
+    it grows to that (a WINDOW frame) when the application vouches for the
+    peer (``Session.open_receive_window``), so a stranger makes a server hold
+    little. It must exceed ``max_message_size`` plus its flow charge."""
+
+    @property
+    def announced_receive_window(self) -> int:
+        return self.initial_receive_window or self.receive_window
 
     def transport_parameters(self) -> TransportParameters:
         return TransportParameters(
             max_message_size=self.max_message_size,
-            receive_window=self.receive_window,
+            receive_window=self.announced_receive_window,
             idle_timeout_ms=int(self.idle_timeout * 1000),
             keepalive_interval_ms=int(self.keepalive_interval * 1000),
             max_ack_delay_ms=int(self.max_ack_delay * 1000),
@@ -75,6 +85,14 @@ def effective_parameters(parameters: TransportParameters, config: SessionConfig)
                         max_message_size=min(parameters.max_message_size, config.max_message_size),
                         receive_window=min(parameters.receive_window, config.receive_window),
                         keepalive_interval_ms=keepalive_ms)
+
+
+def stranger_window(max_message_size: int, max_datagram_size: int = MAX_DATAGRAM_SIZE) -> int:
+    """The smallest receive window that still takes one message of the
+    largest size (with its flow charge): what a server offers a peer it does
+    not know yet."""
+    fragments = -(-max_message_size // (max_datagram_size // 2))
+    return flow_charge(max_message_size, fragments) + flow_charge(0, 1)
 
 
 @attrs.define

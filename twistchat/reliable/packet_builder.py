@@ -20,8 +20,12 @@ from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
 from twistchat.reliable.sending import SendBuffer
 from twistchat.reliable.protection import PacketProtection
-from twistchat.wire.packets import CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, encode_frames, frame_size
+from twistchat.wire.packets import (
+    CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, Window, encode_frames, frame_size,
+)
 from twistchat.wire.varint import varint_size
+
+WINDOW_FRAME_MAX = 1 + 8
 
 MIN_USEFUL_ROOM = 32
 """Below this much congestion-window room, wait for acks instead of sending."""
@@ -44,6 +48,12 @@ class PacketBuilder:
         self.next_packet_number = 0
         self.probes_pending = 0
         self.ping_pending = False
+        self.window_update: int | None = None
+        """A receive window to announce, until a packet carrying it is
+        acknowledged; sent again if that packet is declared lost."""
+        self._window_in_flight = False
+        recovery.on_window_acked = self._window_acked
+        recovery.on_window_lost = self._window_lost
 
     def build(self, dest_cid: int, now: float, flow_window: int) -> bytes | None:
         """The next DATA datagram, or None if nothing is due."""
@@ -64,6 +74,12 @@ class PacketBuilder:
             room = min(room, congestion.available() - overhead)
         if probing or room >= MIN_USEFUL_ROOM:
             room = self.paths.add_responses(frames, room)
+            # A probe carries it again too: it may be what the peer is missing.
+            if self.window_update is not None and (probing or not self._window_in_flight) \
+                    and room >= WINDOW_FRAME_MAX:
+                frames.append(Window(self.window_update))
+                room -= frame_size(frames[-1])
+                self._window_in_flight = True
             if probing:
                 # The oldest data in flight first: it is what holds up delivery.
                 room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
@@ -100,7 +116,9 @@ class PacketBuilder:
             congestion = self.recovery.congestion
             app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
                 < congestion.window and not self.buffer.queue
-            self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited))
+            carries_window = any(isinstance(f, Window) for f in frames)
+            self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited,
+                                                    carries_window))
         self.stats.packets_sent += 1
         self.stats.bytes_sent += size
         return datagram
@@ -119,6 +137,13 @@ class PacketBuilder:
         self.stats.packets_sent += 1
         self.stats.bytes_sent += len(datagram)
         return datagram, address
+
+    def _window_acked(self) -> None:
+        self.window_update = None
+        self._window_in_flight = False
+
+    def _window_lost(self) -> None:
+        self._window_in_flight = False
 
     def _redundancy_active(self) -> bool:
         congestion = self.recovery.congestion

@@ -10,6 +10,8 @@ chunk by chunk: acknowledged, or lost (to be sent again in a new packet).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
@@ -40,6 +42,7 @@ class SentPacket:
     size: int
     chunks: list[Chunk]
     app_limited: bool
+    carries_window: bool = False
 
 
 class Recovery:
@@ -59,6 +62,10 @@ class Recovery:
         self.last_ack_eliciting_sent = now
         self.loss_estimate = 0.0
         """Loss of our packets, from what acks retire and what is declared lost."""
+        self.on_window_acked: Callable[[], None] = lambda: None
+        """Told when a packet carrying a WINDOW frame is acknowledged ..."""
+        self.on_window_lost: Callable[[], None] = lambda: None
+        """... or declared lost."""
 
     def probe_timeout(self) -> float:
         return self.rtt.probe_timeout(self.peer_max_ack_delay)
@@ -96,6 +103,8 @@ class Recovery:
             self.loss_estimate -= self.loss_estimate * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
                 on_chunk_acked(chunk)
+            if packet.carries_window:
+                self.on_window_acked()
         self.pto_count = 0
         self.detect_lost_packets(now)
         return True
@@ -130,6 +139,8 @@ class Recovery:
             self.loss_estimate += (1 - self.loss_estimate) * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
                 on_chunk_lost(chunk)
+            if packet.carries_window:
+                self.on_window_lost()
         self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now)
 
     def timer(self) -> float | None:

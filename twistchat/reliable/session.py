@@ -37,6 +37,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
+import attrs
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from twistchat.reliable.acks import AckTracker
@@ -63,7 +64,7 @@ from twistchat.reliable.sending import SendBuffer
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
     Accept, Ack, Close, Connect, Cookie, Data, DecodeError, MessageFrame, Packet, PathChallenge,
-    PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, decode_frames,
+    PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, Window, decode_frames,
     decode_packet,
 )
 
@@ -107,7 +108,7 @@ class Session:
         self.keepalive_interval: float | None = config.keepalive_interval if is_client else None
 
         self._acks = AckTracker(config.max_ack_delay)
-        self._reassembler = MessageReassembler(config.max_message_size, config.receive_window,
+        self._reassembler = MessageReassembler(config.max_message_size, config.announced_receive_window,
                                                budget=reassembly_budget)
         self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
                                   on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)))
@@ -232,6 +233,14 @@ class Session:
         """Chunks (whole messages or fragments) queued and never sent: how far
         ahead of the windows a sender is feeding."""
         return len(self._buffer.queue)
+
+    def open_receive_window(self, now: float) -> None:
+        """Grow the receive window from what the handshake announced to the
+        full ``config.receive_window`` and tell the peer (a WINDOW frame, sent
+        until acknowledged)."""
+        if self._reassembler.window < self.config.receive_window:
+            self._reassembler.window = self.config.receive_window
+            self._builder.window_update = self.config.receive_window
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
@@ -399,6 +408,11 @@ class Session:
             elif isinstance(frame, PathChallenge):
                 ack_eliciting = True
                 self._paths.on_challenge(frame.data)
+            elif isinstance(frame, Window):
+                ack_eliciting = True
+                grown = min(frame.size, self.config.receive_window)
+                if grown > self.peer_parameters.receive_window:
+                    self.peer_parameters = attrs.evolve(self.peer_parameters, receive_window=grown)
             elif isinstance(frame, PathResponse):
                 ack_eliciting = True
                 if self._paths.on_response(frame.data, address):

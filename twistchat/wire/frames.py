@@ -30,6 +30,7 @@ class FrameType(enum.IntEnum):
     PATH_CHALLENGE = 0x06
     PATH_RESPONSE = 0x07
     MESSAGE = 0x08  # | LEN_BIT | FRAGMENT_BIT
+    WINDOW = 0x0C
 
 
 LEN_BIT = 0x01
@@ -84,7 +85,14 @@ class PathResponse:
     data: bytes
 
 
-Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse]
+@attrs.frozen
+class Window:
+    """The sender's receive window grows to ``size`` bytes (it never shrinks)."""
+
+    size: int
+
+
+Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse, Window]
 
 ACK_DELAY_EXPONENT = 3
 """Ack delay travels in units of 2**3 microseconds, as QUIC's default."""
@@ -142,6 +150,8 @@ def encode_frame(frame: Frame, last: bool = False) -> bytes:
         return bytes((FrameType.PATH_CHALLENGE,)) + frame.data
     if isinstance(frame, PathResponse):
         return bytes((FrameType.PATH_RESPONSE,)) + frame.data
+    if isinstance(frame, Window):
+        return bytes((FrameType.WINDOW,)) + encode_varint(frame.size)
     raise TypeError(f"not a frame: {frame!r}")
 
 
@@ -197,6 +207,8 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
             frames.append(PathChallenge(reader.read_bytes(PATH_DATA_SIZE)))
         elif kind == FrameType.PATH_RESPONSE:
             frames.append(PathResponse(reader.read_bytes(PATH_DATA_SIZE)))
+        elif kind == FrameType.WINDOW:
+            frames.append(Window(reader.read_varint()))
         else:
             raise DecodeError(f"unknown frame type 0x{kind:02x}")
     return tuple(frames)

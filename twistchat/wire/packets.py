@@ -18,7 +18,7 @@ from twistchat.wire.errors import DecodeError
 from twistchat.wire.frames import (  # re-exported: the codec is one import for its users
     ACK_DELAY_EXPONENT, FRAGMENT_BIT, LEN_BIT, MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
     PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFrame, PathChallenge, PathResponse,
-    Ping, Unreliable, decode_frames, encode_frame, encode_frames, frame_size,
+    Ping, Unreliable, Window, decode_frames, encode_frame, encode_frames, frame_size,
 )
 from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
 
@@ -28,7 +28,7 @@ __all__ = [
     "PacketType", "FrameType", "DecodeError", "TransportParameters",
     "Hello", "Cookie", "Connect", "Accept", "Reset", "Data", "SealedData",
     "Ping", "Ack", "Close", "Unreliable", "MessageFrame", "PathChallenge",
-    "PathResponse", "Frame", "Packet",
+    "PathResponse", "Window", "Frame", "Packet",
     "decode_packet", "encode_packet", "encode_frame", "frame_size", "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
     "data_header_size", "packet_version", "peek_route",
