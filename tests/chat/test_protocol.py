@@ -108,6 +108,42 @@ def test_text_and_payload_limits_are_configurable():
     assert _code(b" " * (limits.max_header_bytes + 1), limits)[0] is ErrorCode.TOO_LARGE
 
 
+def test_a_request_too_large_is_refused_under_its_id_so_it_is_answered():
+    limits = p.Limits(max_text_bytes=10)
+    over = b'{"t":"say","id":77,"room":"#a","text":"' + b"x" * limits.max_header_bytes + b'"}'
+    assert _code(over, limits) == (ErrorCode.TOO_LARGE, 77)
+    assert _code(b'{"t":"say","id":' + b" " * limits.max_header_bytes + b'"x"}', limits) == \
+        (ErrorCode.TOO_LARGE, None)                # no readable id: null, as before
+
+
+def test_a_server_message_may_be_larger_than_a_requests_json_part():
+    reply = p.Ok(id=1, result={"room": "#a", "history": [p.hist(1, "a", "x" * 4096, 1)] * 20})
+    data = p.encode(reply)
+    assert len(data) > p.DEFAULT_LIMITS.max_header_bytes
+    assert p.decode_server_message(data) == reply
+
+
+@given(st.lists(st.text(max_size=40), max_size=30), st.integers(min_value=0, max_value=3000))
+@settings(max_examples=200, deadline=None)
+def test_a_page_is_the_longest_prefix_that_fits_its_budget(texts, budget):
+    from twistchat.chat.protocol.pages import fill
+    entries = [p.hist(i, "nick", text or "t", i) for i, text in enumerate(texts)]
+    fields = {"room": "#a", "history": [], "more": False}
+    try:
+        taken = fill(budget, 5, fields, "history", entries)
+    except ChatProtocolError as e:
+        assert e.code is ErrorCode.REPLY_TOO_LARGE
+        assert len(p.encode(p.Ok(id=5, result=fields))) > budget
+        return
+    assert taken == entries[:len(taken)]
+    assert len(p.encode(p.Ok(id=5, result={**fields, "history": taken}))) <= budget
+    if len(taken) < len(entries):
+        assert len(p.encode(p.Ok(id=5, result={**fields, "history": entries[:len(taken) + 1]}))) > budget
+    newest = fill(budget, 5, fields, "history", entries, newest=True)
+    assert newest == entries[len(entries) - len(newest):]
+    assert len(p.encode(p.Ok(id=5, result={**fields, "history": newest}))) <= budget
+
+
 def test_nick_folding_is_rfc1459_within_the_charset():
     assert p.fold_nick("Alice[X]") == p.fold_nick("aLICE{x}") == "alice{x}"
     assert p.fold_nick("a-b") != p.fold_nick("a_b")

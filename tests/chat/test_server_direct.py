@@ -175,6 +175,7 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.BAD_KEY: lambda: (owner.ok("mode", room="#room", key="k"), c.error("join", room="#room"))[1],
         ErrorCode.NOT_OPERATOR: lambda: owner.error("kick", room="#room", nick="owner"),
         ErrorCode.RATE_LIMITED: lambda: [c.request("ping") for _ in range(5)][-1].code,
+        ErrorCode.REPLY_TOO_LARGE: lambda: _reply_too_large(owner),
         ErrorCode.INTERNAL: lambda: _internal(h, c),
     }
     return actions[code]()
@@ -185,6 +186,12 @@ def _not_delivered(owner, c) -> str:
     c.send_raw(p.encode(p.Data(id=99, to="owner", payload=b"x")))
     owner.connection.peer_vanishes()
     return [m for m in c.messages() if isinstance(m, p.ErrorReply) and m.id == 99][-1].code
+
+
+def _reply_too_large(owner) -> str:
+    owner.ok("say", room="#room", text="x" * 1000)
+    owner.connection.peer_max_message_size = 600  # takes less than the one line
+    return owner.error("history", room="#room")
 
 
 def _internal(h: Harness, c) -> str:

@@ -61,3 +61,15 @@ def test_join_reply_shows_room_topic_and_members():
     assert lines == [f"{HHMM} -!- now talking in #tea",
                      f"{HHMM} -!- topic: oolong (set by alice)",
                      f"{HHMM} -!- members: @alice, bob (away)"]
+
+
+def test_a_big_rooms_join_shows_its_first_members_and_how_many_more():
+    lines = render.reply("join", ("#big",), {
+        "room": "#big", "topic": None, "member_count": 1000,
+        "members": [{"nick": "alice", "op": True, "away": None},
+                    {"nick": "bob", "op": False, "away": None}]}, now=NOW)
+    assert lines[-1] == f"{HHMM} -!- members: @alice, bob, and 998 more (1000 in all: /who lists them)"
+    who = render.reply("who", ("#big",), {"room": "#big", "count": 2, "members": [
+        {"nick": "alice", "op": True, "away": None}, {"nick": "bob", "op": False, "away": None}]},
+        now=NOW)
+    assert who == [f"{HHMM} -!- #big: @alice, bob"]

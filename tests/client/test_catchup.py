@@ -119,3 +119,98 @@ def test_every_line_once_in_order_while_the_room_talks_through_a_reconnect() -> 
     assert alice.connected and ("reconnected",) in alice_sees.log
     seen = [text for _, _, _, text, _ in alice_sees.of("message")]
     assert seen == said
+
+
+# ---- join replies bounded by bytes: the older lines come by paging history
+
+def test_a_join_reply_without_room_for_every_line_is_completed_by_paging_history() -> None:
+    clock, server, bob, observer = logged_in("bob")
+    bob.state.last_seen["#tea"] = 40
+    server.results[p.Join] = lambda request: {"room": "#tea", "history": hist(48, 49, 50),
+                                              "history_more": True}
+    pages = {40: (hist(41, 42, 43, 44), True), 44: (hist(45, 46, 47, 48, 49), True)}
+    server.results[p.History] = lambda request: {"room": "#tea", "history": pages[request.since][0],
+                                                 "more": pages[request.since][1]}
+    joined = bob.join("#tea")
+    run(clock, 0.015)                              # the join reply is in, the first page asked
+    server.push(line(51))                          # live meanwhile: held until caught up
+    run(clock, 1)
+    assert joined.called
+    assert [r.since for r in server.sent(p.History)] == [40, 44]  # stops once it reaches the reply's lines
+    shown = [(text, replay) for _, _, _, text, replay in observer.of("message")]
+    assert [text for text, _ in shown] == [f"line {n}" for n in range(41, 52)]
+    assert [replay for _, replay in shown] == [True] * 10 + [False]
+
+
+def test_a_join_reply_that_reaches_the_mark_needs_no_paging() -> None:
+    clock, server, bob, observer = logged_in("bob")
+    bob.state.last_seen["#tea"] = 47
+    server.results[p.Join] = lambda request: {"room": "#tea", "history": hist(48, 49),
+                                              "history_more": True}
+    bob.join("#tea")
+    run(clock, 1)
+    assert server.sent(p.History) == []
+    assert [text for _, _, _, text, _ in observer.of("message")] == ["line 48", "line 49"]
+
+
+def test_a_page_that_cannot_be_sent_shows_what_came_and_says_so() -> None:
+    clock, server, bob, observer = logged_in("bob")
+    server.results[p.Join] = lambda request: {"room": "#tea", "history": hist(9),
+                                              "history_more": True}
+    server.results[p.History] = lambda request: p.ErrorReply(
+        id=request.id, code="REPLY_TOO_LARGE", message="a line alone would not fit")
+    joined = bob.join("#tea")
+    run(clock, 1)
+    assert joined.called and joined.result["room"] == "#tea"
+    assert ("error", "REPLY_TOO_LARGE") in observer.log
+    assert [text for _, _, _, text, _ in observer.of("message")] == ["line 9"]
+    assert ids(bob.catchup.live(line(10))) == [10]  # nothing held any more
+
+
+def test_who_rooms_and_history_page_until_the_server_says_no_more() -> None:
+    clock, server, bob, _ = logged_in("bob")
+    nicks = [f"n{i:02d}" for i in range(7)]
+
+    def who(request):
+        rest = [n for n in nicks if request.after is None or n > request.after]
+        return {"room": "#tea", "count": 7, "members": [{"nick": n, "away": None, "op": False}
+                                                        for n in rest[:3]], "more": len(rest) > 3}
+    server.results[p.Who] = who
+    listed = bob.who("#tea")
+    run(clock, 1)
+    assert [m["nick"] for m in listed.result["members"]] == nicks and listed.result["count"] == 7
+    assert [r.after for r in server.sent(p.Who)] == [None, "n02", "n05"]
+    server.results[p.History] = lambda request: {
+        "room": "#tea", "history": hist(*range(request.since + 1, min(request.since + 4, 10))),
+        "more": request.since + 4 < 10}
+    history = bob.history("#tea", since=0)
+    run(clock, 1)
+    assert [h["msg_id"] for h in history.result["history"]] == list(range(1, 10))
+
+
+WORST = '"' * 4096
+"""A line JSON escapes to twice its size: a few fill a message."""
+
+
+def test_a_client_catches_up_across_pages_of_long_lines_after_a_reconnect() -> None:
+    world = World()
+    alice, alice_sees, bob, _ = world.pair_in_room()
+    said: list[str] = []
+
+    def talk() -> None:
+        said.append(f"{len(said):02d}" + WORST[2:])
+        bob.say("#tea", said[-1])
+        if len(said) < 30:
+            world.clock.callLater(1.0, talk)
+    now = world.clock.seconds()
+    world.network.isolate(alice.endpoint.transport.address, now, now + 50)
+    talk()
+    world.run(150)
+    assert alice.connected and ("reconnected",) in alice_sees.log
+    seen = [text for _, _, _, text, _ in alice_sees.of("message")]
+    assert seen == said                            # every line once, in order
+    carol, carol_sees = world.client("carol")      # a newcomer gets every kept line too
+    world.wait(carol.connect())
+    world.wait(carol.join("#tea"))
+    assert [(text, replay) for _, _, _, text, replay in carol_sees.of("message")] == \
+        [(text, True) for text in said]

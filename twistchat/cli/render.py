@@ -106,12 +106,10 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
             lines[0] += f" (a private group: others join it with /join {result['room']})"
         if result.get("topic"):
             lines.append(f"{t} {NOTICE} topic: {result['topic']} (set by {result.get('topic_by')})")
-        members = ", ".join(_member(m) for m in result.get("members", []))
-        lines.append(f"{t} {NOTICE} members: {members}")
+        lines.append(f"{t} {NOTICE} members: {_members(result, result.get('member_count'))}")
         return lines
     if action == "who":
-        members = ", ".join(_member(m) for m in result.get("members", []))
-        return [f"{t} {NOTICE} {result['room']}: {members}"]
+        return [f"{t} {NOTICE} {result['room']}: {_members(result, result.get('count'))}"]
     if action == "list_rooms":
         rooms = result.get("rooms", [])
         if not rooms:
@@ -130,6 +128,17 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
     if action == "part":
         return [f"{t} {NOTICE} you left {result['room']}"]
     return []
+
+
+def _members(result: dict[str, Any], count: int | None) -> str:
+    """The members listed, and how many more there are: a join reply lists
+    the first few of a big room (PROTOCOL.md C6), ``/who`` all of them."""
+    listed = result.get("members", [])
+    names = ", ".join(_member(m) for m in listed)
+    more = (count or 0) - len(listed)
+    if more > 0:
+        names += f"{', ' if names else ''}and {more} more ({count} in all: /who lists them)"
+    return names
 
 
 def _member(member: dict[str, Any]) -> str:

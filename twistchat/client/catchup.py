@@ -9,14 +9,24 @@ join of a room is in flight its live lines are *held*; the reply's history
 (lines after the mark) and the held lines are merged by ``msg_id``, each
 id shown once, oldest first, and only then does the mark move, over lines
 actually shown. The mark is kept in the state file, for the next run.
+
+A join reply carries only the newest lines that fit one message
+(``history_more`` says older kept lines were left out). If the lines after
+the mark do not all fit, ``gap`` says where to page ``history`` from;
+``arrived`` pages them (its only I/O, through the ``send`` it is given), the
+live lines still held, and merges the pages and the reply's lines as one
+history, so paging costs no line and shows none twice.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import fold_room
+from twistchat.client.observer import ChatError, Disconnected
+from twistchat.client.paging import pages
 from twistchat.client.seen import RecentIds
 from twistchat.client.state import ClientState
 
@@ -45,6 +55,45 @@ class RoomCatchUp:
             held.append(event)
             return []
         return self._show([(event, False)])
+
+    def gap(self, room: str, reply: Mapping[str, Any]) -> int | None:
+        """The ``since`` to page ``history`` from before the join reply's
+        lines can be shown, or None if they hold every kept line after the
+        mark."""
+        if not reply.get("history_more"):
+            return None
+        mark = self.state.last_seen.get(fold_room(room), 0)
+        history = reply.get("history") or []
+        if history and history[0]["msg_id"] <= mark + 1:
+            return None  # the lines reach back to the mark (ids only grow)
+        return mark
+
+    async def arrived(self, reply: dict[str, Any], send: Callable[..., Any],
+                      show: Callable[[Shown], None], report: Callable[[ChatError], None],
+                      rejoining: bool = False) -> dict[str, Any]:
+        """A join reply: ``show`` its lines and the older ones after the mark
+        it had no room for, paged with ``send(History, fields, internal=True)``;
+        fires with the reply. A page refused is ``report``ed and what came is
+        shown. Cut off (``Disconnected``), the lines stay held for the re-join
+        after reconnecting; a re-join's own paging fails with it."""
+        room = reply["room"]
+        history = list(reply.get("history") or [])
+        since = self.gap(room, reply)
+        if since is not None:
+            older: list[dict[str, Any]] = []
+            try:
+                await pages(lambda cls, fields: send(cls, fields, internal=True), p.History,
+                            {"room": room, "since": since}, older,
+                            history[0]["msg_id"] if history else None)
+            except Disconnected:
+                if rejoining:
+                    raise
+                return reply
+            except ChatError as e:
+                report(ChatError(e.code, f"could not catch up in {room}: {e.message}"))
+            history = older + history
+        show(self.joined(room, history))
+        return reply
 
     def joined(self, room: str, history: Iterable[dict[str, Any]]) -> Shown:
         """The join reply for ``room`` (canonical name): its history after the

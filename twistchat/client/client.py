@@ -37,6 +37,7 @@ from twistchat.client.link import (
     RECONNECT_DELAYS, RECONNECT_JITTER, LinkEvent, LinkLifecycle, LinkState, LinkStateError, describe,
 )
 from twistchat.client.observer import ChatError, ChatObserver, Disconnected, PasswordRequired
+from twistchat.client.paging import paged
 from twistchat.client.resend import Outbox, OutgoingRequest, new_idem
 from twistchat.client.seen import RecentIds
 from twistchat.client.state import ClientState
@@ -171,7 +172,7 @@ class ChatClient:
         for room in list(self.rooms.values()):
             self.catchup.begin(room)
             try:
-                self._joined(await self._send(p.Join, {"room": room}, internal=True))
+                await self._joined(await self._send(p.Join, {"room": room}, internal=True), True)
             except ChatError as e:  # banned, key changed, room gone: tell, go on
                 self.rooms.pop(fold_room(room), None)
                 self._show(self.catchup.abandon(room))
@@ -255,11 +256,10 @@ class ChatClient:
         """Create a private group; fires with the join reply (``room`` is its id)."""
         return self._request(p.Create).addCallback(self._joined)
 
-    def _joined(self, reply: dict[str, Any]) -> dict[str, Any]:
-        room = reply["room"]
-        self.rooms[fold_room(room)] = room
-        self._show(self.catchup.joined(room, reply.get("history", [])))
-        return reply
+    def _joined(self, reply: dict[str, Any], rejoining: bool = False) -> defer.Deferred:
+        self.rooms[fold_room(reply["room"])] = reply["room"]
+        return defer.Deferred.fromCoroutine(self.catchup.arrived(  # and pages what did not fit
+            reply, self._send, self._show, self.observer.error, rejoining))
 
     def _show(self, lines: list[tuple[p.MessageEvent, bool]]) -> None:
         for event, replay in lines:
@@ -303,10 +303,10 @@ class ChatClient:
         return self._request(p.Topic, room=room, topic=topic)
 
     def who(self, room: str) -> defer.Deferred:
-        return self._request(p.Who, room=room)
+        return paged(self._request, p.Who, room=room)
 
     def list_rooms(self) -> defer.Deferred:
-        return self._request(p.Rooms)
+        return paged(self._request, p.Rooms)
 
     def away(self, message: str | None = None) -> defer.Deferred:
         """Away with ``message``; back without."""
@@ -325,7 +325,7 @@ class ChatClient:
         return self._request(p.SetPassword, password=password).addCallback(registered)
 
     def history(self, room: str, since: int | None = None) -> defer.Deferred:
-        return self._request(p.History, room=room, since=since)
+        return paged(self._request, p.History, room=room, since=since)
 
     def kick(self, room: str, nick: str, reason: str | None = None) -> defer.Deferred:
         return self._request(p.Kick, room=room, nick=nick, reason=reason)

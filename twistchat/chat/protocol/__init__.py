@@ -22,7 +22,8 @@ The package, bottom up (each module imports only those above it):
 * ``requests``, ``server_messages``: one frozen class per wire ``t``
 * ``errors``: ``ChatProtocolError``
 * ``validation``, ``codec``: ``encode``, ``decode_request``, ``decode_server_message``
-* ``sizes``: the byte sizes the limits imply (largest request, largest event)
+* ``pages``: the entries listing replies carry, and how many fit a reply
+* ``sizes``: the byte sizes the limits imply (largest request, largest message)
 
 Everything public is re-exported here: ``from twistchat.chat import protocol as p``.
 """
@@ -82,7 +83,8 @@ from twistchat.chat.protocol.requests import (
     Unban,
     Who,
 )
-from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes
+from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
+from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes, max_server_message_bytes
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
@@ -107,4 +109,4 @@ from twistchat.chat.protocol.server_messages import (
 
 __all__ = [name for name in dir() if not name.startswith("_")
            and name not in ("codec", "codes", "errors", "limits", "requests", "schema",
-                            "server_messages", "sizes", "validation")]
+                            "server_messages", "sizes", "validation", "pages")]

@@ -52,14 +52,25 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _parse(data: bytes, limits: Limits) -> tuple[dict[str, Any], bytes | None]:
+def _id_in(header: bytes) -> int | None:
+    """The request id in a JSON part too large to take, so that its refusal
+    still answers the request (what arrives is bounded by the transport's
+    ``max_message_size``, so reading it is too)."""
+    try:
+        obj = json.loads(header.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return _request_id(obj) if isinstance(obj, dict) else None
+
+
+def _parse(data: bytes, header_cap: int | None) -> tuple[dict[str, Any], bytes | None]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "message must be bytes")
     data = bytes(data)
     newline = data.find(b"\n")
     header, payload = (data, None) if newline < 0 else (data[:newline], data[newline + 1:])
-    if len(header) > limits.max_header_bytes:
-        raise ChatProtocolError(ErrorCode.TOO_LARGE, "JSON part too large")
+    if header_cap is not None and len(header) > header_cap:
+        raise ChatProtocolError(ErrorCode.TOO_LARGE, "JSON part too large", _id_in(header))
     try:
         text = header.decode("utf-8")
         obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
@@ -112,7 +123,7 @@ def _request_id(obj: dict[str, Any]) -> int | None:
 def decode_request(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
     """Decode what a client sent.  Raises ChatProtocolError (with ``request_id``
     set whenever the message had a readable id) and nothing else."""
-    obj, payload = _parse(data, limits)
+    obj, payload = _parse(data, limits.max_header_bytes)
     rid = _request_id(obj)
     kind = obj.get("t")
     if not isinstance(kind, str):
@@ -126,8 +137,11 @@ def decode_request(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request:
 
 
 def decode_server_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Decode what a server sent (a reply or an event).  Raises only ChatProtocolError."""
-    obj, payload = _parse(data, limits)
+    """Decode what a server sent (a reply or an event).  Raises only
+    ChatProtocolError.  The JSON part has no cap of its own: a reply may fill
+    the whole message (up to ``max_message_bytes``, PROTOCOL.md C1, C10),
+    which the transport bounded already."""
+    obj, payload = _parse(data, None)
     kind = obj.get("t")
     if not isinstance(kind, str):
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "field t missing")

@@ -36,6 +36,7 @@ class ErrorCode(enum.StrEnum):
     BAD_KEY = "BAD_KEY"
     NOT_OPERATOR = "NOT_OPERATOR"
     RATE_LIMITED = "RATE_LIMITED"
+    REPLY_TOO_LARGE = "REPLY_TOO_LARGE"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL = "INTERNAL"
 
@@ -71,6 +72,7 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.BAD_KEY: "wrong or missing room key",
     ErrorCode.NOT_OPERATOR: "only the room operator may do that",
     ErrorCode.RATE_LIMITED: "too many requests; slow down",
+    ErrorCode.REPLY_TOO_LARGE: "the answer would not fit in one message your transport takes",
     ErrorCode.SHUTTING_DOWN: "server is shutting down",
     ErrorCode.INTERNAL: "internal server error",
 }

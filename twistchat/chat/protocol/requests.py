@@ -110,16 +110,24 @@ class Topic(Request):
 @request
 @attrs.frozen
 class Who(Request):
+    """A room's members, one page (PROTOCOL.md C6, "Paging"): in folded-nick
+    order, those after the nick ``after`` (from the start if absent)."""
+
     TYPE: ClassVar[str] = "who"
     id: int = wire_field(Kind.REQUEST_ID)
     room: str = wire_field(Kind.ROOM)
+    after: str | None = wire_field(Kind.NICK, optional=True)
 
 
 @request
 @attrs.frozen
 class Rooms(Request):
+    """The room list, one page: in folded-name order, the rooms after the
+    room ``after`` (from the start if absent)."""
+
     TYPE: ClassVar[str] = "rooms"
     id: int = wire_field(Kind.REQUEST_ID)
+    after: str | None = wire_field(Kind.ROOM, optional=True)
 
 
 @request
@@ -151,7 +159,8 @@ class Ping(Request):
 @attrs.frozen
 class History(Request):
     """Room messages with ``msg_id`` greater than ``since`` (all kept ones if
-    absent), oldest first, at most ``limit``."""
+    absent), oldest first: of the newest ``limit`` of them, as many as fit
+    one reply (``more`` says whether some were left for the next page)."""
 
     TYPE: ClassVar[str] = "history"
     id: int = wire_field(Kind.REQUEST_ID)

@@ -4,10 +4,14 @@ are the real ones: the largest request a client may send (what the server's
 transport must accept) and the largest event the server may send (what a
 client's transport must accept, announced in the login reply as
 ``max_message_bytes``).  Worked out by encoding the worst case, so they
-cannot drift from the codec.
+cannot drift from the codec.  A listing reply is paged to fit
+(``pages``), so what it must cover is its smallest page: one entry of the
+largest kind.
 """
 
 from __future__ import annotations
+
+import functools
 
 from twistchat.chat.protocol.codec import encode
 from twistchat.chat.protocol.limits import (
@@ -15,10 +19,12 @@ from twistchat.chat.protocol.limits import (
     MAX_REQUEST_ID,
     NICK_MAX_LENGTH,
     ROOM_NAME_MAX_LENGTH,
+    LINE_MAX_BYTES,
     Limits,
 )
+from twistchat.chat.protocol.pages import hist, member, room_entry
 from twistchat.chat.protocol.schema import Message
-from twistchat.chat.protocol.server_messages import DataEvent, DmEvent, MessageEvent
+from twistchat.chat.protocol.server_messages import DataEvent, DmEvent, MessageEvent, Ok
 
 WORST_TEXT_CHAR = '"'
 """A one-byte character the encoder escapes (``\\"``): text of these is
@@ -48,6 +54,35 @@ def worst_case_events(limits: Limits) -> list[Message]:
 
 
 def max_event_bytes(limits: Limits) -> int:
-    """The largest chat event the server may send under ``limits``: what a
-    client's transport must accept (``max_message_bytes`` in the login reply)."""
+    """The largest chat event the server may send under ``limits``."""
     return max(len(encode(event)) for event in worst_case_events(limits))
+
+
+def worst_case_replies(limits: Limits) -> list[Message]:
+    """The smallest page of each listing reply at its largest: one entry
+    of the largest kind (the longest text, topic or away line, all
+    escaped), ``more`` at its longest; and a ``join`` reply with no member
+    and no line."""
+    line = WORST_TEXT_CHAR * LINE_MAX_BYTES
+    text = WORST_TEXT_CHAR * limits.max_text_bytes
+    room = {"room": LONGEST_ROOM}
+    one_line = hist(LARGEST_ID, LONGEST_NICK, text, LARGEST_ID)
+    joined = {**room, "topic": line, "topic_by": LONGEST_NICK, "topic_ts": LARGEST_ID,
+              "op": LONGEST_NICK, "invite_only": False, "has_key": False,
+              "member_count": LARGEST_ID, "members": [], "history": [], "history_more": False}
+    replies = [
+        {**room, "history": [one_line], "more": False},
+        {**room, "count": LARGEST_ID, "members": [member(LONGEST_NICK, line, False)], "more": False},
+        {"rooms": [room_entry(LONGEST_ROOM, LARGEST_ID, line, False)], "more": False},
+        joined,
+    ]
+    return [Ok(id=LARGEST_ID, result=result) for result in replies]
+
+
+@functools.lru_cache(maxsize=8)
+def max_server_message_bytes(limits: Limits) -> int:
+    """The largest chat message the server may send under ``limits``: what
+    a client's transport must accept (``max_message_bytes`` in the login
+    reply).  Every reply fits in it, paged where it lists (PROTOCOL.md C6)."""
+    return max(len(encode(message))
+               for message in worst_case_events(limits) + worst_case_replies(limits))

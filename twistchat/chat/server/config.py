@@ -12,8 +12,8 @@ from twistchat.chat.protocol import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_TEXT_BYTES,
     Limits,
-    max_event_bytes,
     max_request_bytes,
+    max_server_message_bytes,
 )
 from twistchat.chat.server.options import option, positive, power_of_two
 from twistchat.endpoint.endpoint import DEFAULT_MAX_SESSIONS
@@ -102,4 +102,4 @@ class ServerConfig:
     @property
     def max_message_bytes(self) -> int:
         """The largest chat message the server may send (announced at login)."""
-        return max_event_bytes(self.limits)
+        return max_server_message_bytes(self.limits)

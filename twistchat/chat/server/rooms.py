@@ -8,6 +8,7 @@ to the store.
 
 from __future__ import annotations
 
+import heapq
 import random as _random
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from twistchat.chat.protocol import GROUP_ID_ALPHABET, GROUP_ID_LENGTH, ChatProtocolError, ErrorCode
+from twistchat.chat.protocol import member as member_entry
 from twistchat.chat.server.member import Member
 
 M = TypeVar("M", bound=Member)
@@ -78,14 +80,18 @@ class Room(Generic[M]):
         if not self.members:
             self.empty_since = now
 
-    def member_list(self) -> list[dict[str, Any]]:
-        return [{"nick": m.nick, "away": m.away, "op": self.is_op(k)} for k, m in self.members.items()]
+    def member_list(self, after: str | None = None, count: int | None = None) -> list[dict[str, Any]]:
+        """Members in folded-nick order (the order ``who`` pages in): those
+        whose key is after ``after``, at most ``count`` of them."""
+        keys = (k for k in self.members if after is None or k > after)
+        chosen = sorted(keys) if count is None else heapq.nsmallest(count, keys)
+        return [member_entry(self.members[k].nick, self.members[k].away, self.is_op(k)) for k in chosen]
 
     def describe(self) -> dict[str, Any]:
-        """The room part of a ``join``/``create`` reply."""
+        """The room part of a ``join``/``create`` reply (its members are paged)."""
         return {"room": self.name, "topic": self.topic, "topic_by": self.topic_by,
                 "topic_ts": self.topic_ts, "op": self.op_nick, "invite_only": self.invite_only,
-                "has_key": bool(self.join_key), "members": self.member_list()}
+                "has_key": bool(self.join_key), "member_count": len(self.members)}
 
     # persistence: only the operator-set state, never members
     def to_state(self) -> dict[str, Any]:

@@ -141,9 +141,15 @@ class ClientSession(MessageProtocol):
     # ---- replies and events
 
     def reply(self, request: Request, **fields: Any) -> None:
-        """The one ok reply for ``request``."""
+        """The one ok reply for ``request``; if the peer's transport could not
+        take it, REPLY_TOO_LARGE instead, so the request is still answered."""
         if self._mark_replied(request):
-            self.send(Ok(id=request.id, result=fields))
+            data = encode(Ok(id=request.id, result=fields))
+            if self.connection is not None and len(data) > self.peer_max_message_size:
+                code = ErrorCode.REPLY_TOO_LARGE
+                self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
+                return
+            self.send_encoded(data)
 
     def fail(self, request: Request, code: ErrorCode, message: str | None = None) -> None:
         """The one error reply for ``request`` (ignored if it was answered already)."""

@@ -1,5 +1,7 @@
 """Room requests: create a group, join, part, say, read and set the topic,
-list members and rooms, page history."""
+list members and rooms, page history.  Every listing reply is bounded by
+bytes and paged (PROTOCOL.md C6, "Paging"): it never exceeds what the
+peer's transport takes, or it is refused with REPLY_TOO_LARGE."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from twistchat.chat import protocol as p
-from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
+from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick, fold_room
+from twistchat.chat.protocol.pages import JOIN_MEMBERS, fill, hist, page, room_entry
 from twistchat.chat.server.core import Handler, ServerCore, keyed
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
@@ -48,7 +51,25 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
     await _enter(server, user, request, room)
 
 
+def _budget(server: ServerCore, user: User) -> int:
+    """The most bytes a reply to ``user`` may take: what the server announced
+    it may send, and what the user's transport takes."""
+    return min(server.config.max_message_bytes, user.peer_max_message_size)
+
+
+def _join_reply(budget: int, request: p.Request, room: Room[User],
+                entries: list[HistoryEntry]) -> dict[str, Any]:
+    """The room, its member count and first members, and the newest lines
+    that fit (``history_more``: older kept lines were left out)."""
+    fields: dict[str, Any] = {**room.describe(), "members": [], "history": [], "history_more": False}
+    fields["members"] = fill(budget, request.id, fields, "members",
+                             room.member_list(count=JOIN_MEMBERS))
+    lines = fill(budget, request.id, fields, "history", [_hist(e) for e in entries], newest=True)
+    return {**fields, "history": lines, "history_more": len(lines) < len(entries)}
+
+
 async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[User]) -> None:
+    _join_reply(_budget(server, user), request, room, [])  # REPLY_TOO_LARGE before joining
     room.add(user)
     user.rooms[room.key] = room
     if room.invite_only:
@@ -56,7 +77,7 @@ async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[
     server.tell(room, p.JoinEvent(room=room.name, nick=user.nick), exclude=user)
     server.log.info("{nick} joined {room}", nick=user.nick, room=room.name)
     history = await server.store.get_history(room.key, None, server.config.history_size)
-    user.session.reply(request, **room.describe(), history=[_hist(e) for e in history])
+    user.session.reply(request, **_join_reply(_budget(server, user), request, room, history))
     user.send(p.JoinEvent(room=room.name, nick=user.nick))
 
 
@@ -112,14 +133,19 @@ async def topic(server: ServerCore, user: User, request: p.Topic) -> None:
 
 async def who(server: ServerCore, user: User, request: p.Who) -> None:
     room = server.room_of(user, request.room)
-    user.session.reply(request, room=room.name, members=room.member_list())
+    after = None if request.after is None else fold_nick(request.after)
+    user.session.reply(request, **page(_budget(server, user), request.id,
+                                       {"room": room.name, "count": len(room.members)},
+                                       "members", room.member_list(after), "a member"))
 
 
 async def list_rooms(server: ServerCore, user: User, request: p.Rooms) -> None:
-    listing = [{"room": r.name, "members": len(r.members), "topic": r.topic,
-                "joined": r.key in user.rooms}
-               for r in server.rooms if not r.private or r.key in user.rooms]
-    user.session.reply(request, rooms=sorted(listing, key=lambda item: item["room"]))
+    after = None if request.after is None else fold_room(request.after)
+    listed = sorted((r for r in server.rooms if (not r.private or r.key in user.rooms)
+                     and (after is None or r.key > after)), key=lambda r: r.key)
+    entries = [room_entry(r.name, len(r.members), r.topic, r.key in user.rooms) for r in listed]
+    user.session.reply(request, **page(_budget(server, user), request.id, {}, "rooms", entries,
+                                       "a room"))
 
 
 async def history(server: ServerCore, user: User, request: p.History) -> None:
@@ -127,11 +153,12 @@ async def history(server: ServerCore, user: User, request: p.History) -> None:
     size = server.config.history_size
     limit = size if request.limit is None else min(request.limit, size)
     entries = await server.store.get_history(room.key, request.since, limit)
-    user.session.reply(request, room=room.name, history=[_hist(e) for e in entries])
+    user.session.reply(request, **page(_budget(server, user), request.id, {"room": room.name},
+                                       "history", [_hist(e) for e in entries], "a line"))
 
 
 def _hist(entry: HistoryEntry) -> dict[str, Any]:
-    return {"msg_id": entry.msg_id, "nick": entry.nick, "text": entry.text, "ts": entry.ts}
+    return hist(entry.msg_id, entry.nick, entry.text, entry.ts)
 
 
 HANDLERS: dict[type, Handler] = {
