@@ -45,6 +45,8 @@ class FakeConnection:
         self.unreliable: list[bytes] = []
         self.closed: tuple[str, CloseCode, bool] | None = None
         self.peer_max_message_size = max_message_size
+        self.trusted = False
+        """The server vouched for this session (``mark_trusted``: its user logged in)."""
         self.auto_ack = True
         self.held: list[tuple[bytes, Callable[[], None] | None]] = []
         """Sent while acks are held back, oldest first."""
@@ -92,6 +94,9 @@ class FakeConnection:
     def send_unreliable(self, data: bytes) -> None:
         self.unreliable.append(data)
 
+    def mark_trusted(self) -> None:
+        self.trusted = True
+
     def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL, graceful: bool = True) -> None:
         if self.closed is not None:
             return
@@ -116,17 +121,17 @@ class SlowStore:
         if name not in self._held:
             return getattr(self._inner, name)
 
-        def later(*args: Any) -> Deferred[Any]:
+        def later(*args: Any, **kwargs: Any) -> Deferred[Any]:
             d: Deferred[Any] = Deferred()
-            self.pending.append((name, args, d))
+            self.pending.append((name, args, kwargs, d))
             return d
         return later
 
     def commit(self) -> None:
         """Run every held write, in the order issued."""
         pending, self.pending = self.pending, []
-        for name, args, d in pending:
-            getattr(self._inner, name)(*args).chainDeferred(d)
+        for name, args, kwargs, d in pending:
+            getattr(self._inner, name)(*args, **kwargs).chainDeferred(d)
 
 
 @attrs.define
@@ -184,16 +189,23 @@ class Harness:
         self.config = ServerConfig(**{**FAST_SCRYPT, **config})
         self.server = ChatServer(self.store, self.clock, self.config, rng=random.Random(7))
         self.server.start()
+        self._hosts = itertools.count(1)
 
-    def connect(self, port: int = 4000, max_message_size: int = CLIENT_MAX_MESSAGE_SIZE) -> FakeClient:
+    def connect(self, port: int = 4000, max_message_size: int = CLIENT_MAX_MESSAGE_SIZE,
+                host: str | None = None) -> FakeClient:
+        """A new client; each from an address of its own, in a /24 of its
+        own (so per-source limits apply per client), unless ``host`` is given."""
         protocol = self.server.build_protocol()
-        connection = FakeConnection(protocol, ("192.0.2.1", port), max_message_size)
+        if host is None:
+            n = next(self._hosts)
+            host = f"10.{n >> 8 & 255}.{n & 255}.1"
+        connection = FakeConnection(protocol, (host, port), max_message_size)
         protocol.connection_made(connection)
         return FakeClient(protocol, connection)
 
     def login(self, nick: str, max_message_size: int = CLIENT_MAX_MESSAGE_SIZE,
-              **credential: Any) -> FakeClient:
-        client = self.connect(max_message_size=max_message_size)
+              host: str | None = None, **credential: Any) -> FakeClient:
+        client = self.connect(max_message_size=max_message_size, host=host)
         client.ok("login", nick=nick, **credential)
         client.drain()
         return client

@@ -163,6 +163,8 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.NOT_ONLINE: lambda: (owner.ok("quit"), c.error("data", to="owner", payload=b""))[1],
         ErrorCode.NOT_DELIVERED: lambda: _not_delivered(owner, c),
         ErrorCode.MAILBOX_FULL: lambda: (owner.ok("quit"), c.error("dm", to="owner", text="x"))[1],
+        ErrorCode.MAILBOX_QUOTA: lambda: _dm_over_quota(mailbox_per_sender=1),
+        ErrorCode.STORE_FULL: lambda: _dm_over_quota(max_stored_dms=1),
         ErrorCode.NO_SUCH_ROOM: lambda: c.error("join", room="ABCDEFGH"),
         ErrorCode.NOT_IN_ROOM: lambda: c.error("who", room="#room"),
         ErrorCode.ALREADY_IN_ROOM: lambda: owner.error("join", room="#room"),
@@ -192,6 +194,14 @@ def _reply_too_large(owner) -> str:
     owner.ok("say", room="#room", text="x" * 1000)
     owner.connection.peer_max_message_size = 600  # takes less than the one line
     return owner.error("history", room="#room")
+
+
+def _dm_over_quota(**quota) -> str:
+    h = Harness(**quota)
+    h.login("owner").ok("quit")
+    sender = h.login("sender")
+    sender.ok("dm", to="owner", text="one")
+    return sender.error("dm", to="owner", text="two")
 
 
 def _internal(h: Harness, c) -> str:

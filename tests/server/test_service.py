@@ -96,3 +96,59 @@ def test_start_listens_and_stop_closes_the_store():
     reactor.advance(10)
     assert stopped.called and not port.listening
     assert not service.chat.reaper.running
+
+
+def test_the_admission_and_sendq_options_reach_the_transport():
+    options = parse("--db", ":memory:", "--max-sessions", "50", "--max-sessions-per-address", "7",
+                    "--cookie-rate", "3", "--cookie-burst", "4", "--cookie-prefix-rate", "5",
+                    "--cookie-prefix-burst", "6", "--connect-rate", "1.5", "--connect-burst", "2",
+                    "--connect-prefix-rate", "8", "--connect-prefix-burst", "9",
+                    "--reassembly-budget", "1000000", "--max-send-queue", "2000000")
+    service = make_service(options, MemoryReactorClock())
+    a = service.endpoint.admission
+    assert (a.max_sessions, a.max_sessions_per_address) == (50, 7)
+    assert (a.cookies_per_address.per_second, a.cookies_per_address.burst) == (3, 4)
+    assert (a.cookies_per_prefix.per_second, a.cookies_per_prefix.burst) == (5, 6)
+    assert (a.sessions_per_address.per_second, a.sessions_per_address.burst) == (1.5, 2)
+    assert (a.sessions_per_prefix.per_second, a.sessions_per_prefix.burst) == (8, 9)
+    assert a.reassembly_budget == 1000000 and service.endpoint.reassembly_budget is not None
+    assert service.endpoint.config.max_send_queue == 2000000
+
+
+def test_the_admission_defaults_are_the_transport_ones():
+    from twistchat.chat.server.service import admission
+    from twistchat.endpoint.server import Admission
+    from twistchat.reliable.config import DEFAULT_MAX_SEND_QUEUE
+    config = parse().server_config()
+    assert admission(config) == Admission()
+    assert config.max_send_queue == DEFAULT_MAX_SEND_QUEUE
+
+
+def test_the_chat_limits_are_options():
+    options = parse("--login-timeout", "5", "--login-free-failures", "2", "--login-backoff", "0.5",
+                    "--login-backoff-max", "60", "--login-failures-per-session", "3",
+                    "--login-queue", "2", "--registration-rate", "10", "--registration-burst", "3",
+                    "--account-expiry", "86400", "--mailbox-per-sender", "9", "--dm-rate", "2",
+                    "--dm-burst", "4", "--max-stored-dms", "99", "--churn-rate", "0.25",
+                    "--churn-burst", "12")
+    c = options.server_config()
+    assert (c.login_timeout, c.login_free_failures, c.login_backoff, c.login_backoff_max) == (5, 2, 0.5, 60)
+    assert (c.login_failures_per_session, c.login_queue) == (3, 2)
+    assert (c.registration_rate, c.registration_burst, c.account_expiry) == (10, 3, 86400)
+    assert (c.mailbox_per_sender, c.dm_rate, c.dm_burst, c.max_stored_dms) == (9, 2, 4, 99)
+    assert (c.churn_rate, c.churn_burst) == (0.25, 12)
+    assert parse("--max-rooms-per-client", "50").server_config().churn_burst == 60
+    help_text = str(Options())
+    for name in ("login-timeout", "login-queue", "mailbox-per-sender", "max-stored-dms",
+                 "churn-rate", "max-send-queue", "cookie-rate", "connect-prefix-burst"):
+        assert f"--{name}=" in help_text
+
+
+@pytest.mark.parametrize("argv", [
+    ["--max-send-queue", "1000"], ["--login-backoff", "10", "--login-backoff-max", "5"],
+    ["--login-free-failures", "0"], ["--login-timeout", "0"], ["--cookie-rate", "-1"],
+    ["--max-stored-dms", "0"], ["--churn-burst", "0"],
+])
+def test_bad_limits_are_refused_with_a_usage_error(argv):
+    with pytest.raises(usage.UsageError):
+        parse(*argv)

@@ -29,19 +29,7 @@ from twistchat.store.memory import MemoryStore
 from twistchat.store.sqlite import MIGRATED_ID_MARGIN, MIGRATIONS, SCHEMA_VERSION, WORKER_NAME, SQLiteStore
 from twistchat.store.workers import InlineWorker
 
-from .synchronous import on_a_real_thread, resolved, synchronously
-
-
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
-def store(request, tmp_path):
-    if request.param == "memory":
-        s = MemoryStore()
-    elif request.param == "sqlite-memory":
-        s = SQLiteStore(Clock(), ":memory:", worker=InlineWorker())
-    else:
-        s = open_store(Clock(), str(tmp_path / "chat.sqlite3"), worker=InlineWorker())
-    yield s
-    resolved(s.close())
+from .synchronous import on_a_real_thread, synchronously
 
 
 def _account(key: str, has_password: bool = False, last_seen: int = 1000) -> Account:

@@ -58,30 +58,43 @@ class Rate:
     burst: float
 
 
+class KeyedBuckets:
+    """One token bucket per key (a source address, a nick), all at one rate.
+    The table is bounded: the least recently seen keys are forgotten first
+    (a forgotten key starts again with a full bucket, which costs an
+    attacker as much as it gains)."""
+
+    def __init__(self, rate: Rate, max_keys: int = 65_536) -> None:
+        self.rate = rate
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._max_keys = max_keys
+
+    def take(self, key: str, now: float, cost: float = 1.0) -> bool:
+        """Spend ``cost`` of ``key``'s tokens; False means refuse."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(rate=self.rate.per_second,
+                                                      burst=self.rate.burst, updated=now)
+            if len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now, cost)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
 class SourceLimiter:
     """Token buckets per source address and per source prefix; a request
-    passes only if both have a token. The tables are bounded: the least
-    recently seen sources are forgotten first (a forgotten source starts
-    again with a full bucket, which costs an attacker as much as it gains)."""
+    passes only if both have a token. Both tables are bounded
+    (``KeyedBuckets``)."""
 
     def __init__(self, per_address: Rate, per_prefix: Rate, max_sources: int = 65_536) -> None:
-        self._rates = (per_address, per_prefix)
-        self._tables: tuple[OrderedDict[str, TokenBucket], ...] = (OrderedDict(), OrderedDict())
-        self._max_sources = max_sources
+        self._addresses = KeyedBuckets(per_address, max_sources)
+        self._prefixes = KeyedBuckets(per_prefix, max_sources)
 
     def allow(self, host: str, now: float) -> bool:
-        address_table, prefix_table = self._tables
-        address_rate, prefix_rate = self._rates
-        if not self._bucket(address_table, host, address_rate, now).take(now):
+        if not self._addresses.take(host, now):
             return False
-        return self._bucket(prefix_table, source_prefix(host), prefix_rate, now).take(now)
-
-    def _bucket(self, table: OrderedDict, key: str, rate: Rate, now: float) -> TokenBucket:
-        bucket = table.get(key)
-        if bucket is None:
-            bucket = table[key] = TokenBucket(rate=rate.per_second, burst=rate.burst, updated=now)
-            if len(table) > self._max_sources:
-                table.popitem(last=False)
-        else:
-            table.move_to_end(key)
-        return bucket
+        return self._prefixes.take(source_prefix(host), now)

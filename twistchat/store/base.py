@@ -46,8 +46,20 @@ IDEM_KEPT_PER_NICK = 1000
 when a new one is kept, so a nick's keys take bounded disk."""
 
 
-class MailboxFull(Exception):
-    """``store_dm`` found the recipient's mailbox at its capacity: nothing stored."""
+class DmRefused(Exception):
+    """``store_dm`` found a quota reached: nothing stored."""
+
+
+class MailboxFull(DmRefused):
+    """The recipient's mailbox holds ``capacity`` DMs already."""
+
+
+class SenderQuotaFull(DmRefused):
+    """The sender has ``per_sender`` DMs waiting in the recipient's mailbox already."""
+
+
+class StoreFull(DmRefused):
+    """All mailboxes together hold ``total`` DMs already."""
 
 
 @attrs.frozen
@@ -102,11 +114,12 @@ class ChatStore(Protocol):
         """Atomically replace ``old_key`` by ``account`` (whose key may differ);
         its mailbox, receipts and idempotency keys move along."""
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]: ...
-    def delete_expired_accounts(self, last_seen_before: int,
-                                keep: Collection[str] = ()) -> Deferred[list[str]]:
+    def delete_expired_accounts(self, last_seen_before: int, keep: Collection[str] = (),
+                                password_seen_before: int | None = None) -> Deferred[list[str]]:
         """Delete password-less accounts (with their mailboxes, receipts and
-        idempotency keys) not seen since ``last_seen_before``, except keys in
-        ``keep``; return the deleted keys."""
+        idempotency keys) not seen since ``last_seen_before``, and accounts
+        with a password not seen since ``password_seen_before`` (none if
+        None), except keys in ``keep``; return the deleted keys."""
 
     # ids
     def last_id(self) -> Deferred[int]:
@@ -137,11 +150,16 @@ class ChatStore(Protocol):
 
     # the mailbox: every DM until its recipient has it, then its receipt
     def store_dm(self, dm: StoredDm, capacity: int | None = None,
-                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+                 idem: IdemRecord | None = None, per_sender: int | None = None,
+                 total: int | None = None) -> Deferred[Mapping[str, Any] | None]:
         """Add ``dm`` (and ``idem``) in one transaction.  A known ``idem``
-        key: nothing is done and its first answer is returned.  A mailbox
-        already holding ``capacity`` DMs: fails with MailboxFull, checked in
-        the same transaction as the insert."""
+        key: nothing is done and its first answer is returned.  Checked in
+        the same transaction as the insert, and failing with nothing stored:
+        the recipient's mailbox already holding ``capacity`` DMs
+        (MailboxFull), ``per_sender`` of them from this sender
+        (SenderQuotaFull), or all mailboxes together ``total`` (StoreFull)."""
+    def stored_dm_count(self) -> Deferred[int]:
+        """DMs stored in all mailboxes together."""
     def mailbox_count(self, to_key: str) -> Deferred[int]: ...
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         """All waiting DMs, in the order they were stored."""

@@ -20,7 +20,9 @@ from twistchat.store.base import (
     IdemRecord,
     MailboxFull,
     Receipt,
+    SenderQuotaFull,
     StoredDm,
+    StoreFull,
 )
 
 
@@ -68,11 +70,14 @@ class MemoryStore:
             self.accounts[key] = attrs.evolve(account, last_seen=last_seen)
         return succeed(None)
 
-    def delete_expired_accounts(self, last_seen_before: int,
-                                keep: Collection[str] = ()) -> Deferred[list[str]]:
+    def delete_expired_accounts(self, last_seen_before: int, keep: Collection[str] = (),
+                                password_seen_before: int | None = None) -> Deferred[list[str]]:
+        def expired(account: Account) -> bool:
+            if not account.has_password:
+                return account.last_seen < last_seen_before
+            return password_seen_before is not None and account.last_seen < password_seen_before
         gone = [key for key, account in self.accounts.items()
-                if not account.has_password and account.last_seen < last_seen_before
-                and key not in keep]
+                if expired(account) and key not in keep]
         for key in gone:
             del self.accounts[key]
             self.mailboxes.pop(key, None)
@@ -150,13 +155,18 @@ class MemoryStore:
     # ---- mailbox and receipts
 
     def store_dm(self, dm: StoredDm, capacity: int | None = None,
-                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+                 idem: IdemRecord | None = None, per_sender: int | None = None,
+                 total: int | None = None) -> Deferred[Mapping[str, Any] | None]:
         known = self._known(idem.nick_key, idem.idem) if idem is not None else None
         if known is not None:
             return succeed(known)
         box = self.mailboxes.get(dm.to_key, [])
         if capacity is not None and len(box) >= capacity:
             return fail(MailboxFull(dm.to_key))
+        if per_sender is not None and sum(d.sender_key == dm.sender_key for d in box) >= per_sender:
+            return fail(SenderQuotaFull(dm.to_key))
+        if total is not None and self._stored_dms() >= total:
+            return fail(StoreFull(dm.to_key))
         self._keep(idem)
         self.mailboxes.setdefault(dm.to_key, []).append(dm)
         self._bump(dm.dm_id)
@@ -164,6 +174,12 @@ class MemoryStore:
 
     def mailbox_count(self, to_key: str) -> Deferred[int]:
         return succeed(len(self.mailboxes.get(to_key, [])))
+
+    def stored_dm_count(self) -> Deferred[int]:
+        return succeed(self._stored_dms())
+
+    def _stored_dms(self) -> int:
+        return sum(len(box) for box in self.mailboxes.values())
 
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         return succeed(list(self.mailboxes.get(to_key, [])))

@@ -15,10 +15,11 @@ SQLite store: the embedded default.
 * **Schema versioned** with ``PRAGMA user_version`` and an ordered list of
   migrations; a later release appends to ``MIGRATIONS`` and old files are
   brought up to date on open.
-* **Check and effect in one transaction**: a mailbox's capacity is counted,
-  and an idempotency key looked up, in the ``BEGIN IMMEDIATE`` transaction
-  that inserts, so racing writers can neither overfill a mailbox nor do one
-  keyed request twice.
+* **Check and effect in one transaction**: a mailbox's capacity and quotas
+  are counted, and an idempotency key looked up, in the ``BEGIN IMMEDIATE``
+  transaction that inserts, so racing writers can neither overfill a
+  mailbox nor do one keyed request twice.  (All stored DMs together are
+  counted by triggers into ``meta.stored_dms``, so that check is no scan.)
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from twistchat.store.base import (
     IdemRecord,
     MailboxFull,
     Receipt,
+    SenderQuotaFull,
     StoredDm,
+    StoreFull,
 )
 from twistchat.store.workers import ThreadWorker, Worker
 
@@ -85,6 +88,16 @@ MIGRATIONS: list[str] = [
         answer TEXT NOT NULL, ts INTEGER NOT NULL, UNIQUE (nick_key, idem));
     CREATE INDEX idem_by_nick ON idem (nick_key, seq);
     CREATE INDEX idem_by_age ON idem (ts);
+    """,
+    # version 3: quotas (issue 12): DMs per sender in a mailbox, and all stored
+    # DMs together, counted by triggers so the insert's check costs no scan.
+    """
+    CREATE INDEX mailbox_by_sender ON mailbox (to_key, sender_key);
+    INSERT INTO meta (name, value) SELECT 'stored_dms', COUNT(*) FROM mailbox;
+    CREATE TRIGGER mailbox_counted_in AFTER INSERT ON mailbox BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'stored_dms'; END;
+    CREATE TRIGGER mailbox_counted_out AFTER DELETE ON mailbox BEGIN
+        UPDATE meta SET value = value - 1 WHERE name = 'stored_dms'; END;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -172,14 +185,16 @@ class SQLiteStore:
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]:
         return self._write(("UPDATE accounts SET last_seen = ? WHERE key = ?", (last_seen, key)))
 
-    def delete_expired_accounts(self, last_seen_before: int,
-                                keep: Collection[str] = ()) -> Deferred[list[str]]:
+    def delete_expired_accounts(self, last_seen_before: int, keep: Collection[str] = (),
+                                password_seen_before: int | None = None) -> Deferred[list[str]]:
         keep = set(keep)
+        password_cutoff = password_seen_before if password_seen_before is not None else -(1 << 62)
 
         def work(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
-                rows = conn.execute("SELECT key FROM accounts WHERE has_password = 0 AND last_seen < ?",
-                                    (last_seen_before,)).fetchall()
+                rows = conn.execute("SELECT key FROM accounts WHERE (has_password = 0 AND last_seen < ?) "
+                                    "OR (has_password = 1 AND last_seen < ?)",
+                                    (last_seen_before, password_cutoff)).fetchall()
                 gone = [key for (key,) in rows if key not in keep]
                 for key in gone:
                     conn.execute("DELETE FROM accounts WHERE key = ?", (key,))
@@ -258,13 +273,21 @@ class SQLiteStore:
     # ---- mailbox
 
     def store_dm(self, dm: StoredDm, capacity: int | None = None,
-                 idem: IdemRecord | None = None) -> Deferred[Mapping[str, Any] | None]:
+                 idem: IdemRecord | None = None, per_sender: int | None = None,
+                 total: int | None = None) -> Deferred[Mapping[str, Any] | None]:
         def effect(conn: sqlite3.Connection) -> None:
             if capacity is not None:
                 (count,) = conn.execute("SELECT COUNT(*) FROM mailbox WHERE to_key = ?",
                                         (dm.to_key,)).fetchone()
                 if count >= capacity:
                     raise MailboxFull(dm.to_key)
+            if per_sender is not None:
+                (count,) = conn.execute("SELECT COUNT(*) FROM mailbox WHERE to_key = ? AND sender_key = ?",
+                                        (dm.to_key, dm.sender_key)).fetchone()
+                if count >= per_sender:
+                    raise SenderQuotaFull(dm.to_key)
+            if total is not None and _stored_dms(conn) >= total:
+                raise StoreFull(dm.to_key)
             conn.execute("INSERT INTO mailbox (dm_id, to_key, to_nick, sender, text, ts, sender_key) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (dm.dm_id, dm.to_key, dm.to_nick, dm.sender, dm.text, dm.ts, dm.sender_key))
@@ -274,6 +297,9 @@ class SQLiteStore:
     def mailbox_count(self, to_key: str) -> Deferred[int]:
         return self._run(lambda conn: conn.execute("SELECT COUNT(*) FROM mailbox WHERE to_key = ?",
                                                    (to_key,)).fetchone()[0])
+
+    def stored_dm_count(self) -> Deferred[int]:
+        return self._run(_stored_dms)
 
     def get_mailbox(self, to_key: str) -> Deferred[list[StoredDm]]:
         def work(conn: sqlite3.Connection) -> list[StoredDm]:
@@ -372,6 +398,10 @@ def _account_row(account: Account) -> tuple[Any, ...]:
 
 def _last_id(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT value FROM meta WHERE name = 'last_id'").fetchone()[0]
+
+
+def _stored_dms(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT value FROM meta WHERE name = 'stored_dms'").fetchone()[0]
 
 
 def _known_answer(conn: sqlite3.Connection, nick_key: str, idem: str) -> Mapping[str, Any] | None:

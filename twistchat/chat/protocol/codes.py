@@ -25,6 +25,8 @@ class ErrorCode(enum.StrEnum):
     NOT_ONLINE = "NOT_ONLINE"
     NOT_DELIVERED = "NOT_DELIVERED"
     MAILBOX_FULL = "MAILBOX_FULL"
+    MAILBOX_QUOTA = "MAILBOX_QUOTA"
+    STORE_FULL = "STORE_FULL"
     NO_SUCH_ROOM = "NO_SUCH_ROOM"
     NOT_IN_ROOM = "NOT_IN_ROOM"
     ALREADY_IN_ROOM = "ALREADY_IN_ROOM"
@@ -61,6 +63,8 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.NOT_ONLINE: "nickname is not online",
     ErrorCode.NOT_DELIVERED: "the recipient's session ended before it had the payload",
     ErrorCode.MAILBOX_FULL: "recipient's offline mailbox is full",
+    ErrorCode.MAILBOX_QUOTA: "you have as many DMs waiting in that mailbox as one sender may",
+    ErrorCode.STORE_FULL: "the server stores no more DMs for now",
     ErrorCode.NO_SUCH_ROOM: "no such room",
     ErrorCode.NOT_IN_ROOM: "you are not in that room",
     ErrorCode.ALREADY_IN_ROOM: "you are already in that room",

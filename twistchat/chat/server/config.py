@@ -17,9 +17,12 @@ from twistchat.chat.protocol import (
 )
 from twistchat.chat.server.options import option, positive, power_of_two
 from twistchat.endpoint.endpoint import DEFAULT_MAX_SESSIONS
-from twistchat.reliable.config import IDLE_TIMEOUT_KEEPALIVES, KEEPALIVE_INTERVAL
+from twistchat.endpoint.server import Admission
+from twistchat.reliable.config import DEFAULT_MAX_SEND_QUEUE, IDLE_TIMEOUT_KEEPALIVES, KEEPALIVE_INTERVAL
 
 DAY = 24 * 3600.0
+_ADMISSION = Admission()
+"""The transport's admission defaults: one source for them."""
 
 
 def _default_idle_timeout(config: ServerConfig) -> float:
@@ -89,6 +92,90 @@ class ServerConfig:
     max_sessions: int = option(
         "max-sessions", "Concurrent sessions.", positive, default=DEFAULT_MAX_SESSIONS)
     """Enforced by the transport endpoint the service builds."""
+    # admission: enforced by the transport endpoint (PROTOCOL.md Part 1 §7.2, §9)
+    max_sessions_per_address: int = option(
+        "max-sessions-per-address", "Live sessions one source address may hold.", positive,
+        default=_ADMISSION.max_sessions_per_address)
+    cookie_rate: float = option(
+        "cookie-rate", "Handshake cookies per second per source address.", positive,
+        default=_ADMISSION.cookies_per_address.per_second)
+    cookie_burst: float = option(
+        "cookie-burst", "Cookie bucket size per source address.", positive,
+        default=_ADMISSION.cookies_per_address.burst)
+    cookie_prefix_rate: float = option(
+        "cookie-prefix-rate", "Handshake cookies per second per /24 (IPv6 /64).", positive,
+        default=_ADMISSION.cookies_per_prefix.per_second)
+    cookie_prefix_burst: float = option(
+        "cookie-prefix-burst", "Cookie bucket size per /24 (IPv6 /64).", positive,
+        default=_ADMISSION.cookies_per_prefix.burst)
+    connect_rate: float = option(
+        "connect-rate", "New sessions per second per source address.", positive,
+        default=_ADMISSION.sessions_per_address.per_second)
+    connect_burst: float = option(
+        "connect-burst", "New-session bucket size per source address.", positive,
+        default=_ADMISSION.sessions_per_address.burst)
+    connect_prefix_rate: float = option(
+        "connect-prefix-rate", "New sessions per second per /24 (IPv6 /64).", positive,
+        default=_ADMISSION.sessions_per_prefix.per_second)
+    connect_prefix_burst: float = option(
+        "connect-prefix-burst", "New-session bucket size per /24 (IPv6 /64).", positive,
+        default=_ADMISSION.sessions_per_prefix.burst)
+    reassembly_budget: int = option(
+        "reassembly-budget", "Bytes all sessions together may hold in reassembly.", positive,
+        default=_ADMISSION.reassembly_budget)
+    max_send_queue: int = option(
+        "max-send-queue",
+        "SendQ: bytes queued for one client and not yet acknowledged; past it the session "
+        "is closed (SEND_QUEUE_EXCEEDED).", positive, default=DEFAULT_MAX_SEND_QUEUE)
+    # hostile peers, the chat side (PROTOCOL.md C4, C8)
+    login_timeout: float = option(
+        "login-timeout", "Close a session that has not logged in after this many seconds.",
+        positive, default=10.0)
+    login_free_failures: int = option(
+        "login-free-failures",
+        "Failed logins per nick and per source address after which back-off starts.", positive,
+        default=3)
+    login_backoff: float = option(
+        "login-backoff",
+        "First back-off after failed logins, seconds; doubles with each further failure "
+        "(logins meanwhile: RATE_LIMITED at once).", positive, default=1.0)
+    login_backoff_max: float = option(
+        "login-backoff-max", "Longest login back-off, seconds.", positive, default=300.0)
+    login_failures_per_session: int = option(
+        "login-failures-per-session", "Close a session after this many failed logins on it.",
+        positive, default=5)
+    login_queue: int = option(
+        "login-queue",
+        "Logins of one nick checked at once (more: RATE_LIMITED at once); sources the nick "
+        "logged in from before have a queue of their own.", positive, default=4)
+    registration_rate: float = option(
+        "registration-rate", "New registrations per minute per source /24 (IPv6 /64).",
+        positive, default=1.0)
+    registration_burst: float = option(
+        "registration-burst", "Registration bucket size per source /24 (IPv6 /64).", positive,
+        default=5)
+    account_expiry: float = option(
+        "account-expiry", "Forget password registrations after this many seconds unused.",
+        positive, default=365 * DAY)
+    """Password registrations expire after this much absence (password-less
+    ones after ``unclaimed_expiry``)."""
+    mailbox_per_sender: int = option(
+        "mailbox-per-sender", "DMs one sender may have waiting in one mailbox.", positive,
+        default=50)
+    dm_rate: float = option(
+        "dm-rate", "DMs per second one nick may send (token bucket).", positive, default=1.0)
+    dm_burst: float = option("dm-burst", "DM bucket size per nick.", positive, default=20)
+    max_stored_dms: int = option(
+        "max-stored-dms", "DMs stored for all users together (more: STORE_FULL).", positive,
+        default=250_000)
+    churn_rate: float = option(
+        "churn-rate", "Presence, join, part and nick changes per second per client.", positive,
+        default=0.5)
+    churn_burst: float = option(
+        "churn-burst",
+        "Churn bucket size per client (default: --max-rooms-per-client + 10, so a client "
+        "that reconnects re-joins every room at once).", positive,
+        default=attrs.Factory(lambda c: c.max_rooms_per_client + 10, takes_self=True))
 
     @property
     def limits(self) -> Limits:

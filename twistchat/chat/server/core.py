@@ -21,12 +21,14 @@ from twisted.logger import Logger
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
 from twistchat.chat.server import identities
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.guards import LoginGuard
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.user import User
+from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
 
 Handler = Callable[["ServerCore", User, Any], Awaitable[None]]
@@ -63,10 +65,18 @@ class ServerCore:
         """Every session whose transport is open, and the user behind it."""
         self.online: dict[str, User] = {}
         """Folded nick to its one logged-in user."""
-        self.mailbox = Mailbox(store, self.config.mailbox_size, self.online.get)
+        c = self.config
+        self.mailbox = Mailbox(store, c.mailbox_size, self.online.get,
+                               per_sender=c.mailbox_per_sender, total=c.max_stored_dms)
+        self.dm_senders = KeyedBuckets(Rate(per_second=c.dm_rate, burst=c.dm_burst))
+        """The DM rate per sending nick (every DM is stored: PROTOCOL.md C10)."""
+        self.logins = LoginGuard(c.login_free_failures, c.login_backoff, c.login_backoff_max,
+                                 c.login_queue, Rate(per_second=c.registration_rate / 60,
+                                                     burst=c.registration_burst))
         self.shutting_down = False
         self.login_locks: dict[str, DeferredLock] = {}
-        """One login at a time per folded nick."""
+        """One login's effects at a time per folded nick (its credential is
+        checked before, so a wrong one never waits here)."""
         self.ids = IdAllocator(store)
         self.relaying: dict[tuple[str, str], Deferred[None]] = {}
         """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
@@ -145,8 +155,18 @@ class ServerCore:
         """The live registration for ``key``, dropping it if it lapsed."""
         account = await self.store.get_account(key)
         if (account is not None and key not in self.online
-                and identities.is_expired(account, self.now_ms(), self.config.unclaimed_expiry)):
-            await self.store.delete_expired_accounts(account.last_seen + 1, keep=set(self.online))
+                and identities.is_expired(account, self.now_ms(), self.config.unclaimed_expiry,
+                                          self.config.account_expiry)):
+            await self.purge_expired()
             self.log.info("registration of {nick} expired", nick=account.nick)
             return None
         return account
+
+    def purge_expired(self) -> Deferred[list[str]]:
+        """Delete every registration unused for its expiry (password-less:
+        ``unclaimed_expiry``, with a password: ``account_expiry``), but none
+        online; fires with the deleted keys."""
+        now = self.now_ms()
+        return self.store.delete_expired_accounts(
+            now - int(self.config.unclaimed_expiry * 1000), keep=set(self.online),
+            password_seen_before=now - int(self.config.account_expiry * 1000))

@@ -53,7 +53,9 @@ def new_secret(nbytes: int) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def is_expired(account: Account, now_ms: int, expiry_seconds: float) -> bool:
-    """Password-less registrations lapse after ``expiry_seconds`` of absence;
-    password registrations never do."""
-    return not account.has_password and account.last_seen < now_ms - int(expiry_seconds * 1000)
+def is_expired(account: Account, now_ms: int, expiry_seconds: float,
+               password_expiry_seconds: float | None = None) -> bool:
+    """Password-less registrations lapse after ``expiry_seconds`` of absence,
+    password registrations after ``password_expiry_seconds`` (never if None)."""
+    expiry = expiry_seconds if not account.has_password else password_expiry_seconds
+    return expiry is not None and account.last_seen < now_ms - int(expiry * 1000)

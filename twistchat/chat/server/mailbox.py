@@ -21,31 +21,48 @@ from twisted.python.failure import Failure
 
 from twistchat.chat.protocol import ChatProtocolError, DeliveredEvent, DmEvent, ErrorCode, encode
 from twistchat.chat.server.member import Member, NotAcknowledged
-from twistchat.store.base import ChatStore, IdemRecord, MailboxFull, Receipt, StoredDm
+from twistchat.store.base import (
+    ChatStore, DmRefused, IdemRecord, MailboxFull, Receipt, SenderQuotaFull, StoredDm, StoreFull,
+)
 
 DM = "dm"
 RECEIPT = "delivered"
 """Kinds of tracked notice in ``Member.in_flight``."""
+
+REFUSALS: Mapping[type[DmRefused], ErrorCode] = {
+    MailboxFull: ErrorCode.MAILBOX_FULL, SenderQuotaFull: ErrorCode.MAILBOX_QUOTA,
+    StoreFull: ErrorCode.STORE_FULL,
+}
+"""What each quota the store checks is called in the protocol (C9)."""
 
 
 class Mailbox:
     log = Logger()
 
     def __init__(self, store: ChatStore, capacity: int,
-                 find_online: Callable[[str], Member | None]) -> None:
+                 find_online: Callable[[str], Member | None], per_sender: int | None = None,
+                 total: int | None = None) -> None:
         self._store = store
         self._capacity = capacity
+        self._per_sender = per_sender
+        """DMs one sender may have waiting in one mailbox (strangers cannot fill it)."""
+        self._total = total
+        """DMs all mailboxes together may hold."""
         self._find_online = find_online
         """Folded nick to the member logged in with it, if any."""
 
     async def store(self, dm: StoredDm, idem: IdemRecord | None = None) -> Mapping[str, Any] | None:
         """Commit ``dm`` (and ``idem`` with it); returns once committed, with
         the first answer if ``idem`` was known (then nothing was stored).
-        Raises MAILBOX_FULL, checked in the store with the insert."""
+        Raises MAILBOX_FULL, MAILBOX_QUOTA or STORE_FULL, checked in the
+        store with the insert."""
         try:
-            known = await self._store.store_dm(dm, self._capacity, idem)
-        except MailboxFull:
-            raise ChatProtocolError(ErrorCode.MAILBOX_FULL) from None
+            known = await self._store.store_dm(dm, self._capacity, idem,
+                                               per_sender=self._per_sender, total=self._total)
+        except DmRefused as refused:
+            if isinstance(refused, StoreFull):
+                self.log.warn("the store holds {total} DMs, its quota: DMs refused", total=self._total)
+            raise ChatProtocolError(REFUSALS[type(refused)]) from None
         self.log.debug("stored a DM for {to}", to=dm.to_nick)
         return known
 

@@ -27,14 +27,19 @@ from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.core import ServerCore
+from twistchat.chat.server.guards import Deadlines
 from twistchat.chat.server.handlers import HANDLERS
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.user import User
 from twistchat.endpoint.api import CloseCode, CloseReason
+from twistchat.endpoint.ratelimit import TokenBucket
 from twistchat.store.base import ChatStore
 
 TIMED_OUT = "timed out"
+LOGIN_TIMEOUT = "login timeout"
+CHURN: tuple[type[p.Request], ...] = (p.Away, p.Join, p.Create, p.Part, p.Nick)
+"""Requests every member of the sender's rooms hears of: on the churn bucket too."""
 
 
 class ChatServer(ServerCore):
@@ -46,6 +51,9 @@ class ChatServer(ServerCore):
         self._last_purge = clock.seconds()
         self._handlers = dict(HANDLERS)
         """Request class to handler; per server, so a test can swap one."""
+        self.login_deadlines: Deadlines[ClientSession] = Deadlines(
+            clock, self.config.login_timeout, self._login_overdue)
+        """Sessions that must log in by ``login_timeout`` (one timer for all)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -68,6 +76,7 @@ class ChatServer(ServerCore):
     def stop(self) -> None:
         if self.reaper.running:
             self.reaper.stop()
+        self.login_deadlines.stop()
 
     def shutdown(self, message: str = "server shutting down") -> Deferred[None]:
         """Tell everyone, wait for every store write (so all acknowledged data
@@ -93,10 +102,25 @@ class ChatServer(ServerCore):
     # ------------------------------------------------------------ sessions
 
     def session_started(self, session: ClientSession) -> None:
-        self.sessions[session] = User(session)
+        c = self.config
+        self.sessions[session] = User(session, churn=TokenBucket(
+            rate=c.churn_rate, burst=c.churn_burst, updated=self.clock.seconds()))
+        self.login_deadlines.add(session)
         self.log.info("session from {peer}", peer=session.peer)
 
+    def _login_overdue(self, session: ClientSession) -> None:
+        """A session still not logged in ``login_timeout`` after it began:
+        closed, so sessions that never log in hold no slot for long."""
+        user = self.sessions.get(session)
+        if user is None or user.logged_in or user.departed:
+            return
+        self.log.info("closing a session from {peer} that did not log in", peer=session.peer)
+        self.depart(user, LOGIN_TIMEOUT)
+        session.close(f"{LOGIN_TIMEOUT}: no login within {self.config.login_timeout:g} s",
+                      CloseCode.NORMAL, graceful=False)
+
     def session_lost(self, session: ClientSession, reason: CloseReason) -> None:
+        self.login_deadlines.discard(session)
         user = self.sessions.pop(session, None)
         if user is None:
             return
@@ -115,6 +139,10 @@ class ChatServer(ServerCore):
             raise ChatProtocolError(ErrorCode.SHUTTING_DOWN)
         if not user.logged_in and not isinstance(request, p.Login):
             raise ChatProtocolError(ErrorCode.NOT_LOGGED_IN)
+        if (isinstance(request, CHURN) and user.churn is not None
+                and not user.churn.take(self.clock.seconds())):
+            raise ChatProtocolError(ErrorCode.RATE_LIMITED,
+                                    "too many presence, join, part or nick changes; slow down")
         await self._handlers[type(request)](self, user, request)
 
     # ------------------------------------------------------------ reaping
@@ -137,8 +165,7 @@ class ChatServer(ServerCore):
             self.background(self.store.delete_room(room.key), "delete room")
         if now - self._last_purge >= self.config.purge_interval:
             self._last_purge = now
-            cutoff = self.now_ms() - int(self.config.unclaimed_expiry * 1000)
-            d = self.store.delete_expired_accounts(cutoff, keep=set(self.online))
+            d = self.purge_expired()
             d.addCallback(lambda gone: gone and self.log.info(
                 "purged {count} lapsed registrations", count=len(gone)))
             d.addErrback(lambda f: self.log.failure("purging registrations failed", f))

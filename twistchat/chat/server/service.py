@@ -22,6 +22,8 @@ from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
 from twistchat.chat.server.server import ChatServer
 from twistchat.endpoint.endpoint import ServerEndpoint
+from twistchat.endpoint.ratelimit import Rate
+from twistchat.endpoint.server import Admission
 from twistchat.reliable.session import SessionConfig
 from twistchat.store import open_store
 
@@ -58,6 +60,12 @@ class Options(usage.Options):
             raise usage.UsageError("; ".join(problems))
         if self["idle-timeout"] is not None and self["idle-timeout"] <= self["keepalive"]:
             raise usage.UsageError("--idle-timeout must be longer than --keepalive")
+        transport = session_config(self.server_config())
+        if transport.max_send_queue < transport.max_message_size:
+            raise usage.UsageError(f"--max-send-queue must hold the largest message "
+                                   f"({transport.max_message_size} bytes)")
+        if self["login-backoff-max"] < self["login-backoff"]:
+            raise usage.UsageError("--login-backoff-max must not be shorter than --login-backoff")
 
     def listen_config(self) -> ListenConfig:
         return build_config(ListenConfig, self)
@@ -77,7 +85,21 @@ def session_config(config: ServerConfig) -> SessionConfig:
     return attrs.evolve(default, keepalive_interval=config.keepalive_interval,
                         idle_timeout=config.idle_timeout,
                         max_message_size=max(default.max_message_size, config.max_request_bytes,
-                                             config.max_message_bytes))
+                                             config.max_message_bytes),
+                        max_send_queue=config.max_send_queue)
+
+
+def admission(config: ServerConfig) -> Admission:
+    """Who the transport lets in, and how many (PROTOCOL.md Part 1 §9), from
+    the options."""
+    c = config
+    return Admission(
+        max_sessions=c.max_sessions, max_sessions_per_address=c.max_sessions_per_address,
+        cookies_per_address=Rate(per_second=c.cookie_rate, burst=c.cookie_burst),
+        cookies_per_prefix=Rate(per_second=c.cookie_prefix_rate, burst=c.cookie_prefix_burst),
+        sessions_per_address=Rate(per_second=c.connect_rate, burst=c.connect_burst),
+        sessions_per_prefix=Rate(per_second=c.connect_prefix_rate, burst=c.connect_prefix_burst),
+        reassembly_budget=c.reassembly_budget)
 
 
 class ChatService(service.MultiService):
@@ -92,7 +114,7 @@ class ChatService(service.MultiService):
         self.chat = ChatServer(self.store, reactor, config)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config),
-                                       max_sessions=config.max_sessions)
+                                       admission=admission(config))
         self.udp = internet.UDPServer(port, self.endpoint, interface=interface, reactor=reactor)
         self.udp.setServiceParent(self)
 

@@ -202,6 +202,13 @@ class ClientSession(MessageProtocol):
         """The largest message the peer's transport takes (0 without a connection)."""
         return getattr(self.connection, "peer_max_message_size", 0)
 
+    def mark_trusted(self) -> None:
+        """Vouch for this session to the transport (its user logged in): a
+        full server closes sessions nobody vouched for first."""
+        mark = getattr(self.connection, "mark_trusted", None)
+        if mark is not None:
+            mark()
+
     def close(self, message: str, code: CloseCode, graceful: bool = True) -> None:
         if self.connection is not None:
             try:

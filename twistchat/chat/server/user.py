@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from twistchat.chat.protocol import Message
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
+from twistchat.endpoint.ratelimit import TokenBucket
 
 
 @attrs.define(eq=False)
@@ -29,6 +30,10 @@ class User:
     departed: bool = False
     """The server is done with this user (quit, replaced, reaped, lost, shut
     down): no request of theirs runs any more."""
+    churn: TokenBucket | None = None
+    """The slower bucket for what fans out to rooms (away, join, part, nick)."""
+    login_failures: int = 0
+    """Failed logins on this session (it is closed after a few)."""
 
     @property
     def logged_in(self) -> bool:

@@ -35,6 +35,8 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
         if account is None:
             raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
         to_nick = account.nick
+    if not server.dm_senders.take(user.key, server.clock.seconds()):
+        raise ChatProtocolError(ErrorCode.RATE_LIMITED, "too many DMs; slow down")
     dm_id, ts = await server.ids.next_id(), server.now_ms()
     stored = StoredDm(dm_id=dm_id, to_key=key, to_nick=to_nick, sender=user.nick,
                       text=request.text, ts=ts, sender_key=user.key)

@@ -11,6 +11,7 @@ from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
 from twistchat.chat.server import identities
 from twistchat.chat.server.core import Handler, ServerCore
+from twistchat.chat.server.guards import LoginRefused, source_of
 from twistchat.chat.server.user import User
 from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import Account
@@ -19,26 +20,74 @@ REPLACED = "replaced"
 
 
 async def login(server: ServerCore, user: User, request: p.Login) -> None:
+    """Refused at once while the nick or the source backs off, or while the
+    nick has ``login_queue`` logins being checked; the credential is checked
+    before the nick's lock is taken, so wrong guesses never hold up the
+    owner's login (PROTOCOL.md C4)."""
     if user.logged_in:
         raise ChatProtocolError(ErrorCode.ALREADY_LOGGED_IN)
     key = fold_nick(request.nick)
-    lock = server.login_locks.setdefault(key, DeferredLock())
-    await lock.acquire()
     try:
-        await _login_locked(server, user, request, key)
-    finally:
-        lock.release()
-        if not lock.locked and not lock.waiting:
-            server.login_locks.pop(key, None)
+        with server.logins.attempt(key, source_of(user.session.peer), server.clock.seconds()):
+            checked = await server.registered(key)
+            if checked is not None:
+                await _check_credential(server, user, request, checked)
+            lock = server.login_locks.setdefault(key, DeferredLock())
+            await lock.acquire()
+            try:
+                await _login_locked(server, user, request, key, checked)
+            finally:
+                lock.release()
+                if not lock.locked and not lock.waiting:
+                    server.login_locks.pop(key, None)
+    except LoginRefused as refused:
+        _login_failed(server, user, request, ChatProtocolError(ErrorCode.RATE_LIMITED, refused.why))
+    except ChatProtocolError as error:
+        if error.code not in (ErrorCode.BAD_CREDENTIAL, ErrorCode.RATE_LIMITED):
+            raise
+        _login_failed(server, user, request, error)
 
 
-async def _login_locked(server: ServerCore, user: User, request: p.Login, key: str) -> None:
+def _login_failed(server: ServerCore, user: User, request: p.Login,
+                  error: ChatProtocolError) -> None:
+    """Answer a refused login; the session's last one is closed after its answer."""
+    user.login_failures += 1
+    user.session.fail(request, error.code, error.message)
+    if user.login_failures >= server.config.login_failures_per_session:
+        server.log.info("closing a session from {peer} after {count} failed logins",
+                        peer=user.session.peer, count=user.login_failures)
+        server.depart(user, "too many failed logins")
+        user.session.close("too many failed logins", CloseCode.NORMAL, graceful=True)
+
+
+async def _check_credential(server: ServerCore, user: User, request: p.Login,
+                            account: Account) -> None:
+    """BAD_CREDENTIAL unless the login's password or secret matches
+    ``account`` (checked off the reactor thread); a failure feeds the back-off."""
+    given = request.password if request.password is not None else request.secret
+    if given is None or not await server.off_reactor(identities.verify_credential,
+                                                     given, account.credential):
+        server.logins.failed(account.key, source_of(user.session.peer), server.clock.seconds())
+        server.log.info("wrong credential for {nick} from {peer}", nick=request.nick,
+                        peer=user.session.peer)
+        raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
+
+
+async def _login_locked(server: ServerCore, user: User, request: p.Login, key: str,
+                        checked: Account | None) -> None:
+    """The login's effects, one login of ``key`` at a time; ``checked`` is the
+    registration its credential was checked against before the lock."""
     config = server.config
     session = user.session
     account = await server.registered(key)
     new_secret = None
     registered_now = account is None
     if account is None:
+        if request.password is not None and len(request.password) < p.PASSWORD_MIN_LENGTH:
+            raise ChatProtocolError(ErrorCode.WEAK_PASSWORD)
+        if not server.logins.may_register(source_of(session.peer), server.clock.seconds()):
+            raise ChatProtocolError(ErrorCode.RATE_LIMITED,
+                                    "too many new registrations from your network; try later")
         if request.password is not None:
             credential, has_password = await _password_hash(server, request.password), True
         else:
@@ -49,13 +98,8 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
                           has_password=has_password, created=now, last_seen=now)
         await server.store.put_account(account)
         server.log.info("registered {nick}", nick=request.nick)
-    else:
-        given = request.password if request.password is not None else request.secret
-        if given is None or not await server.off_reactor(identities.verify_credential,
-                                                         given, account.credential):
-            server.log.info("wrong credential for {nick} from {peer}", nick=request.nick,
-                            peer=session.peer)
-            raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
+    elif checked is None or account.credential != checked.credential:
+        await _check_credential(server, user, request, account)  # changed while we checked
     if user.departed:  # the transport went away while we checked
         return
     previous = server.online.get(key)
@@ -66,6 +110,8 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
         server.log.info("{nick} logged in again; older session replaced", nick=account.nick)
     user.key, user.nick = key, account.nick
     server.online[key] = user
+    server.logins.succeeded(key, source_of(session.peer))
+    session.mark_trusted()  # a full server closes sessions not logged in first
     await server.store.touch_account(key, server.now_ms())
     waiting = await server.mailbox.pending(key)
     fields: dict[str, Any] = {

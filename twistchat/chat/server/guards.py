@@ -1,0 +1,220 @@
+"""
+What one peer may spend of the chat server (issue 12, the chat side), each
+limit checked before the work it guards is done (PROTOCOL.md C4, C8):
+
+* ``Backoff``: failures per key (a nick, a source address); after the first
+  few, the key is held off for a time that doubles with each failure.
+* ``LoginGuard``: logins: back-off per nick and per source address, a
+  bounded number of logins of one nick checked at once (the rest refused at
+  once, never queued behind each other), and registrations throttled per
+  source /24 (IPv6 /64).
+* ``Deadlines``: sessions that must log in in time, on one timer for all.
+
+A leaf of the server package: it knows keys, addresses and time, not
+sessions or the store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+import attrs
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from twistchat.endpoint.ratelimit import Rate, SourceLimiter, source_prefix
+
+K = TypeVar("K", bound=Hashable)
+
+MAX_KEYS = 65_536
+"""Entries a table of failures or known sources keeps (least recent forgotten first)."""
+KNOWN_SOURCES_PER_NICK = 8
+"""Source addresses remembered per nick as ones it logged in from."""
+
+
+def source_of(peer: Any) -> str:
+    """Who a login comes from, for back-off: the IPv4 address, or the IPv6
+    /64 (one subscriber holds a whole /64)."""
+    host = peer[0] if isinstance(peer, tuple) and peer else str(peer or "")
+    try:
+        if ipaddress.ip_address(host.split("%", 1)[0]).version == 6:
+            return source_prefix(host)
+    except ValueError:
+        pass
+    return host
+
+
+@attrs.define
+class _Failures:
+    count: int = 0
+    until: float = 0.0
+    """Held off until then (the time of the last failure while still free)."""
+
+
+class Backoff:
+    """Failures per key: the ``free``-th failure holds the key off for
+    ``first`` seconds, and each one after for twice as long, up to
+    ``longest``.  A key quiet for ``longest`` after its hold ended starts
+    afresh."""
+
+    def __init__(self, free: int, first: float, longest: float, max_keys: int = MAX_KEYS) -> None:
+        self.free, self.first, self.longest = free, first, longest
+        self._keys: OrderedDict[str, _Failures] = OrderedDict()
+        self._max_keys = max_keys
+
+    def held_for(self, key: str, now: float) -> float:
+        """Seconds ``key`` is still held off (0: it may try)."""
+        record = self._current(key, now)
+        return 0.0 if record is None else max(0.0, record.until - now)
+
+    def failed(self, key: str, now: float) -> None:
+        record = self._current(key, now)
+        if record is None:
+            record = self._keys[key] = _Failures()
+            if len(self._keys) > self._max_keys:
+                self._keys.popitem(last=False)
+        record.count += 1
+        over = record.count - self.free
+        hold = 0.0 if over < 0 else min(self.longest, self.first * 2.0 ** min(over, 64))
+        record.until = now + hold
+
+    def forget(self, key: str) -> None:
+        self._keys.pop(key, None)
+
+    def _current(self, key: str, now: float) -> _Failures | None:
+        record = self._keys.get(key)
+        if record is not None and now >= record.until + self.longest:
+            del self._keys[key]
+            return None
+        if record is not None:
+            self._keys.move_to_end(key)
+        return record
+
+
+class LoginRefused(Exception):
+    """A login refused before any work: the nick or source is backing off, or
+    the nick has as many logins being checked as it may."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class LoginGuard:
+    """The login limits of PROTOCOL.md C4.
+
+    A source a nick logged in from before (while this server runs) is
+    *known* to it: it is not held off by the nick's back-off (only by its
+    own), and its logins have a queue of their own, so neither strangers'
+    wrong guesses nor their number keep the owner out."""
+
+    def __init__(self, free: int, first: float, longest: float, queue: int,
+                 registrations: Rate) -> None:
+        self.nicks = Backoff(free, first, longest)
+        self.sources = Backoff(free, first, longest)
+        self.queue = queue
+        self._checking: Counter[tuple[str, bool]] = Counter()
+        """(nick, known source) to logins being checked."""
+        self._known: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._registrations = SourceLimiter(registrations, registrations)
+
+    def known(self, key: str, source: str) -> bool:
+        return source in self._known.get(key, ())
+
+    @contextmanager
+    def attempt(self, key: str, source: str, now: float) -> Iterator[None]:
+        """Hold one of ``key``'s login places while the login is checked;
+        raises LoginRefused at once if backing off or the queue is full."""
+        known = self.known(key, source)
+        wait = self.sources.held_for(source, now)
+        if not known:
+            wait = max(wait, self.nicks.held_for(key, now))
+        if wait > 0:
+            raise LoginRefused(f"too many failed logins; try again in {wait:.0f} s")
+        place = (key, known)
+        if self._checking[place] >= self.queue:
+            raise LoginRefused("too many logins of this nick at once; try again")
+        self._checking[place] += 1
+        try:
+            yield
+        finally:
+            self._checking[place] -= 1
+            if not self._checking[place]:
+                del self._checking[place]
+
+    def failed(self, key: str, source: str, now: float) -> None:
+        """A wrong credential for ``key`` from ``source``."""
+        self.nicks.failed(key, now)
+        self.sources.failed(source, now)
+
+    def succeeded(self, key: str, source: str) -> None:
+        """A correct login: the nick's failures are forgiven and ``source``
+        becomes known to it (the source's own failures stay)."""
+        self.nicks.forget(key)
+        sources = self._known.setdefault(key, OrderedDict())
+        self._known.move_to_end(key)
+        sources[source] = None
+        sources.move_to_end(source)
+        while len(sources) > KNOWN_SOURCES_PER_NICK:
+            sources.popitem(last=False)
+        while len(self._known) > MAX_KEYS:
+            self._known.popitem(last=False)
+
+    def renamed(self, old_key: str, new_key: str) -> None:
+        sources = self._known.pop(old_key, None)
+        if sources is not None:
+            self._known[new_key] = sources
+
+    def may_register(self, host: str, now: float) -> bool:
+        """Spend one of the registrations ``host``'s address and prefix may make."""
+        return self._registrations.allow(host, now)
+
+
+class Deadlines(Generic[K]):
+    """Keys that expire ``timeout`` after they were added, on one
+    ``IDelayedCall`` for all of them (thousands of sessions, one timer).
+    Added in order, so the oldest is always the next due; a key discarded
+    early costs nothing (its slot is skipped when the timer comes)."""
+
+    def __init__(self, clock: IReactorTime, timeout: float, expire: Callable[[K], None]) -> None:
+        self._clock = clock
+        self.timeout = timeout
+        self._expire = expire
+        self._due: dict[K, float] = {}
+        self._call: IDelayedCall | None = None
+
+    def add(self, key: K) -> None:
+        self._due.pop(key, None)
+        self._due[key] = self._clock.seconds() + self.timeout
+        self._arm()
+
+    def discard(self, key: K) -> None:
+        self._due.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _arm(self) -> None:
+        if self._call is not None or not self._due:
+            return
+        first = next(iter(self._due.values()))
+        self._call = self._clock.callLater(max(0.0, first - self._clock.seconds()), self._fire)
+
+    def _fire(self) -> None:
+        self._call = None
+        now = self._clock.seconds()
+        while self._due:
+            key, due = next(iter(self._due.items()))
+            if due > now:
+                break
+            del self._due[key]
+            self._expire(key)
+        self._arm()
