@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unthrottled", action="store_true",
                         help="no admission limits per source address (a load generator opens "
                              "thousands of sessions from 127.0.0.1 on purpose)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any ServerConfig field (e.g. max_sessions=300), as a Python literal")
     parser.add_argument("--profile-on-signal", action="store_true",
                         help="profile only between SIGUSR1 and SIGUSR2 (which writes --profile)")
     args = parser.parse_args(argv)
@@ -88,11 +90,40 @@ def main(argv: list[str] | None = None) -> int:
         changes["max_members_per_room"] = args.max_members
     if args.scrypt_n is not None:
         changes["scrypt_n"] = args.scrypt_n
+    import ast
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if field not in attrs.fields_dict(ServerConfig):  # an older checkout: say so, go on
+            print(f"bench-server: ServerConfig has no {field}; --set ignored", file=sys.stderr, flush=True)
+            continue
+        try:
+            changes[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            changes[field] = value
     config = attrs.evolve(ServerConfig(), **changes)
     chat = ChatServer(MemoryStore(), reactor, config)
     endpoint_class = flush_per_turn_endpoint() if args.flush_per_turn else ServerEndpoint
-    admission = Admission.for_load_generators() if args.unthrottled else Admission()
-    endpoint = endpoint_class(reactor, lambda address: chat.build_protocol(), admission=admission)
+    # Wired as the twistd plugin wires them (the transport follows the chat
+    # config: message size, SendQ, admission), where this checkout has it.
+    try:
+        from twistchat.chat.server.service import admission as plugin_admission
+        from twistchat.chat.server.service import session_config
+        session = session_config(config)
+        admission = plugin_admission(config)
+    except ImportError:
+        session, admission = None, Admission()
+    if args.unthrottled:
+        admission = Admission.for_load_generators(max_sessions=admission.max_sessions)
+    endpoint = endpoint_class(reactor, lambda address: chat.build_protocol(), config=session,
+                              admission=admission)
+    close_codes: dict = {}
+    real_on_closed = endpoint._on_closed
+
+    def on_closed(handle, reason):  # why sessions ended, for the abuse bench
+        key = reason.code.name + (" (by peer)" if reason.by_peer else "")
+        close_codes[key] = close_codes.get(key, 0) + 1
+        return real_on_closed(handle, reason)
+    endpoint._on_closed = on_closed
     port = reactor.listenUDP(args.port, endpoint, interface="127.0.0.1", maxPacketSize=65535)
     enlarge_buffers(port)
     chat.start()
@@ -126,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    print(json.dumps(attrs.asdict(endpoint.counters)), flush=True)
+    print(json.dumps({**attrs.asdict(endpoint.counters), "close_codes": close_codes}), flush=True)
     return 0
 
 

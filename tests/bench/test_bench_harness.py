@@ -72,3 +72,20 @@ def test_unknown_bench_name_is_a_usage_error() -> None:
                           text=True, timeout=30)
     assert done.returncode == 2
     assert "usage" in done.stderr
+
+
+def test_abuse_scenarios_cover_issue_12_and_summarise() -> None:
+    from bench.abuse_attacks import ATTACKS
+    from bench.abuse_scenarios import SCENARIOS, Addresses, ratio, summary_line
+    assert set(SCENARIOS) == set(ATTACKS) | {"hello_flood"} and len(SCENARIOS) == 8
+    assert all(spec["attack"] and spec["defence"] for spec in SCENARIOS.values())
+    addresses = Addresses()
+    taken = [addresses.take() for _ in range(200)]  # each real user its own loopback address
+    assert len(set(taken)) == 200 and all(a.startswith("127.0.") and a != "127.0.0.1" for a in taken)
+    assert ratio(3.0, 1.5) == 2.0 and ratio(None, 1.0) is None and ratio(1.0, 0) is None
+    probe = {"login_median_ms": 40.0, "p99_ms": 2.0, "lost": 0}
+    line = summary_line("x", {"unloaded": probe, "loaded": probe, "attacker": {"bytes_out": 1, "bytes_in": 2},
+                              "server_rss_mib": {"before_attack": 1, "peak_during": 2, "attack_setup_max": 1,
+                                                 "vm_hwm": 2}, "login_ratio": 1.0, "p99_ratio": 1.0,
+                              "server_tracebacks": 0, "goals": {"a": True, "b": False}})
+    assert "missed: b" in line
