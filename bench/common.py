@@ -124,6 +124,17 @@ class Child:
         return self.log_path.read_text(errors="replace")
 
 
+LOAD_GENERATOR_LIMITS = {
+    "max-sessions-per-address": 10**9, "cookie-rate": 10**9, "cookie-burst": 10**9,
+    "cookie-prefix-rate": 10**9, "cookie-prefix-burst": 10**9, "connect-rate": 10**9,
+    "connect-burst": 10**9, "connect-prefix-rate": 10**9, "connect-prefix-burst": 10**9,
+    "registration-rate": 10**9, "registration-burst": 10**9,
+}
+"""A load generator opens thousands of sessions and registers thousands of
+nicks from 127.0.0.1 on purpose: the per-source limits (issue 12) would
+measure themselves instead of the server."""
+
+
 class ServerProcess(Child):
     """The chat server in its own process: the real twistd plugin when it
     exists and no limit needs changing, else ``python -m bench.server``."""
@@ -131,7 +142,8 @@ class ServerProcess(Child):
     def __init__(self, *, rate: float | None = None, burst: int | None = None,
                  max_members: int | None = None, scrypt_n: int | None = None,
                  force_launcher: bool = False, profile: str | None = None,
-                 profile_on_signal: bool = False, extra_args: tuple[str, ...] = ()) -> None:
+                 profile_on_signal: bool = False, extra_args: tuple[str, ...] = (),
+                 load_generator: bool = False) -> None:
         # The plugin takes --rate, --burst and --max-room-members; the scrypt
         # cost, profiling and what-if endpoints need the bench launcher.
         needs_launcher = scrypt_n is not None or profile or extra_args or force_launcher
@@ -145,6 +157,9 @@ class ServerProcess(Child):
                                 ("--max-room-members", max_members)):
                 if value is not None:
                     argv += [flag, str(value)]
+            if load_generator:
+                for flag, value in LOAD_GENERATOR_LIMITS.items():
+                    argv += [f"--{flag}", str(value)]
         else:
             argv = [sys.executable, "-m", "bench.server", "--port", "0"]
             for flag, value in (("--rate", rate), ("--burst", burst),
@@ -154,6 +169,11 @@ class ServerProcess(Child):
                     argv += [flag, str(value)]
             if profile_on_signal:
                 argv.append("--profile-on-signal")
+            if load_generator:
+                argv.append("--unthrottled")
+                for flag, value in LOAD_GENERATOR_LIMITS.items():
+                    if flag.startswith("registration"):
+                        argv += ["--set", f"{flag.replace('-', '_')}={value}"]
             argv += list(extra_args)
         super().__init__(argv, "server")
         if self.kind == "bench.server":
@@ -167,7 +187,7 @@ class ServerProcess(Child):
                       file=sys.stderr, flush=True)
                 self.__init__(rate=rate, burst=burst, max_members=max_members, scrypt_n=scrypt_n,
                               force_launcher=True, profile=profile, profile_on_signal=profile_on_signal,
-                              extra_args=extra_args)
+                              extra_args=extra_args, load_generator=load_generator)
                 self.kind = "bench.server (twistd plugin failed to start)"
                 return
             raise RuntimeError(f"server ({self.kind}) not answering:\n{text[-3000:]}")

@@ -62,7 +62,7 @@ class Meter:
 
 async def reliable_run(reactor: Any, members: int, senders: int, seconds: float, warmup: float,
                        profile: str | None = None, flush_per_turn: bool = False) -> dict:
-    server = ServerProcess(rate=1e9, burst=10**9, max_members=max(members, 100),
+    server = ServerProcess(rate=1e9, burst=10**9, max_members=max(members, 100), load_generator=True,
                            profile=profile,
                            extra_args=("--flush-per-turn",) if flush_per_turn else ())
     endpoints = client_endpoints(reactor, max(1, members // 25))

@@ -169,7 +169,7 @@ async def _main(reactor: Any, args: Any) -> dict:
     per_sender = 60 if args.quick else 300
     senders, receivers, rate = 3, 2, 15.0
     losses = [float(x) for x in args.losses.split(",")]
-    server = ServerProcess()
+    server = ServerProcess(load_generator=True)
     say(f"server: {server.kind} on port {server.port}")
     levels = []
     try:

@@ -24,7 +24,7 @@ from bench.latency import impaired_chat
 
 
 async def _main(reactor: Any, args: Any) -> dict:
-    server = ServerProcess()
+    server = ServerProcess(load_generator=True)
     try:
         calm = await impaired_chat(reactor, server.port, senders=1, receivers=1, per_sender=40,
                                    rate=10.0, room="#calm", tag="a")

@@ -107,7 +107,7 @@ async def _main(reactor: Any, args: Any) -> dict:
     idle_seconds = args.idle_seconds or (4.0 if args.quick else 30.0)
     fan_repeats = 3 if args.quick else 7
     server = ServerProcess(max_members=room_size, scrypt_n=2, profile=args.profile,
-                           profile_on_signal=bool(args.profile), extra_args=("--unthrottled",))
+                           profile_on_signal=bool(args.profile), load_generator=True)
     await sleep(reactor, 0.5)
     rss0 = server.rss()
     say(f"server ({server.kind}) pid {server.pid}, RSS at start {rss0 / 2**20:.1f} MiB")
