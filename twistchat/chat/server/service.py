@@ -24,6 +24,7 @@ from twistchat.chat.server.server import ChatServer
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.ratelimit import Rate
 from twistchat.endpoint.server import Admission
+from twistchat.reliable.config import stranger_window
 from twistchat.reliable.session import SessionConfig
 from twistchat.store import open_store
 
@@ -80,12 +81,16 @@ def session_config(config: ServerConfig) -> SessionConfig:
     chat reaper is the backstop), and the largest message it takes covers the
     largest request the chat limits allow (a payload at ``max_payload_bytes``
     with its envelope), so the announced limits are the real ones; and the
-    largest event, since the transport sends a peer no more than it takes."""
+    largest event, since the transport sends a peer no more than it takes.
+    Until a user logs in on it (``mark_trusted``), a session is offered only
+    the receive window one largest message needs (``stranger_window``)."""
     default = SessionConfig()
+    max_message_size = max(default.max_message_size, config.max_request_bytes,
+                           config.max_message_bytes)
     return attrs.evolve(default, keepalive_interval=config.keepalive_interval,
-                        idle_timeout=config.idle_timeout,
-                        max_message_size=max(default.max_message_size, config.max_request_bytes,
-                                             config.max_message_bytes),
+                        idle_timeout=config.idle_timeout, max_message_size=max_message_size,
+                        initial_receive_window=min(stranger_window(max_message_size),
+                                                   default.receive_window),
                         max_send_queue=config.max_send_queue)
 
 
