@@ -71,10 +71,32 @@ def test_add_and_change_password(h: Harness):
     secret = h.connect().ok("login", nick="alice")["secret"]
     alice = h.connect()
     alice.ok("login", nick="alice", secret=secret)
-    assert alice.error("set_password", password="short") == "WEAK_PASSWORD"
-    alice.ok("set_password", password="a long password")
+    assert alice.error("set_password", password="short", current=secret) == "WEAK_PASSWORD"
+    alice.ok("set_password", password="a long password", current=secret)
     assert h.connect().error("login", nick="alice", secret=secret) == "BAD_CREDENTIAL"
-    h.connect().ok("login", nick="alice", password="a long password")
+    again = h.connect()
+    again.ok("login", nick="alice", password="a long password")
+    again.ok("set_password", password="another long one", current="a long password")
+    h.connect().ok("login", nick="alice", password="another long one")
+
+
+def test_set_password_needs_the_current_credential(h: Harness):
+    """A session left open (or taken over) cannot take the nick for good."""
+    secret = h.connect().ok("login", nick="alice")["secret"]
+    alice = h.connect()
+    alice.ok("login", nick="alice", secret=secret)
+    before = dict(h.store.accounts)
+    alice.send_raw(b'{"t": "set_password", "id": 99, "password": "a long password"}')
+    (missing,) = [m for m in alice.messages() if getattr(m, "id", None) == 99]
+    assert missing.code == "BAD_FIELD"  # current is required
+    assert alice.error("set_password", password="a long password",
+                       current="not the secret") == "BAD_CREDENTIAL"
+    assert h.store.accounts == before
+    h.connect().ok("login", nick="alice", secret=secret)  # still the old credential
+    bob = h.login("bob", password="bob's password")
+    assert bob.error("set_password", password="a long password",
+                     current=secret) == "BAD_CREDENTIAL"  # alice's secret is not bob's
+    bob.ok("set_password", password="a long password", current="bob's password")
 
 
 def test_password_less_registration_expires_after_absence_but_password_ones_do_not():

@@ -27,9 +27,14 @@ class Login(Request):
 @request
 @attrs.frozen
 class SetPassword(Request):
+    """Set or change the password of the logged-in nick; ``current`` is the
+    credential it logs in with now (its password, or the secret of a
+    password-less registration): ``BAD_CREDENTIAL`` if wrong."""
+
     TYPE: ClassVar[str] = "set_password"
     id: int = wire_field(Kind.REQUEST_ID)
     password: str = wire_field(Kind.SECRET)
+    current: str = wire_field(Kind.SECRET)
 
 
 @request

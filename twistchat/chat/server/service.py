@@ -19,9 +19,11 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.keyfile import DEFAULT_KEY_NAME, ServerKeyError, key_path, load_server_key
 from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
 from twistchat.chat.server.server import ChatServer
 from twistchat.endpoint.endpoint import ServerEndpoint
+from twistchat.endpoint.keys import key_fingerprint
 from twistchat.endpoint.ratelimit import Rate
 from twistchat.endpoint.server import Admission
 from twistchat.reliable.config import stranger_window
@@ -45,6 +47,14 @@ class ListenConfig:
                             short="i", default="")
     db: str = option("db", "SQLite database file (':memory:' for a throwaway server).",
                      default=DEFAULT_DB)
+    key: str = option(
+        "key", f"The server's long-term key file, created mode 0600 if missing (default "
+        f"{DEFAULT_KEY_NAME} beside the --db file; with --db :memory: a throwaway key "
+        "unless --key is given). Clients pin its fingerprint.", default="")
+
+    @property
+    def key_path(self):
+        return key_path(self.key, self.db)
 
 
 class Options(usage.Options):
@@ -54,6 +64,8 @@ class Options(usage.Options):
     longdesc = ("Run a twistchat server: rooms, nicknames, direct messages, presence and "
                 "offline messages over twistchat's reliable UDP transport.")
     optParameters = opt_parameters(ListenConfig) + opt_parameters(ServerConfig)
+    optFlags = [["fingerprint", None, "Print the server key's fingerprint (creating the key "
+                 "file if there is none yet) and exit, without starting the server."]]
 
     def postOptions(self) -> None:
         problems = [*option_problems(ListenConfig, self), *option_problems(ServerConfig, self)]
@@ -67,6 +79,8 @@ class Options(usage.Options):
                                    f"({transport.max_message_size} bytes)")
         if self["login-backoff-max"] < self["login-backoff"]:
             raise usage.UsageError("--login-backoff-max must not be shorter than --login-backoff")
+        if self["fingerprint"]:
+            print_fingerprint(self.listen_config())
 
     def listen_config(self) -> ListenConfig:
         return build_config(ListenConfig, self)
@@ -111,15 +125,20 @@ class ChatService(service.MultiService):
     log = Logger()
 
     def __init__(self, reactor: Any, port: int, interface: str, db: str,
-                 config: ServerConfig) -> None:
+                 config: ServerConfig, static_key: Any = None, key_file: Any = None) -> None:
+        """``static_key``: the server's X25519 key (``keyfile.load_server_key``),
+        loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one)."""
         super().__init__()
         self.reactor = reactor
         self.db = db
+        self.static_key = static_key if static_key is not None else load_server_key(None)
+        self.key_file = key_file
         self.store = open_store(reactor, db)
         self.chat = ChatServer(self.store, reactor, config)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config),
-                                       admission=admission(config))
+                                       admission=admission(config),
+                                       static_key=self.static_key)
         self.udp = internet.UDPServer(port, self.endpoint, interface=interface, reactor=reactor)
         self.udp.setServiceParent(self)
 
@@ -130,9 +149,11 @@ class ChatService(service.MultiService):
 
     def startService(self) -> None:
         super().startService()
-        self.log.info("twistchat listening on UDP {interface}:{port}, store {db}",
+        self.log.info("twistchat listening on UDP {interface}:{port}, store {db}, "
+                      "server key {fingerprint} ({key_file})",
                       interface=self.udp.kwargs.get("interface") or "*", port=self.port,
-                      db=self.db)
+                      db=self.db, fingerprint=key_fingerprint(self.static_key),
+                      key_file=self.key_file or "throwaway, not saved")
         self.chat.start().addErrback(self._start_failed)
 
     def _start_failed(self, failure) -> None:
@@ -159,4 +180,21 @@ def make_service(options: Options, reactor: Any = None) -> ChatService:
     if reactor is None:
         from twisted.internet import reactor
     listen = options.listen_config()
-    return ChatService(reactor, listen.port, listen.interface, listen.db, options.server_config())
+    return ChatService(reactor, listen.port, listen.interface, listen.db, options.server_config(),
+                       static_key=_server_key(listen), key_file=listen.key_path)
+
+
+def _server_key(listen: ListenConfig):
+    try:
+        return load_server_key(listen.key_path)
+    except ServerKeyError as e:
+        raise SystemExit(f"twistd twistchat: {e}") from None
+
+
+def print_fingerprint(listen: ListenConfig) -> None:
+    """``twistd twistchat --fingerprint``: what clients pin, for the operator
+    to hand out (``twistchat-client --server-key``); exits."""
+    key = _server_key(listen)
+    where = listen.key_path or "a throwaway key: --db :memory: without --key"
+    print(f"{key_fingerprint(key)} {where}", flush=True)
+    raise SystemExit(0)

@@ -138,10 +138,19 @@ async def _password_hash(server: ServerCore, password: str) -> str:
 
 
 async def set_password(server: ServerCore, user: User, request: p.SetPassword) -> None:
-    credential = await _password_hash(server, request.password)
+    """Only with the current credential (checked off the reactor thread, as a
+    login's is): a session left open, or taken over, cannot take the nick."""
+    if len(request.password) < p.PASSWORD_MIN_LENGTH:
+        raise ChatProtocolError(ErrorCode.WEAK_PASSWORD)
     account = await server.store.get_account(user.key)
     if account is None:
         raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
+    if not await server.off_reactor(identities.verify_credential, request.current,
+                                    account.credential):
+        server.log.info("set_password for {nick} with a wrong current credential from {peer}",
+                        nick=account.nick, peer=user.session.peer)
+        raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
+    credential = await _password_hash(server, request.password)
     await server.store.put_account(Account(
         key=account.key, nick=account.nick, credential=credential, has_password=True,
         created=account.created, last_seen=server.now_ms()))
