@@ -19,12 +19,14 @@ DEADLINE = 30
 
 
 class Client:
-    def __init__(self, nick: str, server: Server, workdir: Path) -> None:
+    def __init__(self, nick: str, server: Server, workdir: Path, *options: str,
+                 port: int | None = None) -> None:
+        """``port``: talk to this port instead of the server's (a proxy's)."""
         self.out = workdir / f"{nick}.out"
         self.output = self.out.open("w")
         self.process = subprocess.Popen(
-            [str(BIN / "twistchat-client"), nick, "--port", str(server.port),
-             "--state-dir", str(workdir / "state")],
+            [str(BIN / "twistchat-client"), nick, "--port", str(port or server.port),
+             "--state-dir", str(workdir / "state"), *options],
             stdin=subprocess.PIPE, stdout=self.output, stderr=subprocess.STDOUT, text=True)
 
     def send(self, *lines: str) -> None:
@@ -49,8 +51,9 @@ class Client:
         return code
 
 
-def pipe(nick: str, server: Server, workdir: Path, *lines: str) -> tuple[int, str]:
-    client = Client(nick, server, workdir)
+def pipe(nick: str, server: Server, workdir: Path, *lines: str,
+         options: tuple[str, ...] = ()) -> tuple[int, str]:
+    client = Client(nick, server, workdir, *options)
     client.send(*lines)
     return client.finish(), client.text()
 

@@ -39,6 +39,7 @@ from twistchat.cli.commands import Command, CommandError, parse
     ("/mode +k sesame", Command("mode", ("#tea", None, "sesame"))),
     ("/mode -k", Command("mode", ("#tea", None, ""))),
     ("/register hunter22hunter", Command("register", ("hunter22hunter",))),
+    ("/password old-one new-one", Command("register", ("new-one", "old-one"))),
     ("/quit", Command("quit", (None,))),
     ("/quit off to bed", Command("quit", ("off to bed",))),
     ("/help", Command("help", ())),
@@ -60,6 +61,8 @@ def test_empty_lines_are_nothing(line):
     ("/nick two words", "usage: /nick"),
     ("/mode +x", "usage: /mode"),
     ("/kick", "usage: /kick"),
+    ("/password onlyone", "usage: /password CURRENT NEW"),
+    ("/password a b c", "usage: /password CURRENT NEW"),
 ])
 def test_bad_commands_are_refused_with_a_short_error(line, message):
     with pytest.raises(CommandError, match=message):

@@ -10,6 +10,7 @@ from client.harness import World
 from twistchat.cli import render
 from twistchat.cli.frontend import Conversation
 from twistchat.client import ClientState
+from twistchat.endpoint.keys import key_fingerprint
 
 
 class SilentClient:
@@ -56,6 +57,10 @@ def test_a_dm_is_rendered_as_the_server_stored_it_then_delivered_once_the_recipi
     carol, _ = world.client("carol")
     for client in (alice.client, bob, carol):
         world.wait(client.connect())
+    # First contact: the server's key is pinned, and the user is told so.
+    assert without_time(lines) == [
+        f"-!- new server key {key_fingerprint(world.server_key)} for 127.0.0.10:9999, pinned"]
+    lines.clear()
     carol_secret = carol.state.secret
     world.wait(carol.quit())
     alice.line("/msg bob are you there?")

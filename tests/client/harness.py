@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
@@ -48,8 +49,16 @@ class Recording(ChatObserver):
     def reconnected(self):
         self.log.append(("reconnected",))
 
+    def server_key_pinned(self, server, fingerprint, replaced):
+        self.log.append(("pinned", server, fingerprint, replaced))
+
     def of(self, kind: str) -> list[tuple]:
         return [entry for entry in self.log if entry[0] == kind]
+
+
+def server_key(seed: int) -> X25519PrivateKey:
+    """A static server key that depends only on ``seed``."""
+    return X25519PrivateKey.from_private_bytes(random.Random(seed).randbytes(32))
 
 
 class World:
@@ -63,14 +72,20 @@ class World:
         self.server_endpoint: ServerEndpoint | None = None
         self._clients = 0
         self.server_alive = False
+        self.server_key = server_key(seed)
+        """The server's static key: kept across restarts, as its key file is."""
         self.start_server()
 
-    def start_server(self) -> None:
+    def start_server(self, static_key: X25519PrivateKey | None = None) -> None:
+        """(Re)start on the same store; ``static_key`` replaces the server's key."""
+        if static_key is not None:
+            self.server_key = static_key
         config = ServerConfig(**FAST)
         self.server = ChatServer(self.store, self.clock, config, rng=random.Random(self.seed))
         self.server_endpoint = ServerEndpoint(self.clock, lambda a: self.server.build_protocol(),
                                               config=session_config(config),
-                                              rng=random.Random(self.seed + 100))
+                                              rng=random.Random(self.seed + 100),
+                                              static_key=self.server_key)
         self.network.attach(self.server_endpoint, SERVER)
         self.server.start()
         self.server_alive = True

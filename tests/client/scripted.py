@@ -21,6 +21,8 @@ from .harness import Recording
 
 REPLY_DELAY = 0.01
 """Virtual seconds between a request and its answer."""
+SERVER_KEY = bytes(range(32))
+"""The static key every scripted session claims to have proved."""
 
 
 class ScriptedConnection:
@@ -31,6 +33,7 @@ class ScriptedConnection:
         self.peer_address = server.address
         self.connection_id = len(server.connections)
         self.last_receive_time = server.clock.seconds()
+        self.server_key = SERVER_KEY
 
     def send_message(self, data: bytes) -> None:
         request = p.decode_request(data)
@@ -76,7 +79,8 @@ class ScriptedServer:
         self.silent: set[type] = set()
         self.results: dict[type, Callable[[Any], dict | p.Message]] = {}
 
-    def connect(self, address: tuple, protocol: MessageProtocol) -> defer.Deferred:
+    def connect(self, address: tuple, protocol: MessageProtocol,
+                server_key: bytes | None = None) -> defer.Deferred:
         connection = ScriptedConnection(self, protocol)
         self.connections.append(connection)
         protocol.connection_made(connection)

@@ -102,7 +102,7 @@ def test_a_part_while_reconnecting_is_done_at_once() -> None:
 @pytest.mark.parametrize("request_type, call", [
     (p.Create, lambda c: c.create()),
     (p.Nick, lambda c: c.set_nick("robert")),
-    (p.SetPassword, lambda c: c.register("a long enough password")),
+    (p.SetPassword, lambda c: c.register("a long enough password", current="the secret")),
     (p.Kick, lambda c: c.kick("#tea", "mallory")),
     (p.Op, lambda c: c.op("#tea", "alice")),
 ])

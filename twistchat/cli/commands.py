@@ -41,6 +41,7 @@ HELP = """\
 /invite NICK           (operator) invite NICK to the current room
 /op NICK               (operator) hand on operator status
 /register PASSWORD     protect your nick with a password
+/password CURRENT NEW  change your nick's password
 /quit [reason]         leave
 //text                 send text that starts with /"""
 
@@ -157,6 +158,13 @@ def _mode(rest, current):
     raise CommandError("usage: /mode +i | -i | +k KEY | -k")
 
 
+def _password(rest, current):
+    old, new, extra = _split(rest, 3)
+    if not new or extra:
+        raise CommandError("usage: /password CURRENT NEW")
+    return Command("register", (new, old))
+
+
 def _no_args(action: str):
     def parse_plain(rest, current):
         return Command(action, ())
@@ -186,6 +194,7 @@ _PARSERS = {
     "op": _on_member("op", "/op NICK", False),
     "mode": _mode,
     "register": _one("register", "/register PASSWORD"),
+    "password": _password,
     "quit": _quit, "exit": _quit,
     "help": _no_args("help"),
 }

@@ -63,6 +63,11 @@ class Conversation(ChatObserver):
             done.addBoth(lambda _: self.quit_requested.callback(None)
                          if not self.quit_requested.called else None)
             return
+        if action == "register" and len(args) == 1 and self.client.password is not None:
+            self.failures += 1
+            self.write(render.error("USAGE", "your nick has a password: change it with "
+                                    "/password CURRENT NEW", self.now()))
+            return
         if action == "join":
             # The last joined room is current from now on: lines that follow
             # (a script types faster than the server answers) go there; the
@@ -146,6 +151,13 @@ class Conversation(ChatObserver):
         else:
             self.write(render.notice(f"disconnected: {reason}; reconnecting in {retry_in:.0f} s",
                                      self.now()))
+
+    def server_key_pinned(self, server: str, fingerprint: str, replaced: str | None) -> None:
+        if replaced is None:
+            self.write(render.notice(f"new server key {fingerprint} for {server}, pinned", self.now()))
+        else:
+            self.write(render.notice(f"server key for {server} changed from {replaced} to "
+                                     f"{fingerprint}: accepted and pinned", self.now()))
 
     def reconnected(self) -> None:
         rooms = ", ".join(self.client.rooms.values()) or "no rooms"

@@ -25,8 +25,10 @@ from twisted.python import usage
 
 from twistchat.cli.frontend import Conversation
 from twistchat.client import (
-    ChatClient, ClientState, PasswordRequired, StateError, client_endpoint, default_state_dir,
+    ChatClient, ClientState, KnownServers, PasswordRequired, ServerKeyMismatch, StateError,
+    client_endpoint, default_state_dir,
 )
+from twistchat.client.known_servers import check_fingerprint
 
 DEFAULT_WAIT = 30.0
 EXIT_OK, EXIT_FAILED, EXIT_NO_CONNECTION, EXIT_USAGE = 0, 1, 2, 64
@@ -41,10 +43,15 @@ class Options(usage.Options):
         ["host", "h", "127.0.0.1", "Server address."],
         ["port", "p", 9999, "Server UDP port.", int],
         ["password-file", None, None, "Read the nick's password from this file."],
-        ["state-dir", None, None, "Where to keep credentials (default $XDG_STATE_HOME/twistchat)."],
+        ["state-dir", None, None, "Where to keep credentials and known_servers, the pinned "
+         "server keys (default $XDG_STATE_HOME/twistchat)."],
+        ["server-key", None, None, "The fingerprint (SHA256:...) the server must prove, even on "
+         "first contact (the operator prints it with: twistd twistchat --fingerprint)."],
         ["wait", None, DEFAULT_WAIT, "Pipe mode: seconds to wait for answers at end of input.", float],
     ]
-    optFlags = [["ask-password", None, "Ask for the nick's password."]]
+    optFlags = [["ask-password", None, "Ask for the nick's password."],
+                ["accept-new-server-key", None, "Accept the key the server proves even if it is "
+                 "not the one pinned (after a key change you expected), and pin it."]]
 
     def parseArgs(self, nick: str) -> None:
         self["nick"] = nick
@@ -52,6 +59,11 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["password-file"] and self["ask-password"]:
             raise usage.UsageError("give --password-file or --ask-password, not both")
+        if self["server-key"] is not None:
+            try:
+                self["server-key"] = check_fingerprint(self["server-key"])
+            except ValueError as e:
+                raise usage.UsageError(f"--server-key: {e}") from None
 
     def password(self) -> str | None:
         if self["password-file"]:
@@ -157,6 +169,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     try:
         state_dir = options["state-dir"] or default_state_dir()
         state = ClientState.load(state_dir, options["nick"], options["host"], options["port"])
+        known_servers = KnownServers.load(state_dir)
     except StateError as e:
         write(f"twistchat-client: {e}")
         return defer.succeed(EXIT_USAGE)
@@ -164,7 +177,9 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     interface = "::" if ":" in options["host"] else ""
     reactor.listenUDP(0, endpoint, interface=interface)
     client = ChatClient(reactor, endpoint, (options["host"], options["port"]), options["nick"],
-                        conversation, password=password, state=state)
+                        conversation, password=password, state=state,
+                        known_servers=known_servers, server_key=options["server-key"],
+                        accept_new_server_key=options["accept-new-server-key"])
     conversation.client = client
     finished = defer.Deferred()
 
@@ -183,6 +198,11 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         if failure.check(PasswordRequired):
             write(f"twistchat-client: {failure.getErrorMessage()}: use --ask-password "
                   "or --password-file")
+        elif failure.check(ServerKeyMismatch):
+            write(f"twistchat-client: {failure.getErrorMessage()}")
+            write("twistchat-client: check the fingerprint with the server's operator "
+                  "(twistd twistchat --fingerprint); if the new key is right, run again with "
+                  "--accept-new-server-key or --server-key THE_NEW_FINGERPRINT")
         else:
             write(f"twistchat-client: {failure.getErrorMessage()}")
         client.stop()

@@ -124,6 +124,8 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
     if action == "away":
         return [f"{t} {NOTICE} " + (f"you are away ({result['away']})" if result.get("away") else "you are back")]
     if action == "register":
+        if len(args) > 1:  # /password CURRENT NEW
+            return [f"{t} {NOTICE} your password is changed"]
         return [f"{t} {NOTICE} your nick is now protected by your password"]
     if action == "part":
         return [f"{t} {NOTICE} you left {result['room']}"]

@@ -1,11 +1,12 @@
-"""The client library: ``ChatClient``, its observer and its state file."""
+"""The client library: ``ChatClient``, its observer, its state file and the pinned server keys."""
 
 from twistchat.client.client import (
     ChatClient, ChatError, ChatObserver, Disconnected, LinkState, PasswordRequired,
 )
+from twistchat.client.known_servers import KnownServers, ServerKeyMismatch
 from twistchat.client.limits import CLIENT_MAX_MESSAGE_SIZE, ServerLimits, client_endpoint
 from twistchat.client.state import ClientState, StateError, default_state_dir
 
 __all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "PasswordRequired",
-           "ClientState", "StateError", "default_state_dir",
+           "ClientState", "StateError", "default_state_dir", "KnownServers", "ServerKeyMismatch",
            "CLIENT_MAX_MESSAGE_SIZE", "ServerLimits", "client_endpoint"]

@@ -60,3 +60,8 @@ class ChatObserver:
 
     def reconnected(self) -> None:
         """Logged in again after a disconnect, rooms re-joined, history caught up."""
+
+    def server_key_pinned(self, server: str, fingerprint: str, replaced: str | None) -> None:
+        """The key ``server`` (``host:port``) proved is pinned from now on:
+        first contact (``replaced`` None), or a changed key accepted
+        (``accept_new_server_key`` or ``server_key``), ``replaced`` the old one."""

@@ -28,6 +28,24 @@ class StateError(Exception):
     """The state file exists but cannot be read or written."""
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a reader sees the old file
+    or the new one, never half), readable only by the user."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise StateError(f"cannot write {path}: {e}") from None
+
+
 @attrs.define
 class ClientState:
     path: Path | None
@@ -56,15 +74,7 @@ class ClientState:
             return
         data = {"secret": self.secret, "password_required": self.password_required,
                 "last_seen": self.last_seen}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
-            with os.fdopen(fd, "w") as out:
-                json.dump(data, out)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except OSError as e:
-            raise StateError(f"cannot write {self.path}: {e}") from None
+        write_private(self.path, json.dumps(data))
 
     def saw(self, room_key: str, msg_id: int) -> None:
         if msg_id > self.last_seen.get(room_key, 0):
