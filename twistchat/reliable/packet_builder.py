@@ -72,6 +72,7 @@ class PacketBuilder:
         if not probing:
             overhead = self.max_datagram_size - room
             room = min(room, congestion.available() - overhead)
+        carries_window = False
         if probing or room >= MIN_USEFUL_ROOM:
             room = self.paths.add_responses(frames, room)
             # A probe carries it again too: it may be what the peer is missing.
@@ -79,7 +80,7 @@ class PacketBuilder:
                     and room >= WINDOW_FRAME_MAX:
                 frames.append(Window(self.window_update))
                 room -= frame_size(frames[-1])
-                self._window_in_flight = True
+                self._window_in_flight = carries_window = True
             if probing:
                 # The oldest data in flight first: it is what holds up delivery.
                 room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
@@ -101,22 +102,23 @@ class PacketBuilder:
         self.ping_pending = False
         if ack is not None:
             frames.insert(0, ack)
-        return self.seal(frames, dest_cid, now, chunks=chunks, ack_eliciting=True)
+        return self.seal(frames, dest_cid, now, chunks=chunks, ack_eliciting=True,
+                         carries_window=carries_window)
 
     def seal(self, frames: list, dest_cid: int, now: float, chunks: list | None = None,
-             ack_eliciting: bool = False) -> bytes:
+             ack_eliciting: bool = False, carries_window: bool = False) -> bytes:
+        """An ACK, when a packet has one, is its first frame (``build`` puts it there)."""
         pn = self.next_packet_number
         self.next_packet_number += 1
         datagram = self.protection.seal(dest_cid, pn, encode_frames(frames))
         size = len(datagram)
-        if any(isinstance(f, Ack) for f in frames):
+        if type(frames[0]) is Ack:
             self.acks.on_ack_sent()
         if ack_eliciting:
             self._on_ack_eliciting(now)
             congestion = self.recovery.congestion
             app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
                 < congestion.window and not self.buffer.queue
-            carries_window = any(isinstance(f, Window) for f in frames)
             self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited,
                                                     carries_window))
         self.stats.packets_sent += 1
