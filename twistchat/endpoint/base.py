@@ -55,6 +55,9 @@ class EndpointCounters:
     sessions_throttled: int = 0
     sessions_evicted: int = 0
     cookies_throttled: int = 0
+    shed: int = 0
+    """Handshake packets from a shed prefix that reached Python (``shedding.py``)."""
+    prefixes_shed: int = 0
     bad_parameters: int = 0
     bad_handshake: int = 0
     unauthenticated: int = 0

@@ -26,6 +26,8 @@ from twisted.internet.interfaces import IReactorTime
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint, _Handle
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
+from twistchat.endpoint.shedding import ShedPolicy, Shedder
+from twistchat.endpoint.socket_filter import KernelFilter
 from twistchat.endpoint.keys import reset_secret
 from twistchat.reliable.cookies import CookieJar
 from twistchat.reliable.handshake import BadParameters
@@ -57,6 +59,8 @@ class Admission:
     sessions_per_prefix: Rate = Rate(per_second=250, burst=1_000)
     reassembly_budget: int = 256 * 1024 * 1024
     """Bytes all sessions together may hold in reassembly (each also has its window)."""
+    shedding: ShedPolicy = ShedPolicy()
+    """When a prefix that keeps being refused is ignored for a while (``shedding.py``)."""
 
     @classmethod
     def for_load_generators(cls, **changes) -> "Admission":
@@ -65,7 +69,7 @@ class Admission:
         unlimited = Rate(per_second=float("inf"), burst=float("inf"))
         return cls(max_sessions_per_address=1 << 62, cookies_per_address=unlimited,
                    cookies_per_prefix=unlimited, sessions_per_address=unlimited,
-                   sessions_per_prefix=unlimited, **changes)
+                   sessions_per_prefix=unlimited, shedding=ShedPolicy.never(), **changes)
 
 
 class ServerEndpoint(Endpoint):
@@ -99,6 +103,12 @@ class ServerEndpoint(Endpoint):
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
+        self._shedder = Shedder(admission.shedding)
+        self._kernel_filter = KernelFilter(None)
+        self._release_call = None
+
+    def startProtocol(self) -> None:
+        self._kernel_filter = KernelFilter.for_transport(self.transport)
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
         if packet_type is PacketType.DATA:
@@ -108,6 +118,8 @@ class ServerEndpoint(Endpoint):
                     self._maybe_reset(cid, address)
                 return
             self._deliver(handle, datagram, address)
+        elif self._shedder and self._shedder.is_shed(address[0]):
+            self.counters.shed += 1  # what the kernel filter did not drop
         elif packet_type is PacketType.HELLO:
             packet = self._decode(datagram)
             if packet is not None:
@@ -122,6 +134,7 @@ class ServerEndpoint(Endpoint):
                 self._accept_connect(packet, address)
         else:
             self.counters.unexpected_packet += 1
+            self._refused(address)
 
     @property
     def max_sessions(self) -> int:
@@ -135,9 +148,11 @@ class ServerEndpoint(Endpoint):
     def _answer_hello(self, packet: Hello, datagram: bytes, address: tuple) -> None:
         if len(datagram) < MIN_HELLO_SIZE:
             self.counters.short_hello += 1
+            self._refused(address)
             return
         if not self._cookie_limiter.allow(address[0], self.now()):
             self.counters.cookies_throttled += 1
+            self._refused(address)
             return
         cookie = self.cookies.mint(self.now(), address, packet.client_cid)
         reply = encode_packet(Cookie(packet.client_cid, cookie))
@@ -149,10 +164,12 @@ class ServerEndpoint(Endpoint):
         now = self.now()
         if not self.cookies.check(now, address, packet.client_cid, packet.cookie):
             self.counters.bad_cookie += 1
+            self._refused(address)
             return
         self._forget_old_client_cids(now)
         if packet.client_cid in self._used_client_cids:
             self.counters.replayed_connect += 1
+            self._refused(address)
             return
         host = address[0]
         if self._per_address[host] >= self.admission.max_sessions_per_address:
@@ -160,6 +177,7 @@ class ServerEndpoint(Endpoint):
             return
         if not self._session_limiter.allow(host, now):
             self.counters.sessions_throttled += 1
+            self._refused(address)
             return
         if len(self._live) >= self.admission.max_sessions and not self._evict_one(now):
             self.counters.sessions_refused += 1
@@ -190,6 +208,42 @@ class ServerEndpoint(Endpoint):
         self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
         self._make_connection(handle)
         self._dirty[handle] = None
+
+    # -- shedding ------------------------------------------------------------
+
+    def _refused(self, address: tuple) -> None:
+        """A handshake packet refused: enough of them and the prefix is shed."""
+        now = self.now()
+        prefix = self._shedder.refused(address[0], now)
+        if prefix is None:
+            return
+        self.counters.prefixes_shed += 1
+        in_kernel = self._kernel_filter.apply(self._shedder.prefixes)
+        self.log.warn("shedding handshakes from {prefix} for {seconds:g} s ({where}): "
+                      "it kept being refused", prefix=prefix, seconds=self._shedder.period(prefix),
+                      where="in the kernel" if in_kernel else "in Python")
+        self._schedule_release()
+
+    def _schedule_release(self) -> None:
+        release = self._shedder.next_release()
+        if release is None or (self._release_call is not None and self._release_call.active()
+                               and self._release_call.getTime() <= release):
+            return
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = self.reactor.callLater(max(0.0, release - self.now()), self._release)
+
+    def _release(self) -> None:
+        self._release_call = None
+        if self._shedder.release_due(self.now()):
+            self._kernel_filter.apply(self._shedder.prefixes)
+        self._schedule_release()
+
+    def stopProtocol(self) -> None:
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = None
+        super().stopProtocol()
 
     def _evict_one(self, now: float) -> bool:
         """Close the oldest session nobody vouched for; False if there is none."""

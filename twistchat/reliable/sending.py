@@ -182,8 +182,11 @@ class SendBuffer:
                 break
             if chunk.offset == 0:
                 charge = self.outgoing[chunk.seq].charge
-                if self.flow_used + charge > window and self.flow_used:
-                    break  # flow control: the peer would have to buffer too much
+                if self.flow_used + charge > window:
+                    # Flow control: the peer would have to buffer too much. A
+                    # message larger than the whole window waits for it to
+                    # grow (a server grows it at login: PROTOCOL.md §6.4).
+                    break
                 self.flow_used += charge
             queue.popleft()
             _put(chunk, frame, frames, chunks, now)

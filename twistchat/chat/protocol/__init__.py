@@ -84,7 +84,9 @@ from twistchat.chat.protocol.requests import (
     Who,
 )
 from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
-from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes, max_server_message_bytes
+from twistchat.chat.protocol.sizes import (
+    max_event_bytes, max_login_request_bytes, max_request_bytes, max_server_message_bytes,
+)
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,

@@ -123,6 +123,17 @@ class ServerConfig:
     reassembly_budget: int = option(
         "reassembly-budget", "Bytes all sessions together may hold in reassembly.", positive,
         default=_ADMISSION.reassembly_budget)
+    shed_refusal_rate: float = option(
+        "shed-refusal-rate", "Refused handshake packets per second a /24 (IPv6 /64) may earn "
+        "before its handshakes are shed (dropped unread).", positive,
+        default=_ADMISSION.shedding.refusals.per_second)
+    shed_refusal_burst: float = option(
+        "shed-refusal-burst", "Refused handshake packets a /24 (IPv6 /64) may earn at once "
+        "before it is shed.", positive, default=_ADMISSION.shedding.refusals.burst)
+    shed_seconds: float = option(
+        "shed-seconds", "How long a prefix is shed the first time (doubled, up to 300 s, "
+        "each time it floods again soon after).", positive,
+        default=_ADMISSION.shedding.first_period)
     max_send_queue: int = option(
         "max-send-queue",
         "SendQ: bytes queued for one client and not yet acknowledged; past it the session "
