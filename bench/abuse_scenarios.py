@@ -19,12 +19,14 @@ history / rooms answering) run beside the probe as ``extra``."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, Callable
 
 from twisted.internet import defer, task
 
+from bench import procstat
 from bench.abuse_peers import PASSWORD, Meter, metered_endpoint, session
 from bench.common import Child, ServerProcess, percentile, rounded, say, sleep, tracebacks
 from bench.latency import LineChecker
@@ -322,7 +324,9 @@ async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> 
         if spec.get("before"):
             await register(reactor, server.port, addresses, state, *spec["before"])
         extra = spec["extra"](state) if spec.get("extra") else None
+        span = procstat.CpuSpan(server=server.pid, bench=os.getpid())
         unloaded = await probe(reactor, server.port, addresses, "u", seconds, extra)
+        unloaded["cpu"] = span.figures()
         rss_before = server.rss()
         attack_seconds = seconds + 4
         base = [sys.executable, "-m", "bench.abuse_attacks", "--port", str(server.port),
@@ -339,7 +343,10 @@ async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> 
             await wait_line(reactor, child, "^attacking", 120)
         setup_s = time.monotonic() - setup_started
         attack_started = time.monotonic()
+        span = procstat.CpuSpan(server=server.pid, bench=os.getpid(),
+                                **{f"attacker{i}": c.pid for i, c in enumerate(attackers)})
         loaded = await probe(reactor, server.port, addresses, "a", seconds, extra)
+        loaded["cpu"] = span.figures()
         probe_s = time.monotonic() - attack_started
         attack_results = []
         for child in attackers:
@@ -421,7 +428,19 @@ def summary_line(name: str, r: dict) -> str:
             f"attacker out/in {r['attacker'].get('bytes_out', 0):,}/{r['attacker'].get('bytes_in', 0):,} B | "
             f"login {u['login_median_ms']}->{a['login_median_ms']} ms ({r['login_ratio']}x) | "
             f"p99 {u['p99_ms']}->{a['p99_ms']} ms ({r['p99_ratio']}x) | lost {a['lost']} | "
-            f"tracebacks {r['server_tracebacks']} | missed: {', '.join(missed) or 'none'}")
+            f"tracebacks {r['server_tracebacks']} | cores: server {cpu(u)}->{cpu(a)}, "
+            f"bench {cpu(u, 'bench')}->{cpu(a, 'bench')}, attackers {cpu(a, 'attacker')}, "
+            f"machine busy {cpu(u, 'machine_busy')}->{cpu(a, 'machine_busy')} | "
+            f"missed: {', '.join(missed) or 'none'}")
+
+
+def cpu(probed: dict, who: str = "server") -> str:
+    """A process's (or the attackers' together, or the machine's) share of
+    a core during a probe: what explains a slow probe the server is not to
+    blame for."""
+    shares = [v for k, v in (probed.get("cpu") or {}).items()
+              if k.startswith(who) and k.endswith("_share") and v is not None]
+    return "?" if not shares else f"{sum(shares):.0%}"
 
 
 async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool) -> dict:
