@@ -31,6 +31,7 @@ from .fakes import Harness
 DAY = 24 * 3600
 OWNER = "203.0.113.10"
 ATTACKER = "198.51.100.66"
+ATTACKER_2 = "198.51.101.66"
 
 
 def _hold_wrong_guesses(h: Harness, wrong: str) -> list[Deferred]:
@@ -93,22 +94,52 @@ def test_three_hundred_wrong_logins_do_not_hold_up_the_owner():
     """Before: every login of a nick waited its turn, so 300 wrong ones made
     the owner's take 12 s.  Now at most ``login_queue`` are checked at once,
     the rest are refused at once, and the owner (from a source it logged in
-    from before) has a queue of its own and never waits behind a wrong guess."""
+    from before) has a queue of its own and never waits behind a wrong guess;
+    nor for a credential worker, since one source (two networks here) holds
+    at most ``credential_per_source`` of them."""
     h = Harness(login_queue=4)
+    assert (h.config.credential_workers, h.config.credential_per_source) == (4, 2)
     h.login("owner", password="correct horse", host=OWNER).ok("quit")
     held = _hold_wrong_guesses(h, "wrong horse")
-    attackers = [h.connect(host=ATTACKER) for _ in range(300)]
+    attackers = [h.connect(host=ATTACKER if n % 2 else ATTACKER_2) for n in range(300)]
     for attacker in attackers:
         attacker.send_raw(p.encode(p.Login(id=1, nick="owner", password="wrong horse")))
-    assert len(held) == 4
+    assert len(held) == 4 and h.server.credential_work.running == 4
     refused = [r for a in attackers for r in _replies(a)]
     assert len(refused) == 296 and {r.code for r in refused} == {"RATE_LIMITED"}
     owner = h.connect(host=OWNER)
-    assert owner.ok("login", nick="owner", password="correct horse")["nick"] == "owner"
-    for d in held:
+    owner.send_raw(p.encode(p.Login(id=1, nick="owner", password="correct horse")))
+    assert _replies(owner) == [] and h.server.credential_work.waiting == 1  # a worker's turn
+    held[0].callback(False)  # one wrong guess checked (in real life: tens of ms)
+    [reply] = _replies(owner)
+    assert isinstance(reply, p.Ok) and reply.result["nick"] == "owner"
+    for d in held[1:]:
         d.callback(False)
-    assert {r.code for a in attackers[:4] for r in _replies(a)} == {"BAD_CREDENTIAL"}
-    assert h.server.login_locks == {}
+    assert {r.code for a in attackers for r in _replies(a)} == {"BAD_CREDENTIAL", "RATE_LIMITED"}
+    assert h.server.login_locks == {} and h.server.credential_work.running == 0
+
+
+def test_credential_work_is_bounded_in_all_and_per_source():
+    """Issue 12: 98 registrations at once took the server to 225 MiB (16 MiB
+    of scrypt each); now at most ``credential_workers`` run at once, a source
+    has at most ``credential_per_source`` running or waiting, and past
+    ``credential_queue`` waiting a login is refused at once."""
+    h = Harness(credential_workers=2, credential_queue=3, credential_per_source=2)
+    held = _hold_wrong_guesses(h, "wrong horse")
+    for n in range(6):
+        h.login(f"user{n}", password="correct horse", host=f"192.0.{n}.1").ok("quit")
+    guessers = {n: h.connect(host=f"192.0.{n % 6}.1") for n in range(8)}
+    for n, guesser in guessers.items():
+        guesser.send_raw(p.encode(p.Login(id=1, nick=f"user{n % 6}", password="wrong horse")))
+    work = h.server.credential_work
+    assert (work.running, work.waiting) == (2, 3)  # 5 admitted: 2 run, 3 wait
+    refused = {n: r.code for n, g in guessers.items() for r in _replies(g)}
+    assert refused == {5: "RATE_LIMITED", 6: "RATE_LIMITED", 7: "RATE_LIMITED"}
+    assert "busy" in next(r.message for r in _replies(guessers[5]))
+    while held:
+        held.pop(0).callback(False)
+    assert (work.running, work.waiting) == (0, 0)
+    assert all(r.code in ("BAD_CREDENTIAL", "RATE_LIMITED") for g in guessers.values() for r in _replies(g))
 
 
 def test_failed_logins_back_off_per_nick_and_source_and_close_the_session():

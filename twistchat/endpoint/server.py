@@ -35,6 +35,7 @@ from twistchat.reliable.noise import HandshakeError
 from twistchat.reliable.protection import reset_token
 from twistchat.reliable.errors import CloseCode
 from twistchat.reliable.reassembly import ReassemblyBudget
+from twistchat.reliable.sending import SendQueueBudget
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
     MIN_HELLO_SIZE, Connect, Cookie, Hello, PacketType, Reset, encode_packet,
@@ -59,6 +60,9 @@ class Admission:
     sessions_per_prefix: Rate = Rate(per_second=250, burst=1_000)
     reassembly_budget: int = 256 * 1024 * 1024
     """Bytes all sessions together may hold in reassembly (each also has its window)."""
+    send_queue_budget: int = 256 * 1024 * 1024
+    """Bytes all sessions together may have queued and unacknowledged (each
+    also has its own SendQ, ``SessionConfig.max_send_queue``)."""
     shedding: ShedPolicy = ShedPolicy()
     """When a prefix that keeps being refused is ignored for a while (``shedding.py``)."""
 
@@ -95,6 +99,7 @@ class ServerEndpoint(Endpoint):
         self._session_limiter = SourceLimiter(admission.sessions_per_address,
                                               admission.sessions_per_prefix)
         self.reassembly_budget = ReassemblyBudget(admission.reassembly_budget)
+        self.send_budget = SendQueueBudget(admission.send_queue_budget)
         self._live: dict[_Handle, None] = {}
         """Sessions not yet ended, oldest first."""
         self._untrusted: dict[_Handle, None] = {}
@@ -190,7 +195,8 @@ class ServerEndpoint(Endpoint):
                                      client_address=address, static_key=self.static_key,
                                      reset_token=reset_token(self._reset_secret, local_cid),
                                      config=self.config, rng=self.rng,
-                                     reassembly_budget=self.reassembly_budget)
+                                     reassembly_budget=self.reassembly_budget,
+                                     send_budget=self.send_budget)
         except BadParameters:
             self.counters.bad_parameters += 1
             return

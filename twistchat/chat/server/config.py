@@ -79,6 +79,15 @@ class ServerConfig:
     """scrypt cost: 16 MiB and tens of ms per hash; tests lower it."""
     scrypt_r: int = 8
     scrypt_p: int = 1
+    credential_workers: int = option(
+        "credential-workers", "Credential checks and hashes (scrypt) run at once; each holds "
+        "128 x 8 x scrypt-n bytes (16 MiB by default) while it runs.", positive, default=4)
+    credential_queue: int = option(
+        "credential-queue", "Credential checks that may wait for a worker; past it a login is "
+        "answered RATE_LIMITED at once.", positive, default=512)
+    credential_per_source: int = option(
+        "credential-per-source", "Credential checks one source (IPv4 address, IPv6 /64) may "
+        "have running or waiting.", positive, default=2)
     # flood control
     rate: float = option(
         "rate", "Requests per second per client (token bucket).", positive, default=20.0)
@@ -138,6 +147,11 @@ class ServerConfig:
         "max-send-queue",
         "SendQ: bytes queued for one client and not yet acknowledged; past it the session "
         "is closed (SEND_QUEUE_EXCEEDED).", positive, default=DEFAULT_MAX_SEND_QUEUE)
+    send_queue_budget: int = option(
+        "send-queue-budget",
+        "Bytes queued for all clients together and not yet acknowledged; past it a client "
+        "holding more than an even share is closed (SEND_QUEUE_EXCEEDED).", positive,
+        default=_ADMISSION.send_queue_budget)
     # hostile peers, the chat side (PROTOCOL.md C4, C8)
     login_timeout: float = option(
         "login-timeout", "Close a session that has not logged in after this many seconds.",
