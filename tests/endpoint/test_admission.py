@@ -81,6 +81,18 @@ def test_new_sessions_are_rate_limited_per_address():
     assert len(opened) == 5
 
 
+def test_new_sessions_from_everyone_together_are_rate_limited():
+    """Each new session costs a handshake's CPU: many prefixes together are bounded too."""
+    admission = attrs.evolve(LOOSE, sessions_in_total=Rate(per_second=1, burst=4))
+    server, transport, clock, opened = make_server(admission)
+    for block in range(6):
+        open_sessions(server, transport, 1, host=f"198.51.{block}.1", first_cid=100 + block)
+    assert len(opened) == 4 and server.counters.sessions_throttled_in_total == 2
+    clock.advance(1)
+    open_sessions(server, transport, 1, host="198.51.9.1", first_cid=200)
+    assert len(opened) == 5
+
+
 def test_cookies_are_rate_limited_per_address_and_per_prefix():
     admission = attrs.evolve(LOOSE, cookies_per_address=Rate(per_second=1, burst=2),
                              cookies_per_prefix=Rate(per_second=1, burst=5))

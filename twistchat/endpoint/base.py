@@ -53,6 +53,7 @@ class EndpointCounters:
     replayed_connect: int = 0
     sessions_refused: int = 0
     sessions_throttled: int = 0
+    sessions_throttled_in_total: int = 0
     sessions_evicted: int = 0
     cookies_throttled: int = 0
     shed: int = 0

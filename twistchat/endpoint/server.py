@@ -58,6 +58,10 @@ class Admission:
     cookies_per_prefix: Rate = Rate(per_second=500, burst=1_000)
     sessions_per_address: Rate = Rate(per_second=50, burst=200)
     sessions_per_prefix: Rate = Rate(per_second=250, burst=1_000)
+    sessions_in_total: Rate = Rate(per_second=1_000, burst=5_000)
+    """New sessions from everyone together: each costs a Noise handshake
+    (two X25519 operations, ~0.3 ms), so this bounds the CPU floods from many
+    prefixes can take, as a SYN backlog does."""
     reassembly_budget: int = 256 * 1024 * 1024
     """Bytes all sessions together may hold in reassembly (each also has its window)."""
     send_queue_budget: int = 256 * 1024 * 1024
@@ -73,7 +77,8 @@ class Admission:
         unlimited = Rate(per_second=float("inf"), burst=float("inf"))
         return cls(max_sessions_per_address=1 << 62, cookies_per_address=unlimited,
                    cookies_per_prefix=unlimited, sessions_per_address=unlimited,
-                   sessions_per_prefix=unlimited, shedding=ShedPolicy.never(), **changes)
+                   sessions_per_prefix=unlimited, sessions_in_total=unlimited,
+                   shedding=ShedPolicy.never(), **changes)
 
 
 class ServerEndpoint(Endpoint):
@@ -108,6 +113,8 @@ class ServerEndpoint(Endpoint):
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
+        self._sessions_total = TokenBucket(rate=admission.sessions_in_total.per_second,
+                                           burst=admission.sessions_in_total.burst)
         self._shedder = Shedder(admission.shedding)
         self._kernel_filter = KernelFilter(None)
         self._release_call = None
@@ -183,6 +190,9 @@ class ServerEndpoint(Endpoint):
         if not self._session_limiter.allow(host, now):
             self.counters.sessions_throttled += 1
             self._refused(address)
+            return
+        if not self._sessions_total.take(now):
+            self.counters.sessions_throttled_in_total += 1
             return
         if len(self._live) >= self.admission.max_sessions and not self._evict_one(now):
             self.counters.sessions_refused += 1

@@ -129,6 +129,12 @@ class ServerConfig:
     connect_prefix_burst: float = option(
         "connect-prefix-burst", "New-session bucket size per /24 (IPv6 /64).", positive,
         default=_ADMISSION.sessions_per_prefix.burst)
+    connect_total_rate: float = option(
+        "connect-total-rate", "New sessions per second from everyone together (each costs a "
+        "handshake's CPU).", positive, default=_ADMISSION.sessions_in_total.per_second)
+    connect_total_burst: float = option(
+        "connect-total-burst", "New-session bucket size for everyone together.", positive,
+        default=_ADMISSION.sessions_in_total.burst)
     reassembly_budget: int = option(
         "reassembly-budget", "Bytes all sessions together may hold in reassembly.", positive,
         default=_ADMISSION.reassembly_budget)

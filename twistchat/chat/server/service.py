@@ -122,6 +122,7 @@ def admission(config: ServerConfig) -> Admission:
         cookies_per_prefix=Rate(per_second=c.cookie_prefix_rate, burst=c.cookie_prefix_burst),
         sessions_per_address=Rate(per_second=c.connect_rate, burst=c.connect_burst),
         sessions_per_prefix=Rate(per_second=c.connect_prefix_rate, burst=c.connect_prefix_burst),
+        sessions_in_total=Rate(per_second=c.connect_total_rate, burst=c.connect_total_burst),
         reassembly_budget=c.reassembly_budget, send_queue_budget=c.send_queue_budget,
         shedding=ShedPolicy(refusals=Rate(per_second=c.shed_refusal_rate, burst=c.shed_refusal_burst),
                             first_period=c.shed_seconds))
