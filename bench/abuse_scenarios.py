@@ -305,7 +305,7 @@ def ratio(loaded: float | None, unloaded: float | None) -> float | None:
 
 async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> dict:
     spec = SCENARIOS[name]
-    server = ServerProcess(force_launcher=True, extra_args=tuple(spec["server"]))
+    server = ServerProcess(force_launcher=True, extra_args=("--stalls", *spec["server"]))
     addresses = Addresses()
     state: dict = {}
     samples: list[tuple[float, int]] = []
@@ -428,10 +428,18 @@ def summary_line(name: str, r: dict) -> str:
             f"attacker out/in {r['attacker'].get('bytes_out', 0):,}/{r['attacker'].get('bytes_in', 0):,} B | "
             f"login {u['login_median_ms']}->{a['login_median_ms']} ms ({r['login_ratio']}x) | "
             f"p99 {u['p99_ms']}->{a['p99_ms']} ms ({r['p99_ratio']}x) | lost {a['lost']} | "
-            f"tracebacks {r['server_tracebacks']} | cores: server {cpu(u)}->{cpu(a)}, "
+            f"tracebacks {r['server_tracebacks']} | server stalls p99/max {stalls(r)} | "
+            f"cores: server {cpu(u)}->{cpu(a)}, "
             f"bench {cpu(u, 'bench')}->{cpu(a, 'bench')}, attackers {cpu(a, 'attacker')}, "
             f"machine busy {cpu(u, 'machine_busy')}->{cpu(a, 'machine_busy')} | "
             f"missed: {', '.join(missed) or 'none'}")
+
+
+def stalls(r: dict) -> str:
+    """How late the server's reactor ran a 10 ms timer over the whole
+    scenario: long stalls are the server's own doing (or CPU it did not get)."""
+    s = r.get("server_counters", {}).get("reactor_stalls") or {}
+    return f"{s.get('p99_ms', '?')}/{s.get('max_ms', '?')} ms" if s else "?"
 
 
 def cpu(probed: dict, who: str = "server") -> str:

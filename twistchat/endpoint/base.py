@@ -54,6 +54,8 @@ class EndpointCounters:
     sessions_refused: int = 0
     sessions_throttled: int = 0
     sessions_throttled_in_total: int = 0
+    handshakes_dropped: int = 0
+    """Valid CONNECTs dropped because too many waited for their turn already."""
     sessions_evicted: int = 0
     cookies_throttled: int = 0
     shed: int = 0
