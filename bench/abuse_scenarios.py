@@ -303,7 +303,8 @@ def ratio(loaded: float | None, unloaded: float | None) -> float | None:
     return round(loaded / unloaded, 2)
 
 
-async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> dict:
+async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool,
+                       attacker_nice: int = 0) -> dict:
     spec = SCENARIOS[name]
     server = ServerProcess(force_launcher=True, extra_args=("--stalls", *spec["server"]))
     addresses = Addresses()
@@ -334,10 +335,10 @@ async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> 
         if spec.get("target"):
             base += ["--target", state[spec["target"]]]
         if spec.get("processes"):
-            attackers = [Child(base + ["hello_flood", "--source", s], f"attack-{name}")
+            attackers = [Child(base + ["hello_flood", "--source", s], f"attack-{name}", nice=attacker_nice)
                          for s in spec["processes"]]
         else:
-            attackers = [Child(base + [name], f"attack-{name}")]
+            attackers = [Child(base + [name], f"attack-{name}", nice=attacker_nice)]
         setup_started = time.monotonic()
         for child in attackers:
             await wait_line(reactor, child, "^attacking", 120)
@@ -451,12 +452,13 @@ def cpu(probed: dict, who: str = "server") -> str:
     return "?" if not shares else f"{sum(shares):.0%}"
 
 
-async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool) -> dict:
+async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool,
+                  attacker_nice: int = 0) -> dict:
     results = {}
     for name in names:
         say(f"--- scenario {name}: {SCENARIOS[name]['attack']}")
         try:
-            results[name] = await run_scenario(reactor, name, seconds, quick)
+            results[name] = await run_scenario(reactor, name, seconds, quick, attacker_nice)
         except Exception as e:  # one broken scenario must not hide the others
             import traceback
             results[name] = {"error": f"{type(e).__name__}: {e}", "where": traceback.format_exc()[-1500:]}
