@@ -39,8 +39,11 @@ class ServerConfig:
         "idle-timeout",
         f"Drop a client silent for this long, seconds (default {IDLE_TIMEOUT_KEEPALIVES} x keepalive).",
         default=attrs.Factory(_default_idle_timeout, takes_self=True))
-    reap_interval: float = 5.0
-    """How often the reaper LoopingCall looks for idle sessions and empty rooms."""
+    reap_interval: float = option(
+        "sweep", "How often the reaper looks for idle sessions and expired empty rooms, seconds.",
+        positive, default=5.0)
+    """How often the reaper LoopingCall looks for idle sessions and empty rooms: a
+    session is reaped between ``idle_timeout`` and ``idle_timeout + reap_interval``."""
     purge_interval: float = 3600.0
     """How often expired password-less registrations are purged from the store."""
     # sizes
