@@ -37,7 +37,7 @@ HELP = """\
 /create                create a private group
 /kick NICK [reason]    (operator) remove NICK from the current room
 /ban NICK [reason]     (operator) ban NICK; /unban NICK
-/mode +i|-i|+k KEY|-k  (operator) invite-only, join key
+/mode +i|-i|+k KEY|-k|+l N|-l  (operator) invite-only, join key, member cap
 /invite NICK           (operator) invite NICK to the current room
 /op NICK               (operator) hand on operator status
 /register PASSWORD     protect your nick with a password
@@ -155,7 +155,11 @@ def _mode(rest, current):
         return Command("mode", (room, None, value))
     if flag == "-k":
         return Command("mode", (room, None, ""))
-    raise CommandError("usage: /mode +i | -i | +k KEY | -k")
+    if flag == "+l" and value.isdigit() and int(value) > 0:
+        return Command("mode", (room, None, None, int(value)))
+    if flag == "-l":
+        return Command("mode", (room, None, None, 0))
+    raise CommandError("usage: /mode +i | -i | +k KEY | -k | +l N | -l")
 
 
 def _password(rest, current):

@@ -77,12 +77,26 @@ def presence(event: p.Event, now: float | None = None) -> str:
         return f"{t} {NOTICE} {event.nick} set the topic of {event.room}: {event.topic}"
     if isinstance(event, p.ModeEvent):
         flags = ("invite-only" if event.invite_only else "open") + (", key required" if event.has_key else "")
-        return f"{t} {NOTICE} {event.nick} made {event.room} {flags}"
+        if event.limit:
+            flags += f", at most {event.limit} members"
+        return f"{t} {NOTICE} {event.nick} made {event.room} {flags} (modes: {modes(_event_modes(event))})"
     if isinstance(event, p.OpEvent):
         return f"{t} {NOTICE} {event.by} made {event.nick} operator of {event.room}"
     if isinstance(event, p.InvitedEvent):
         return f"{t} {NOTICE} {event.by} invites you to {event.room} (/join {event.room})"
     return f"{t} {NOTICE} {event.TYPE}"
+
+
+def _event_modes(event: p.ModeEvent) -> dict[str, Any]:
+    return {"invite_only": event.invite_only, "has_key": event.has_key, "limit": event.limit}
+
+
+def modes(room: dict[str, Any]) -> str:
+    """A room's modes as IRC writes them: ``+i +k +l 5``, or ``none``."""
+    flags = (["+i"] if room.get("invite_only") else []) + (["+k"] if room.get("has_key") else [])
+    if room.get("limit"):
+        flags.append(f"+l {room['limit']}")
+    return " ".join(flags) or "none"
 
 
 def _reason(reason: str | None) -> str:
@@ -106,6 +120,8 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
             lines[0] += f" (a private group: others join it with /join {result['room']})"
         if result.get("topic"):
             lines.append(f"{t} {NOTICE} topic: {result['topic']} (set by {result.get('topic_by')})")
+        if modes(result) != "none":
+            lines.append(f"{t} {NOTICE} modes: {modes(result)}")
         lines.append(f"{t} {NOTICE} members: {_members(result, result.get('member_count'))}")
         return lines
     if action == "who":

@@ -351,8 +351,9 @@ class ChatClient:
         return self._request(p.Unban, room=room, nick=nick)
 
     def mode(self, room: str, invite_only: bool | None = None,
-             key: str | None = None) -> defer.Deferred:
-        return self._request(p.Mode, room=room, invite_only=invite_only, key=key)
+             key: str | None = None, limit: int | None = None) -> defer.Deferred:
+        """``key=""`` removes the key, ``limit=0`` the member cap."""
+        return self._request(p.Mode, room=room, invite_only=invite_only, key=key, limit=limit)
 
     def invite(self, room: str, nick: str) -> defer.Deferred:
         return self._request(p.Invite, room=room, nick=nick)
