@@ -13,7 +13,7 @@ from typing import Callable
 from twisted.internet import defer
 
 from twistchat.chat import protocol as p
-from twistchat.chat.protocol import fold_room
+from twistchat.chat.protocol import fold_nick, fold_room
 from twistchat.cli import render
 from twistchat.cli.commands import HELP, Command, CommandError, parse
 from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected
@@ -133,6 +133,9 @@ class Conversation(ChatObserver):
         self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
 
     def presence(self, event: p.Event) -> None:
+        if isinstance(event, p.JoinEvent) and self.client is not None and \
+                fold_nick(event.nick) == fold_nick(self.client.nick):
+            return  # our own join: the reply said "now talking in" already
         self.write(render.presence(event, self.now()))
 
     def error(self, error: ChatError) -> None:
