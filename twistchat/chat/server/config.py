@@ -180,6 +180,12 @@ class ServerConfig:
         "that reconnects re-joins every room at once).", positive,
         default=attrs.Factory(lambda c: c.max_rooms_per_client + 10, takes_self=True))
 
+    typing_rate: float = option(
+        "typing-rate", "Typing notices per second one client may have relayed (more are "
+        "dropped and counted).", positive, default=1.0)
+    typing_burst: float = option(
+        "typing-burst", "Typing notice bucket size per client.", positive, default=3)
+
     @property
     def limits(self) -> Limits:
         return Limits(max_text_bytes=self.max_text_bytes, max_payload_bytes=self.max_payload_bytes)
