@@ -42,6 +42,8 @@ HELP = """\
 /op NICK               (operator) hand on operator status
 /register PASSWORD     protect your nick with a password
 /password CURRENT NEW  change your nick's password
+/ping                  round-trip time to the server
+/status                server, key, nick, rooms, RTT, loss, up time, what is unanswered
 /quit [reason]         leave
 //text                 send text that starts with /"""
 
@@ -201,4 +203,21 @@ _PARSERS = {
     "password": _password,
     "quit": _quit, "exit": _quit,
     "help": _no_args("help"),
+    "ping": _no_args("ping"),
+    "status": _no_args("status"),
 }
+
+
+def typing_target(line: str, current_room: str | None) -> str | None:
+    """Whom a half-typed line is for, for a typing notice: the current room
+    for text (``/me`` and ``//`` too), NICK for ``/msg NICK text``; None for
+    other commands, an empty line, or no room."""
+    if not line.strip():
+        return None
+    if line.startswith("//") or not line.startswith("/") or line.startswith("/me "):
+        return current_room
+    name, _, rest = line[1:].partition(" ")
+    if name.lower() in ("msg", "query"):
+        nick, text = _split(rest.strip(), 2)
+        return nick if nick and text else None
+    return None
