@@ -130,23 +130,18 @@ class Conversation(ChatObserver):
     # -- ChatObserver --------------------------------------------------------------
 
     def message(self, event: p.MessageEvent, replay: bool) -> None:
+        self.typists.spoke(event.nick, event.room)  # before the line: drawn once, without it
         self.write(render.message(event, replay))
-        self._spoke(event.nick, event.room)
 
     def direct(self, event: p.DmEvent) -> None:
+        self.typists.spoke(event.nick, None)
         self.write(render.direct(event))
-        self._spoke(event.nick, None)
 
     # -- typing notices: on the terminal's status line only
 
     def typing(self, event: p.TypingEvent) -> None:
         if self.status_changed is not None:
             self.typists.noticed(event, self.now())
-            self.status_changed()
-
-    def _spoke(self, nick: str, room: str | None) -> None:
-        if self.status_changed is not None:
-            self.typists.spoke(nick, room)
             self.status_changed()
 
     def status_line(self) -> str:

@@ -132,9 +132,7 @@ def _terminal_protocol(conversation: Conversation, clock=None):
             """Redraw the status line if it changed; come back when it next expires."""
             if self._status_call is not None and self._status_call.active():
                 self._status_call.cancel()
-            text = conversation.status_line()
-            if text != self.status:
-                self.status = text
+            if conversation.status_line() != self.status:
                 self.show("")
             expires = conversation.typists.next_change()
             if expires is not None and clock is not None:
@@ -150,6 +148,7 @@ def _terminal_protocol(conversation: Conversation, clock=None):
                 terminal.eraseLine()
             for line in text.splitlines():
                 terminal.write(line.encode("utf-8", "replace") + b"\r\n")
+            self.status = conversation.status_line()
             self._status_drawn = bool(self.status)
             if self.status:
                 terminal.write(f"[{self.status}]".encode("utf-8", "replace") + b"\r\n")
