@@ -114,3 +114,5 @@ def test_a_dm_dropped_as_a_duplicate_is_counted_and_told():
     assert seen.of("duplicate") == [("duplicate", "dm", 7), ("duplicate", "delivered", 9)]
     assert (bob.counters.duplicate_dms, bob.counters.duplicate_deliveries) == (1, 1)
     assert bob.status().counters.duplicate_dms == 1
+    bob._link.unreliable_received(b"not a typing notice")
+    assert bob.counters.unreadable_unreliable == 1 and seen.of("typing") == []

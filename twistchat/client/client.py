@@ -503,6 +503,7 @@ class ChatClient:
         try:
             event = p.decode_typing_event(data)
         except ChatProtocolError:
+            self.counters.unreadable_unreliable += 1
             return
         self.observer.typing(event)
 

@@ -25,6 +25,8 @@ class ClientCounters:
     transport acknowledged one) and the client did not show twice."""
     duplicate_deliveries: int = 0
     """``delivered`` notices dropped as already seen."""
+    unreadable_unreliable: int = 0
+    """Unreliable messages from the server that were no typing notice: dropped."""
     typing_sent: int = 0
     typing_held_back: int = 0
     """Typing notices not sent: within ``TYPING_SEND_INTERVAL`` of the last one to that target."""
