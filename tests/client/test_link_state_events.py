@@ -4,13 +4,16 @@ connect that keeps trying (``keep_trying``), and duplicates made visible."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
-from twistchat.client import Disconnected, LinkState
+from twistchat.client import ChatClient, Disconnected, LinkState
 
 from .harness import Recording, World
-from .scripted import logged_in
+from .scripted import ScriptedServer, logged_in, run
 
 
 class StateRecording(Recording):
@@ -116,3 +119,24 @@ def test_a_dm_dropped_as_a_duplicate_is_counted_and_told():
     assert bob.status().counters.duplicate_dms == 1
     bob._link.unreliable_received(b"not a typing notice")
     assert bob.counters.unreadable_unreliable == 1 and seen.of("typing") == []
+
+
+def test_keep_trying_retries_a_login_refused_for_now_on_a_new_session():
+    clock = Clock()
+    server = ScriptedServer(clock)
+    refusals = iter([p.ErrorReply(code="SHUTTING_DOWN", message="restarting")])
+
+    def login(request):
+        refusal = next(refusals, None)
+        if refusal is None:
+            return {"nick": request.nick, "registered": False}
+        return p.ErrorReply(id=request.id, code=refusal.code, message=refusal.message)
+    server.results[p.Login] = login
+    seen = StateRecording()
+    client = ChatClient(clock, server, server.address, "bob", seen, rng=random.Random(1),
+                        keep_trying=True)
+    connected = client.connect()
+    run(clock, 5)
+    assert connected.called and client.link_state is S.READY
+    assert len(server.connections) == 2 and not server.connections[0].open
+    assert "SHUTTING_DOWN" in seen.of("disconnected")[0][1]

@@ -46,6 +46,9 @@ async def connect_until_logged_in(client: Any) -> dict[str, Any]:
                 lifecycle.fire(LinkEvent.GIVE_UP)
                 client._outbox.fail_held(str(error))
                 raise
+            if client._link is not None:  # a login refused for now: this session is done
+                client._close_link(graceful=False)
+                client._link = None
             delay = lifecycle.next_delay()
             client.observer.disconnected(str(error), delay)
             await _pause(client, delay)
