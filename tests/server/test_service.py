@@ -78,10 +78,22 @@ def test_options_reach_the_chat_server_and_the_transport():
 @pytest.mark.parametrize("argv", [
     ["--port", "70000"], ["--port", "x"], ["--history", "0"], ["--rate", "-1"],
     ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"], ["--scrypt-n", "1000"], ["--max-pending-requests", "0"],
+    ["--sweep", "0"],
 ])
 def test_bad_options_are_refused_with_a_usage_error(argv):
     with pytest.raises(usage.UsageError):
         parse(*argv)
+
+
+def test_the_sweep_option_sets_how_often_the_reaper_runs():
+    assert parse().server_config().reap_interval == 5.0
+    reactor = UDPMemoryReactor()
+    service = ChatService(reactor, 4242, "127.0.0.1", ":memory:",
+                          parse("--sweep", "2.5").server_config())
+    service.startService()
+    assert service.chat.reaper.interval == 2.5
+    service.stopService()
+    reactor.advance(10)
 
 
 def test_start_listens_and_stop_closes_the_store():

@@ -24,6 +24,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import (
     HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
@@ -144,6 +145,10 @@ class SessionConnection:
 
     def pending_bytes(self) -> int:
         return self._handle.session.pending_bytes()
+
+    def transport_stats(self) -> TransportStats:
+        """RTT, loss and what is unacknowledged, as the transport sees them now."""
+        return transport_stats(self._handle.session)
 
     def mark_trusted(self) -> None:
         """The application vouches for this session (its user logged in): when

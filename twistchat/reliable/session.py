@@ -26,7 +26,7 @@ one module a job, as aioquic splits its connection:
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
-At about 570 lines it is over the project's ~450: what is left is the one
+At about 610 lines it is over the project's ~450: what is left is the one
 place that decides what a packet means in each state (opening it, the
 handshake's two messages, every frame), and cutting that would put the
 rules of one state in two files.
@@ -78,6 +78,10 @@ chance that a lossy path turns one lost ack into a long stall."""
 CLOSING_PERIOD_PTOS = 3
 """RFC 9000 §10.2: stay in closing/draining for three probe timeouts
 (capped at ``config.MAX_CLOSING_PERIOD``)."""
+
+MAX_UNRELIABLE_QUEUED = 16
+"""Unreliable messages waiting for room in the windows; past it the oldest
+is dropped (counted): best effort never grows a queue without bound."""
 
 KEEPALIVE_JITTER = 0.2
 """Keepalives go out at interval x [1, 1.2): never more often than the
@@ -232,6 +236,17 @@ class Session:
         return self._buffer.has_unacked_data()
 
     @property
+    def loss_estimates(self) -> tuple[float, float]:
+        """The running loss estimates (PROTOCOL.md §6.2, §6.5): of our packets
+        towards the peer (declared lost), and of the peer's towards us (gaps)."""
+        return self._recovery.loss_estimate, self._acks.loss_estimate
+
+    @property
+    def unacked_message_count(self) -> int:
+        """Reliable messages sent (or queued) and not yet acknowledged."""
+        return len(self._buffer.unacked_messages())
+
+    @property
     def unsent_chunks(self) -> int:
         """Chunks (whole messages or fragments) queued and never sent: how far
         ahead of the windows a sender is feeding."""
@@ -280,7 +295,11 @@ class Session:
         room = self._buffer.unreliable_room
         if len(data) > room:
             raise MessageTooLarge(f"unreliable messages must fit one datagram ({room} bytes)")
-        self._buffer.unreliable_queue.append(data)
+        queue = self._buffer.unreliable_queue
+        if len(queue) >= MAX_UNRELIABLE_QUEUED:  # the windows are full: the oldest is stale
+            queue.popleft()
+            self.stats.unreliable_dropped += 1
+        queue.append(data)
 
     def close(self, now: float, code: CloseCode = CloseCode.NORMAL, reason: str = "",
               graceful: bool = True) -> None:

@@ -24,6 +24,7 @@ The package, bottom up (each module imports only those above it):
 * ``validation``, ``codec``: ``encode``, ``decode_request``, ``decode_server_message``
 * ``pages``: the entries listing replies carry, and how many fit a reply
 * ``sizes``: the byte sizes the limits imply (largest request, largest message)
+* ``typing_notices``: typing notices, sent as unreliable transport messages
 
 Everything public is re-exported here: ``from twistchat.chat import protocol as p``.
 """
@@ -88,6 +89,14 @@ from twistchat.chat.protocol.sizes import (
     max_event_bytes, max_login_request_bytes, max_request_bytes, max_server_message_bytes,
 )
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
+from twistchat.chat.protocol.typing_notices import (
+    TYPING_SEND_INTERVAL,
+    TYPING_SHOWN_FOR,
+    TypingEvent,
+    TypingNotice,
+    decode_typing_event,
+    decode_typing_notice,
+)
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
     DataEvent,
@@ -111,4 +120,4 @@ from twistchat.chat.protocol.server_messages import (
 
 __all__ = [name for name in dir() if not name.startswith("_")
            and name not in ("codec", "codes", "errors", "limits", "requests", "schema",
-                            "server_messages", "sizes", "validation", "pages")]
+                            "server_messages", "sizes", "validation", "pages", "typing_notices")]

@@ -88,7 +88,7 @@ def worst_case_replies(limits: Limits) -> list[Message]:
     one_line = hist(LARGEST_ID, LONGEST_NICK, text, LARGEST_ID)
     joined = {**room, "topic": line, "topic_by": LONGEST_NICK, "topic_ts": LARGEST_ID,
               "op": LONGEST_NICK, "invite_only": False, "has_key": False,
-              "member_count": LARGEST_ID, "members": [], "history": [], "history_more": False}
+              "limit": LARGEST_ID, "member_count": LARGEST_ID, "members": [], "history": [], "history_more": False}
     replies = [
         {**room, "history": [one_line], "more": False},
         {**room, "count": LARGEST_ID, "members": [member(LONGEST_NICK, line, False)], "more": False},

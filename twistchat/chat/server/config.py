@@ -39,8 +39,11 @@ class ServerConfig:
         "idle-timeout",
         f"Drop a client silent for this long, seconds (default {IDLE_TIMEOUT_KEEPALIVES} x keepalive).",
         default=attrs.Factory(_default_idle_timeout, takes_self=True))
-    reap_interval: float = 5.0
-    """How often the reaper LoopingCall looks for idle sessions and empty rooms."""
+    reap_interval: float = option(
+        "sweep", "How often the reaper looks for idle sessions and expired empty rooms, seconds.",
+        positive, default=5.0)
+    """How often the reaper LoopingCall looks for idle sessions and empty rooms: a
+    session is reaped between ``idle_timeout`` and ``idle_timeout + reap_interval``."""
     purge_interval: float = 3600.0
     """How often expired password-less registrations are purged from the store."""
     # sizes
@@ -207,6 +210,12 @@ class ServerConfig:
         "Churn bucket size per client (default: --max-rooms-per-client + 10, so a client "
         "that reconnects re-joins every room at once).", positive,
         default=attrs.Factory(lambda c: c.max_rooms_per_client + 10, takes_self=True))
+
+    typing_rate: float = option(
+        "typing-rate", "Typing notices per second one client may have relayed (more are "
+        "dropped and counted).", positive, default=1.0)
+    typing_burst: float = option(
+        "typing-burst", "Typing notice bucket size per client.", positive, default=3)
 
     @property
     def limits(self) -> Limits:
