@@ -121,8 +121,7 @@ def test_three_hundred_wrong_logins_do_not_hold_up_the_owner():
 
 def test_credential_work_is_bounded_in_all_and_per_source():
     """Issue 12: 98 registrations at once took the server to 225 MiB (16 MiB
-    of scrypt each); now at most ``credential_workers`` run at once, a source
-    has at most ``credential_per_source`` running or waiting, and past
+    of scrypt each); now at most ``credential_workers`` run at once and past
     ``credential_queue`` waiting a login is refused at once."""
     h = Harness(credential_workers=2, credential_queue=3, credential_per_source=2)
     held = _hold_wrong_guesses(h, "wrong horse")
@@ -141,6 +140,30 @@ def test_credential_work_is_bounded_in_all_and_per_source():
     assert (work.running, work.waiting) == (0, 0)
     assert all(r.code in ("BAD_CREDENTIAL", "RATE_LIMITED") for g in guessers.values() for r in _replies(g))
 
+
+def test_one_source_gets_its_share_of_the_workers_and_waits_for_the_rest():
+    """A NAT'ed office logging in at once is served in turn, not refused; a
+    later login from elsewhere does not wait behind it; past its share of
+    the queue, that source is refused."""
+    h = Harness(credential_workers=3, credential_per_source=2, credential_per_source_waiting=2)
+    held = _hold_wrong_guesses(h, "wrong horse")
+    for n in range(5):
+        h.login(f"office{n}", password="correct horse", host=f"192.0.{n}.1").ok("quit")
+    office = [h.connect(host="203.0.113.80") for _ in range(5)]
+    for n, client in enumerate(office):
+        client.send_raw(p.encode(p.Login(id=1, nick=f"office{n}", password="wrong horse")))
+    work = h.server.credential_work
+    assert (work.running, work.waiting) == (2, 2)  # its share runs, two wait ...
+    assert [r.code for r in _replies(office[4])] == ["RATE_LIMITED"]  # ... and no more
+    elsewhere = h.connect(host="198.51.100.80")
+    elsewhere.send_raw(p.encode(p.Login(id=1, nick="newcomer")))
+    [reply] = _replies(elsewhere)  # the third worker: not behind the office's queue
+    assert isinstance(reply, p.Ok)
+    held.pop(0).callback(False)  # one of the office's checks ends: its next one starts
+    assert (work.running, work.waiting) == (2, 1)
+    while held:
+        held.pop(0).callback(False)
+    assert [r.code for c in office[:4] for r in _replies(c)] == ["BAD_CREDENTIAL"] * 4
 
 def test_failed_logins_back_off_per_nick_and_source_and_close_the_session():
     h = Harness(login_free_failures=3, login_backoff=1.0, login_failures_per_session=5)

@@ -90,7 +90,10 @@ class ServerConfig:
         "answered RATE_LIMITED at once.", positive, default=512)
     credential_per_source: int = option(
         "credential-per-source", "Credential checks one source (IPv4 address, IPv6 /64) may "
-        "have running or waiting.", positive, default=2)
+        "have running at once; its others wait their turn.", positive, default=2)
+    credential_per_source_waiting: int = option(
+        "credential-per-source-waiting", "Credential checks one source may have waiting; past "
+        "it a login from there is answered RATE_LIMITED at once.", positive, default=64)
     # flood control
     rate: float = option(
         "rate", "Requests per second per client (token bucket).", positive, default=20.0)

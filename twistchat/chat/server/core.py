@@ -71,7 +71,8 @@ class ServerCore:
         self.dm_senders = KeyedBuckets(Rate(per_second=c.dm_rate, burst=c.dm_burst))
         """The DM rate per sending nick (every DM is stored: PROTOCOL.md C10)."""
         self.credential_work = CredentialWork(c.credential_workers, c.credential_queue,
-                                              c.credential_per_source)
+                                              c.credential_per_source,
+                                              c.credential_per_source_waiting)
         self.logins = LoginGuard(c.login_free_failures, c.login_backoff, c.login_backoff_max,
                                  c.login_queue, Rate(per_second=c.registration_rate / 60,
                                                      burst=c.registration_burst))

@@ -10,7 +10,7 @@ limit checked before the work it guards is done (PROTOCOL.md C4, C8):
   source /24 (IPv6 /64).
 * ``Deadlines``: sessions that must log in in time, on one timer for all.
 * ``CredentialWork``: scrypt (16 MiB, tens of ms each) a few at a time, a
-  bounded queue, and a bound per source, so logins at once cannot grow the
+  bounded queue, and a share per source, so logins at once cannot grow the
   server's memory nor one network take every worker.
 
 A leaf of the server package: it knows keys, addresses and time, not
@@ -20,13 +20,13 @@ sessions or the store.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, source_prefix
@@ -229,35 +229,59 @@ class WorkRefused(Exception):
 
 
 class CredentialWork:
-    """At most ``workers`` credential jobs run at once, at most ``queue``
-    wait, and one source has at most ``per_source`` running or waiting."""
+    """At most ``workers`` credential jobs run at once, one source (an
+    address) at most ``per_source`` of them; the rest wait in order of
+    arrival, at most ``queue`` in all and ``per_source_waiting`` per source.
+    A source at its share waits while later jobs of other sources go first,
+    so one network cannot take every worker, and a NAT'ed office logging in
+    at once is served in turn, not refused."""
 
-    def __init__(self, workers: int, queue: int, per_source: int) -> None:
-        self._semaphore = DeferredSemaphore(workers)
-        self._queue, self._per_source = queue, per_source
-        self._by_source: Counter[str] = Counter()
-
-    @property
-    def running(self) -> int:
-        return self._semaphore.limit - self._semaphore.tokens
+    def __init__(self, workers: int, queue: int, per_source: int, per_source_waiting: int) -> None:
+        self._workers, self._queue = workers, queue
+        self._per_source, self._per_source_waiting = per_source, per_source_waiting
+        self.running = 0
+        self._running_by_source: Counter[str] = Counter()
+        self._waiting: deque[tuple[str, Callable[[], Deferred[Any]], Deferred[Any]]] = deque()
+        self._waiting_by_source: Counter[str] = Counter()
 
     @property
     def waiting(self) -> int:
-        return len(self._semaphore.waiting)
+        return len(self._waiting)
 
     def run(self, source: str, start: Callable[[], Deferred[Any]]) -> Deferred[Any]:
-        """``start()`` when a worker is free; raises ``WorkRefused`` at once
-        if the queue or the source's share is full."""
-        if self._by_source[source] >= self._per_source:
+        """``start()`` when a worker is free for ``source``; raises
+        ``WorkRefused`` at once if the queue or the source's share of it is full."""
+        if self._waiting_by_source[source] >= self._per_source_waiting:
             raise WorkRefused("too many logins from your network at once")
-        if not self._semaphore.tokens and self.waiting >= self._queue:
+        if len(self._waiting) >= self._queue:
             raise WorkRefused("the server is busy checking credentials")
-        self._by_source[source] += 1
-        done = self._semaphore.run(start)
+        done: Deferred[Any] = Deferred()
+        self._waiting.append((source, start, done))
+        self._waiting_by_source[source] += 1
+        self._dispatch()
+        return done
 
-        def finished(result: Any) -> Any:
-            self._by_source[source] -= 1
-            if not self._by_source[source]:
-                del self._by_source[source]
-            return result
-        return done.addBoth(finished)
+    def _dispatch(self) -> None:
+        while self.running < self._workers:
+            job = next((job for job in self._waiting
+                        if self._running_by_source[job[0]] < self._per_source), None)
+            if job is None:
+                return
+            self._waiting.remove(job)
+            source, start, done = job
+            _decrement(self._waiting_by_source, source)
+            self.running += 1
+            self._running_by_source[source] += 1
+            maybeDeferred(start).addBoth(self._finished, source).chainDeferred(done)
+
+    def _finished(self, result: Any, source: str) -> Any:
+        self.running -= 1
+        _decrement(self._running_by_source, source)
+        self._dispatch()
+        return result
+
+
+def _decrement(counter: Counter[str], key: str) -> None:
+    counter[key] -= 1
+    if not counter[key]:
+        del counter[key]
