@@ -141,6 +141,7 @@ def run_flows_cell(workload: Workload, seeds: list[int], cap: RunCap, messages: 
                   for k in range(workload.flows)]
     return {"medians": {"shares": shares,
                         "link_total": round(sum(shares), 3) if shares else None},
+            "shares_by_seed": [s["shares"] for s in good],
             "finished_seeds": len(good), "seeds": len(seeds),
             "problems": [f"seed {s['seed']}: {s['problem']}" for s in per_seed if s not in good],
             "per_seed": per_seed}
@@ -153,7 +154,8 @@ def format_cell(cell: dict | None, workload: Workload) -> str:
         return f"{'; '.join(cell['problems'])}"
     m = cell["medians"]
     if workload.flows > 1:
-        return f"shares {' / '.join(f'{s:.0%}' for s in m['shares'])} (link {m['link_total']:.0%})"
+        by_seed = ", ".join(" / ".join(f"{s:.0%}" for s in shares) for shares in cell["shares_by_seed"])
+        return f"shares by seed {by_seed} (link {m['link_total']:.0%})"
     return f"p99 {m['p99_ms']:g} ms, overhead {m['overhead']:.2f}, {m['goodput_mbps']:g} Mbit/s"
 
 

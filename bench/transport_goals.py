@@ -68,11 +68,13 @@ def check_goals(cells: dict) -> list[dict]:
         goals.append(_goal(name, goodput >= LOSSY_BULK_TARGET_MBPS and ahead,
                            f"{goodput:g} Mbit/s vs {against}"))
     cell = cells.get("flows", {}).get("twistchat")
-    shares = cell["medians"]["shares"] if cell and cell["finished_seeds"] == cell["seeds"] else None
+    by_seed = cell["shares_by_seed"] if cell and cell["finished_seeds"] == cell["seeds"] else None
     low, high = FAIR_SHARE
-    goals.append(_goal(f"flows: each of two flows gets {low:.0%}-{high:.0%} of the link",
-                       bool(shares) and all(low <= s <= high for s in shares),
-                       f"shares {shares}" if shares else "twistchat's run not done (not run, or did not finish)"))
+    # Every seed, not the medians: each seed starts the second flow at another moment.
+    goals.append(_goal(f"flows: each of two flows gets {low:.0%}-{high:.0%} of the link, every seed",
+                       bool(by_seed) and all(low <= s <= high for shares in by_seed for s in shares),
+                       f"shares by seed {by_seed}" if by_seed else
+                       "twistchat's run not done (not run, or did not finish)"))
     goodput = _median(cells, "bulk", "twistchat", "goodput_mbps")
     goals.append(_goal(f"bulk: >= {CLEAN_BULK_TARGET:.0%} of the {LINK_MBPS:g} Mbit/s link",
                        goodput is not None and goodput >= CLEAN_BULK_TARGET * LINK_MBPS,
