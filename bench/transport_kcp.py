@@ -18,13 +18,13 @@ from twistchat.netsim.transfer import TransferResult, TransferSettings
 from twistchat.wire.packets import MAX_DATAGRAM_SIZE
 
 FAST_MODE = {"no_delay": True, "update_interval": 10, "resend_count": 2, "no_congestion_control": True}
-"""KCP's README: ``ikcp_nodelay(kcp, 1, 10, 2, 1)``, the "fastest" setting."""
+"""KCP's README: ``ikcp_nodelay(kcp, 1, 10, 2, 1)``, its "turbo mode"."""
 
 KCP_WINDOW_SEGMENTS = 1024
 """Send and receive window, in segments of at most an MTU: about 1.2 MB of
 full segments, the same order as twistchat's and aioquic's 1 MiB windows
-(KCP counts segments, not bytes; its defaults 32/128 cap bulk at ~1.9 MB/s
-per 20 ms RTT, which would measure the setting instead of the protocol)."""
+(KCP counts segments, not bytes; its default send window of 32 caps bulk
+at ~37 KB per round trip, which would measure the setting, not the protocol)."""
 
 KCP_MTU = MAX_DATAGRAM_SIZE
 """The same largest datagram as twistchat's (and aioquic's 1200)."""
