@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 
 from bench.transport_channel import (
     CLIENT_ADDRESS, FEED_QUEUE_MESSAGES, SERVER_ADDRESS, WINDOW_FEED_INTERVAL, MessageTrace, RunCap,
-    network_for, run_until_done,
+    SansIOPeer, network_for, run_until_done,
 )
 from twistchat.netsim.transfer import TransferResult, TransferSettings
 from twistchat.wire.packets import MAX_DATAGRAM_SIZE
@@ -25,6 +25,13 @@ KCP_WINDOW_SEGMENTS = 1024
 full segments, the same order as twistchat's and aioquic's 1 MiB windows
 (KCP counts segments, not bytes; its default send window of 32 caps bulk
 at ~37 KB per round trip, which would measure the setting, not the protocol)."""
+
+UPDATE_PHASE_S = FAST_MODE["update_interval"] / 2000
+"""Both ends' update loops run half an interval out of step with the
+sender's clock.  A message handed over at a steady rate otherwise always
+meets the loop at the same point of its 10 ms (just before an update: no
+wait; just after: a whole interval); independent clocks meet it, on
+average, half an interval before the next update."""
 
 KCP_MTU = MAX_DATAGRAM_SIZE
 """The same largest datagram as twistchat's (and aioquic's 1200)."""
@@ -44,52 +51,46 @@ def kcp_available() -> str | None:
     return None
 
 
-class KcpPeer:
-    """One end: a KCP control block whose output goes to the simulator."""
+class KcpPeer(SansIOPeer):
+    """One end: a KCP control block on the simulator, woken every ``interval`` ms."""
 
     def __init__(self, clock: Clock, peer_address: tuple, window: int) -> None:
+        super().__init__(clock, peer_address)
         from kcp import KCP
-        from twisted.internet.protocol import DatagramProtocol
-        self.clock = clock
-        self.peer_address = peer_address
-        self.bytes_sent = 0
         self.kcp = KCP(CONVERSATION_ID, max_transmission=KCP_MTU, send_window_size=window,
                        receive_window_size=window, **FAST_MODE)
-        self.kcp.include_outbound_handler(self._output)
+        self.kcp.include_outbound_handler(lambda _kcp, datagram: self._output.append(datagram))
+        self._output: list[bytes] = []
+        self._next_update = clock.seconds() + UPDATE_PHASE_S
         self.on_message = None
-        peer = self
+        self.refused = 0
+        """Datagrams ikcp_input refused (dropped, as a socket loop would)."""
 
-        class Protocol(DatagramProtocol):
-            def datagramReceived(self, datagram: bytes, address: tuple) -> None:
-                peer.received(datagram)
-
-        self.protocol = Protocol()
-        self._tick()
-
-    def now_ms(self) -> int:
-        return int(round(self.clock.seconds() * 1000)) & 0xFFFFFFFF
-
-    def _output(self, _kcp, datagram: bytes) -> None:
-        self.bytes_sent += len(datagram)
-        self.protocol.transport.write(datagram, self.peer_address)
-
-    def _tick(self) -> None:
-        """ikcp_update every ``interval`` ms, as KCP's README asks."""
-        if self.protocol.transport is not None:
-            self.kcp.update(self.now_ms())
-        self.clock.callLater(FAST_MODE["update_interval"] / 1000, self._tick)
-
-    def received(self, datagram: bytes) -> None:
+    def feed(self, datagram: bytes, address: tuple, now: float) -> None:
         from kcp.exceptions import KCPException
         try:
             self.kcp.receive(datagram)
-        except KCPException:  # a datagram ikcp_input refuses is dropped, as a socket loop would
+        except KCPException:
+            self.refused += 1
             return
         if self.on_message is not None:
             for message in self.kcp.get_all_received():
                 self.on_message(bytes(message))
 
+    def on_timer(self, now: float) -> None:
+        """ikcp_update every ``interval`` ms, as KCP's README asks."""
+        self.kcp.update(int(round(now * 1000)) & 0xFFFFFFFF)
+        self._next_update = now + FAST_MODE["update_interval"] / 1000
+
+    def next_timer(self) -> float:
+        return self._next_update
+
+    def outgoing(self, now: float) -> list[bytes]:
+        datagrams, self._output = self._output, []
+        return datagrams
+
     def send(self, message: bytes) -> None:
+        """Queued in KCP; it goes out at the next update, as KCP's users see it."""
         self.kcp.enqueue(message)
 
     def waiting(self) -> int:
@@ -107,8 +108,9 @@ def run_kcp(settings: TransferSettings, cap: RunCap, window: int = KCP_WINDOW_SE
     sender = KcpPeer(clock, SERVER_ADDRESS, window)
     receiver = KcpPeer(clock, CLIENT_ADDRESS, window)
     receiver.on_message = trace.delivered
-    network.attach(receiver.protocol, SERVER_ADDRESS)
-    network.attach(sender.protocol, CLIENT_ADDRESS)
+    network.attach(receiver, SERVER_ADDRESS)
+    network.attach(sender, CLIENT_ADDRESS)
+    sender.cap = receiver.cap = cap
     mss = KCP_MTU - KCP_HEADER_BYTES
     segments_per_message = -(-max(settings.size, 8) // mss)
     feed_limit = FEED_QUEUE_MESSAGES * segments_per_message + window
@@ -126,8 +128,10 @@ def run_kcp(settings: TransferSettings, cap: RunCap, window: int = KCP_WINDOW_SE
             sender.send(trace.next_message())
         clock.callLater(WINDOW_FEED_INTERVAL, feed)
 
-    # KCP has no handshake: the first message goes out at once.
+    # KCP has no handshake: the first message goes out at the first update.
     feed()
+    sender.flush()
+    receiver.flush()
     problem = run_until_done(network, cap, lambda: trace.all_delivered and sender.waiting() == 0)
     return trace.result(wire_bytes=sender.bytes_sent + receiver.bytes_sent, network=network,
                         timed_out=problem is not None), problem
