@@ -111,7 +111,7 @@ def run_cell(impl: Implementation, workload: Workload, seeds: list[int], cap: Ru
         wrong = [f"{summary[k]} {k}" for k in ("missing", "duplicated", "reordered") if summary[k]]
         problem = problem or (", ".join(wrong) if wrong else None)
         ok = problem is None
-        per_seed.append({"seed": seed, "finished": ok, "problem": problem,
+        per_seed.append({"seed": seed, "finished": ok, "problem": problem, "expected": settings.messages,
                          **{k: summary[k] for k in FIGURES + ("sent", "delivered", "missing",
                                                               "duplicated", "reordered", "seconds")}})
         if not ok:
@@ -147,11 +147,28 @@ def run_flows_cell(workload: Workload, seeds: list[int], cap: RunCap, messages: 
             "per_seed": per_seed}
 
 
+def unfinished_text(cell: dict) -> str:
+    """Why a cell has no figures: each reason once, with its seeds (and, for
+    a transfer, how much of it had arrived)."""
+    by_reason: dict[str, list[dict]] = {}
+    for s in cell["per_seed"]:
+        if s.get("problem") is not None and not s.get("finished", False):
+            by_reason.setdefault(s["problem"], []).append(s)
+    parts = []
+    for reason, runs in by_reason.items():
+        seeds = ",".join(str(s["seed"]) for s in runs)
+        got = ""
+        if all("expected" in s for s in runs):
+            got = f"; {', '.join(str(s['delivered']) for s in runs)} of {runs[0]['expected']} delivered"
+        parts.append(f"{reason} (seed{'s' if len(runs) > 1 else ''} {seeds}{got})")
+    return "; ".join(parts)
+
+
 def format_cell(cell: dict | None, workload: Workload) -> str:
     if cell is None:
         return "-"
     if cell["finished_seeds"] < cell["seeds"]:
-        return f"{'; '.join(cell['problems'])}"
+        return unfinished_text(cell)
     m = cell["medians"]
     if workload.flows > 1:
         by_seed = ", ".join(" / ".join(f"{s:.0%}" for s in shares) for shares in cell["shares_by_seed"])
@@ -171,8 +188,8 @@ def format_table(workloads: list[Workload], cells: dict, columns: list[Implement
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench transport")
     parser.add_argument("--quick", action="store_true",
-                        help="seed 1 only and fewer messages per workload (each workload's "
-                             "quick_messages): a smoke run, not the figures")
+                        help="a smoke run, not the figures: seed 1 only, and messages per run "
+                             + ", ".join(f"{w.key} {w.quick_messages}" for w in WORKLOADS))
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 1,2,3; --quick 1)")
     parser.add_argument("--only", default=None,
                         help="comma-separated workload keys: " + ",".join(w.key for w in WORKLOADS))
