@@ -59,8 +59,8 @@ class KcpPeer(SansIOPeer):
         from kcp import KCP
         self.kcp = KCP(CONVERSATION_ID, max_transmission=KCP_MTU, send_window_size=window,
                        receive_window_size=window, **FAST_MODE)
-        self.kcp.include_outbound_handler(lambda _kcp, datagram: self._output.append(datagram))
         self._output: list[bytes] = []
+        self.kcp.include_outbound_handler(lambda _kcp, datagram: self._output.append(datagram))
         self._next_update = clock.seconds() + UPDATE_PHASE_S
         self.on_message = None
         self.refused = 0
