@@ -102,10 +102,9 @@ def test_a_refused_line_makes_the_exit_status_non_zero(server, tmp_path):
 
 
 def test_unreachable_server_is_a_clear_error_not_a_hang(tmp_path):
-    started = time.monotonic()
+    # No hang: the run's timeout fails the test (the handshake gives up after 10 s).
     result = subprocess.run(
         [str(BIN / "twistchat-client"), "erin", "--port", "9", "--state-dir", str(tmp_path)],
         input="hello\n", capture_output=True, text=True, timeout=DEADLINE)
     assert result.returncode == 2
     assert "cannot reach 127.0.0.1:9" in result.stdout
-    assert time.monotonic() - started < 15
