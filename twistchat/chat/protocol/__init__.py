@@ -62,6 +62,7 @@ from twistchat.chat.protocol.limits import (
 from twistchat.chat.protocol.requests import (
     Away,
     Ban,
+    Contacts,
     Create,
     Data,
     Dm,
@@ -81,6 +82,8 @@ from twistchat.chat.protocol.requests import (
     SetPassword,
     Topic,
     Unban,
+    Unwatch,
+    Watch,
     Who,
 )
 from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
@@ -88,6 +91,7 @@ from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes, ma
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
+    ContactEvent,
     DataEvent,
     DeliveredEvent,
     DmEvent,
@@ -102,6 +106,7 @@ from twistchat.chat.protocol.server_messages import (
     OpEvent,
     PartEvent,
     QuitEvent,
+    RejoinedEvent,
     ReplacedEvent,
     ShutdownEvent,
     TopicEvent,
