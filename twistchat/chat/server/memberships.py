@@ -1,0 +1,211 @@
+"""
+Membership that outlives the connection (PROTOCOL.md C12), as a bouncer
+keeps it: a ``join`` makes a lasting membership (committed before the join
+is answered), ``part``, a kick or a ban ends it (committed before the part
+is answered), and a ``quit``, a lost session or a replaced one leave it.
+At each login the user is put back in every room it is a member of and
+sent what it missed there since its *mark*, then live lines.
+
+**The mark** is the newest line of the room the user's transport has
+acknowledged with every older line it was sent (``DeliveryMark``): a room
+line goes to each member with an ``on_acked`` callback, and the mark moves
+only over a run of acknowledged lines, so a line the transport never had
+is never behind the mark.  Marks are written in one transaction per reaper
+tick, when a session ends and at shutdown: after a crash a mark may lag the
+truth by a tick, so some lines come again, never fewer (clients de-duplicate
+by ``msg_id``, as they must anyway).
+
+**Once and in order.**  The missed lines are read from the store, and in the
+same reactor turn as that read returns the user joins the room and is sent
+them: a line committed before the read is in it, one committed after goes to
+the user live, after the replay (the store commits and answers in order).
+
+A room with members is never reaped while any member is kept, online or
+not, so its history stays for those who come back (bounded by each nick's
+``max_rooms_per_client`` and by account expiry, which deletes its
+memberships).  A room the server no longer holds (after a restart, one with
+no operator-set state) is opened again by the first member back, who
+becomes its operator, as a first ``join`` does.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from twistchat.chat.protocol import JOIN_MEMBERS, JoinEvent, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.server.rooms import Room, RoomRegistry
+from twistchat.chat.server.user import User
+from twistchat.store.social import MarkUpdate, Membership
+
+BANNED = "banned"
+"""The reason given to a member put out of a room it was banned from meanwhile."""
+
+
+class DeliveryMark:
+    """One session's mark in one room: the newest ``msg_id`` with it and
+    every line sent before it acknowledged by the transport."""
+
+    def __init__(self, mark: int = 0) -> None:
+        self.mark = mark
+        self._unacked: set[int] = set()
+        self._acked: list[int] = []
+        """Acknowledged ids above the mark, waiting for older ones (a heap)."""
+
+    def sent(self, msg_id: int) -> None:
+        self._unacked.add(msg_id)
+
+    def acked(self, msg_id: int) -> bool:
+        """The transport has ``msg_id``; True if the mark moved."""
+        self._unacked.discard(msg_id)
+        heapq.heappush(self._acked, msg_id)
+        floor = min(self._unacked) if self._unacked else None
+        moved = False
+        while self._acked and (floor is None or self._acked[0] < floor):
+            msg_id = heapq.heappop(self._acked)
+            if msg_id > self.mark:
+                self.mark, moved = msg_id, True
+        return moved
+
+
+class Memberships:
+    log = Logger()
+
+    def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
+                 on_failure: Callable[[Deferred[Any], str], None]) -> None:
+        self._store = store
+        self._rooms = rooms
+        self._history_size = history_size
+        self._background = on_failure
+        self.kept: dict[str, set[str]] = {}
+        """Room key to the folded nicks that are members of it, online or not."""
+        self._marks: dict[tuple[User, str], DeliveryMark] = {}
+        self._dirty: dict[tuple[str, str], int] = {}
+        """(nick key, room key) to a mark not written yet."""
+
+    async def load(self) -> None:
+        self.kept = await self._store.membership_rooms()
+
+    def holds(self, room_key: str) -> bool:
+        """A member is kept: the room must not be reaped."""
+        return bool(self.kept.get(room_key))
+
+    # ---- joining and leaving
+
+    async def joined(self, user: User, room: Room[User]) -> None:
+        """A ``join``: committed before the caller answers it."""
+        self.kept.setdefault(room.key, set()).add(user.key)
+        self._marks[(user, room.key)] = DeliveryMark()
+        await self._store.keep_membership(user.key, room.key, room.name)
+
+    def left(self, key: str, room_key: str) -> Deferred[None]:
+        """``part``, kick or ban of the folded nick ``key``: the membership ends."""
+        members = self.kept.get(room_key)
+        if members is None or key not in members:
+            return succeed(None)
+        members.discard(key)
+        if not members:
+            del self.kept[room_key]
+        self._dirty.pop((key, room_key), None)
+        for user, room in [k for k in self._marks if k[1] == room_key and k[0].key == key]:
+            del self._marks[(user, room)]
+        return self._store.drop_membership(key, room_key)
+
+    def forget(self, keys: list[str]) -> None:
+        """Expired registrations: the store deleted their memberships."""
+        gone = set(keys)
+        for room_key in list(self.kept):
+            self.kept[room_key] -= gone
+            if not self.kept[room_key]:
+                del self.kept[room_key]
+
+    def renamed(self, old_key: str, user: User) -> None:
+        for members in self.kept.values():
+            if old_key in members:
+                members.discard(old_key)
+                members.add(user.key)
+        self._dirty = {(user.key if k == old_key else k, r): m for (k, r), m in self._dirty.items()}
+
+    # ---- delivering, and the marks
+
+    def deliver(self, room: Room[User], event: MessageEvent, sender: User | None) -> None:
+        """A room line to every member but its sender, each copy's
+        acknowledgement moving that member's mark; the sender's own line
+        counts as had (its ``say`` was answered with it)."""
+        data = encode(event)
+        msg_id = event.msg_id
+        for member in list(room.members.values()):
+            mark = self._marks.setdefault((member, room.key), DeliveryMark())
+            mark.sent(msg_id)
+            if member is sender:
+                self._acked(member, room.key, msg_id)
+            else:
+                member.send_encoded(data, on_acked=lambda m=member, r=room.key: self._acked(m, r, msg_id))
+
+    def _acked(self, user: User, room_key: str, msg_id: int) -> None:
+        mark = self._marks.get((user, room_key))
+        if mark is not None and mark.acked(msg_id) and user.key in self.kept.get(room_key, ()):
+            self._dirty[(user.key, room_key)] = mark.mark
+
+    def flush(self) -> Deferred[None]:
+        """Write every mark that moved, in one transaction."""
+        if not self._dirty:
+            return succeed(None)
+        updates = [MarkUpdate(k, r, m) for (k, r), m in self._dirty.items()]
+        self._dirty = {}
+        return self._store.advance_marks(updates)
+
+    def departed(self, user: User) -> None:
+        """The session ended: its marks are written now; its membership stays."""
+        for key in [k for k in self._marks if k[0] is user]:
+            del self._marks[key]
+        self._background(self.flush(), "write room marks")
+
+    # ---- login
+
+    async def memberships(self, user: User) -> list[Membership]:
+        return await self._store.get_memberships(user.key)
+
+    async def restore(self, user: User, memberships: list[Membership]) -> int:
+        """Put ``user`` back in its rooms, each followed by what it missed;
+        returns how many rooms."""
+        restored = 0
+        for kept in memberships:
+            missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
+                                                  self._history_size)
+            if user.departed:
+                return restored
+            # from here to the end of the loop body: one reactor turn (see above)
+            room = self._rooms.get(kept.room_key)
+            if room is not None and user.key in room.bans:
+                self._background(self.left(user.key, room.key), "end a banned membership")
+                user.send(PartEvent(room=room.name, nick=user.nick, reason=BANNED))
+                continue
+            if room is None:
+                room = self._rooms.create(kept.room_key, kept.room_name, user)
+            if room.key in user.rooms:
+                continue
+            room.add(user)
+            user.rooms[room.key] = room
+            join = encode(JoinEvent(room=room.name, nick=user.nick))
+            for member in list(room.members.values()):
+                if member is not user:
+                    member.send_encoded(join)
+            described = room.describe()
+            user.send(RejoinedEvent(**described, members=room.member_list(count=JOIN_MEMBERS),
+                                    missed=len(missed.lines), not_kept=missed.not_kept))
+            mark = self._marks[(user, room.key)] = DeliveryMark(kept.last_seen)
+            for line in missed.lines:
+                mark.sent(line.msg_id)
+                user.send_encoded(encode(MessageEvent(
+                    room=room.name, nick=line.nick, text=line.text, msg_id=line.msg_id,
+                    ts=line.ts, replay=True)),
+                    on_acked=lambda r=room.key, i=line.msg_id: self._acked(user, r, i))
+            restored += 1
+        if restored:
+            self.log.info("{nick} back in {count} rooms", nick=user.nick, count=restored)
+        return restored
