@@ -42,6 +42,9 @@ HELP = """\
 /op NICK               (operator) hand on operator status
 /register PASSWORD     protect your nick with a password
 /password CURRENT NEW  change your nick's password
+/watch NICK            tell me when NICK comes online, goes away or offline
+/unwatch NICK          stop watching NICK
+/contacts              the nicks you watch and their state
 /quit [reason]         leave
 //text                 send text that starts with /"""
 
@@ -197,4 +200,7 @@ _PARSERS = {
     "password": _password,
     "quit": _quit, "exit": _quit,
     "help": _no_args("help"),
+    "watch": _one("watch", "/watch NICK"),
+    "unwatch": _one("unwatch", "/unwatch NICK"),
+    "contacts": _no_args("contacts"),
 }

@@ -34,6 +34,8 @@ class Conversation(ChatObserver):
         self.quitting = False
         self.quit_requested: defer.Deferred = defer.Deferred()
         self._room_before_join: dict[str, str | None] = {}
+        self._current_restored = False
+        """The current room is one the server put us back in (not joined by hand)."""
 
     # -- input ------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class Conversation(ChatObserver):
             # (a script types faster than the server answers) go there; the
             # server handles one session's requests in order.
             previous, self.current_room = self.current_room, args[0]
+            self._current_restored = False
             self._room_before_join[args[0]] = previous
         method = getattr(self.client, action)
         result = method(*args)
@@ -134,6 +137,18 @@ class Conversation(ChatObserver):
 
     def presence(self, event: p.Event) -> None:
         self.write(render.presence(event, self.now()))
+
+    def contact(self, event: p.ContactEvent) -> None:
+        self.write(render.contact(event, self.now()))
+
+    def rejoined(self, event: p.RejoinedEvent) -> None:
+        """Back in a room we never parted: the last one put back (the last
+        joined) is current, unless one joined by hand still is ours."""
+        for out in render.rejoined(event, self.now()):
+            self.write(out)
+        if (self.current_room is None or self._current_restored
+                or fold_room(self.current_room) not in self.client.rooms):
+            self.current_room, self._current_restored = event.room, True
 
     def error(self, error: ChatError) -> None:
         self.write(render.error(error.code, error.message, self.now()))
