@@ -58,7 +58,7 @@ def test_a_room_the_login_put_us_back_in():
                             missed=3, not_kept=12)
     assert render.rejoined(event, NOW) == [
         f"{HHMM} -!- back in #tea (members: @alice, bob)",
-        f"{HHMM} -!- 12 messages earlier in #tea not kept",
+        f"{HHMM} -!- 12 earlier messages in #tea not kept",
         f"{HHMM} -!- 3 messages you missed in #tea follow",
     ]
 

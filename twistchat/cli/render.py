@@ -173,15 +173,15 @@ def rejoined(event: p.RejoinedEvent, now: float | None = None) -> list[str]:
     members = _members({"members": event.members or []}, event.member_count)
     lines = [f"{t} {NOTICE} back in {event.room} (members: {members})"]
     if event.not_kept:
-        lines.append(f"{t} {NOTICE} {_messages(event.not_kept)} earlier in {event.room} not kept")
+        lines.append(f"{t} {NOTICE} {_messages(event.not_kept, 'earlier ')}in {event.room} not kept")
     if event.missed:
         verb = "follows" if event.missed == 1 else "follow"
-        lines.append(f"{t} {NOTICE} {_messages(event.missed)} you missed in {event.room} {verb}")
+        lines.append(f"{t} {NOTICE} {_messages(event.missed)}you missed in {event.room} {verb}")
     return lines
 
 
-def _messages(count: int) -> str:
-    return "1 message" if count == 1 else f"{count} messages"
+def _messages(count: int, kind: str = "") -> str:
+    return f"1 {kind}message " if count == 1 else f"{count} {kind}messages "
 
 
 def _members(result: dict[str, Any], count: int | None) -> str:
