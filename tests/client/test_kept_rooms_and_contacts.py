@@ -104,3 +104,22 @@ def test_contacts_are_told_at_login_and_as_they_change():
     assert alice.contact_list.state("carol") == "offline"
     world.wait(alice.unwatch("carol"))
     assert world.wait(alice.contacts())["contacts"] == []
+
+
+def test_a_dm_a_crash_of_the_server_sends_again_is_not_shown_again_by_the_next_run(tmp_path):
+    world = World()
+    alice, _ = world.client("alice")
+    bob, bob_sees = world.client("bob", state=_state(tmp_path, "bob"))
+    for client in (alice, bob):
+        world.wait(client.connect())
+    dm_id = world.wait(alice.msg("bob", "psst"))["dm_id"]
+    world.run(1)
+    assert [e[2] for e in bob_sees.of("dm")] == ["psst"]
+    assert "bob" not in world.store.mailboxes  # acknowledged and deleted...
+    world.wait(bob.quit())
+    from twistchat.store.base import StoredDm
+    world.store.mailboxes["bob"] = [StoredDm(dm_id, "bob", "bob", "alice", "psst", 1, "alice")]
+    again, again_sees = world.client("bob", state=_state(tmp_path, "bob"))  # ...a crash undid it
+    assert world.wait(again.connect())["mailbox"] == 1
+    world.run(1)
+    assert again_sees.of("dm") == []

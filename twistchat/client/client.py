@@ -111,6 +111,8 @@ class ChatClient:
         self._quit_waiter: tuple[_Link, defer.Deferred] | None = None
         """The session ``quit()`` is ending, and what fires when it has."""
         self._seen_dms, self._seen_deliveries = RecentIds(), RecentIds()
+        for dm_id in self.state.dm_ids:  # shown by an earlier run
+            self._seen_dms.add(dm_id)
         self.catchup = RoomCatchUp(self.state)
         self.kept = KeptRooms(self.rooms)
         self.contact_list = ContactList()
@@ -467,7 +469,8 @@ class ChatClient:
             observer.contact(event)
         elif isinstance(event, p.DmEvent):
             if self._seen_dms.add(event.dm_id):  # the mailbox hands a DM over again
-                observer.direct(event)           # until the recipient's transport acked it
+                self.state.saw_dm(event.dm_id)   # until the recipient's transport acked it
+                observer.direct(event)
         elif isinstance(event, p.DeliveredEvent):
             if self._seen_deliveries.add(event.dm_id):
                 observer.delivered(event)

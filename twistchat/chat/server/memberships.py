@@ -83,7 +83,8 @@ class Memberships:
         self._background = on_failure
         self.kept: dict[str, set[str]] = {}
         """Room key to the folded nicks that are members of it, online or not."""
-        self._marks: dict[tuple[User, str], DeliveryMark] = {}
+        self._marks: dict[User, dict[str, DeliveryMark]] = {}
+        """Per session in a room, its mark."""
         self._dirty: dict[tuple[str, str], int] = {}
         """(nick key, room key) to a mark not written yet."""
 
@@ -99,11 +100,12 @@ class Memberships:
     async def joined(self, user: User, room: Room[User]) -> None:
         """A ``join``: committed before the caller answers it."""
         self.kept.setdefault(room.key, set()).add(user.key)
-        self._marks[(user, room.key)] = DeliveryMark()
+        self._marks.setdefault(user, {})[room.key] = DeliveryMark()
         await self._store.keep_membership(user.key, room.key, room.name)
 
-    def left(self, key: str, room_key: str) -> Deferred[None]:
-        """``part``, kick or ban of the folded nick ``key``: the membership ends."""
+    def left(self, key: str, room_key: str, user: User | None = None) -> Deferred[None]:
+        """``part``, kick or ban of the folded nick ``key`` (``user``, if
+        present): the membership ends."""
         members = self.kept.get(room_key)
         if members is None or key not in members:
             return succeed(None)
@@ -111,8 +113,8 @@ class Memberships:
         if not members:
             del self.kept[room_key]
         self._dirty.pop((key, room_key), None)
-        for user, room in [k for k in self._marks if k[1] == room_key and k[0].key == key]:
-            del self._marks[(user, room)]
+        if user is not None:
+            self._marks.get(user, {}).pop(room_key, None)
         return self._store.drop_membership(key, room_key)
 
     def forget(self, keys: list[str]) -> None:
@@ -139,7 +141,7 @@ class Memberships:
         data = encode(event)
         msg_id = event.msg_id
         for member in list(room.members.values()):
-            mark = self._marks.setdefault((member, room.key), DeliveryMark())
+            mark = self._marks.setdefault(member, {}).setdefault(room.key, DeliveryMark())
             mark.sent(msg_id)
             if member is sender:
                 self._acked(member, room.key, msg_id)
@@ -147,7 +149,7 @@ class Memberships:
                 member.send_encoded(data, on_acked=lambda m=member, r=room.key: self._acked(m, r, msg_id))
 
     def _acked(self, user: User, room_key: str, msg_id: int) -> None:
-        mark = self._marks.get((user, room_key))
+        mark = self._marks.get(user, {}).get(room_key)
         if mark is not None and mark.acked(msg_id) and user.key in self.kept.get(room_key, ()):
             self._dirty[(user.key, room_key)] = mark.mark
 
@@ -161,8 +163,7 @@ class Memberships:
 
     def departed(self, user: User) -> None:
         """The session ended: its marks are written now; its membership stays."""
-        for key in [k for k in self._marks if k[0] is user]:
-            del self._marks[key]
+        self._marks.pop(user, None)
         self._background(self.flush(), "write room marks")
 
     # ---- login
@@ -198,7 +199,7 @@ class Memberships:
             described = room.describe()
             user.send(RejoinedEvent(**described, members=room.member_list(count=JOIN_MEMBERS),
                                     missed=len(missed.lines), not_kept=missed.not_kept))
-            mark = self._marks[(user, room.key)] = DeliveryMark(kept.last_seen)
+            mark = self._marks.setdefault(user, {})[room.key] = DeliveryMark(kept.last_seen)
             for line in missed.lines:
                 mark.sent(line.msg_id)
                 user.send_encoded(encode(MessageEvent(

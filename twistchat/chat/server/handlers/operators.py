@@ -26,7 +26,7 @@ def _remove_member(server: ServerCore, room: Room[User], target: User, by: User,
                                   banned=banned))
     room.remove(target.key, server.clock.seconds())
     target.rooms.pop(room.key, None)
-    server.background(server.memberships.left(target.key, room.key), "end a membership")
+    server.background(server.memberships.left(target.key, room.key, target), "end a membership")
     server.log.info("{by} removed {nick} from {room}", by=by.nick, nick=target.nick, room=room.name)
 
 

@@ -87,7 +87,7 @@ async def part(server: ServerCore, user: User, request: p.Part) -> None:
     server.tell(room, p.PartEvent(room=room.name, nick=user.nick, reason=request.reason))
     room.remove(user.key, server.clock.seconds())
     del user.rooms[room.key]
-    await server.memberships.left(user.key, room.key)  # committed before the ok (C12)
+    await server.memberships.left(user.key, room.key, user)  # committed before the ok (C12)
     user.session.reply(request, room=room.name)
 
 
