@@ -151,3 +151,33 @@ def test_after_a_crash_of_the_server_every_missed_line_comes_once_in_order(tmp_p
     back = _back(h)
     back.read = 0
     assert _texts(back) == ["in flight at the crash", "after the restart"]
+
+
+def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
+    """However long the missed lines, the replay never fills the SendQ: a
+    budget (a quarter of it) at a time, each acknowledged before the next;
+    lines said meanwhile follow in order, then live lines."""
+    h = Harness(max_send_queue=20_000)
+    budget = h.config.max_send_queue // 4
+    alice, bob = _in_tea(h)
+    bob.ok("quit")
+    long_lines = [f"{n:02} " + "x" * 1000 for n in range(10)]
+    for text in long_lines:
+        alice.ok("say", room="#tea", text=text)
+    back = h.connect()
+    back.connection.hold_acks()
+    back.ok("login", nick="bob", **PASSWORD)
+    rounds = 0
+    while back.connection.held:
+        in_flight = sum(len(data) for data, _ in back.connection.held)
+        assert in_flight <= budget + 1200  # a budget, and the login reply and rejoined
+        if rounds == 0:
+            alice.ok("say", room="#tea", text="said during the replay")
+        back.connection.release_acks()
+        rounds += 1
+    assert rounds >= 3
+    alice.ok("say", room="#tea", text="live")
+    back.read = 0
+    events = back.events(p.MessageEvent)
+    assert [e.text for e in events] == long_lines + ["said during the replay", "live"]
+    assert [bool(e.replay) for e in events] == [True] * 11 + [False]

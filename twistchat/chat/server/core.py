@@ -86,7 +86,8 @@ class ServerCore:
         self.contacts = ContactBook(self.online, clock.seconds,
                                     Rate(per_second=c.churn_rate, burst=c.churn_burst))
         """Who watches whom, and presence notices (issue 14)."""
-        self.memberships = Memberships(store, self.rooms, c.history_size, self.background)
+        self.memberships = Memberships(store, self.rooms, c.history_size, self.background,
+                                       replay_budget=c.max_send_queue // 4)
         """Rooms kept across sessions, and each member's mark (issue 14)."""
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:

@@ -38,9 +38,14 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import JOIN_MEMBERS, JoinEvent, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
 from twistchat.store.social import MarkUpdate, Membership
+
+MAX_REPLAY_ROUNDS = 8
+"""Budgets of missed lines one room's replay waits on before sending the
+rest at once (a room that talks faster than the user's link takes them)."""
 
 BANNED = "banned"
 """The reason given to a member put out of a room it was banned from meanwhile."""
@@ -76,8 +81,10 @@ class Memberships:
     log = Logger()
 
     def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
-                 on_failure: Callable[[Deferred[Any], str], None]) -> None:
+                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int) -> None:
         self._store = store
+        self._replay_budget = replay_budget
+        """Bytes of missed lines sent before waiting for their acknowledgement."""
         self._rooms = rooms
         self._history_size = history_size
         self._background = on_failure
@@ -176,37 +183,90 @@ class Memberships:
         returns how many rooms."""
         restored = 0
         for kept in memberships:
-            missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
-                                                  self._history_size)
             if user.departed:
-                return restored
-            # from here to the end of the loop body: one reactor turn (see above)
-            room = self._rooms.get(kept.room_key)
-            if room is not None and user.key in room.bans:
-                self._background(self.left(user.key, room.key), "end a banned membership")
-                user.send(PartEvent(room=room.name, nick=user.nick, reason=BANNED))
-                continue
-            if room is None:
-                room = self._rooms.create(kept.room_key, kept.room_name, user)
-            if room.key in user.rooms:
-                continue
-            room.add(user)
-            user.rooms[room.key] = room
-            join = encode(JoinEvent(room=room.name, nick=user.nick))
-            for member in list(room.members.values()):
-                if member is not user:
-                    member.send_encoded(join)
-            described = room.describe()
-            user.send(RejoinedEvent(**described, members=room.member_list(count=JOIN_MEMBERS),
-                                    missed=len(missed.lines), not_kept=missed.not_kept))
-            mark = self._marks.setdefault(user, {})[room.key] = DeliveryMark(kept.last_seen)
-            for line in missed.lines:
-                mark.sent(line.msg_id)
-                user.send_encoded(encode(MessageEvent(
-                    room=room.name, nick=line.nick, text=line.text, msg_id=line.msg_id,
-                    ts=line.ts, replay=True)),
-                    on_acked=lambda r=room.key, i=line.msg_id: self._acked(user, r, i))
-            restored += 1
+                break
+            restored += await self._restore_room(user, kept)
         if restored:
             self.log.info("{nick} back in {count} rooms", nick=user.nick, count=restored)
         return restored
+
+    async def _restore_room(self, user: User, kept: Membership) -> bool:
+        """One room: ``rejoined``, then the missed lines.  Those beyond the
+        replay budget go a budget at a time, each waiting for the transport
+        to acknowledge the one before (the SendQ is never the limit, however
+        long the lines), and are read again from the store after each, so
+        lines said meanwhile come too; the last part is sent in the reactor
+        turn its read returns in, with the user joining the room (see above)."""
+        missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
+                                              self._history_size)
+        lines, mark, told = missed.lines, DeliveryMark(kept.last_seen), False
+        for round in range(MAX_REPLAY_ROUNDS + 1):
+            room = self._room_for(user, kept)
+            if room is None:
+                return False
+            if not told:
+                user.send(self._rejoined(user, room, len(lines), missed.not_kept))
+                self._marks.setdefault(user, {})[room.key] = mark
+                told = True
+            encoded = [encode(MessageEvent(room=room.name, nick=line.nick, text=line.text,
+                                           msg_id=line.msg_id, ts=line.ts, replay=True))
+                       for line in lines]
+            fits, used = 0, 0
+            while fits < len(encoded) and (fits == 0 or used + len(encoded[fits]) <= self._replay_budget):
+                used += len(encoded[fits])
+                fits += 1
+            if fits == len(encoded) or round == MAX_REPLAY_ROUNDS:
+                self._enter(user, room)
+                for line, data in zip(lines, encoded):
+                    self._send_line(user, room.key, mark, line.msg_id, data)
+                return True
+            for line, data in zip(lines[:fits - 1], encoded):
+                self._send_line(user, room.key, mark, line.msg_id, data)
+            last = lines[fits - 1]
+            mark.sent(last.msg_id)
+            try:
+                await user.send_tracked(encoded[fits - 1])
+            except NotAcknowledged:
+                return False
+            self._acked(user, room.key, last.msg_id)
+            lines = (await self._store.get_missed(room.key, last.msg_id, 0, self._history_size)).lines
+        return False  # not reached: the last round enters the room
+
+    def _room_for(self, user: User, kept: Membership) -> Room[User] | None:
+        """The room to put ``user`` back in, opened again if the server no
+        longer holds it; None if the user is gone, or the membership ended
+        (a ban meanwhile ends it here)."""
+        if user.departed or user.key not in self.kept.get(kept.room_key, ()):
+            return None
+        room = self._rooms.get(kept.room_key)
+        if room is not None and user.key in room.bans:
+            self._background(self.left(user.key, room.key), "end a banned membership")
+            user.send(PartEvent(room=room.name, nick=user.nick, reason=BANNED))
+            return None
+        if room is None:
+            room = self._rooms.create(kept.room_key, kept.room_name, user)
+        return None if room.key in user.rooms else room
+
+    @staticmethod
+    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int) -> RejoinedEvent:
+        """The room as the user will be in it (counted among its members),
+        though it enters only once the replay's last part goes out."""
+        room.members[user.key] = user  # for the description only: no event, no line
+        try:
+            return RejoinedEvent(**room.describe(), members=room.member_list(count=JOIN_MEMBERS),
+                                 missed=missed, not_kept=not_kept)
+        finally:
+            del room.members[user.key]
+
+    def _enter(self, user: User, room: Room[User]) -> None:
+        room.add(user)
+        user.rooms[room.key] = room
+        join = encode(JoinEvent(room=room.name, nick=user.nick))
+        for member in list(room.members.values()):
+            if member is not user:
+                member.send_encoded(join)
+
+    def _send_line(self, user: User, room_key: str, mark: DeliveryMark, msg_id: int,
+                   data: bytes) -> None:
+        mark.sent(msg_id)
+        user.send_encoded(data, on_acked=lambda: self._acked(user, room_key, msg_id))
