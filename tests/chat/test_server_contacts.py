@@ -118,3 +118,22 @@ def test_a_renamed_contact_goes_offline_under_its_old_nick(h: Harness):
     alice.ok("watch", nick="bob")
     bob.ok("nick", nick="robert")
     assert [(n, s) for n, s, _, _ in _states(alice)] == [("bob", "offline")]
+
+
+def test_the_contact_list_pages_to_what_the_clients_transport_takes():
+    h = Harness(max_contacts=40)
+    nicks = [f"friend{n:02}" for n in range(30)]
+    for nick in nicks:
+        h.login(nick).ok("away", message="x" * 200)
+    alice = h.login("alice", max_message_size=2000)
+    for nick in nicks:
+        alice.ok("watch", nick=nick)
+    listed, after, pages = [], None, 0
+    while True:
+        reply = alice.ok("contacts", **({} if after is None else {"after": after}))
+        pages += 1
+        listed += [c["nick"] for c in reply["contacts"]]
+        if not reply["more"]:
+            break
+        after = listed[-1]
+    assert listed == nicks and pages > 1

@@ -181,3 +181,15 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
     events = back.events(p.MessageEvent)
     assert [e.text for e in events] == long_lines + ["said during the replay", "live"]
     assert [bool(e.replay) for e in events] == [True] * 11 + [False]
+
+
+def test_the_mark_waits_for_every_line_sent_before():
+    from twistchat.chat.server.memberships import DeliveryMark
+
+    mark = DeliveryMark(10)
+    for msg_id in (11, 12, 13, 14):
+        mark.sent(msg_id)
+    assert not mark.acked(13) and not mark.acked(12) and mark.mark == 10
+    assert mark.acked(11) and mark.mark == 13  # 11, then 12 and 13 had already come
+    assert not mark.acked(99)  # never sent: changes nothing
+    assert mark.acked(14) and mark.mark == 14
