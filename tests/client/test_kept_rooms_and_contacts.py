@@ -123,3 +123,18 @@ def test_a_dm_a_crash_of_the_server_sends_again_is_not_shown_again_by_the_next_r
     assert world.wait(again.connect())["mailbox"] == 1
     world.run(1)
     assert again_sees.of("dm") == []
+
+
+def test_a_room_parted_from_another_client_is_not_re_joined_by_this_one():
+    world = World()
+    bob, bob_sees = world.client("bob")
+    world.wait(bob.connect())
+    world.wait(bob.join("#tea"))
+    world.wait(bob.join("#cake"))
+    world.kill_server()
+    # meanwhile, bob parts #cake from elsewhere: the server's store says so
+    world.store.memberships["bob"].pop("#cake")
+    world.start_server()
+    world.run(60)
+    assert bob.ready and list(bob.rooms.values()) == ["#tea"]
+    assert ("presence", "part", "bob") in bob_sees.log

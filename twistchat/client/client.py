@@ -160,8 +160,12 @@ class ChatClient:
         reply = await self._login()
         self.login_reply, self.limits = reply, ServerLimits.from_login(reply)
         self.nick = reply["nick"]
-        if reply.get("rooms"):  # answered once the server put us back in them all
-            await self._send(p.Ping, {}, internal=True)
+        if "rooms" in reply:  # the server keeps memberships (PROTOCOL.md C12)
+            if reply["rooms"]:  # answered once it put us back in them all
+                await self._send(p.Ping, {}, internal=True)
+            for room in self.kept.not_restored():
+                self.observer.presence(p.PartEvent(room=room, nick=self.nick,
+                                                   reason="no longer a member"))
         await self._rejoin()
         await self._restore_away()
         self._lifecycle.fire(LinkEvent.LOGGED_IN)

@@ -116,7 +116,8 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     waiting = await server.mailbox.pending(key)
     kept_rooms = await server.memberships.memberships(user)  # issue 14: C11, C12
     contact_list = await server.store.get_contacts(key)
-    server.contacts.online(user)
+    if not user.departed:  # its transport may have gone while we read
+        server.contacts.online(user)
     fields: dict[str, Any] = {
         "nick": account.nick, "registered": registered_now,
         "keepalive": int(config.keepalive_interval), "idle_timeout": int(config.idle_timeout),
