@@ -65,6 +65,8 @@ def test_a_watcher_is_told_and_a_restarted_client_gets_every_missed_line_once(tw
     seen = room_lines(bob.text(), "alice")
     assert seen == [f"while bob was dead {n} (history)" for n in range(10)] + ["live again"]
     assert re.search(r"back in #tea \(members: .*alice", bob.text())
+    text = bob.text()  # what the login brought follows the line that says it connected
+    assert text.index("connected to") < text.index("back in #tea") < text.index("dead 0 (history)")
     assert bob.finish() == 0, bob.text()
     assert alice.finish() == 0, alice.text()
     assert "Traceback" not in server.log_text()

@@ -36,6 +36,24 @@ class Conversation(ChatObserver):
         self._room_before_join: dict[str, str | None] = {}
         self._current_restored = False
         """The current room is one the server put us back in (not joined by hand)."""
+        self._early: list[str] | None = None
+        """What the login brought (rooms put back, missed lines, stored DMs,
+        contacts), held to follow the "connected" line; None: shown at once."""
+
+    def hold_until_connected(self) -> None:
+        self._early = []
+
+    def connected(self) -> None:
+        """The "connected" line is out: what came with the login follows it."""
+        early, self._early = self._early, None
+        for text in early or ():
+            self.write(text)
+
+    def _show(self, text: str) -> None:
+        if self._early is not None:
+            self._early.append(text)
+        else:
+            self.write(text)
 
     # -- input ------------------------------------------------------------------
 
@@ -124,28 +142,28 @@ class Conversation(ChatObserver):
     # -- ChatObserver --------------------------------------------------------------
 
     def message(self, event: p.MessageEvent, replay: bool) -> None:
-        self.write(render.message(event, replay))
+        self._show(render.message(event, replay))
 
     def direct(self, event: p.DmEvent) -> None:
-        self.write(render.direct(event))
+        self._show(render.direct(event))
 
     def delivered(self, event: p.DeliveredEvent) -> None:
-        self.write(render.delivered(event, self.now()))
+        self._show(render.delivered(event, self.now()))
 
     def data(self, event: p.DataEvent) -> None:
-        self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
+        self._show(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
 
     def presence(self, event: p.Event) -> None:
-        self.write(render.presence(event, self.now()))
+        self._show(render.presence(event, self.now()))
 
     def contact(self, event: p.ContactEvent) -> None:
-        self.write(render.contact(event, self.now()))
+        self._show(render.contact(event, self.now()))
 
     def rejoined(self, event: p.RejoinedEvent) -> None:
         """Back in a room we never parted: the last one put back (the last
         joined) is current, unless one joined by hand still is ours."""
         for out in render.rejoined(event, self.now()):
-            self.write(out)
+            self._show(out)
         if (self.current_room is None or self._current_restored
                 or fold_room(self.current_room) not in self.client.rooms):
             self.current_room, self._current_restored = event.room, True

@@ -166,6 +166,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         out.flush()
 
     conversation = Conversation(write, now=reactor.seconds)
+    conversation.hold_until_connected()
     try:
         state_dir = options["state-dir"] or default_state_dir()
         state = ClientState.load(state_dir, options["nick"], options["host"], options["port"])
@@ -187,6 +188,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         write(f"connected to {options['host']}:{options['port']} as {reply['nick']}"
               + (" (new registration)" if reply.get("registered") else "")
               + _mailbox_note(reply.get("mailbox") or 0))
+        conversation.connected()
         if interactive:
             write("type /help for commands, /quit to leave")
             start_terminal(reactor, conversation, finished)
@@ -195,6 +197,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         conversation.quit_requested.addCallback(lambda _: finish())
 
     def not_connected(failure) -> None:
+        conversation.connected()
         if failure.check(PasswordRequired):
             write(f"twistchat-client: {failure.getErrorMessage()}: use --ask-password "
                   "or --password-file")
