@@ -188,9 +188,10 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         write(f"connected to {options['host']}:{options['port']} as {reply['nick']}"
               + (" (new registration)" if reply.get("registered") else "")
               + _mailbox_note(reply.get("mailbox") or 0))
-        conversation.connected()
         if interactive:
             write("type /help for commands, /quit to leave")
+        conversation.connected()  # what the login brought follows these lines
+        if interactive:
             start_terminal(reactor, conversation, finished)
         else:
             stdio.StandardIO(PipeInput(conversation, end_of_input))
