@@ -129,7 +129,7 @@ def test_no_message_text_in_logs_at_default_level(h: Harness):
 def _reach(code: ErrorCode) -> str:
     """Provoke ``code`` through the public protocol and return what came back."""
     h = Harness(max_members_per_room=1, max_rooms_per_client=1, max_rooms_created=1,
-                mailbox_size=0, rate=1, burst=3)
+                mailbox_size=0, rate=1, burst=3, max_contacts=1)
     c = h.connect()
     simple = {
         ErrorCode.BAD_MESSAGE: lambda: c.send_raw(b'{"id":1}'),
@@ -179,6 +179,8 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.RATE_LIMITED: lambda: [c.request("ping") for _ in range(5)][-1].code,
         ErrorCode.REPLY_TOO_LARGE: lambda: _reply_too_large(owner),
         ErrorCode.INTERNAL: lambda: _internal(h, c),
+        ErrorCode.TOO_MANY_CONTACTS: lambda: c.ok("watch", nick="owner") and c.error(
+            "watch", nick="guest"),
     }
     return actions[code]()
 

@@ -1,4 +1,4 @@
-"""Typing notices on the server (PROTOCOL.md C11): relayed unreliably to
+"""Typing notices on the server (PROTOCOL.md C13): relayed unreliably to
 the room's other members or the DM's recipient; anything else dropped and
 counted, never answered."""
 

@@ -40,6 +40,12 @@ class Recording(ChatObserver):
     def error(self, error):
         self.log.append(("error", error.code))
 
+    def contact(self, event):
+        self.log.append(("contact", event.nick, event.state))
+
+    def rejoined(self, event):
+        self.log.append(("rejoined", event.room, event.missed, event.not_kept))
+
     def server_going_down(self, message):
         self.log.append(("going down", message))
 

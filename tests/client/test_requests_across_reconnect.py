@@ -70,33 +70,46 @@ def test_a_join_in_flight_is_sent_again_and_the_room_is_then_re_joined() -> None
     assert [r.room for r in server.sent(p.Join)] == ["#tea", "#tea", "#tea"]
 
 
-def test_a_part_in_flight_is_done_by_the_reconnect_and_not_re_joined() -> None:
+def test_a_part_in_flight_is_sent_again_and_the_room_not_re_joined() -> None:
+    """Memberships outlive sessions (PROTOCOL.md C12): only a part ends one."""
     clock, server, bob, _ = logged_in()
     server.results[p.Join] = lambda request: {"room": request.room, "history": []}
+    server.results[p.Part] = lambda request: {"room": request.room}
     run(clock, 1)
     bob.join("#tea")
     run(clock, 1)
     server.silent.add(p.Part)
     parting = outcome(bob.part("#tea"))
     run(clock, 1)
+    server.silent.clear()
     server.drop()
     run(clock, BACK_IN)
     assert parting == [{"room": "#tea"}]
-    assert len(server.sent(p.Part)) == 1 and len(server.sent(p.Join)) == 1
+    assert len(server.sent(p.Part)) == 2 and len(server.sent(p.Join)) == 1
     assert not bob.rooms
 
 
-def test_a_part_while_reconnecting_is_done_at_once() -> None:
+def test_a_part_while_reconnecting_is_sent_once_logged_in_again() -> None:
     clock, server, bob, _ = logged_in()
     server.results[p.Join] = lambda request: {"room": request.room, "history": []}
+    server.results[p.Part] = lambda request: {"room": request.room}
     bob.join("#tea")
     run(clock, 1)
     server.drop()
     run(clock, 0.1)
     parting = outcome(bob.part("#tea"))
-    assert parting == [{"room": "#tea"}]
+    assert parting == []
     run(clock, BACK_IN)
-    assert not server.sent(p.Part) and len(server.sent(p.Join)) == 1
+    assert parting == [{"room": "#tea"}]
+    assert len(server.sent(p.Part)) == 1 and len(server.sent(p.Join)) == 1
+
+
+def test_a_part_of_a_room_left_already_is_done() -> None:
+    clock, server, bob, _ = logged_in()
+    server.results[p.Part] = lambda request: p.ErrorReply(id=request.id, code="NOT_IN_ROOM")
+    parting = outcome(bob.part("#tea"))
+    run(clock, 1)
+    assert parting == [{"room": "#tea"}]
 
 
 @pytest.mark.parametrize("request_type, call", [

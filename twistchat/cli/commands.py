@@ -44,6 +44,9 @@ HELP = """\
 /password CURRENT NEW  change your nick's password
 /ping                  round-trip time to the server
 /status                server, key, nick, rooms, RTT, loss, up time, what is unanswered
+/watch NICK            tell me when NICK comes online, goes away or offline
+/unwatch NICK          stop watching NICK
+/contacts              the nicks you watch and their state
 /quit [reason]         leave
 //text                 send text that starts with /"""
 
@@ -205,6 +208,9 @@ _PARSERS = {
     "help": _no_args("help"),
     "ping": _no_args("ping"),
     "status": _no_args("status"),
+    "watch": _one("watch", "/watch NICK"),
+    "unwatch": _one("unwatch", "/unwatch NICK"),
+    "contacts": _no_args("contacts"),
 }
 
 

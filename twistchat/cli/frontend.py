@@ -39,6 +39,26 @@ class Conversation(ChatObserver):
         self.status_changed: Callable[[], None] | None = None
         """Set by the terminal front end, which has a status line; without
         one (pipe mode) typing notices are neither shown nor sent."""
+        self._current_restored = False
+        """The current room is one the server put us back in (not joined by hand)."""
+        self._early: list[str] | None = None
+        """What the login brought (rooms put back, missed lines, stored DMs,
+        contacts), held to follow the "connected" line; None: shown at once."""
+
+    def hold_until_connected(self) -> None:
+        self._early = []
+
+    def connected(self) -> None:
+        """The "connected" line is out: what came with the login follows it."""
+        early, self._early = self._early, None
+        for text in early or ():
+            self.write(text)
+
+    def _show(self, text: str) -> None:
+        if self._early is not None:
+            self._early.append(text)
+        else:
+            self.write(text)
 
     # -- input ------------------------------------------------------------------
 
@@ -82,6 +102,7 @@ class Conversation(ChatObserver):
             # (a script types faster than the server answers) go there; the
             # server handles one session's requests in order.
             previous, self.current_room = self.current_room, args[0]
+            self._current_restored = False
             self._room_before_join[args[0]] = previous
         method = getattr(self.client, action)
         result = method(*args)
@@ -131,11 +152,11 @@ class Conversation(ChatObserver):
 
     def message(self, event: p.MessageEvent, replay: bool) -> None:
         self.typists.spoke(event.nick, event.room)  # before the line: drawn once, without it
-        self.write(render.message(event, replay))
+        self._show(render.message(event, replay))
 
     def direct(self, event: p.DmEvent) -> None:
         self.typists.spoke(event.nick, None)
-        self.write(render.direct(event))
+        self._show(render.direct(event))
 
     # -- typing notices: on the terminal's status line only
 
@@ -154,16 +175,28 @@ class Conversation(ChatObserver):
             self.client.typing(target)
 
     def delivered(self, event: p.DeliveredEvent) -> None:
-        self.write(render.delivered(event, self.now()))
+        self._show(render.delivered(event, self.now()))
 
     def data(self, event: p.DataEvent) -> None:
-        self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
+        self._show(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
 
     def presence(self, event: p.Event) -> None:
         if isinstance(event, p.JoinEvent) and self.client is not None and \
                 fold_nick(event.nick) == fold_nick(self.client.nick):
             return  # our own join: the reply said "now talking in" already
-        self.write(render.presence(event, self.now()))
+        self._show(render.presence(event, self.now()))
+
+    def contact(self, event: p.ContactEvent) -> None:
+        self._show(render.contact(event, self.now()))
+
+    def rejoined(self, event: p.RejoinedEvent) -> None:
+        """Back in a room we never parted: the last one put back (the last
+        joined) is current, unless one joined by hand still is ours."""
+        for out in render.rejoined(event, self.now()):
+            self._show(out)
+        if (self.current_room is None or self._current_restored
+                or fold_room(self.current_room) not in self.client.rooms):
+            self.current_room, self._current_restored = event.room, True
 
     def error(self, error: ChatError) -> None:
         self.write(render.error(error.code, error.message, self.now()))

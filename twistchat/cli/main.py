@@ -189,6 +189,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
         out.flush()
 
     conversation = Conversation(write, now=reactor.seconds)
+    conversation.hold_until_connected()
     try:
         state_dir = options["state-dir"] or default_state_dir()
         state = ClientState.load(state_dir, options["nick"], options["host"], options["port"])
@@ -212,12 +213,15 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
               + _mailbox_note(reply.get("mailbox") or 0))
         if interactive:
             write("type /help for commands, /quit to leave")
+        conversation.connected()  # what the login brought follows these lines
+        if interactive:
             start_terminal(reactor, conversation, finished)
         else:
             stdio.StandardIO(PipeInput(conversation, end_of_input))
         conversation.quit_requested.addCallback(lambda _: finish())
 
     def not_connected(failure) -> None:
+        conversation.connected()
         if failure.check(PasswordRequired):
             write(f"twistchat-client: {failure.getErrorMessage()}: use --ask-password "
                   "or --password-file")

@@ -147,6 +147,15 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
         return [f"{t} {NOTICE} you left {result['room']}"]
     if action == "ping":
         return [f"{t} {NOTICE} pong: {_ms(result['rtt'])} round trip to the server"]
+    if action == "watch":
+        return [f"{t} {NOTICE} watching {result['nick']}: {presence_of(result, now)}"]
+    if action == "unwatch":
+        return [f"{t} {NOTICE} no longer watching {result['nick']}"]
+    if action == "contacts":
+        entries = result.get("contacts", [])
+        if not entries:
+            return [f"{t} {NOTICE} you watch nobody (/watch NICK)"]
+        return [f"{t} {NOTICE} {presence_of(entry, now)}" for entry in entries]
     return []
 
 
@@ -180,6 +189,51 @@ def status(st: Any, now: float | None = None) -> list[str]:
     else:
         lines.append(f"{t} no session now; {st.held} requests held for the next login")
     return lines
+
+
+
+
+def presence_of(entry: Any, now: float | None = None) -> str:
+    """A contact's state in words (a ``contact`` event, or an entry of
+    ``watch`` and ``contacts`` replies)."""
+    get = entry.get if isinstance(entry, dict) else lambda name: getattr(entry, name)
+    nick, state = get("nick"), get("state")
+    if state == "away":
+        return f"{nick} is away" + _reason(get("away"))
+    if state == "online":
+        return f"{nick} is online"
+    seen = get("last_seen")
+    return f"{nick} is offline" + (f" (last seen {_day_and_time(seen, now)})" if seen else "")
+
+
+def _day_and_time(ts_ms: int, now: float | None) -> str:
+    """``HH:MM`` today, the date too for an older time."""
+    now = time.time() if now is None else now
+    if time.localtime(ts_ms / 1000)[:3] == time.localtime(now)[:3]:
+        return clock_text(ts_ms)
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts_ms / 1000))
+
+
+def contact(event: p.ContactEvent, now: float | None = None) -> str:
+    return f"{clock_text(now=now)} {NOTICE} {presence_of(event, now)}"
+
+
+def rejoined(event: p.RejoinedEvent, now: float | None = None) -> list[str]:
+    """Put back in a room at login (PROTOCOL.md C12): the room, then what
+    of the lines missed meanwhile comes, and how many were not kept."""
+    t = clock_text(now=now)
+    members = _members({"members": event.members or []}, event.member_count)
+    lines = [f"{t} {NOTICE} back in {event.room} (members: {members})"]
+    if event.not_kept:
+        lines.append(f"{t} {NOTICE} {_messages(event.not_kept, 'earlier ')}in {event.room} not kept")
+    if event.missed:
+        verb = "follows" if event.missed == 1 else "follow"
+        lines.append(f"{t} {NOTICE} {_messages(event.missed)}you missed in {event.room} {verb}")
+    return lines
+
+
+def _messages(count: int, kind: str = "") -> str:
+    return f"1 {kind}message " if count == 1 else f"{count} {kind}messages "
 
 
 def _members(result: dict[str, Any], count: int | None) -> str:

@@ -1,5 +1,5 @@
 """
-Who is typing, for the terminal's status line (PROTOCOL.md C11): each
+Who is typing, for the terminal's status line (PROTOCOL.md C13): each
 notice shows for ``TYPING_SHOWN_FOR`` seconds after the last one, and goes
 at once when its sender's line arrives. Pure: time is passed in.
 """

@@ -107,6 +107,16 @@ class RoomCatchUp:
         lines.sort(key=lambda line: line[0].msg_id)
         return self._show(lines)
 
+    def replayed(self, event: p.MessageEvent) -> Shown:
+        """A line the server replays after a login (PROTOCOL.md C12): shown,
+        as history, unless seen already in this run or up to the mark kept
+        from an earlier one (a server's mark may lag a crash: it errs on
+        sending a line again, never on leaving one out)."""
+        if event.msg_id <= self.state.last_seen.get(fold_room(event.room), 0):
+            self.seen.add(event.msg_id)
+            return []
+        return self._show([(event, True)])
+
     def abandon(self, room: str) -> Shown:
         """The join failed (or was refused because we are in the room already):
         release what was held as ordinary live lines."""

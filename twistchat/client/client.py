@@ -8,9 +8,11 @@ Everything the server sends unasked reaches one ``ChatObserver``.
 
 When the server stops answering, the client says so, reconnects with
 exponential backoff, logs in again with the credential it keeps in its
-state file, re-joins its rooms and replays what it missed (room history
-after the last message id it saw, merged with the live lines that came
-meanwhile: ``catchup.py``; stored DMs come from the server's mailbox), and
+state file, is put back in its rooms by the server, which replays what it
+missed there (``membership.py``: memberships outlive sessions; a room the
+server did not restore is re-joined, its history after the last message id
+seen merged with the live lines that came meanwhile: ``catchup.py``; stored
+DMs come from the server's mailbox), and
 resends what was never answered (``say``, ``dm`` and ``data`` with their
 idempotency key, so nothing is posted twice: ``resend.py``), so a server
 restart costs the user a notice and nothing else.
@@ -25,8 +27,9 @@ Where it stands, as a snapshot, is ``status()`` (``status.py``); typing
 notices go out paced and unreliably (``typing_notices.py``); a first
 connect may keep trying (``keep_trying``: ``first_connect.py``).
 
-At about 540 lines it is over the project's ~450: it is one short method per
-request (about thirty); whatever keeps state of its own is a module beside it.
+At about 560 lines it is over the project's ~450: it is one short method per
+request (about thirty); whatever keeps state of its own is a module beside it
+(contacts in ``contacts.py``, kept rooms in ``membership.py``).
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
 from twistchat.client.catchup import RoomCatchUp
 from twistchat.client.first_connect import connect_until_logged_in
+from twistchat.client.contacts import ContactList
 from twistchat.client.known_servers import KnownServers, ServerKeyMismatch
 from twistchat.client.limits import ServerLimits
+from twistchat.client.membership import KeptRooms
 from twistchat.client.link import (
     RECONNECT_DELAYS, RECONNECT_JITTER, LinkEvent, LinkLifecycle, LinkState, LinkStateError, describe,
 )
@@ -124,7 +129,12 @@ class ChatClient:
         self._quit_waiter: tuple[_Link, defer.Deferred] | None = None
         """The session ``quit()`` is ending, and what fires when it has."""
         self._seen_dms, self._seen_deliveries = RecentIds(), RecentIds()
+        for dm_id in self.state.dm_ids:  # shown by an earlier run
+            self._seen_dms.add(dm_id)
         self.catchup = RoomCatchUp(self.state)
+        self.kept = KeptRooms(self.rooms)
+        self.contact_list = ContactList()
+        """Watched nicks and their state, as the server last said (issue 14)."""
 
     @property
     def server_key(self) -> bytes | None:
@@ -176,9 +186,16 @@ class ChatClient:
         link = _Link(self)
         await self.pin.connect(self.endpoint, link, self.observer)
         self._link = link
+        self.kept.new_session()
         reply = await self._login()
         self.login_reply, self.limits = reply, ServerLimits.from_login(reply)
         self.nick = reply["nick"]
+        if "rooms" in reply:  # the server keeps memberships (PROTOCOL.md C12)
+            if reply["rooms"]:  # answered once it put us back in them all
+                await self._send(p.Ping, {}, internal=True)
+            for room in self.kept.not_restored():
+                self.observer.presence(p.PartEvent(room=room, nick=self.nick,
+                                                   reason="no longer a member"))
         await self._rejoin()
         await self._restore_away()
         self.logged_in_at = self.reactor.seconds()
@@ -212,7 +229,10 @@ class ChatClient:
         return reply
 
     async def _rejoin(self) -> None:
+        """Rooms we are in that the server did not put us back in."""
         for room in list(self.rooms.values()):
+            if self.kept.was_restored(room):
+                continue
             self.catchup.begin(room)
             try:
                 await self._joined(await self._send(p.Join, {"room": room}, internal=True), True)
@@ -309,12 +329,43 @@ class ChatClient:
             self.observer.message(event, replay=replay)
 
     def part(self, room: str, reason: str | None = None) -> defer.Deferred:
-        """Leave ``room``. While reconnecting, done at once: the new session
-        will not be in the room, since the client does not re-join it."""
-        was_in = self.rooms.pop(fold_room(room), None)
-        if was_in is not None and self._lifecycle.holds_requests:
-            return defer.succeed({"room": was_in})
-        return self._request(p.Part, room=room, reason=reason)
+        """Leave ``room``: the one way to end a membership, which outlives
+        sessions (PROTOCOL.md C12); held while reconnecting, resent if its
+        answer was lost. Not in the room (any more): done, ``{"room"}``."""
+        key = fold_room(room)
+        self.rooms.pop(key, None)
+
+        def left(reply: dict[str, Any]) -> dict[str, Any]:
+            self.rooms.pop(key, None)  # put back meanwhile by a reconnect's restore
+            return reply
+
+        def not_in(failure):
+            failure.trap(ChatError)
+            if failure.value.code != ErrorCode.NOT_IN_ROOM.value:
+                return failure
+            return left({"room": room})
+        return self._request(p.Part, room=room, reason=reason).addCallbacks(left, not_in)
+
+    def watch(self, nick: str) -> defer.Deferred:
+        """Add ``nick`` to the contacts the server keeps (PROTOCOL.md C11);
+        fires with its state now (``nick``, ``state``, ``away``, ``last_seen``)."""
+        def watching(reply: dict[str, Any]) -> dict[str, Any]:
+            self.contact_list.update(reply)
+            return reply
+        return self._request(p.Watch, nick=nick).addCallback(watching)
+
+    def unwatch(self, nick: str) -> defer.Deferred:
+        def unwatched(reply: dict[str, Any]) -> dict[str, Any]:
+            self.contact_list.remove(nick)
+            return reply
+        return self._request(p.Unwatch, nick=nick).addCallback(unwatched)
+
+    def contacts(self) -> defer.Deferred:
+        """Every contact and its state (all pages): ``{"contacts": [...]}``."""
+        def listed(reply: dict[str, Any]) -> dict[str, Any]:
+            self.contact_list.listed(reply["contacts"])
+            return reply
+        return paged(self._request, p.Contacts).addCallback(listed)
 
     def say(self, room: str, text: str) -> defer.Deferred:
         """Fires with ``msg_id`` and ``ts``: the server's receipt (echo),
@@ -471,10 +522,17 @@ class ChatClient:
     def _dispatch(self, event: p.Event) -> None:
         observer = self.observer
         if isinstance(event, p.MessageEvent):
-            self._show(self.catchup.live(event))
+            self._show(self.catchup.replayed(event) if event.replay else self.catchup.live(event))
+        elif isinstance(event, p.RejoinedEvent):
+            self.kept.rejoined(event)
+            observer.rejoined(event)
+        elif isinstance(event, p.ContactEvent):
+            self.contact_list.event(event)
+            observer.contact(event)
         elif isinstance(event, p.DmEvent):
             if self._seen_dms.add(event.dm_id):  # the mailbox hands a DM over again
-                observer.direct(event)           # until the recipient's transport acked it
+                self.state.saw_dm(event.dm_id)   # until the recipient's transport acked it
+                observer.direct(event)
             else:
                 self.counters.duplicate_dms += 1
                 observer.duplicate_dropped(event)
@@ -487,7 +545,7 @@ class ChatClient:
         elif isinstance(event, p.DataEvent):
             observer.data(event)
         elif isinstance(event, PRESENCE_EVENTS):
-            if isinstance(event, p.KickEvent) and event.nick == self.nick:
+            if isinstance(event, (p.KickEvent, p.PartEvent)) and event.nick == self.nick:
                 self.rooms.pop(fold_room(event.room), None)
             observer.presence(event)
         elif isinstance(event, p.ShutdownEvent):

@@ -53,6 +53,15 @@ class ChatObserver:
     def presence(self, event: p.Event) -> None:
         """join, part, quit, kick, nick, away, topic, mode, op, invited."""
 
+    def contact(self, event: p.ContactEvent) -> None:
+        """A watched nick's state (``event.state``: online, away, offline,
+        with ``last_seen``): one per contact after each login, then each change."""
+
+    def rejoined(self, event: p.RejoinedEvent) -> None:
+        """After a login, the server put us back in ``event.room`` (we never
+        parted it); ``event.missed`` replayed lines follow (``message`` with
+        ``replay``), ``event.not_kept`` older ones were no longer kept."""
+
     def error(self, error: ChatError) -> None:
         """An error the server sent that answers no request of ours."""
 

@@ -36,6 +36,7 @@ LISTINGS: dict[type, Listing] = {
     p.History: Listing("history", "since", "msg_id"),
     p.Who: Listing("members", "after", "nick"),
     p.Rooms: Listing("rooms", "after", "room"),
+    p.Contacts: Listing("contacts", "after", "nick"),
 }
 
 

@@ -13,8 +13,10 @@ the next login. For one that may have arrived, the kind of request decides
 * Requests scoped to the session (``join``, ``who``, ``history``, reads)
   or that set a state to a value (``away``, ``mode``, ``ban``, ...) are safe
   to do again in the new session, which starts with no rooms.
-* ``part`` is done already: the new session is not in the room and the
-  client does not re-join a room it is leaving.
+* ``part`` is sent again: the server keeps memberships across sessions
+  (PROTOCOL.md C12), and a part of a room the nick has left already is
+  taken as done (``NOT_IN_ROOM`` is what it wanted). ``watch`` and
+  ``unwatch`` set a state, ``contacts`` reads: done again too.
 * The rest change something lasting that a repeat would change again or
   refuse confusingly (``create`` a second group, ``nick``, ``set_password``,
   ``kick`` a member who came back, ``op`` once no longer operator): they
@@ -48,9 +50,10 @@ KEYED = (p.Say, p.Dm, p.Data)
 """Requests that carry ``idem``, so that a resend is answered, not repeated."""
 
 SAFE_TO_REDO = (p.Join, p.Who, p.History, p.Topic, p.Rooms, p.Away, p.Ping,
-                p.Mode, p.Ban, p.Unban, p.Invite)
+                p.Mode, p.Ban, p.Unban, p.Invite, p.Part, p.Watch, p.Unwatch, p.Contacts)
 
-DONE_BY_RECONNECTING = (p.Part,)
+DONE_BY_RECONNECTING: tuple[type, ...] = ()
+"""None since memberships outlive sessions (issue 14): kept for the rule."""
 
 
 def after_lost_answer(request_type: type) -> AnswerLost:

@@ -1,7 +1,9 @@
 """
 What a client remembers between runs, per nick and server: the random
 secret of a password-less registration (or that the nick needs a password),
-and the last message id seen in each room, for catching up.
+the last message id seen in each room, for catching up, and the ids of the
+latest DMs shown (a DM whose deletion a server crash undid comes again,
+maybe to the next run: it is not shown twice).
 
 Files live in ``$XDG_STATE_HOME/twistchat`` (default ``~/.local/state/twistchat``),
 one JSON file per nick and server, written atomically and readable only by
@@ -17,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+
+KEPT_DM_IDS = 1000
+"""DM ids kept between runs: a mailbox's worth (the server's default
+``mailbox_size``), all of which a crash of the server may send again."""
 
 
 def default_state_dir() -> Path:
@@ -53,6 +60,8 @@ class ClientState:
     secret: str | None = None
     password_required: bool = False
     last_seen: dict[str, int] = attrs.Factory(dict)
+    dm_ids: list[int] = attrs.Factory(list)
+    """The latest ``KEPT_DM_IDS`` DM ids shown, oldest first."""
 
     @classmethod
     def load(cls, directory: Path | str, nick: str, host: str, port: int) -> "ClientState":
@@ -67,14 +76,19 @@ class ClientState:
         last_seen = data.get("last_seen") or {}
         return cls(path, secret=data.get("secret"),
                    password_required=bool(data.get("password_required")),
-                   last_seen={str(k): int(v) for k, v in last_seen.items()})
+                   last_seen={str(k): int(v) for k, v in last_seen.items()},
+                   dm_ids=[int(i) for i in data.get("dm_ids") or []][-KEPT_DM_IDS:])
 
     def save(self) -> None:
         if self.path is None:
             return
         data = {"secret": self.secret, "password_required": self.password_required,
-                "last_seen": self.last_seen}
+                "last_seen": self.last_seen, "dm_ids": self.dm_ids}
         write_private(self.path, json.dumps(data))
+
+    def saw_dm(self, dm_id: int) -> None:
+        self.dm_ids.append(dm_id)
+        del self.dm_ids[:-KEPT_DM_IDS]
 
     def saw(self, room_key: str, msg_id: int) -> None:
         if msg_id > self.last_seen.get(room_key, 0):

@@ -1,5 +1,5 @@
 """
-The client's side of typing notices (PROTOCOL.md C11): at most one notice
+The client's side of typing notices (PROTOCOL.md C13): at most one notice
 per target every ``TYPING_SEND_INTERVAL`` seconds while the user types,
 sent on the unreliable channel and never held, queued or sent again.
 """

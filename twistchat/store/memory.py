@@ -13,6 +13,7 @@ import attrs
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from twistchat.store.memory_social import MemorySocial
 from twistchat.store.base import (
     IDEM_KEPT_PER_NICK,
     Account,
@@ -26,7 +27,7 @@ from twistchat.store.base import (
 )
 
 
-class MemoryStore:
+class MemoryStore(MemorySocial):
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
         self.history: dict[str, list[HistoryEntry]] = {}
@@ -37,6 +38,7 @@ class MemoryStore:
         self.rooms: dict[str, dict[str, Any]] = {}
         self._last_id = 0
         self.closed = False
+        self._init_social()
 
     def get_account(self, key: str) -> Deferred[Account | None]:
         return succeed(self.accounts.get(key))
@@ -62,6 +64,7 @@ class MemoryStore:
             if old_key in self.idem:
                 moved = {k: attrs.evolve(r, nick_key=new_key) for k, r in self.idem.pop(old_key).items()}
                 self.idem.setdefault(new_key, {}).update(moved)
+            self._rename_social(old_key, new_key)
         return succeed(None)
 
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]:
@@ -82,6 +85,7 @@ class MemoryStore:
             del self.accounts[key]
             self.mailboxes.pop(key, None)
             self.idem.pop(key, None)
+            self._forget_social(key)
             for dm_id in [d for d, r in self.receipts.items() if r.sender_key == key]:
                 del self.receipts[dm_id]
         return succeed(gone)
@@ -140,6 +144,7 @@ class MemoryStore:
             return succeed(known)
         entries = self.history.setdefault(entry.room, [])
         entries.append(entry)
+        self._number_line(entry)
         del entries[:-keep]
         self._bump(entry.msg_id)
         return succeed(None)

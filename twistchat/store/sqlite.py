@@ -42,6 +42,8 @@ from twistchat.store.base import (
     StoredDm,
     StoreFull,
 )
+from twistchat.store import sqlite_social
+from twistchat.store.sqlite_social import SQLiteSocial
 from twistchat.store.workers import ThreadWorker, Worker
 
 T = TypeVar("T")
@@ -99,6 +101,9 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER mailbox_counted_out AFTER DELETE ON mailbox BEGIN
         UPDATE meta SET value = value - 1 WHERE name = 'stored_dms'; END;
     """,
+    # version 4: contacts and lasting room memberships (issue 14), history
+    # lines numbered per room
+    sqlite_social.MIGRATION,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 WORKER_NAME = "twistchat-sqlite"
@@ -114,7 +119,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSocial):
     def __init__(self, reactor: Any, path: str, worker: Worker | None = None) -> None:
         self._reactor = reactor
         self._path = path
@@ -180,6 +185,7 @@ class SQLiteStore:
             ("UPDATE mailbox SET sender_key = ? WHERE sender_key = ?", (new_key, old_key)),
             ("UPDATE receipts SET sender_key = ? WHERE sender_key = ?", (new_key, old_key)),
             ("UPDATE OR REPLACE idem SET nick_key = ? WHERE nick_key = ?", (new_key, old_key)),
+            *sqlite_social.rename_statements(old_key, new_key),
         )
 
     def touch_account(self, key: str, last_seen: int) -> Deferred[None]:
@@ -201,6 +207,7 @@ class SQLiteStore:
                     conn.execute("DELETE FROM mailbox WHERE to_key = ?", (key,))
                     conn.execute("DELETE FROM receipts WHERE sender_key = ?", (key,))
                     conn.execute("DELETE FROM idem WHERE nick_key = ?", (key,))
+                    sqlite_social.forget(conn, key)
             return gone
         return self._run(work)
 

@@ -63,6 +63,7 @@ from twistchat.chat.protocol.limits import (
 from twistchat.chat.protocol.requests import (
     Away,
     Ban,
+    Contacts,
     Create,
     Data,
     Dm,
@@ -82,6 +83,8 @@ from twistchat.chat.protocol.requests import (
     SetPassword,
     Topic,
     Unban,
+    Unwatch,
+    Watch,
     Who,
 )
 from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
@@ -99,6 +102,7 @@ from twistchat.chat.protocol.typing_notices import (
 )
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
+    ContactEvent,
     DataEvent,
     DeliveredEvent,
     DmEvent,
@@ -113,6 +117,7 @@ from twistchat.chat.protocol.server_messages import (
     OpEvent,
     PartEvent,
     QuitEvent,
+    RejoinedEvent,
     ReplacedEvent,
     ShutdownEvent,
     TopicEvent,

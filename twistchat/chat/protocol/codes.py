@@ -41,6 +41,7 @@ class ErrorCode(enum.StrEnum):
     REPLY_TOO_LARGE = "REPLY_TOO_LARGE"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL = "INTERNAL"
+    TOO_MANY_CONTACTS = "TOO_MANY_CONTACTS"
 
     @property
     def text(self) -> str:
@@ -79,4 +80,5 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.REPLY_TOO_LARGE: "the answer would not fit in one message your transport takes",
     ErrorCode.SHUTTING_DOWN: "server is shutting down",
     ErrorCode.INTERNAL: "internal server error",
+    ErrorCode.TOO_MANY_CONTACTS: "your contact list is full",
 }

@@ -243,3 +243,38 @@ class Quit(Request):
     TYPE: ClassVar[str] = "quit"
     id: int = wire_field(Kind.REQUEST_ID)
     reason: str | None = wire_field(Kind.LINE, optional=True)
+
+
+# ----- contacts (issue 14, PROTOCOL.md C11): a watch list kept by the server
+
+
+@request
+@attrs.frozen
+class Watch(Request):
+    """Add a registered nick to your contacts (at most ``max_contacts``);
+    watching a nick already watched changes nothing and answers the same."""
+
+    TYPE: ClassVar[str] = "watch"
+    id: int = wire_field(Kind.REQUEST_ID)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Unwatch(Request):
+    """Remove a nick from your contacts (one not there: answered the same)."""
+
+    TYPE: ClassVar[str] = "unwatch"
+    id: int = wire_field(Kind.REQUEST_ID)
+    nick: str = wire_field(Kind.NICK)
+
+
+@request
+@attrs.frozen
+class Contacts(Request):
+    """Your contacts and their state, one page: in folded-nick order, those
+    after the nick ``after`` (from the start if absent)."""
+
+    TYPE: ClassVar[str] = "contacts"
+    id: int = wire_field(Kind.REQUEST_ID)
+    after: str | None = wire_field(Kind.NICK, optional=True)

@@ -63,6 +63,8 @@ class MessageEvent(Event):
     text: str = wire_field(Kind.TEXT)
     msg_id: int = wire_field(Kind.UINT)
     ts: int = wire_field(Kind.UINT)
+    replay: bool | None = wire_field(Kind.BOOL, optional=True)
+    """True on a line replayed after a login (PROTOCOL.md C12); absent live."""
 
 
 @server_message
@@ -217,3 +219,42 @@ class ReplacedEvent(Event):
 class ShutdownEvent(Event):
     TYPE: ClassVar[str] = "shutdown"
     message: str = wire_field(Kind.LINE, default="server shutting down")
+
+
+# ----- contacts and kept rooms (issue 14, PROTOCOL.md C11, C12)
+
+
+@server_message
+@attrs.frozen
+class ContactEvent(Event):
+    """A contact's state: at login (one per contact), and when it changes.
+    ``state`` is ``online``, ``away`` or ``offline``; ``last_seen`` (ms) is
+    when an offline contact's last session ended, null if never seen."""
+
+    TYPE: ClassVar[str] = "contact"
+    nick: str = wire_field(Kind.NICK)
+    state: str = wire_field(Kind.LINE)
+    away: str | None = wire_field(Kind.LINE, optional=True)
+    last_seen: int | None = wire_field(Kind.UINT, optional=True)
+
+
+@server_message
+@attrs.frozen
+class RejoinedEvent(Event):
+    """After a login, one per room the user is still a member of: the room
+    as a ``join`` reply describes it (without lines), then ``missed``
+    replayed ``message`` events (``replay: true``), oldest first; ``not_kept``
+    lines after the user's last seen one were trimmed from history before."""
+
+    TYPE: ClassVar[str] = "rejoined"
+    room: str = wire_field(Kind.ROOM)
+    topic: str | None = wire_field(Kind.LINE, optional=True)
+    topic_by: str | None = wire_field(Kind.NICK, optional=True)
+    topic_ts: int | None = wire_field(Kind.UINT, optional=True)
+    op: str | None = wire_field(Kind.NICK, optional=True)
+    invite_only: bool = wire_field(Kind.BOOL, default=False)
+    has_key: bool = wire_field(Kind.BOOL, default=False)
+    member_count: int = wire_field(Kind.UINT, default=0)
+    members: list | None = wire_field(Kind.ANY, optional=True)
+    missed: int = wire_field(Kind.UINT, default=0)
+    not_kept: int = wire_field(Kind.UINT, default=0)

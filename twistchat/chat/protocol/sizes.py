@@ -65,7 +65,7 @@ def worst_case_events(limits: Limits) -> list[Message]:
     text = WORST_TEXT_CHAR * limits.max_text_bytes
     return [
         MessageEvent(room=LONGEST_ROOM, nick=LONGEST_NICK, text=text, msg_id=LARGEST_ID,
-                     ts=LARGEST_ID),
+                     ts=LARGEST_ID, replay=True),
         DmEvent(nick=LONGEST_NICK, to=LONGEST_NICK, text=text, dm_id=LARGEST_ID,
                 ts=LARGEST_ID, stored=False),
         DataEvent(nick=LONGEST_NICK, payload=bytes(limits.max_payload_bytes)),

@@ -1,5 +1,5 @@
 """
-Typing notices (IRCv3 ``+typing``, PROTOCOL.md C11): "I am typing to this
+Typing notices (IRCv3 ``+typing``, PROTOCOL.md C13): "I am typing to this
 room or nick". They travel as *unreliable* transport messages, one JSON
 object each, never as requests: nothing answers them, nothing resends them,
 and a lost one costs only a notice that would have expired anyway.

@@ -213,6 +213,10 @@ class ServerConfig:
         "Churn bucket size per client (default: --max-rooms-per-client + 10, so a client "
         "that reconnects re-joins every room at once).", positive,
         default=attrs.Factory(lambda c: c.max_rooms_per_client + 10, takes_self=True))
+    # contacts (issue 14, PROTOCOL.md C11)
+    max_contacts: int = option(
+        "max-contacts", "Nicks one user may watch (more: TOO_MANY_CONTACTS).", positive,
+        default=100)
 
     typing_rate: float = option(
         "typing-rate", "Typing notices per second one client may have relayed (more are "

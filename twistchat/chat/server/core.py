@@ -21,10 +21,12 @@ from twisted.logger import Logger
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
 from twistchat.chat.server import identities
 from twistchat.chat.server.config import ServerConfig
+from twistchat.chat.server.contacts import ContactBook
 from twistchat.chat.server.guards import CredentialWork, LoginGuard, WorkRefused, source_of
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
+from twistchat.chat.server.memberships import Memberships
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.user import User
@@ -84,6 +86,12 @@ class ServerCore:
         self.relaying: dict[tuple[str, str], Deferred[None]] = {}
         """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
         resend with that key waits for it instead of relaying again."""
+        self.contacts = ContactBook(self.online, clock.seconds,
+                                    Rate(per_second=c.churn_rate, burst=c.churn_burst))
+        """Who watches whom, and presence notices (issue 14)."""
+        self.memberships = Memberships(store, self.rooms, c.history_size, self.background,
+                                       replay_budget=c.max_send_queue // 4)
+        """Rooms kept across sessions, and each member's mark (issue 14)."""
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
@@ -132,9 +140,12 @@ class ServerCore:
             room.remove(user.key, now)
             self.tell(room, QuitEvent(room=room.name, nick=user.nick, reason=reason, timeout=timeout))
         user.rooms.clear()
-        if self.online.get(user.key) is user:
+        was_online = self.online.get(user.key) is user
+        if was_online:
             del self.online[user.key]
             self.background(self.store.touch_account(user.key, self.now_ms()), "touch")
+        self.memberships.departed(user)  # its rooms stay its own: only part ends them
+        self.contacts.departed(user, was_online, self.now_ms())
         self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
 
     def tell(self, room: Room[User], event: Event, exclude: User | None = None) -> None:

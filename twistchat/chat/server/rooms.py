@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random as _random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -147,11 +147,13 @@ class RoomRegistry(Generic[M]):
     def created_by(self, key: str) -> int:
         return sum(1 for room in self.rooms.values() if room.creator_key == key)
 
-    def expired(self, now: float, ttl: float, kept_ttl: float) -> list[Room[M]]:
-        """Remove and return empty rooms whose time is up."""
+    def expired(self, now: float, ttl: float, kept_ttl: float,
+                held: Callable[[str], bool] | None = None) -> list[Room[M]]:
+        """Remove and return empty rooms whose time is up, but none ``held``
+        (one with absent members who come back to it: issue 14)."""
         gone = []
         for room in list(self.rooms.values()):
-            if room.members or room.empty_since is None:
+            if room.members or room.empty_since is None or (held is not None and held(room.key)):
                 continue
             limit = kept_ttl if room.worth_keeping() else ttl
             if now - room.empty_since >= limit:

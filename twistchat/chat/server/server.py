@@ -56,7 +56,7 @@ class ChatServer(ServerCore):
             clock, self.config.login_timeout, self._login_overdue)
         """Sessions that must log in by ``login_timeout`` (one timer for all)."""
         self.typing = TypingRelay(clock, self.config, self.online)
-        """Typing notices, relayed over the unreliable channel (PROTOCOL.md C11)."""
+        """Typing notices, relayed over the unreliable channel (PROTOCOL.md C13)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -67,6 +67,7 @@ class ChatServer(ServerCore):
         """Reserve ids, load kept rooms, then start the reaper."""
         async def load() -> None:
             await self.ids.prepare()
+            await self.memberships.load()
             now = self.clock.seconds()
             for key, state in (await self.store.load_rooms()).items():
                 if key not in self.rooms.rooms:
@@ -90,6 +91,7 @@ class ChatServer(ServerCore):
         for user in self._live_users():
             user.send_encoded(event)
         self.log.info("shutting down: {count} sessions", count=len(self.sessions))
+        self.background(self.memberships.flush(), "write room marks")
 
         def close_all(_: Any) -> None:
             for user in self._live_users():
@@ -167,13 +169,17 @@ class ChatServer(ServerCore):
                               peer=session.peer)
                 self.depart(user, TIMED_OUT, timeout=True)
                 session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
-        for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl):
+        self.background(self.memberships.flush(), "write room marks")
+        self.contacts.tick()
+        for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
+                                       held=self.memberships.holds):
             self.log.info("reaping empty room {room}", room=room.name)
             self.background(self.store.delete_history(room.key), "delete history")
             self.background(self.store.delete_room(room.key), "delete room")
         if now - self._last_purge >= self.config.purge_interval:
             self._last_purge = now
             d = self.purge_expired()
+            d.addCallback(lambda gone: self.memberships.forget(gone) or gone)
             d.addCallback(lambda gone: gone and self.log.info(
                 "purged {count} lapsed registrations", count=len(gone)))
             d.addErrback(lambda f: self.log.failure("purging registrations failed", f))

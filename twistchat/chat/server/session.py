@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail
@@ -170,11 +170,16 @@ class ClientSession(MessageProtocol):
     def send(self, message: Message) -> None:
         self.send_encoded(encode(message))
 
-    def send_encoded(self, data: bytes) -> None:
+    def send_encoded(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
+        """Queue ``data``; ``on_acked`` runs once the peer's transport has all
+        of it (never, if the session ends first)."""
         if self.connection is None:
             return
         try:
-            self.connection.send_message(data)
+            if on_acked is None:
+                self.connection.send_message(data)
+            else:
+                self.connection.send_message(data, on_acked=on_acked)
         except TransportError as error:
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
 

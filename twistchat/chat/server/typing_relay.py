@@ -1,5 +1,5 @@
 """
-Typing notices (PROTOCOL.md C11) relayed from one user to a room's other
+Typing notices (PROTOCOL.md C13) relayed from one user to a room's other
 members or to a DM's recipient, over the unreliable channel both ways.
 
 Best effort by design: a notice that is malformed, over the sender's rate

@@ -7,6 +7,8 @@ away message, rooms, whether the server is done with it); the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 from twisted.internet.defer import Deferred
 
@@ -49,5 +51,5 @@ class User:
     def send(self, message: Message) -> None:
         self.session.send(message)
 
-    def send_encoded(self, data: bytes) -> None:
-        self.session.send_encoded(data)
+    def send_encoded(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
+        self.session.send_encoded(data, on_acked)

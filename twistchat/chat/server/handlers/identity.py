@@ -114,16 +114,24 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     session.mark_trusted()  # a full server closes sessions not logged in first
     await server.store.touch_account(key, server.now_ms())
     waiting = await server.mailbox.pending(key)
+    kept_rooms = await server.memberships.memberships(user)  # issue 14: C11, C12
+    contact_list = await server.store.get_contacts(key)
+    if not user.departed:  # its transport may have gone while we read
+        server.contacts.online(user)
     fields: dict[str, Any] = {
         "nick": account.nick, "registered": registered_now,
         "keepalive": int(config.keepalive_interval), "idle_timeout": int(config.idle_timeout),
         "max_text_bytes": config.max_text_bytes, "max_payload_bytes": config.max_payload_bytes,
-        "max_message_bytes": config.max_message_bytes, "mailbox": len(waiting)}
+        "max_message_bytes": config.max_message_bytes, "mailbox": len(waiting),
+        "rooms": len(kept_rooms), "contacts": len(contact_list)}
     if new_secret is not None:
         fields["secret"] = new_secret
     session.reply(request, **fields)
     server.log.info("{nick} logged in from {peer}", nick=account.nick, peer=session.peer)
     await server.mailbox.replay(user, waiting)
+    if not user.departed:
+        server.contacts.logged_in(user, contact_list)
+        await server.memberships.restore(user, kept_rooms)
 
 
 def _hash(server: ServerCore, user: User, secret: str) -> Deferred[str]:
@@ -175,6 +183,8 @@ async def nick(server: ServerCore, user: User, request: p.Nick) -> None:
     user.key, user.nick = new_key, request.nick
     server.online[new_key] = user
     server.rooms.rename_member(old_key, user)
+    server.memberships.renamed(old_key, user)
+    server.contacts.renamed(old_key, old_nick, user, server.now_ms())
     for room in list(user.rooms.values()):
         server.tell(room, p.NickEvent(room=room.name, old=old_nick, new=request.nick))
         if room.op_key == new_key:

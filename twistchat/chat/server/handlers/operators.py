@@ -26,6 +26,7 @@ def _remove_member(server: ServerCore, room: Room[User], target: User, by: User,
                                   banned=banned))
     room.remove(target.key, server.clock.seconds())
     target.rooms.pop(room.key, None)
+    server.background(server.memberships.left(target.key, room.key, target), "end a membership")
     server.log.info("{by} removed {nick} from {room}", by=by.nick, nick=target.nick, room=room.name)
 
 
@@ -47,6 +48,8 @@ async def ban(server: ServerCore, user: User, request: p.Ban) -> None:
     target = room.members.get(key)
     if target is not None:
         _remove_member(server, room, target, user, request.reason, banned=True)
+    else:
+        server.background(server.memberships.left(key, room.key), "end a membership")
     user.session.reply(request, bans=sorted(room.bans.values()))
 
 

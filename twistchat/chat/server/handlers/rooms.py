@@ -77,6 +77,7 @@ async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[
     server.tell(room, p.JoinEvent(room=room.name, nick=user.nick), exclude=user)
     server.log.info("{nick} joined {room}", nick=user.nick, room=room.name)
     history = await server.store.get_history(room.key, None, server.config.history_size)
+    await server.memberships.joined(user, room)  # committed before the ok (C12)
     user.session.reply(request, **_join_reply(_budget(server, user), request, room, history))
     user.send(p.JoinEvent(room=room.name, nick=user.nick))
 
@@ -86,6 +87,7 @@ async def part(server: ServerCore, user: User, request: p.Part) -> None:
     server.tell(room, p.PartEvent(room=room.name, nick=user.nick, reason=request.reason))
     room.remove(user.key, server.clock.seconds())
     del user.rooms[room.key]
+    await server.memberships.left(user.key, room.key, user)  # committed before the ok (C12)
     user.session.reply(request, room=room.name)
 
 
@@ -109,8 +111,9 @@ def _said(known: Mapping[str, Any] | None, server: ServerCore, user: User, reque
     if known is not None:  # said before: answered as then, not said again
         user.session.reply(request, **known)
         return
-    server.tell(room, p.MessageEvent(room=room.name, nick=user.nick, text=request.text,
-                                     msg_id=answer["msg_id"], ts=answer["ts"]), exclude=user)
+    server.memberships.deliver(room, p.MessageEvent(room=room.name, nick=user.nick,
+                                                    text=request.text, msg_id=answer["msg_id"],
+                                                    ts=answer["ts"]), sender=user)
     user.session.reply(request, **answer)
 
 

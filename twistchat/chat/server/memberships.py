@@ -1,0 +1,286 @@
+"""
+Membership that outlives the connection (PROTOCOL.md C12), as a bouncer
+keeps it: a ``join`` makes a lasting membership (committed before the join
+is answered), ``part``, a kick or a ban ends it (committed before the part
+is answered), and a ``quit``, a lost session or a replaced one leave it.
+At each login the user is put back in every room it is a member of and
+sent what it missed there since its *mark*, then live lines.
+
+**The mark** is the newest line of the room the user's transport has
+acknowledged with every older line it was sent (``DeliveryMark``): a room
+line goes to each member with an ``on_acked`` callback, and the mark moves
+only over a run of acknowledged lines, so a line the transport never had
+is never behind the mark.  Marks are written in one transaction per reaper
+tick, when a session ends and at shutdown: after a crash a mark may lag the
+truth by a tick, so some lines come again, never fewer (clients de-duplicate
+by ``msg_id``, as they must anyway).
+
+**Once and in order.**  The missed lines are read from the store, and in the
+same reactor turn as that read returns the user joins the room and is sent
+them: a line committed before the read is in it, one committed after goes to
+the user live, after the replay (the store commits and answers in order).
+
+A room with members is never reaped while any member is kept, online or
+not, so its history stays for those who come back (bounded by each nick's
+``max_rooms_per_client`` and by account expiry, which deletes its
+memberships).  A room the server no longer holds (after a restart, one with
+no operator-set state) is opened again by the first member back, who
+becomes its operator, as a first ``join`` does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from twistchat.chat.protocol import JOIN_MEMBERS, JoinEvent, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.server.member import NotAcknowledged
+from twistchat.chat.server.rooms import Room, RoomRegistry
+from twistchat.chat.server.user import User
+from twistchat.store.social import MarkUpdate, Membership
+
+MAX_REPLAY_ROUNDS = 8
+"""Budgets of missed lines one room's replay waits on before sending the
+rest at once (a room that talks faster than the user's link takes them)."""
+
+BANNED = "banned"
+"""The reason given to a member put out of a room it was banned from meanwhile."""
+
+
+class DeliveryMark:
+    """One session's mark in one room: the newest ``msg_id`` with it and
+    every line sent before it acknowledged by the transport.  O(1) a line
+    (amortized): lines wait in the order sent until those before them are had."""
+
+    __slots__ = ("mark", "_sent", "_acked")
+
+    def __init__(self, mark: int = 0) -> None:
+        self.mark = mark
+        self._sent: deque[int] = deque()
+        """Ids sent and not yet under the mark, in the order sent."""
+        self._acked: set[int] = set()
+        """Those of them the transport has had."""
+
+    def sent(self, msg_id: int) -> None:
+        self._sent.append(msg_id)
+
+    def acked(self, msg_id: int) -> bool:
+        """The transport has ``msg_id``; True if the mark moved."""
+        sent, acked = self._sent, self._acked
+        if not sent:
+            return False
+        if sent[0] != msg_id:
+            acked.add(msg_id)
+            return False
+        moved = msg_id > self.mark
+        self.mark = max(self.mark, sent.popleft())
+        while sent and sent[0] in acked:
+            acked.discard(sent[0])
+            self.mark = max(self.mark, sent.popleft())
+            moved = True
+        return moved
+
+
+class Memberships:
+    log = Logger()
+
+    def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
+                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int) -> None:
+        self._store = store
+        self._replay_budget = replay_budget
+        """Bytes of missed lines sent before waiting for their acknowledgement."""
+        self._rooms = rooms
+        self._history_size = history_size
+        self._background = on_failure
+        self.kept: dict[str, set[str]] = {}
+        """Room key to the folded nicks that are members of it, online or not."""
+        self._marks: dict[User, dict[str, DeliveryMark]] = {}
+        """Per session in a room, its mark."""
+        self._dirty: dict[tuple[str, str], int] = {}
+        """(nick key, room key) to a mark not written yet."""
+
+    async def load(self) -> None:
+        self.kept = await self._store.membership_rooms()
+
+    def holds(self, room_key: str) -> bool:
+        """A member is kept: the room must not be reaped."""
+        return bool(self.kept.get(room_key))
+
+    # ---- joining and leaving
+
+    async def joined(self, user: User, room: Room[User]) -> None:
+        """A ``join``: committed before the caller answers it."""
+        self.kept.setdefault(room.key, set()).add(user.key)
+        self._marks.setdefault(user, {})[room.key] = DeliveryMark()
+        await self._store.keep_membership(user.key, room.key, room.name)
+
+    def left(self, key: str, room_key: str, user: User | None = None) -> Deferred[None]:
+        """``part``, kick or ban of the folded nick ``key`` (``user``, if
+        present): the membership ends."""
+        members = self.kept.get(room_key)
+        if members is None or key not in members:
+            return succeed(None)
+        members.discard(key)
+        if not members:
+            del self.kept[room_key]
+        self._dirty.pop((key, room_key), None)
+        if user is not None:
+            self._marks.get(user, {}).pop(room_key, None)
+        return self._store.drop_membership(key, room_key)
+
+    def forget(self, keys: list[str]) -> None:
+        """Expired registrations: the store deleted their memberships."""
+        gone = set(keys)
+        for room_key in list(self.kept):
+            self.kept[room_key] -= gone
+            if not self.kept[room_key]:
+                del self.kept[room_key]
+
+    def renamed(self, old_key: str, user: User) -> None:
+        for members in self.kept.values():
+            if old_key in members:
+                members.discard(old_key)
+                members.add(user.key)
+        self._dirty = {(user.key if k == old_key else k, r): m for (k, r), m in self._dirty.items()}
+
+    # ---- delivering, and the marks
+
+    def deliver(self, room: Room[User], event: MessageEvent, sender: User | None) -> None:
+        """A room line to every member but its sender, each copy's
+        acknowledgement moving that member's mark; the sender's own line
+        counts as had (its ``say`` was answered with it)."""
+        data = encode(event)
+        msg_id, key, marks, acked = event.msg_id, room.key, self._marks, self._acked
+        for member in list(room.members.values()):
+            rooms = marks.get(member)
+            if rooms is None:
+                rooms = marks[member] = {}
+            mark = rooms.get(key)
+            if mark is None:
+                mark = rooms[key] = DeliveryMark()
+            mark.sent(msg_id)
+            if member is sender:
+                acked(member, key, msg_id)
+            else:
+                member.send_encoded(data, functools.partial(acked, member, key, msg_id))
+
+    def _acked(self, user: User, room_key: str, msg_id: int) -> None:
+        mark = self._marks.get(user, {}).get(room_key)
+        if mark is not None and mark.acked(msg_id) and user.key in self.kept.get(room_key, ()):
+            self._dirty[(user.key, room_key)] = mark.mark
+
+    def flush(self) -> Deferred[None]:
+        """Write every mark that moved, in one transaction."""
+        if not self._dirty:
+            return succeed(None)
+        updates = [MarkUpdate(k, r, m) for (k, r), m in self._dirty.items()]
+        self._dirty = {}
+        return self._store.advance_marks(updates)
+
+    def departed(self, user: User) -> None:
+        """The session ended: its marks are written now; its membership stays."""
+        self._marks.pop(user, None)
+        self._background(self.flush(), "write room marks")
+
+    # ---- login
+
+    async def memberships(self, user: User) -> list[Membership]:
+        return await self._store.get_memberships(user.key)
+
+    async def restore(self, user: User, memberships: list[Membership]) -> int:
+        """Put ``user`` back in its rooms, each followed by what it missed;
+        returns how many rooms."""
+        restored = 0
+        for kept in memberships:
+            if user.departed:
+                break
+            restored += await self._restore_room(user, kept)
+        if restored:
+            self.log.info("{nick} back in {count} rooms", nick=user.nick, count=restored)
+        return restored
+
+    async def _restore_room(self, user: User, kept: Membership) -> bool:
+        """One room: ``rejoined``, then the missed lines.  Those beyond the
+        replay budget go a budget at a time, each waiting for the transport
+        to acknowledge the one before (the SendQ is never the limit, however
+        long the lines), and are read again from the store after each, so
+        lines said meanwhile come too; the last part is sent in the reactor
+        turn its read returns in, with the user joining the room (see above)."""
+        missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
+                                              self._history_size)
+        lines, mark, told = missed.lines, DeliveryMark(kept.last_seen), False
+        for round in range(MAX_REPLAY_ROUNDS + 1):
+            room = self._room_for(user, kept)
+            if room is None:
+                return False
+            if not told:
+                user.send(self._rejoined(user, room, len(lines), missed.not_kept))
+                self._marks.setdefault(user, {})[room.key] = mark
+                told = True
+            encoded = [encode(MessageEvent(room=room.name, nick=line.nick, text=line.text,
+                                           msg_id=line.msg_id, ts=line.ts, replay=True))
+                       for line in lines]
+            fits, used = 0, 0
+            while fits < len(encoded) and (fits == 0 or used + len(encoded[fits]) <= self._replay_budget):
+                used += len(encoded[fits])
+                fits += 1
+            if fits == len(encoded) or round == MAX_REPLAY_ROUNDS:
+                self._enter(user, room)
+                for line, data in zip(lines, encoded):
+                    self._send_line(user, room.key, mark, line.msg_id, data)
+                return True
+            for line, data in zip(lines[:fits - 1], encoded):
+                self._send_line(user, room.key, mark, line.msg_id, data)
+            last = lines[fits - 1]
+            mark.sent(last.msg_id)
+            try:
+                await user.send_tracked(encoded[fits - 1])
+            except NotAcknowledged:
+                return False
+            self._acked(user, room.key, last.msg_id)
+            lines = (await self._store.get_missed(room.key, last.msg_id, 0, self._history_size)).lines
+        return False  # not reached: the last round enters the room
+
+    def _room_for(self, user: User, kept: Membership) -> Room[User] | None:
+        """The room to put ``user`` back in, opened again if the server no
+        longer holds it; None if the user is gone, or the membership ended
+        (a ban meanwhile ends it here)."""
+        if user.departed or user.key not in self.kept.get(kept.room_key, ()):
+            return None
+        room = self._rooms.get(kept.room_key)
+        if room is not None and user.key in room.bans:
+            self._background(self.left(user.key, room.key), "end a banned membership")
+            user.send(PartEvent(room=room.name, nick=user.nick, reason=BANNED))
+            return None
+        if room is None:
+            room = self._rooms.create(kept.room_key, kept.room_name, user)
+        return None if room.key in user.rooms else room
+
+    @staticmethod
+    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int) -> RejoinedEvent:
+        """The room as the user will be in it (counted among its members),
+        though it enters only once the replay's last part goes out."""
+        room.members[user.key] = user  # for the description only: no event, no line
+        try:
+            return RejoinedEvent(**room.describe(), members=room.member_list(count=JOIN_MEMBERS),
+                                 missed=missed, not_kept=not_kept)
+        finally:
+            del room.members[user.key]
+
+    def _enter(self, user: User, room: Room[User]) -> None:
+        room.add(user)
+        user.rooms[room.key] = room
+        join = encode(JoinEvent(room=room.name, nick=user.nick))
+        for member in list(room.members.values()):
+            if member is not user:
+                member.send_encoded(join)
+
+    def _send_line(self, user: User, room_key: str, mark: DeliveryMark, msg_id: int,
+                   data: bytes) -> None:
+        mark.sent(msg_id)
+        user.send_encoded(data, on_acked=lambda: self._acked(user, room_key, msg_id))
