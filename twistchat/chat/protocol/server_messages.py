@@ -254,6 +254,7 @@ class RejoinedEvent(Event):
     op: str | None = wire_field(Kind.NICK, optional=True)
     invite_only: bool = wire_field(Kind.BOOL, default=False)
     has_key: bool = wire_field(Kind.BOOL, default=False)
+    limit: int | None = wire_field(Kind.UINT, optional=True)
     member_count: int = wire_field(Kind.UINT, default=0)
     members: list | None = wire_field(Kind.ANY, optional=True)
     missed: int = wire_field(Kind.UINT, default=0)
