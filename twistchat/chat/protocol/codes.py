@@ -41,6 +41,13 @@ class ErrorCode(enum.StrEnum):
     REPLY_TOO_LARGE = "REPLY_TOO_LARGE"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL = "INTERNAL"
+    # transfers (PROTOCOL.md C11)
+    NO_SUCH_TRANSFER = "NO_SUCH_TRANSFER"
+    BAD_PIECE = "BAD_PIECE"
+    TOO_MANY_TRANSFERS = "TOO_MANY_TRANSFERS"
+    SENDER_LEFT = "SENDER_LEFT"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
 
     @property
     def text(self) -> str:
@@ -79,4 +86,10 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.REPLY_TOO_LARGE: "the answer would not fit in one message your transport takes",
     ErrorCode.SHUTTING_DOWN: "server is shutting down",
     ErrorCode.INTERNAL: "internal server error",
+    ErrorCode.NO_SUCH_TRANSFER: "no open transfer of yours has that id",
+    ErrorCode.BAD_PIECE: "piece out of order, past the size, over the window, or a wrong end",
+    ErrorCode.TOO_MANY_TRANSFERS: "too many transfers under way; try again when one ends",
+    ErrorCode.SENDER_LEFT: "the sender left before the transfer ended",
+    ErrorCode.CANCELLED: "the sender cancelled the transfer",
+    ErrorCode.TIMED_OUT: "nothing moved in the transfer for too long",
 }

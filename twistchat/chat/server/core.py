@@ -27,6 +27,7 @@ from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
+from twistchat.chat.server.transfers import Transfers
 from twistchat.chat.server.user import User
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
@@ -81,6 +82,7 @@ class ServerCore:
         self.relaying: dict[tuple[str, str], Deferred[None]] = {}
         """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
         resend with that key waits for it instead of relaying again."""
+        self.transfers = Transfers(clock, self.config)
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
@@ -114,6 +116,7 @@ class ServerCore:
         user.departed = True
         if not user.logged_in:
             return
+        self.transfers.departed(user)
         now = self.clock.seconds()
         for room in list(user.rooms.values()):
             room.remove(user.key, now)

@@ -159,6 +159,7 @@ class ChatServer(ServerCore):
                               peer=session.peer)
                 self.depart(user, TIMED_OUT, timeout=True)
                 session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
+        self.transfers.reap(now)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl):
             self.log.info("reaping empty room {room}", room=room.name)
             self.background(self.store.delete_history(room.key), "delete history")

@@ -6,11 +6,11 @@ ChatProtocolError.
 """
 
 from twistchat.chat.server.core import Handler
-from twistchat.chat.server.handlers import direct, identity, operators, presence, rooms
+from twistchat.chat.server.handlers import direct, identity, operators, presence, rooms, transfers
 
 HANDLERS: dict[type, Handler] = {
     **identity.HANDLERS, **rooms.HANDLERS, **operators.HANDLERS, **direct.HANDLERS,
-    **presence.HANDLERS,
+    **presence.HANDLERS, **transfers.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]
