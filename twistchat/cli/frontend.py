@@ -16,10 +16,11 @@ from twistchat.chat import protocol as p
 from twistchat.chat.protocol import fold_room
 from twistchat.cli import render
 from twistchat.cli.commands import HELP, Command, CommandError, parse
-from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected
+from twistchat.cli.transfers import TransferLines
+from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected, TransferError
 
 
-class Conversation(ChatObserver):
+class Conversation(TransferLines, ChatObserver):
     """Runs commands on ``client`` and writes one line per thing to show."""
 
     def __init__(self, write: Callable[[str], None], now: Callable[[], float] = time.time) -> None:
@@ -74,8 +75,10 @@ class Conversation(ChatObserver):
             # server handles one session's requests in order.
             previous, self.current_room = self.current_room, args[0]
             self._room_before_join[args[0]] = previous
-        method = getattr(self.client, action)
-        result = method(*args)
+        if action == "send_file":  # with a progress line: cli/transfers.py
+            result = self.send_file(*args)
+        else:
+            result = getattr(self.client, action)(*args)
         self.outstanding.add(result)
         result.addCallbacks(self._succeeded, self._failed,
                             callbackArgs=(action, args), errbackArgs=(action, args))
@@ -95,6 +98,8 @@ class Conversation(ChatObserver):
             self.write(render.own_message(reply["room"], self.client.nick, args[1], reply["ts"]))
         elif action == "msg":
             self.write(render.own_direct(reply.get("to", args[0]), args[1], reply))
+        elif action == "send_file":
+            self.write(self.sent_note(args, reply))
         for out in render.reply(action, args, reply, self.now()):
             self.write(out)
 
@@ -105,6 +110,9 @@ class Conversation(ChatObserver):
         if failure.check(ChatError):
             error = failure.value
             self.write(render.error(error.code, error.message, self.now()))
+        elif failure.check(TransferError):
+            error = failure.value
+            self.write(render.error(error.code, f"{action} {' '.join(args)}: {error.message}", self.now()))
         elif failure.check(Disconnected):
             self.write(render.error("NOT_SENT", f"{action}: {failure.getErrorMessage()}", self.now()))
         elif failure.check(defer.CancelledError):
