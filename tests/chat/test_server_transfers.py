@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
 
 from .fakes import Harness
 
 DATA = bytes(range(256)) * 40  # 10 KiB
+
+
+@pytest.fixture
+def h() -> Harness:
+    """A window of 4 bytes: pieces of a few bytes are then full-sized ones
+    (every piece but the last carries at least min(1024, window) bytes)."""
+    return Harness(transfer_window=4)
 
 
 def digest(data: bytes) -> str:
@@ -44,7 +53,8 @@ def answer(client, rid: int) -> p.Message | None:
     return found[0] if found else None
 
 
-def test_a_file_goes_to_a_nick_in_pieces_in_order_and_ends_with_its_digest(h: Harness):
+def test_a_file_goes_to_a_nick_in_pieces_in_order_and_ends_with_its_digest():
+    h = Harness()
     alice, bob = h.login("alice"), h.login("bob")
     opened = alice.ok("transfer", to="bob", name="notes.txt", size=len(DATA))
     tid = opened["transfer"]
@@ -75,7 +85,8 @@ def test_a_piece_is_answered_only_once_the_recipient_has_it(h: Harness):
     assert isinstance(answer(alice, rid), p.Ok)
 
 
-def test_a_room_transfer_reaches_every_other_member(h: Harness):
+def test_a_room_transfer_reaches_every_other_member():
+    h = Harness()
     members = [h.login(nick) for nick in ("alice", "bob", "carol", "dave")]
     for member in members:
         member.ok("join", room="#tea")
@@ -153,7 +164,7 @@ def test_pieces_out_of_order_past_the_size_or_over_the_window_are_refused_and_to
     tid = alice.ok("transfer", to="bob", name="f", size=100)["transfer"]
     bob.connection.hold_acks()
     send_piece(alice, tid, 0, b"12345678")  # the whole window, unanswered
-    assert alice.error("piece", transfer=tid, offset=8, payload=b"9") == "BAD_PIECE"
+    assert alice.error("piece", transfer=tid, offset=8, payload=b"9abcdefg") == "BAD_PIECE"
     bob.connection.release_acks()
     assert not h.server.transfers.relays
 
@@ -223,8 +234,18 @@ def test_the_rate_of_bytes_out_is_bounded_per_user_by_delaying_pieces():
     assert isinstance(answer(alice, second), p.Ok)
 
 
+def test_a_short_piece_before_the_last_is_refused():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob")
+    tid = alice.ok("transfer", to="bob", name="f", size=2000)["transfer"]
+    assert alice.error("piece", transfer=tid, offset=0, payload=b"x" * 100) == "BAD_PIECE"
+    tid = alice.ok("transfer", to="bob", name="f", size=1100)["transfer"]
+    alice.ok("piece", transfer=tid, offset=0, payload=b"x" * 1024)
+    alice.ok("piece", transfer=tid, offset=1024, payload=b"x" * 76)  # the last may be short
+
+
 def test_pieces_are_not_counted_against_the_request_rate():
-    h = Harness(rate=1, burst=3)
+    h = Harness(rate=1, burst=3, transfer_window=4)
     alice, bob = h.login("alice"), h.login("bob")
     tid = alice.ok("transfer", to="bob", name="f", size=40)["transfer"]
     for offset in range(0, 40, 4):
@@ -232,7 +253,7 @@ def test_pieces_are_not_counted_against_the_request_rate():
 
 
 def test_a_transfer_in_which_nothing_moves_times_out():
-    h = Harness(transfer_idle=20)
+    h = Harness(transfer_idle=20, transfer_window=4)
     alice, bob = h.login("alice"), h.login("bob")
     tid = alice.ok("transfer", to="bob", name="f", size=8)["transfer"]
     alice.ok("piece", transfer=tid, offset=0, payload=b"1234")
@@ -253,7 +274,7 @@ def test_a_cancel_is_told_to_the_recipients_and_only_the_sender_may(h: Harness):
 
 def reach(code: ErrorCode) -> str:
     """How each transfer code is provoked (for the test that every code is reachable)."""
-    h = Harness(max_transfers_per_user=1, transfer_idle=20)
+    h = Harness(max_transfers_per_user=1, transfer_idle=20, transfer_window=4)
     alice, bob = h.login("alice"), h.login("bob")
     if code is ErrorCode.NO_SUCH_TRANSFER:
         return alice.error("piece", transfer=99, offset=0, payload=b"x")

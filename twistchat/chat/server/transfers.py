@@ -34,6 +34,15 @@ from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.user import User
 
 
+MIN_PIECE_BYTES = 1024
+"""Every piece but the last carries at least this (or the whole window, if
+smaller): a piece costs the server a request, an event per recipient and
+an answer whatever its size."""
+PIECE_OVERHEAD_BYTES = 128
+"""What a piece costs on the wire besides its bytes (header, flow charge),
+counted against the rate, so tiny pieces are not free."""
+
+
 @attrs.define(eq=False)
 class Parcel:
     """One piece (or the end) on its way to every recipient."""
@@ -144,6 +153,9 @@ class Transfers:
             wrong = f"piece at {request.offset}, expected {relay.next_offset}"
         elif size == 0 or request.offset + size > relay.size:
             wrong = f"piece of {size} bytes at {request.offset} does not fit a {relay.size}-byte transfer"
+        elif size < min(MIN_PIECE_BYTES, self.config.transfer_window) \
+                and request.offset + size != relay.size:
+            wrong = f"a piece before the last must carry at least {MIN_PIECE_BYTES} bytes"
         elif relay.unconfirmed + size > self.config.transfer_window:
             wrong = f"over the window of {self.config.transfer_window} bytes unanswered"
         if wrong is not None:
@@ -154,7 +166,8 @@ class Transfers:
         relay.last_moved = self.clock.seconds()
         event = p.encode(p.PieceEvent(transfer=relay.id, offset=request.offset,
                                       payload=request.payload))
-        self._pace(relay, Parcel(request, size, event), cost=size * len(relay.recipients))
+        self._pace(relay, Parcel(request, size, event),
+                   cost=(size + PIECE_OVERHEAD_BYTES) * len(relay.recipients))
 
     def end(self, relay: Relay, request: p.TransferEnd) -> None:
         wrong = None
