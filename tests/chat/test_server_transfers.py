@@ -295,3 +295,36 @@ def reach(code: ErrorCode) -> str:
 
 TRANSFER_CODES = (ErrorCode.NO_SUCH_TRANSFER, ErrorCode.BAD_PIECE, ErrorCode.TOO_MANY_TRANSFERS,
                   ErrorCode.SENDER_LEFT, ErrorCode.CANCELLED, ErrorCode.TIMED_OUT)
+
+
+def test_data_to_a_room_reaches_every_other_member_and_is_answered_once_they_have_it(h: Harness):
+    alice, bob, carol = h.login("alice"), h.login("bob"), h.login("carol")
+    for c in (alice, bob, carol):
+        c.ok("join", room="#tea")
+        c.drain()
+    carol.connection.hold_acks()
+    rid = next(alice.ids)
+    alice.send_raw(p.encode(p.Data(id=rid, room="#tea", payload=b"\x00\xffbinary", idem="k1")))
+    assert answer(alice, rid) is None  # carol's transport has not acknowledged it yet
+    carol.connection.release_acks()
+    reply = answer(alice, rid)
+    assert reply.result == {"room": "#tea", "delivered": 2, "missed": []}
+    for c in (bob, carol):
+        [event] = c.events(p.DataEvent)
+        assert (event.nick, event.room, event.payload) == ("alice", "#tea", b"\x00\xffbinary")
+    assert not alice.events(p.DataEvent)
+    again = alice.ok("data", room="#tea", payload=b"\x00\xffbinary", idem="k1")  # a resend
+    assert again.result == reply.result and not bob.events(p.DataEvent)
+
+
+def test_data_to_a_room_names_who_left_before_having_it(h: Harness):
+    alice, bob, carol = h.login("alice"), h.login("bob"), h.login("carol")
+    for c in (alice, bob, carol):
+        c.ok("join", room="#tea")
+    carol.connection.hold_acks()
+    rid = next(alice.ids)
+    alice.send_raw(p.encode(p.Data(id=rid, room="#tea", payload=b"x")))
+    carol.connection.peer_vanishes()
+    assert answer(alice, rid).result == {"room": "#tea", "delivered": 1, "missed": ["carol"]}
+    assert alice.error("data", room="#coffee", payload=b"x") == "NOT_IN_ROOM"
+    assert alice.error("data", payload=b"x") == "BAD_FIELD"

@@ -35,6 +35,9 @@ class Receiving(Recording):
     def transfer_failed(self, transfer, error):
         self.log.append(("failed", type(error).__name__, error.code))
 
+    def data(self, event):
+        self.log.append(("data", event.nick, event.room, event.payload))
+
 
 def world_with(nicks, tmp_path, room: str | None = None, **network):
     world = World(**network)
@@ -160,6 +163,17 @@ def test_without_a_download_folder_nothing_is_written(tmp_path):
     world.wait(bob.connect())
     world.wait(c["alice"].send_bytes("bob", b"hello", "hello.txt"))
     assert bob.observer.of("failed") == [("failed", "TransferError", "NOT_SAVED")]
+
+
+def test_data_goes_to_a_room_as_to_a_nick(tmp_path):
+    world, c = world_with(["alice", "bob", "carol"], tmp_path, room="#tea")
+    reply = world.wait(c["alice"].send_data("#tea", b"\x01\x02"))
+    assert reply["delivered"] == 2
+    world.wait(c["alice"].send_data("bob", b"\x03"))
+    world.run(1)
+    assert c["bob"].observer.of("data") == [("data", "alice", "#tea", b"\x01\x02"),
+                                            ("data", "alice", None, b"\x03")]
+    assert c["carol"].observer.of("data") == [("data", "alice", "#tea", b"\x01\x02")]
 
 
 def test_incomplete_is_a_transfer_error():

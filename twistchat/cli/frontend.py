@@ -138,7 +138,9 @@ class Conversation(TransferLines, ChatObserver):
         self.write(render.delivered(event, self.now()))
 
     def data(self, event: p.DataEvent) -> None:
-        self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
+        where = f" to {event.room}" if event.room else ""
+        self.write(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data{where}",
+                                 self.now()))
 
     def presence(self, event: p.Event) -> None:
         self.write(render.presence(event, self.now()))

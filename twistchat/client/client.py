@@ -305,10 +305,13 @@ class ChatClient:
         recipient has it."""
         return self._request(p.Dm, to=nick, text=text, idem=new_idem())
 
-    def send_data(self, nick: str, payload: bytes) -> defer.Deferred:
-        """Fires once the recipient's transport has the payload; fails with
-        ``ChatError`` NOT_ONLINE, or NOT_DELIVERED if its session ended first."""
-        return self._request(p.Data, to=nick, payload=payload, idem=new_idem())
+    def send_data(self, target: str, payload: bytes) -> defer.Deferred:
+        """To a nick: fires once its transport has the payload; fails with
+        ``ChatError`` NOT_ONLINE, or NOT_DELIVERED if its session ended first.
+        To a room: fires once every other member has it (``delivered``, and
+        ``missed``: those whose session ended first)."""
+        where = {"room": target} if target.startswith("#") or p.is_group_id(target) else {"to": target}
+        return self._request(p.Data, payload=payload, idem=new_idem(), **where)
 
     def send_file(self, target: str, path: str, progress=None) -> defer.Deferred:
         """Send the file at ``path`` to a nick or a room in pieces (transfers.py);
