@@ -328,3 +328,25 @@ def test_data_to_a_room_names_who_left_before_having_it(h: Harness):
     assert answer(alice, rid).result == {"room": "#tea", "delivered": 1, "missed": ["carol"]}
     assert alice.error("data", room="#coffee", payload=b"x") == "NOT_IN_ROOM"
     assert alice.error("data", payload=b"x") == "BAD_FIELD"
+
+
+def test_a_member_who_takes_nothing_is_dropped_and_the_room_transfer_goes_on():
+    h = Harness(transfer_idle=20, transfer_window=4)
+    alice, bob, carol = h.login("alice"), h.login("bob"), h.login("carol")
+    for c in (alice, bob, carol):
+        c.ok("join", room="#tea")
+    tid = alice.ok("transfer", room="#tea", name="f", size=8)["transfer"]
+    alice.drain()
+    carol.connection.hold_acks()  # carol's transport stalls; bob takes everything
+    rid = send_piece(alice, tid, 0, b"1234")
+    for _ in range(5):  # keepalives would keep carol's session: only the transfer stalls
+        h.advance(5)
+        for c in (alice, bob, carol):
+            c.protocol._last_request = h.clock.seconds()
+    assert isinstance(answer(alice, rid), p.Ok)
+    [dropped] = alice.events(p.TransferFailedEvent)
+    assert (dropped.code, dropped.nick) == ("NOT_DELIVERED", "carol")
+    assert carol.events(p.TransferFailedEvent)[0].code == "TIMED_OUT"
+    alice.ok("piece", transfer=tid, offset=4, payload=b"5678")
+    end = alice.ok("transfer_end", transfer=tid, size=8, sha256=digest(b"12345678"))
+    assert (end["delivered"], end["missed"]) == (1, ["carol"])

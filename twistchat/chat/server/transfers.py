@@ -262,10 +262,14 @@ class Transfers:
 
     # ---- endings
 
-    def recipient_lost(self, relay: Relay, user: User, why: str) -> None:
+    def recipient_lost(self, relay: Relay, user: User, why: str,
+                       tell: ErrorCode | None = None) -> None:
+        """``user`` will not get the rest (``tell``: and is told so, with that code)."""
         outbound = relay.recipients.get(user.key)
         if outbound is None or outbound.user is not user or self._closed(relay):
             return
+        if tell is not None:
+            user.send(p.TransferFailedEvent(transfer=relay.id, code=tell, message=why))
         del relay.recipients[user.key]
         outbound.queue.clear()
         self._blocked.discard((relay, outbound))
@@ -310,11 +314,21 @@ class Transfers:
         self.pacers.pop(user, None)
 
     def reap(self, now: float) -> None:
-        """Fail transfers in which nothing moved for ``transfer_idle``."""
+        """Fail transfers in which nothing moved for ``transfer_idle``; in a
+        room transfer held up by some recipients only, drop those instead,
+        so one stalled member does not stop it for the rest."""
+        idle = self.config.transfer_idle
         for relay in list(self.relays.values()):
-            if now - relay.last_moved > self.config.transfer_idle:
-                self.fail(relay, ErrorCode.TIMED_OUT,
-                          f"nothing moved for {self.config.transfer_idle:g} s")
+            if now - relay.last_moved <= idle:
+                continue
+            stalled = set(relay.waiting[0].pending) if relay.waiting else set()
+            if stalled and len(stalled) < len(relay.recipients):
+                for key in stalled:
+                    self.recipient_lost(relay, relay.recipients[key].user,
+                                        f"took nothing for {idle:g} s", tell=ErrorCode.TIMED_OUT)
+                relay.last_moved = now
+            else:
+                self.fail(relay, ErrorCode.TIMED_OUT, f"nothing moved for {idle:g} s")
 
     def _closed(self, relay: Relay) -> bool:
         return self.relays.get(relay.id) is not relay
