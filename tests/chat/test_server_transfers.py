@@ -263,9 +263,9 @@ def test_a_transfer_in_which_nothing_moves_times_out():
 
 
 def test_a_cancel_is_told_to_the_recipients_and_only_the_sender_may(h: Harness):
-    alice, bob = h.login("alice"), h.login("bob")
+    alice, bob, eve = h.login("alice"), h.login("bob"), h.login("eve")
     tid = alice.ok("transfer", to="bob", name="f", size=8)["transfer"]
-    assert bob.error("transfer_cancel", transfer=tid) == "NO_SUCH_TRANSFER"
+    assert eve.error("transfer_cancel", transfer=tid) == "NO_SUCH_TRANSFER"
     assert bob.error("piece", transfer=tid, offset=0, payload=b"x") == "NO_SUCH_TRANSFER"
     alice.ok("transfer_cancel", transfer=tid, reason="wrong file")
     failed = bob.events(p.TransferFailedEvent)[0]
@@ -350,3 +350,19 @@ def test_a_member_who_takes_nothing_is_dropped_and_the_room_transfer_goes_on():
     alice.ok("piece", transfer=tid, offset=4, payload=b"5678")
     end = alice.ok("transfer_end", transfer=tid, size=8, sha256=digest(b"12345678"))
     assert (end["delivered"], end["missed"]) == (1, ["carol"])
+
+
+def test_a_recipient_may_decline_the_rest_and_the_others_go_on(h: Harness):
+    alice, bob, carol = h.login("alice"), h.login("bob"), h.login("carol")
+    for c in (alice, bob, carol):
+        c.ok("join", room="#tea")
+    tid = alice.ok("transfer", room="#tea", name="f", size=8)["transfer"]
+    alice.drain()
+    alice.ok("piece", transfer=tid, offset=0, payload=b"1234")
+    carol.ok("transfer_cancel", transfer=tid, reason="disk full")
+    [declined] = alice.events(p.TransferFailedEvent)
+    assert (declined.code, declined.nick) == ("NOT_DELIVERED", "carol") and "disk full" in declined.message
+    carol.drain()
+    alice.ok("piece", transfer=tid, offset=4, payload=b"5678")
+    assert not carol.events(p.PieceEvent)
+    assert alice.ok("transfer_end", transfer=tid, size=8, sha256=digest(b"12345678"))["missed"] == ["carol"]

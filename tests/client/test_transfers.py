@@ -156,12 +156,14 @@ def test_refusals_fail_the_transfer_with_the_servers_code(tmp_path):
     assert error.value.code == "FILE_ERROR"
 
 
-def test_without_a_download_folder_nothing_is_written(tmp_path):
+def test_without_a_download_folder_nothing_is_written_and_the_server_is_told(tmp_path):
     world, c = world_with(["alice"], tmp_path)
     bob, _ = world.client("bob")
     bob.observer = Receiving()
     world.wait(bob.connect())
-    world.wait(c["alice"].send_bytes("bob", b"hello", "hello.txt"))
+    with pytest.raises(TransferError) as error:  # bob declined: it is not sent for nothing
+        world.wait(c["alice"].send_bytes("bob", bytes(200_000), "hello.txt"))
+    assert error.value.code == "NOT_DELIVERED"
     assert bob.observer.of("failed") == [("failed", "TransferError", "NOT_SAVED")]
 
 

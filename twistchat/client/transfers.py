@@ -222,13 +222,13 @@ class _Receiving:
     def piece(self, event: p.PieceEvent) -> None:
         info = self.info
         if event.offset != info.received or info.received + len(event.payload) > info.size:
-            self.fail(TransferCorrupt("CORRUPT", f"piece at {event.offset} after {info.received} "
+            self.decline(TransferCorrupt("CORRUPT", f"piece at {event.offset} after {info.received} "
                                       f"of {info.size} bytes"))
             return
         try:
             self.file.write(event.payload)
         except OSError as e:
-            self.fail(TransferError("FILE_ERROR", f"cannot write {self.part}: {e}"))
+            self.decline(TransferError("FILE_ERROR", f"cannot write {self.part}: {e}"))
             return
         self.hasher.update(event.payload)
         info.received += len(event.payload)
@@ -252,6 +252,12 @@ class _Receiving:
         info.finished = self.desk.reactor.seconds()
         del self.desk.receiving[info.transfer]
         self.desk.observer().transfer_received(info)
+
+    def decline(self, error: TransferError) -> None:
+        """A failure of our own making (cannot write, out of order): tell the
+        server, so it sends us no more of it, then fail."""
+        self.desk.decline(self.info.transfer, error.message)
+        self.fail(error)
 
     def fail(self, error: TransferError) -> None:
         self.desk.receiving.pop(self.info.transfer, None)
@@ -333,6 +339,7 @@ class Transfers:
         info = IncomingTransfer(event.transfer, event.nick, event.name, safe_file_name(event.name),
                                 event.size, event.room, self.reactor.seconds())
         if self.downloads is None:
+            self.decline(event.transfer, "no download folder")
             self.observer().transfer_failed(info, TransferError("NOT_SAVED", "no download folder"))
             return
         try:
@@ -340,11 +347,18 @@ class Transfers:
             part = self.downloads / f".twistchat-{secrets.token_hex(8)}.part"
             file = part.open("xb")
         except OSError as e:
+            self.decline(event.transfer, "cannot save it")
             self.observer().transfer_failed(info, TransferError(
                 "FILE_ERROR", f"cannot write into {self.downloads}: {e.strerror}"))
             return
         self.receiving[event.transfer] = _Receiving(self, info, part, file)
         self.observer().transfer_started(info)
+
+    def decline(self, transfer: int, reason: str) -> None:
+        """Ask the server to send us no more of an incoming transfer."""
+        if self.ready():
+            self.send(p.TransferCancel, {"transfer": transfer, "reason": reason[:200] or None}
+                      ).addErrback(lambda _: None)
 
     def _failed(self, event: p.TransferFailedEvent) -> None:
         sending = self.sending.get(event.transfer)

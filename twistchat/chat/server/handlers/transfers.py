@@ -62,8 +62,16 @@ async def end_transfer(server: ServerCore, user: User, request: p.TransferEnd) -
 
 
 async def cancel_transfer(server: ServerCore, user: User, request: p.TransferCancel) -> None:
-    relay = server.transfers.find(user, request.transfer)
-    server.transfers.fail(relay, ErrorCode.CANCELLED, request.reason or "cancelled by the sender")
+    """From the sender: the transfer ends for everyone. From a recipient: it
+    declines the rest (its client cannot save it), the others go on."""
+    transfers = server.transfers
+    relay = transfers.relays.get(request.transfer)
+    outbound = relay.recipients.get(user.key) if relay is not None else None
+    if outbound is not None and outbound.user is user:
+        transfers.recipient_lost(relay, user, f"declined: {request.reason or 'no reason given'}")
+    else:
+        relay = transfers.find(user, request.transfer)
+        transfers.fail(relay, ErrorCode.CANCELLED, request.reason or "cancelled by the sender")
     user.session.reply(request, transfer=relay.id)
 
 
