@@ -27,7 +27,7 @@ from bench.common import NetemProcess  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-LOSSY_SIZE = 384 * 1024
+LOSSY_SIZE = 256 * 1024
 FULL_SIZE = 8 * 1024 * 1024
 DEADLINE = 90.0
 
