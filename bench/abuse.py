@@ -160,6 +160,9 @@ def main(argv: list[str]) -> dict:
                              + ",".join(SCENARIOS))
     parser.add_argument("--seconds", type=float, default=None,
                         help="probe (and attack) length per scenario (default 4, --quick 3... see docs)")
+    parser.add_argument("--attacker-nice", type=int, default=0,
+                        help="run the scenarios' attacker processes at this nice value (19: they "
+                             "stand for remote machines whose CPU is not the server's)")
     parser.add_argument("--no-floods", action="store_true",
                         help="skip the datagram floods (junk, spoofed HELLOs, rate flooder, mutator)")
     args = parser.parse_args(argv)
@@ -183,7 +186,8 @@ async def _everything(reactor: Any, args: Any, names: list[str]) -> dict:
         seconds = args.seconds or (3.0 if args.quick else 10.0)
         say(f"=== hostile peers (issue 12): {len(names)} scenarios, {seconds:g} s probe each, "
             "each on a fresh server")
-        scenarios = await run_all(reactor, names, seconds, args.quick)
+        scenarios = await run_all(reactor, names, seconds, args.quick, args.attacker_nice)
+        result["attacker_nice"] = args.attacker_nice
         result["scenarios"] = scenarios
         result["scenario_seconds"] = seconds
         say("=== per scenario")

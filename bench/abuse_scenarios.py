@@ -19,12 +19,14 @@ history / rooms answering) run beside the probe as ``extra``."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, Callable
 
 from twisted.internet import defer, task
 
+from bench import procstat
 from bench.abuse_peers import PASSWORD, Meter, metered_endpoint, session
 from bench.common import Child, ServerProcess, percentile, rounded, say, sleep, tracebacks
 from bench.latency import LineChecker
@@ -301,9 +303,10 @@ def ratio(loaded: float | None, unloaded: float | None) -> float | None:
     return round(loaded / unloaded, 2)
 
 
-async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> dict:
+async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool,
+                       attacker_nice: int = 0) -> dict:
     spec = SCENARIOS[name]
-    server = ServerProcess(force_launcher=True, extra_args=tuple(spec["server"]))
+    server = ServerProcess(force_launcher=True, extra_args=("--stalls", *spec["server"]))
     addresses = Addresses()
     state: dict = {}
     samples: list[tuple[float, int]] = []
@@ -322,7 +325,9 @@ async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> 
         if spec.get("before"):
             await register(reactor, server.port, addresses, state, *spec["before"])
         extra = spec["extra"](state) if spec.get("extra") else None
+        span = procstat.CpuSpan(server=server.pid, bench=os.getpid())
         unloaded = await probe(reactor, server.port, addresses, "u", seconds, extra)
+        unloaded["cpu"] = span.figures()
         rss_before = server.rss()
         attack_seconds = seconds + 4
         base = [sys.executable, "-m", "bench.abuse_attacks", "--port", str(server.port),
@@ -330,16 +335,19 @@ async def run_scenario(reactor: Any, name: str, seconds: float, quick: bool) -> 
         if spec.get("target"):
             base += ["--target", state[spec["target"]]]
         if spec.get("processes"):
-            attackers = [Child(base + ["hello_flood", "--source", s], f"attack-{name}")
+            attackers = [Child(base + ["hello_flood", "--source", s], f"attack-{name}", nice=attacker_nice)
                          for s in spec["processes"]]
         else:
-            attackers = [Child(base + [name], f"attack-{name}")]
+            attackers = [Child(base + [name], f"attack-{name}", nice=attacker_nice)]
         setup_started = time.monotonic()
         for child in attackers:
             await wait_line(reactor, child, "^attacking", 120)
         setup_s = time.monotonic() - setup_started
         attack_started = time.monotonic()
+        span = procstat.CpuSpan(server=server.pid, bench=os.getpid(),
+                                **{f"attacker{i}": c.pid for i, c in enumerate(attackers)})
         loaded = await probe(reactor, server.port, addresses, "a", seconds, extra)
+        loaded["cpu"] = span.figures()
         probe_s = time.monotonic() - attack_started
         attack_results = []
         for child in attackers:
@@ -421,15 +429,36 @@ def summary_line(name: str, r: dict) -> str:
             f"attacker out/in {r['attacker'].get('bytes_out', 0):,}/{r['attacker'].get('bytes_in', 0):,} B | "
             f"login {u['login_median_ms']}->{a['login_median_ms']} ms ({r['login_ratio']}x) | "
             f"p99 {u['p99_ms']}->{a['p99_ms']} ms ({r['p99_ratio']}x) | lost {a['lost']} | "
-            f"tracebacks {r['server_tracebacks']} | missed: {', '.join(missed) or 'none'}")
+            f"tracebacks {r['server_tracebacks']} | server stalls p99/max {stalls(r)} | "
+            f"cores: server {cpu(u)}->{cpu(a)}, "
+            f"bench {cpu(u, 'bench')}->{cpu(a, 'bench')}, attackers {cpu(a, 'attacker')}, "
+            f"machine busy {cpu(u, 'machine_busy')}->{cpu(a, 'machine_busy')} | "
+            f"missed: {', '.join(missed) or 'none'}")
 
 
-async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool) -> dict:
+def stalls(r: dict) -> str:
+    """How late the server's reactor ran a 10 ms timer over the whole
+    scenario: long stalls are the server's own doing (or CPU it did not get)."""
+    s = r.get("server_counters", {}).get("reactor_stalls") or {}
+    return f"{s.get('p99_ms', '?')}/{s.get('max_ms', '?')} ms" if s else "?"
+
+
+def cpu(probed: dict, who: str = "server") -> str:
+    """A process's (or the attackers' together, or the machine's) share of
+    a core during a probe: what explains a slow probe the server is not to
+    blame for."""
+    shares = [v for k, v in (probed.get("cpu") or {}).items()
+              if k.startswith(who) and k.endswith("_share") and v is not None]
+    return "?" if not shares else f"{sum(shares):.0%}"
+
+
+async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool,
+                  attacker_nice: int = 0) -> dict:
     results = {}
     for name in names:
         say(f"--- scenario {name}: {SCENARIOS[name]['attack']}")
         try:
-            results[name] = await run_scenario(reactor, name, seconds, quick)
+            results[name] = await run_scenario(reactor, name, seconds, quick, attacker_nice)
         except Exception as e:  # one broken scenario must not hide the others
             import traceback
             results[name] = {"error": f"{type(e).__name__}: {e}", "where": traceback.format_exc()[-1500:]}

@@ -82,12 +82,15 @@ def probe_server(port: int, timeout: float = 10.0, alive: Callable[[], bool] = l
 class Child:
     """A child process whose output goes to a log file."""
 
-    def __init__(self, argv: list[str], name: str) -> None:
+    def __init__(self, argv: list[str], name: str, nice: int = 0) -> None:
+        """``nice``: run the child at that lower priority (an attacker that
+        stands for a remote machine, whose CPU is not the server's)."""
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
     @property
     def pid(self) -> int:

@@ -46,3 +46,35 @@ def cpu_seconds_self() -> float:
     """This process, all threads."""
     usage = os.times()
     return usage.user + usage.system
+
+
+def machine_busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat): the
+    difference over a span says how saturated the machine was."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class CpuSpan:
+    """Processes' shares of a core and the machine's busy share over a span."""
+
+    def __init__(self, **pids: int) -> None:
+        import time
+        self._pids, self._clock = pids, time.monotonic
+        self._started = self._clock()
+        self._cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._machine = machine_busy_jiffies()
+
+    def figures(self) -> dict:
+        elapsed = max(self._clock() - self._started, 1e-9)
+        busy, total = machine_busy_jiffies()
+        shares = {}
+        for name, pid in self._pids.items():
+            try:
+                shares[f"{name}_core_share"] = round((cpu_seconds(pid) - self._cpu[name]) / elapsed, 3)
+            except OSError:  # ended meanwhile
+                shares[f"{name}_core_share"] = None
+        return {**shares,
+                "machine_busy_share": round((busy - self._machine[0]) / max(total - self._machine[1], 1), 3)}

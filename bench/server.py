@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                              "thousands of sessions from 127.0.0.1 on purpose)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="any ServerConfig field (e.g. max_sessions=300), as a Python literal")
+    parser.add_argument("--stalls", action="store_true",
+                        help="measure how late the reactor runs a 10 ms timer (its stalls); "
+                             "reported with the counters on exit")
     parser.add_argument("--profile-on-signal", action="store_true",
                         help="profile only between SIGUSR1 and SIGUSR2 (which writes --profile)")
     args = parser.parse_args(argv)
@@ -152,13 +155,44 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    stalls = StallMeter(reactor) if args.stalls else None
     print(f"bench-server listening on 127.0.0.1:{port.getHost().port}", flush=True)
     reactor.run(installSignalHandlers=False)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    print(json.dumps({**attrs.asdict(endpoint.counters), "close_codes": close_codes}), flush=True)
+    extra = {"reactor_stalls": stalls.figures()} if stalls is not None else {}
+    print(json.dumps({**attrs.asdict(endpoint.counters), "close_codes": close_codes, **extra}),
+          flush=True)
     return 0
+
+
+class StallMeter:
+    """How late a 10 ms timer fires: the longest times the reactor could not
+    answer anyone (a blocking call, a long burst of work, no CPU)."""
+
+    INTERVAL = 0.01
+
+    def __init__(self, reactor) -> None:
+        import time
+        self._clock, self._reactor = time.monotonic, reactor
+        self.lateness: list[float] = []
+        self._due = self._clock() + self.INTERVAL
+        reactor.callLater(self.INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self.lateness.append(now - self._due)
+        self._due = now + self.INTERVAL
+        self._reactor.callLater(self.INTERVAL, self._tick)
+
+    def figures(self) -> dict:
+        late = sorted(self.lateness)
+        if not late:
+            return {}
+        return {"ticks": len(late), "p99_ms": round(late[int(0.99 * (len(late) - 1))] * 1000, 1),
+                "max_ms": round(late[-1] * 1000, 1),
+                "over_50ms": sum(1 for x in late if x > 0.05)}
 
 
 if __name__ == "__main__":

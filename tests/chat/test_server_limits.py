@@ -3,13 +3,16 @@ limit on fakes and a ``task.Clock``, and the eviction order end to end."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
+from twistchat.chat.protocol import sizes
 from twistchat.chat.server import ChatServer, ServerConfig, identities
 from twistchat.chat.server.guards import Backoff, Deadlines, source_of
 from twistchat.chat.server.service import admission, session_config
@@ -18,6 +21,7 @@ from twistchat.endpoint.api import CloseCode
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.server import Admission
 from twistchat.netsim.network import SimulatedNetwork
+from twistchat.reliable.config import SessionConfig, stranger_window
 from twistchat.store.memory import MemoryStore
 
 from endpoint.harness import Recorder
@@ -27,6 +31,7 @@ from .fakes import Harness
 DAY = 24 * 3600
 OWNER = "203.0.113.10"
 ATTACKER = "198.51.100.66"
+ATTACKER_2 = "198.51.101.66"
 
 
 def _hold_wrong_guesses(h: Harness, wrong: str) -> list[Deferred]:
@@ -89,22 +94,52 @@ def test_three_hundred_wrong_logins_do_not_hold_up_the_owner():
     """Before: every login of a nick waited its turn, so 300 wrong ones made
     the owner's take 12 s.  Now at most ``login_queue`` are checked at once,
     the rest are refused at once, and the owner (from a source it logged in
-    from before) has a queue of its own and never waits behind a wrong guess."""
+    from before) has a queue of its own and never waits behind a wrong guess;
+    nor for a credential worker, since one source (two networks here) holds
+    at most ``credential_per_source`` of them."""
     h = Harness(login_queue=4)
+    assert (h.config.credential_workers, h.config.credential_per_source) == (4, 2)
     h.login("owner", password="correct horse", host=OWNER).ok("quit")
     held = _hold_wrong_guesses(h, "wrong horse")
-    attackers = [h.connect(host=ATTACKER) for _ in range(300)]
+    attackers = [h.connect(host=ATTACKER if n % 2 else ATTACKER_2) for n in range(300)]
     for attacker in attackers:
         attacker.send_raw(p.encode(p.Login(id=1, nick="owner", password="wrong horse")))
-    assert len(held) == 4
+    assert len(held) == 4 and h.server.credential_work.running == 4
     refused = [r for a in attackers for r in _replies(a)]
     assert len(refused) == 296 and {r.code for r in refused} == {"RATE_LIMITED"}
     owner = h.connect(host=OWNER)
-    assert owner.ok("login", nick="owner", password="correct horse")["nick"] == "owner"
-    for d in held:
+    owner.send_raw(p.encode(p.Login(id=1, nick="owner", password="correct horse")))
+    assert _replies(owner) == [] and h.server.credential_work.waiting == 1  # a worker's turn
+    held[0].callback(False)  # one wrong guess checked (in real life: tens of ms)
+    [reply] = _replies(owner)
+    assert isinstance(reply, p.Ok) and reply.result["nick"] == "owner"
+    for d in held[1:]:
         d.callback(False)
-    assert {r.code for a in attackers[:4] for r in _replies(a)} == {"BAD_CREDENTIAL"}
-    assert h.server.login_locks == {}
+    assert {r.code for a in attackers for r in _replies(a)} == {"BAD_CREDENTIAL", "RATE_LIMITED"}
+    assert h.server.login_locks == {} and h.server.credential_work.running == 0
+
+
+def test_credential_work_is_bounded_in_all_and_per_source():
+    """Issue 12: 98 registrations at once took the server to 225 MiB (16 MiB
+    of scrypt each); now at most ``credential_workers`` run at once, a source
+    has at most ``credential_per_source`` running or waiting, and past
+    ``credential_queue`` waiting a login is refused at once."""
+    h = Harness(credential_workers=2, credential_queue=3, credential_per_source=2)
+    held = _hold_wrong_guesses(h, "wrong horse")
+    for n in range(6):
+        h.login(f"user{n}", password="correct horse", host=f"192.0.{n}.1").ok("quit")
+    guessers = {n: h.connect(host=f"192.0.{n % 6}.1") for n in range(8)}
+    for n, guesser in guessers.items():
+        guesser.send_raw(p.encode(p.Login(id=1, nick=f"user{n % 6}", password="wrong horse")))
+    work = h.server.credential_work
+    assert (work.running, work.waiting) == (2, 3)  # 5 admitted: 2 run, 3 wait
+    refused = {n: r.code for n, g in guessers.items() for r in _replies(g)}
+    assert refused == {5: "RATE_LIMITED", 6: "RATE_LIMITED", 7: "RATE_LIMITED"}
+    assert "busy" in next(r.message for r in _replies(guessers[5]))
+    while held:
+        held.pop(0).callback(False)
+    assert (work.running, work.waiting) == (0, 0)
+    assert all(r.code in ("BAD_CREDENTIAL", "RATE_LIMITED") for g in guessers.values() for r in _replies(g))
 
 
 def test_failed_logins_back_off_per_nick_and_source_and_close_the_session():
@@ -312,41 +347,75 @@ def test_deadlines_skip_keys_discarded_early():
 
 # ---------------------------------------------------------------- end to end
 
-def test_a_full_server_evicts_a_session_that_never_logged_in_not_a_logged_in_one():
-    """A real ServerEndpoint on the network simulator: the chat server vouches
-    for a session at login (mark_trusted), so when the table is full the one
-    that never logged in goes first."""
-    clock = Clock()
-    clock.advance(1_700_000_000)
-    network = SimulatedNetwork(clock, seed=3, rtt=0.02)
-    config = ServerConfig(scrypt_n=16, scrypt_r=1, scrypt_p=1, max_sessions=2)
-    assert admission(config).max_sessions == 2
-    loose = attrs.evolve(Admission.for_load_generators(), max_sessions=2)
-    chat = ChatServer(MemoryStore(), clock, config, rng=random.Random(3))
-    server = ServerEndpoint(clock, lambda address: chat.build_protocol(),
-                            config=session_config(config), rng=random.Random(4), admission=loose)
-    network.attach(server, ("127.0.0.10", 9999))
-    chat.start()
+class SimulatedServer:
+    """A real ServerEndpoint wired as the twistd plugin wires it
+    (``session_config``), on the network simulator."""
 
-    def connect(n: int) -> Recorder:
-        endpoint = client_endpoint(clock, rng=random.Random(10 + n))
-        network.attach(endpoint, ("127.0.0.20", 40000 + n))
+    def __init__(self, config: ServerConfig, admission_: Admission) -> None:
+        self.clock = clock = Clock()
+        clock.advance(1_700_000_000)
+        self.network = SimulatedNetwork(clock, seed=3, rtt=0.02)
+        self.chat = ChatServer(MemoryStore(), clock, config, rng=random.Random(3))
+        self.endpoint = ServerEndpoint(clock, lambda address: self.chat.build_protocol(),
+                                       config=session_config(config), rng=random.Random(4),
+                                       admission=admission_)
+        self.network.attach(self.endpoint, ("127.0.0.10", 9999))
+        self.chat.start()
+
+    def run(self, seconds: float, stop=lambda: False) -> None:
+        self.network.run(until=self.clock.seconds() + seconds, stop=stop)
+
+    def connect(self, n: int) -> Recorder:
+        endpoint = client_endpoint(self.clock, rng=random.Random(10 + n))
+        self.network.attach(endpoint, ("127.0.0.20", 40000 + n))
         protocol = Recorder()
         endpoint.connect(("127.0.0.10", 9999), protocol)
-        network.run(until=clock.seconds() + 5, stop=lambda: protocol.connection is not None)
+        self.run(5, stop=lambda: protocol.connection is not None)
         assert protocol.connection is not None
         return protocol
 
-    user = connect(1)
-    user.connection.send_message(p.encode(p.Login(id=1, nick="alice")))
-    network.run(until=clock.seconds() + 5, stop=lambda: bool(user.messages))
-    assert isinstance(p.decode_server_message(user.messages[0]), p.Ok)
-    lurker = connect(2)
-    network.run(until=clock.seconds() + 1)
-    newcomer = connect(3)  # the table is full: room is made
-    network.run(until=clock.seconds() + 3)
+    def request(self, user: Recorder, request) -> p.Message:
+        before = len(user.messages)
+        user.connection.send_message(p.encode(request))
+        self.run(5, stop=lambda: len(user.messages) > before)
+        return p.decode_server_message(user.messages[before])
+
+
+def test_a_full_server_evicts_a_session_that_never_logged_in_not_a_logged_in_one():
+    """The chat server vouches for a session at login (mark_trusted), so
+    when the table is full the one that never logged in goes first."""
+    config = ServerConfig(scrypt_n=16, scrypt_r=1, scrypt_p=1, max_sessions=2)
+    assert admission(config).max_sessions == 2
+    world = SimulatedServer(config, attrs.evolve(Admission.for_load_generators(), max_sessions=2))
+    user = world.connect(1)
+    assert isinstance(world.request(user, p.Login(id=1, nick="alice")), p.Ok)
+    lurker = world.connect(2)
+    world.run(1)
+    newcomer = world.connect(3)  # the table is full: room is made
+    world.run(3)
     assert [r.code for r in lurker.closed] == [CloseCode.SERVER_BUSY]
     assert user.closed == [] and newcomer.closed == []
-    assert server.counters.sessions_evicted == 1
-    chat.stop()
+    assert world.endpoint.counters.sessions_evicted == 1
+    world.chat.stop()
 
+
+def test_before_login_a_session_may_send_its_largest_login_and_little_more():
+    """Issue 12, partial reassembly: a session not logged in is offered the
+    window its largest login needs, not one of its largest message."""
+    config = ServerConfig(scrypt_n=16, scrypt_r=1, scrypt_p=1)
+    world = SimulatedServer(config, Admission.for_load_generators())
+    user = world.connect(1)
+    offered = user.connection.session.peer_parameters.receive_window
+    assert offered == stranger_window(p.max_login_request_bytes()) < 8 * 1024
+    protocol_doc = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    assert f"({offered:,} bytes" in protocol_doc  # what a client's author reads (Part 1 §4 WINDOW)
+    assert user.connection.peer_max_message_size > 8 * offered  # big messages wait for login
+    longest = sizes.WORST_ESCAPED_CHAR * p.SECRET_MAX_LENGTH
+    worst = json.dumps({"t": "login", "id": p.MAX_REQUEST_ID, "nick": "n" * p.NICK_MAX_LENGTH,
+                        "password": longest}, ensure_ascii=True).encode()
+    user.connection.send_message(worst)
+    world.run(5, stop=lambda: bool(user.messages))
+    assert isinstance(p.decode_server_message(user.messages[0]), p.Ok)
+    world.run(1)
+    assert user.connection.session.peer_parameters.receive_window == SessionConfig().receive_window
+    world.chat.stop()

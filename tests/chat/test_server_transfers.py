@@ -1,4 +1,4 @@
-"""Transfers through the server (PROTOCOL.md C11) on fake connections and a
+"""Transfers through the server (PROTOCOL.md C12) on fake connections and a
 Clock: pieces relayed in order and answered only once every recipient's
 transport has them, room fan-out, a peer leaving midway told to both sides,
 and every bound the server keeps (window, transfers per user, memory in

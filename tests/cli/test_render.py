@@ -73,3 +73,14 @@ def test_a_big_rooms_join_shows_its_first_members_and_how_many_more():
         {"nick": "alice", "op": True, "away": None}, {"nick": "bob", "op": False, "away": None}]},
         now=NOW)
     assert who == [f"{HHMM} -!- #big: @alice, bob"]
+
+
+def test_a_rooms_modes_show_its_member_cap():
+    event = p.ModeEvent(room="#tea", nick="alice", invite_only=False, has_key=True, limit=5)
+    assert render.presence(event, now=NOW) == (
+        f"{HHMM} -!- alice made #tea open, key required, at most 5 members (modes: +k +l 5)")
+    lines = render.reply("join", ("#tea",), {
+        "room": "#tea", "topic": None, "invite_only": True, "has_key": False, "limit": 5,
+        "member_count": 1, "members": [{"nick": "alice", "op": True, "away": None}]}, now=NOW)
+    assert lines == [f"{HHMM} -!- now talking in #tea", f"{HHMM} -!- modes: +i +l 5",
+                     f"{HHMM} -!- members: @alice"]

@@ -68,7 +68,7 @@ def test_typed_line_survives_incoming_messages_and_history_recalls_it(twistd_ser
     zed.wait_for(b"type /help")
     zed.wait_for(b"> ")
     zed.type(b"/join #tea\r")
-    zed.wait_for(b"zed joined #tea")
+    zed.wait_for(b"members: @zed")                # your own join: no "zed joined #tea"
     zed.type(b"hel")                              # half a line typed ...
     zed.settle()
     subprocess.run(client[:1] + ["yan"] + client[1:], input="/join #tea\nincoming line\n",
@@ -88,3 +88,27 @@ def test_typed_line_survives_incoming_messages_and_history_recalls_it(twistd_ser
     zed.type(b"\x15")                             # Ctrl-U clears it
     zed.type(b"\x04")                             # Ctrl-D on an empty line quits
     assert zed.exit_status() == 0
+
+
+def test_typing_in_one_terminal_shows_on_the_others_status_line(twistd_server, tmp_path):
+    client = [str(BIN / "twistchat-client"), "--port", str(twistd_server.port),
+              "--state-dir", str(tmp_path)]
+    zed = Terminal(client[:1] + ["zed"] + client[1:])
+    wen = Terminal(client[:1] + ["wen"] + client[1:])
+    for person in (zed, wen):                     # zed first, then wen
+        person.wait_for(b"type /help")
+        person.wait_for(b"> ")
+        person.type(b"/join #tea\r")
+        person.wait_for(b"members: ")
+    zed.wait_for(b"wen joined #tea")
+    zed.type(b"oolong")                           # typing, not sent yet
+    wen.wait_for(b"[zed is typing in #tea]")
+    zed.type(b"\r")
+    wen.wait_for(b"<zed> oolong")
+    wen.settle()
+    # the line arrived: the status line is drawn again without the notice
+    assert b"[zed is typing" not in wen.screen.split(b"<zed> oolong", 1)[1]
+    for person in (zed, wen):
+        person.type(b"\x04")
+        assert person.exit_status() == 0
+

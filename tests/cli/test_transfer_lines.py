@@ -37,7 +37,7 @@ def test_a_sent_file_is_announced_at_start_and_end_and_saved_on_the_other_side(t
     statuses: list[str] = []
     alice = Conversation(sender_lines.append, now=world.clock.seconds)
     bob = Conversation(receiver_lines.append, now=world.clock.seconds)
-    alice.status = statuses.append  # a terminal: the progress line
+    alice.status_changed = lambda: statuses.append(alice.status_line())  # a terminal
     alice.client, _ = world.client("alice")
     bob.client, _ = world.client("bob", downloads=str(tmp_path / "downloads"))
     for conversation in (alice, bob):

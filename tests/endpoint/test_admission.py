@@ -81,6 +81,18 @@ def test_new_sessions_are_rate_limited_per_address():
     assert len(opened) == 5
 
 
+def test_new_sessions_from_everyone_together_are_rate_limited():
+    """Each new session costs a handshake's CPU: many prefixes together are bounded too."""
+    admission = attrs.evolve(LOOSE, sessions_in_total=Rate(per_second=1, burst=4))
+    server, transport, clock, opened = make_server(admission)
+    for block in range(6):
+        open_sessions(server, transport, 1, host=f"198.51.{block}.1", first_cid=100 + block)
+    assert len(opened) == 4 and server.counters.sessions_throttled_in_total == 2
+    clock.advance(1)
+    open_sessions(server, transport, 1, host="198.51.9.1", first_cid=200)
+    assert len(opened) == 5
+
+
 def test_cookies_are_rate_limited_per_address_and_per_prefix():
     admission = attrs.evolve(LOOSE, cookies_per_address=Rate(per_second=1, burst=2),
                              cookies_per_prefix=Rate(per_second=1, burst=5))
@@ -105,3 +117,45 @@ def test_source_prefixes():
     assert source_prefix("::ffff:203.0.113.77") == "203.0.113.0/24"
     assert source_prefix("fe80::1%eth0") == "fe80::/64"
     assert source_prefix("not an address") == "not an address"
+
+
+def test_a_burst_of_handshakes_is_spread_over_reactor_turns():
+    """Each handshake costs two X25519 operations: a burst of 10 with a budget
+    of 3 per turn opens 3 now and the rest over the next turns, oldest first,
+    so the other sessions' packets are served between them."""
+    server, transport, clock, opened = make_server(attrs.evolve(LOOSE, handshakes_per_turn=3))
+    connects = []
+    for cid in range(1, 11):
+        address = ("198.51.100.1", 1000 + cid)
+        connects.append((connect_from(server, transport, address, cid), address))
+    for datagram, address in connects:
+        server.datagramReceived(datagram, address)
+    assert len(opened) == 3
+    server.datagramReceived(*connects[5])  # a retransmission of one still waiting: not queued twice
+    for turn_opened in (6, 9, 10):
+        next_reactor_turn(clock)
+        assert len(opened) == turn_opened
+    assert opened == [address for _, address in connects]
+    assert server.counters.handshakes_dropped == 0
+
+
+def test_handshakes_past_the_queue_are_dropped_and_counted():
+    admission = attrs.evolve(LOOSE, handshakes_per_turn=1, max_queued_handshakes=2)
+    server, transport, clock, opened = make_server(admission)
+    for cid in range(1, 6):
+        address = ("198.51.100.1", 1000 + cid)
+        server.datagramReceived(connect_from(server, transport, address, cid), address)
+    assert len(opened) == 1 and server.counters.handshakes_dropped == 2
+    clock.advance(0)
+    assert len(opened) == 3
+
+
+def next_reactor_turn(clock) -> None:
+    """Run the calls due now, not those they schedule for now (a real
+    reactor runs those in its next iteration, after reading the sockets;
+    ``Clock.advance`` would run them at once)."""
+    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.called = 1  # as Clock.advance marks them
+        call.func(*call.args, **call.kw)

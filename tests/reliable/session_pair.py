@@ -171,7 +171,7 @@ class Pair:
 
 def server_session(now: float = 0.0, config: SessionConfig | None = None,
                    client_parameters: TransportParameters | None = None,
-                   reassembly_budget=None) -> Session:
+                   reassembly_budget=None, send_budget=None) -> Session:
     """A server session just created for a CONNECT, its ACCEPT already sent
     to a hand-written client (``Peer(session)`` then speaks for it)."""
     noise = NXInitiator(prologue(CLIENT_CID, COOKIE))
@@ -180,7 +180,7 @@ def server_session(now: float = 0.0, config: SessionConfig | None = None,
                              connect=Connect(CLIENT_CID, COOKIE, message_1), client_address=CLIENT,
                              static_key=SERVER_KEY, reset_token=reset_token(RESET_SECRET, SERVER_CID),
                              config=config or SessionConfig(), rng=random.Random(5),
-                             reassembly_budget=reassembly_budget)
+                             reassembly_budget=reassembly_budget, send_budget=send_budget)
     [(accept, to)] = session.datagrams_to_send(now)
     assert to == CLIENT and isinstance(accept_packet := decode_packet(accept), Accept)
     _, (client_to_server, server_to_client) = noise.read_message_2(accept_packet.handshake)

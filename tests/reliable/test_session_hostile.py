@@ -13,6 +13,7 @@ from twistchat.reliable.config import (
 from twistchat.reliable.errors import CloseCode, ConnectionClosed
 from twistchat.reliable.events import SessionClosed
 from twistchat.reliable.reassembly import ReassemblyBudget
+from twistchat.reliable.sending import SendQueueBudget
 from twistchat.reliable.session import Session, State
 from twistchat.reliable.handshake import server_handshake
 from twistchat.wire.packets import Accept, Close, Connect, Cookie, MessageFrame, decode_packet, encode_packet
@@ -111,6 +112,36 @@ def test_acknowledged_bytes_leave_the_send_queue():
         sent = server.datagrams_to_send(1.0 + round_)
         peer.ack(*(p.packet_number for p in packets(sent)), now=1.0 + round_ + 0.01)
     assert server.is_established and server.pending_bytes() == 0
+
+
+def test_sessions_share_one_send_queue_budget_and_a_hoarder_is_the_one_closed():
+    """Issue 12: a SendQ per session times many sessions is no bound."""
+    budget = SendQueueBudget(total=40_000)
+    hoarder, *others = (server_session(send_budget=budget) for _ in range(4))
+    for session in others:
+        session.send_message(bytes(5_000), 1.0)
+    for _ in range(25):  # 25,000 more: past the budget
+        hoarder.send_message(bytes(1_000), 1.0)
+    assert (budget.used, budget.holders) == (40_000, 4)
+    with pytest.raises(ConnectionClosed):
+        hoarder.send_message(bytes(1_000), 1.1)  # over the budget and over its share (10,000)
+    [closed] = events(hoarder)
+    assert closed.code is CloseCode.SEND_QUEUE_EXCEEDED and "share" in closed.reason
+    assert (budget.used, budget.holders) == (15_000, 3)  # given back at close
+    for session in others:  # under their share: they go on
+        session.send_message(bytes(1_000), 1.2)
+        assert session.is_established
+
+
+def test_acknowledged_and_closed_sessions_give_the_send_budget_back():
+    budget = SendQueueBudget(total=1_000_000)
+    server = server_session(send_budget=budget)
+    server.send_message(bytes(1000), 1.0)
+    Peer(server).ack(*(p.packet_number for p in packets(server.datagrams_to_send(1.0))), now=1.01)
+    assert (budget.used, budget.holders) == (0, 0)
+    server.send_message(bytes(500), 1.1)
+    server.close(1.2, graceful=False)
+    assert (budget.used, budget.holders) == (0, 0)
 
 
 def _fragments(session: Session, count: int, now: float) -> None:

@@ -64,3 +64,31 @@ def test_an_honest_sender_keeps_within_the_small_window():
         got += [e for e in events(pair.server) if isinstance(e, MessageReceived)]
         assert not any(isinstance(e, SessionClosed) for e in events(pair.client))
     assert len(got) == 3  # one at a time, as the window allows, none refused
+
+
+def test_a_message_larger_than_the_small_window_waits_for_it_to_grow():
+    """What a server offers before login may be smaller than its largest
+    message: the sender holds such a message back (overrunning the window
+    would be a protocol violation) until a WINDOW frame grows the window."""
+    login_sized = stranger_window(6 * 1024)
+    pair = Pair.connected(server_config=SessionConfig(receive_window=FULL,
+                                                      initial_receive_window=login_sized))
+    pair.client.send_message(bytes(60 * 1024), 1.0)
+    now = 1.0
+    for _ in range(50):
+        now += 0.01
+        assert pair.c2s(now) == []
+        pair.s2c(now)
+    assert pair.server.stats.packets_received == 0
+    pair.server.open_receive_window(now)
+    got = []
+    while not got and now < 5.0:
+        now += 0.01
+        for session in (pair.client, pair.server):
+            if session.get_timer() <= now:
+                session.handle_timer(now)
+        pair.s2c(now)
+        pair.c2s(now)
+        got += [e for e in events(pair.server) if isinstance(e, MessageReceived)]
+    assert got == [MessageReceived(bytes(60 * 1024))]
+    assert not any(isinstance(e, SessionClosed) for e in events(pair.client) + events(pair.server))

@@ -78,10 +78,22 @@ def test_options_reach_the_chat_server_and_the_transport():
 @pytest.mark.parametrize("argv", [
     ["--port", "70000"], ["--port", "x"], ["--history", "0"], ["--rate", "-1"],
     ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"], ["--scrypt-n", "1000"], ["--max-pending-requests", "0"],
+    ["--sweep", "0"],
 ])
 def test_bad_options_are_refused_with_a_usage_error(argv):
     with pytest.raises(usage.UsageError):
         parse(*argv)
+
+
+def test_the_sweep_option_sets_how_often_the_reaper_runs():
+    assert parse().server_config().reap_interval == 5.0
+    reactor = UDPMemoryReactor()
+    service = ChatService(reactor, 4242, "127.0.0.1", ":memory:",
+                          parse("--sweep", "2.5").server_config())
+    service.startService()
+    assert service.chat.reaper.interval == 2.5
+    service.stopService()
+    reactor.advance(10)
 
 
 def test_start_listens_and_stop_closes_the_store():
@@ -103,7 +115,10 @@ def test_the_admission_and_sendq_options_reach_the_transport():
                     "--cookie-rate", "3", "--cookie-burst", "4", "--cookie-prefix-rate", "5",
                     "--cookie-prefix-burst", "6", "--connect-rate", "1.5", "--connect-burst", "2",
                     "--connect-prefix-rate", "8", "--connect-prefix-burst", "9",
-                    "--reassembly-budget", "1000000", "--max-send-queue", "2000000")
+                    "--connect-total-rate", "10", "--connect-total-burst", "11",
+                    "--reassembly-budget", "1000000", "--max-send-queue", "2000000",
+                    "--send-queue-budget", "3000000", "--shed-refusal-rate", "12",
+                    "--shed-refusal-burst", "13", "--shed-seconds", "14")
     service = make_service(options, MemoryReactorClock())
     a = service.endpoint.admission
     assert (a.max_sessions, a.max_sessions_per_address) == (50, 7)
@@ -111,7 +126,11 @@ def test_the_admission_and_sendq_options_reach_the_transport():
     assert (a.cookies_per_prefix.per_second, a.cookies_per_prefix.burst) == (5, 6)
     assert (a.sessions_per_address.per_second, a.sessions_per_address.burst) == (1.5, 2)
     assert (a.sessions_per_prefix.per_second, a.sessions_per_prefix.burst) == (8, 9)
+    assert (a.sessions_in_total.per_second, a.sessions_in_total.burst) == (10, 11)
     assert a.reassembly_budget == 1000000 and service.endpoint.reassembly_budget is not None
+    assert a.send_queue_budget == 3000000 and service.endpoint.send_budget.total == 3000000
+    assert (a.shedding.refusals.per_second, a.shedding.refusals.burst) == (12, 13)
+    assert a.shedding.first_period == 14
     assert service.endpoint.config.max_send_queue == 2000000
 
 

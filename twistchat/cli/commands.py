@@ -38,11 +38,13 @@ HELP = """\
 /create                create a private group
 /kick NICK [reason]    (operator) remove NICK from the current room
 /ban NICK [reason]     (operator) ban NICK; /unban NICK
-/mode +i|-i|+k KEY|-k  (operator) invite-only, join key
+/mode +i|-i|+k KEY|-k|+l N|-l  (operator) invite-only, join key, member cap
 /invite NICK           (operator) invite NICK to the current room
 /op NICK               (operator) hand on operator status
 /register PASSWORD     protect your nick with a password
 /password CURRENT NEW  change your nick's password
+/ping                  round-trip time to the server
+/status                server, key, nick, rooms, RTT, loss, up time, what is unanswered
 /quit [reason]         leave
 //text                 send text that starts with /"""
 
@@ -163,7 +165,11 @@ def _mode(rest, current):
         return Command("mode", (room, None, value))
     if flag == "-k":
         return Command("mode", (room, None, ""))
-    raise CommandError("usage: /mode +i | -i | +k KEY | -k")
+    if flag == "+l" and value.isdigit() and int(value) > 0:
+        return Command("mode", (room, None, None, int(value)))
+    if flag == "-l":
+        return Command("mode", (room, None, None, 0))
+    raise CommandError("usage: /mode +i | -i | +k KEY | -k | +l N | -l")
 
 
 def _password(rest, current):
@@ -206,4 +212,21 @@ _PARSERS = {
     "password": _password,
     "quit": _quit, "exit": _quit,
     "help": _no_args("help"),
+    "ping": _no_args("ping"),
+    "status": _no_args("status"),
 }
+
+
+def typing_target(line: str, current_room: str | None) -> str | None:
+    """Whom a half-typed line is for, for a typing notice: the current room
+    for text (``/me`` and ``//`` too), NICK for ``/msg NICK text``; None for
+    other commands, an empty line, or no room."""
+    if not line.strip():
+        return None
+    if line.startswith("//") or not line.startswith("/") or line.startswith("/me "):
+        return current_room
+    name, _, rest = line[1:].partition(" ")
+    if name.lower() in ("msg", "query"):
+        nick, text = _split(rest.strip(), 2)
+        return nick if nick and text else None
+    return None

@@ -13,10 +13,11 @@ from typing import Callable
 from twisted.internet import defer
 
 from twistchat.chat import protocol as p
-from twistchat.chat.protocol import fold_room
+from twistchat.chat.protocol import fold_nick, fold_room
 from twistchat.cli import render
-from twistchat.cli.commands import HELP, Command, CommandError, parse
+from twistchat.cli.commands import HELP, Command, CommandError, parse, typing_target
 from twistchat.cli.transfers import TransferLines
+from twistchat.cli.typing_line import TypingBoard
 from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected, TransferError
 
 
@@ -35,6 +36,10 @@ class Conversation(TransferLines, ChatObserver):
         self.quitting = False
         self.quit_requested: defer.Deferred = defer.Deferred()
         self._room_before_join: dict[str, str | None] = {}
+        self.typists = TypingBoard()
+        self.status_changed: Callable[[], None] | None = None
+        """Set by the terminal front end, which has a status line; without
+        one (pipe mode) typing notices are neither shown nor sent."""
 
     # -- input ------------------------------------------------------------------
 
@@ -53,6 +58,10 @@ class Conversation(TransferLines, ChatObserver):
         if action == "help":
             for help_line in HELP.splitlines():
                 self.write(help_line)
+            return
+        if action == "status":
+            for status_line in render.status(self.client.status(), self.now()):
+                self.write(status_line)
             return
         if action == "join" and fold_room(args[0]) in self.client.rooms:
             self.current_room = self.client.rooms[fold_room(args[0])]
@@ -129,10 +138,30 @@ class Conversation(TransferLines, ChatObserver):
     # -- ChatObserver --------------------------------------------------------------
 
     def message(self, event: p.MessageEvent, replay: bool) -> None:
+        self.typists.spoke(event.nick, event.room)  # before the line: drawn once, without it
         self.write(render.message(event, replay))
 
     def direct(self, event: p.DmEvent) -> None:
+        self.typists.spoke(event.nick, None)
         self.write(render.direct(event))
+
+    # -- typing notices: on the terminal's status line only
+
+    def typing(self, event: p.TypingEvent) -> None:
+        if self.status_changed is not None:
+            self.typists.noticed(event, self.now())
+            self.status_changed()
+
+    def status_line(self) -> str:
+        """Who is typing, and every transfer under way (cli/transfers.py)."""
+        return " · ".join(part for part in (self.typists.text(self.now()), self.progress_text())
+                          if part)
+
+    def keystroke(self, line_so_far: str) -> None:
+        """The person typed a character: tell the room or nick it is for."""
+        target = typing_target(line_so_far, self.current_room)
+        if target is not None and self.client is not None and self.status_changed is not None:
+            self.client.typing(target)
 
     def delivered(self, event: p.DeliveredEvent) -> None:
         self.write(render.delivered(event, self.now()))
@@ -143,6 +172,9 @@ class Conversation(TransferLines, ChatObserver):
                                  self.now()))
 
     def presence(self, event: p.Event) -> None:
+        if isinstance(event, p.JoinEvent) and self.client is not None and \
+                fold_nick(event.nick) == fold_nick(self.client.nick):
+            return  # our own join: the reply said "now talking in" already
         self.write(render.presence(event, self.now()))
 
     def error(self, error: ChatError) -> None:

@@ -114,11 +114,12 @@ def _mailbox_note(count: int) -> str:
     return "; 1 stored message follows" if count == 1 else f"; {count} stored messages follow"
 
 
-def _terminal_protocol(conversation: Conversation):
+def _terminal_protocol(conversation: Conversation, clock=None):
     from twisted.conch.recvline import HistoricRecvLine
 
     class TerminalInput(HistoricRecvLine):
-        """Editing and history for the typed line; output goes above it."""
+        """Editing and history for the typed line; output goes above it, and
+        the status line (who is typing) right above the typed line."""
 
         ps = (b"> ", b"> ")
 
@@ -126,15 +127,34 @@ def _terminal_protocol(conversation: Conversation):
             super().connectionMade()
             # Lines typed before raw mode (while connecting) end in \n.
             self.keyHandlers[b"\n"] = self.handle_RETURN
+            self.status, self._status_drawn, self._status_call = "", False, None
             conversation.write = self.show
-            conversation.status = self.set_status
+            conversation.status_changed = self.refresh_status
+
+        def refresh_status(self) -> None:
+            """Redraw the status line if it changed; come back when it next expires."""
+            if self._status_call is not None and self._status_call.active():
+                self._status_call.cancel()
+            if conversation.status_line() != self.status:
+                self.show("")
+            expires = conversation.typists.next_change()
+            if expires is not None and clock is not None:
+                self._status_call = clock.callLater(max(0.0, expires - conversation.now()) + 0.01,
+                                                    self.refresh_status)
 
         def show(self, text: str) -> None:
             terminal = self.terminal
             terminal.write(b"\r")
             terminal.eraseLine()
+            if self._status_drawn:  # the status line sits above the typed line
+                terminal.cursorUp(1)
+                terminal.eraseLine()
             for line in text.splitlines():
                 terminal.write(line.encode("utf-8", "replace") + b"\r\n")
+            self.status = conversation.status_line()
+            self._status_drawn = bool(self.status)
+            if self.status:
+                terminal.write(f"[{self.status}]".encode("utf-8", "replace") + b"\r\n")
             terminal.write(self.ps[self.pn] + b"".join(self.lineBuffer))
             back = len(self.lineBuffer) - self.lineBufferIndex
             if back:
@@ -163,6 +183,8 @@ def _terminal_protocol(conversation: Conversation):
                 self.terminal.write(self.ps[self.pn])
                 return
             super().keystrokeReceived(keyID, modifier)
+            if isinstance(keyID, bytes) and len(keyID) == 1 and keyID >= b" ":
+                conversation.keystroke(b"".join(self.lineBuffer).decode("utf-8", "replace"))
 
     return TerminalInput
 
@@ -258,7 +280,7 @@ def start_terminal(reactor, conversation: Conversation, finished: defer.Deferred
         sys.stdout.write("\r\n")
         return result
     finished.addBoth(restore)
-    stdio.StandardIO(ServerProtocol(_terminal_protocol(conversation)))
+    stdio.StandardIO(ServerProtocol(_terminal_protocol(conversation, reactor)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,12 +77,26 @@ def presence(event: p.Event, now: float | None = None) -> str:
         return f"{t} {NOTICE} {event.nick} set the topic of {event.room}: {event.topic}"
     if isinstance(event, p.ModeEvent):
         flags = ("invite-only" if event.invite_only else "open") + (", key required" if event.has_key else "")
-        return f"{t} {NOTICE} {event.nick} made {event.room} {flags}"
+        if event.limit:
+            flags += f", at most {event.limit} members"
+        return f"{t} {NOTICE} {event.nick} made {event.room} {flags} (modes: {modes(_event_modes(event))})"
     if isinstance(event, p.OpEvent):
         return f"{t} {NOTICE} {event.by} made {event.nick} operator of {event.room}"
     if isinstance(event, p.InvitedEvent):
         return f"{t} {NOTICE} {event.by} invites you to {event.room} (/join {event.room})"
     return f"{t} {NOTICE} {event.TYPE}"
+
+
+def _event_modes(event: p.ModeEvent) -> dict[str, Any]:
+    return {"invite_only": event.invite_only, "has_key": event.has_key, "limit": event.limit}
+
+
+def modes(room: dict[str, Any]) -> str:
+    """A room's modes as IRC writes them: ``+i +k +l 5``, or ``none``."""
+    flags = (["+i"] if room.get("invite_only") else []) + (["+k"] if room.get("has_key") else [])
+    if room.get("limit"):
+        flags.append(f"+l {room['limit']}")
+    return " ".join(flags) or "none"
 
 
 def _reason(reason: str | None) -> str:
@@ -106,6 +120,8 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
             lines[0] += f" (a private group: others join it with /join {result['room']})"
         if result.get("topic"):
             lines.append(f"{t} {NOTICE} topic: {result['topic']} (set by {result.get('topic_by')})")
+        if modes(result) != "none":
+            lines.append(f"{t} {NOTICE} modes: {modes(result)}")
         lines.append(f"{t} {NOTICE} members: {_members(result, result.get('member_count'))}")
         return lines
     if action == "who":
@@ -129,7 +145,41 @@ def reply(action: str, args: tuple, result: dict[str, Any], now: float | None = 
         return [f"{t} {NOTICE} your nick is now protected by your password"]
     if action == "part":
         return [f"{t} {NOTICE} you left {result['room']}"]
+    if action == "ping":
+        return [f"{t} {NOTICE} pong: {_ms(result['rtt'])} round trip to the server"]
     return []
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def status(st: Any, now: float | None = None) -> list[str]:
+    """``/status``: a ``client.status.ClientStatus``, one fact a line."""
+    t = f"{clock_text(now=now)} {NOTICE}"
+    lines = [f"{t} server {st.server}, key {st.server_key or 'not yet proven'}",
+             f"{t} you are {st.nick}, {st.state.value}"
+             + (f" for {_duration(st.logged_in_for)}" if st.logged_in_for is not None else ""),
+             f"{t} rooms: {', '.join(st.rooms) or 'none'}"]
+    tr = st.transport
+    if tr is not None:
+        rtt = _ms(tr.smoothed_rtt) if tr.rtt_sampled else "not measured yet"
+        ping = f", last /ping {_ms(st.ping_rtt)}" if st.ping_rtt is not None else ""
+        lines.append(f"{t} rtt {rtt}{ping}; loss {tr.loss_towards_peer:.1%} out, "
+                     f"{tr.loss_from_peer:.1%} in ({tr.packets_lost} of {tr.packets_sent} "
+                     f"packets sent lost)")
+        lines.append(f"{t} unacknowledged: {tr.unacked_messages} messages ({tr.unacked_bytes} "
+                     f"bytes) on the transport; {st.unanswered} requests unanswered, "
+                     f"{st.held} held for the next login")
+    else:
+        lines.append(f"{t} no session now; {st.held} requests held for the next login")
+    return lines
 
 
 def _members(result: dict[str, Any], count: int | None) -> str:

@@ -1,9 +1,10 @@
 """
 Transfers as a person sees them in ``twistchat-client``: ``/send NICK|#room
 FILE``, and files others send saved into the download folder. In a
-terminal, a progress line (every transfer under way, in the prompt, redrawn
-at most every ``PROGRESS_EVERY`` seconds); in a pipe, a plain line when a
-transfer starts and when it ends, the closing one with its rate.
+terminal, a progress line (every transfer under way, on the status line
+above the typed line, redrawn at most every ``PROGRESS_EVERY`` seconds); in
+a pipe, a plain line when a transfer starts and when it ends, the closing
+one with its rate.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ def percent(done: int, size: int) -> str:
 class TransferLines:
     """Mixed into the ``Conversation``: the ``/send`` action and the
     observer's transfer methods. Uses its ``client``, ``write`` and ``now``;
-    ``status`` (set by the terminal front end) shows the progress line."""
+    in a terminal (``status_changed`` set) the progress goes on the status
+    line (``progress_text``)."""
 
     client: Any
     write: Callable[[str], None]
     now: Callable[[], float]
-    status: Callable[[str], None] | None = None
+    status_changed: Callable[[], None] | None
 
     _lines: dict[object, str] | None = None
     """What the progress line shows, by transfer (made on first use)."""
@@ -91,19 +93,23 @@ class TransferLines:
                                 f"saved ({size_text(transfer.received)} of "
                                 f"{size_text(transfer.size)}): {error.message}", self.now()))
 
-    # -- the progress line
+    # -- the progress line: part of the terminal's status line
+
+    def progress_text(self) -> str:
+        """Every transfer under way, for the status line ("" when none)."""
+        return " · ".join((self._lines or {}).values())
 
     def _show_progress(self, key: object, text: str) -> None:
         if self._lines is None:
             self._lines = {}
         self._lines[key] = text
-        if self.status is not None and self.now() - self._drawn_at >= PROGRESS_EVERY:
+        if self.status_changed is not None and self.now() - self._drawn_at >= PROGRESS_EVERY:
             self._drawn_at = self.now()
-            self.status(" · ".join(self._lines.values()))
+            self.status_changed()
 
     def _forget_progress(self, key: object) -> None:
         if self._lines is not None:
             self._lines.pop(key, None)
-        if self.status is not None:
+        if self.status_changed is not None:
             self._drawn_at = float("-inf")
-            self.status(" · ".join((self._lines or {}).values()))
+            self.status_changed()

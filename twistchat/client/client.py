@@ -21,7 +21,11 @@ contact (``pinning.py``, ``known_servers.py``): else ``ServerKeyMismatch``.
 Where the client stands (connecting, ready, reconnecting, leaving...) is one
 ``LinkState``, moved only by the transitions in ``link.py``; the observer
 and the errors are in ``observer.py``. All are importable from here too.
-At about 485 lines it is over the project's ~450: it is one short method per
+Where it stands, as a snapshot, is ``status()`` (``status.py``); typing
+notices go out paced and unreliably (``typing_notices.py``); a first
+connect may keep trying (``keep_trying``: ``first_connect.py``).
+
+At about 560 lines it is over the project's ~450: it is one short method per
 request (about thirty); whatever keeps state of its own is a module beside it.
 """
 
@@ -37,6 +41,7 @@ from twisted.logger import Logger
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
 from twistchat.client.catchup import RoomCatchUp
+from twistchat.client.first_connect import connect_until_logged_in
 from twistchat.client.known_servers import KnownServers, ServerKeyMismatch
 from twistchat.client.limits import ServerLimits
 from twistchat.client.link import (
@@ -49,6 +54,8 @@ from twistchat.client.resend import Outbox, OutgoingRequest, new_idem
 from twistchat.client.seen import RecentIds
 from twistchat.client.state import ClientState
 from twistchat.client.transfers import Transfers
+from twistchat.client.status import ClientCounters, ClientStatus, client_status
+from twistchat.client.typing_notices import TypingPacer, send_typing
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint
 
@@ -68,6 +75,9 @@ class _Link(MessageProtocol):
     def message_received(self, data: bytes) -> None:
         self.client._received(self, data)
 
+    def unreliable_received(self, data: bytes) -> None:
+        self.client._unreliable(self, data)
+
     def connection_lost(self, reason: CloseReason) -> None:
         self.client._link_lost(self, reason)
 
@@ -80,10 +90,11 @@ class ChatClient:
                  state: ClientState | None = None, reconnect: bool = True,
                  rng: random.Random | None = None, known_servers: KnownServers | None = None,
                  server_key: str | None = None, accept_new_server_key: bool = False,
-                 downloads: str | None = None) -> None:
+                 keep_trying: bool = False, downloads: str | None = None) -> None:
         """``known_servers``, ``server_key`` (a fingerprint to require) and
-        ``accept_new_server_key``: see ``pinning.ServerKeyPin``. ``downloads``:
-        the folder received files are saved in (None: they are refused)."""
+        ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
+        a first ``connect()`` backs off and tries again (``first_connect.py``);
+        ``downloads``: the folder received files are saved in (None: declined)."""
         self.reactor = reactor
         self.endpoint = endpoint
         self.address = address
@@ -101,11 +112,17 @@ class ChatClient:
         """What the server's login reply said may be sent either way."""
         self.away_message: str | None = None
         """Our away status, set again after a re-login (a new session is not away)."""
-        self._lifecycle = LinkLifecycle(self.rng)
+        self._lifecycle = LinkLifecycle(self.rng, keep_trying, self._state_changed)
         self._link: _Link | None = None
         self._outbox = Outbox()
         self._next_id = 0
         self._retry_call = None
+        self._retry_wait: defer.Deferred | None = None
+        """A first connect's pause between attempts (``keep_trying``)."""
+        self.counters = ClientCounters()
+        self.logged_in_at: float | None = None
+        self.last_ping_rtt: float | None = None
+        self._typing = TypingPacer()
         self._quit_waiter: tuple[_Link, defer.Deferred] | None = None
         """The session ``quit()`` is ending, and what fires when it has."""
         self._seen_dms, self._seen_deliveries = RecentIds(), RecentIds()
@@ -120,7 +137,16 @@ class ChatClient:
 
     @property
     def link_state(self) -> LinkState:
+        """Where the client stands; every change is told to
+        ``observer.link_state_changed(old, new)``."""
         return self._lifecycle.state
+
+    def _state_changed(self, old: LinkState, new: LinkState) -> None:
+        self.observer.link_state_changed(old, new)
+
+    def status(self) -> ClientStatus:
+        """Server, key, nick, rooms, RTT and loss, up time, what is unanswered."""
+        return client_status(self)
 
     @property
     def connected(self) -> bool:
@@ -141,6 +167,9 @@ class ChatClient:
         except LinkStateError as e:
             return defer.fail(e)
 
+        if self._lifecycle.keep_trying:
+            return defer.Deferred.fromCoroutine(connect_until_logged_in(self))
+
         def failed(failure):
             self._lifecycle.fire(LinkEvent.GIVE_UP)
             return failure
@@ -156,6 +185,7 @@ class ChatClient:
         self.nick = reply["nick"]
         await self._rejoin()
         await self._restore_away()
+        self.logged_in_at = self.reactor.seconds()
         self._lifecycle.fire(LinkEvent.LOGGED_IN)
         for request in self._outbox.release():  # held while away, or never answered
             self._transmit(request)
@@ -296,6 +326,7 @@ class ChatClient:
         def echoed(reply: dict[str, Any]) -> dict[str, Any]:
             self.catchup.own(reply["room"], reply["msg_id"])
             return reply
+        self._typing.sent(room)
         return self._request(p.Say, room=room, text=text, idem=new_idem()).addCallback(echoed)
 
     def msg(self, nick: str, text: str) -> defer.Deferred:
@@ -303,6 +334,7 @@ class ChatClient:
         ``dm_id``, ``ts``, ``status`` "stored" and ``online`` (whether the
         recipient has a session now). ``observer.delivered`` follows once the
         recipient has it."""
+        self._typing.sent(nick)
         return self._request(p.Dm, to=nick, text=text, idem=new_idem())
 
     def send_data(self, target: str, payload: bytes) -> defer.Deferred:
@@ -356,6 +388,26 @@ class ChatClient:
         current = current or self.password or self.state.secret or ""
         return self._request(p.SetPassword, password=password, current=current).addCallback(registered)
 
+    def ping(self) -> defer.Deferred:
+        """A round trip to the server: fires with ``rtt`` (seconds, from this
+        call to the reply), the server's ``ts`` and ``keepalive``."""
+        asked = self.reactor.seconds()
+
+        def timed(reply: dict[str, Any]) -> dict[str, Any]:
+            self.last_ping_rtt = self.reactor.seconds() - asked
+            return {**reply, "rtt": self.last_ping_rtt}
+        return self._request(p.Ping).addCallback(timed)
+
+    def typing(self, to: str) -> bool:
+        """Tell ``to`` (a room or a nick) we are typing: unreliable, at most
+        one notice per target every few seconds; True if one went out now."""
+        if not self.ready or self._link is None or not self._typing.due(to, self.reactor.seconds()):
+            self.counters.typing_held_back += 1
+            return False
+        sent = send_typing(self._link.connection, to)
+        self.counters.typing_sent += sent
+        return sent
+
     def history(self, room: str, since: int | None = None) -> defer.Deferred:
         return paged(self._request, p.History, room=room, since=since)
 
@@ -369,8 +421,9 @@ class ChatClient:
         return self._request(p.Unban, room=room, nick=nick)
 
     def mode(self, room: str, invite_only: bool | None = None,
-             key: str | None = None) -> defer.Deferred:
-        return self._request(p.Mode, room=room, invite_only=invite_only, key=key)
+             key: str | None = None, limit: int | None = None) -> defer.Deferred:
+        """``key=""`` removes the key, ``limit=0`` the member cap."""
+        return self._request(p.Mode, room=room, invite_only=invite_only, key=key, limit=limit)
 
     def invite(self, room: str, nick: str) -> defer.Deferred:
         return self._request(p.Invite, room=room, nick=nick)
@@ -381,8 +434,7 @@ class ChatClient:
     def quit(self, reason: str | None = None) -> defer.Deferred:
         """Leave the server for good (no reconnect); fires once the session ended."""
         self._lifecycle.fire(LinkEvent.STOP)
-        if self._retry_call is not None and self._retry_call.active():
-            self._retry_call.cancel()
+        self._cancel_retry()
         if self._link is None:
             self._outbox.fail_held("quit before reconnecting")
             return defer.succeed(None)
@@ -395,10 +447,15 @@ class ChatClient:
     def stop(self) -> None:
         """Stop at once: no more reconnects, the session closed without waiting."""
         self._lifecycle.fire(LinkEvent.STOP)
-        if self._retry_call is not None and self._retry_call.active():
-            self._retry_call.cancel()
+        self._cancel_retry()
         self._outbox.fail_held("stopped")
         self._close_link(graceful=False)
+
+    def _cancel_retry(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        if self._retry_wait is not None and not self._retry_wait.called:
+            self._retry_wait.cancel()  # a first connect's pause: that connect fails
 
     def _close_link(self, graceful: bool = True) -> None:
         if self._link is not None and self._link.connection is not None:
@@ -435,9 +492,15 @@ class ChatClient:
         elif isinstance(event, p.DmEvent):
             if self._seen_dms.add(event.dm_id):  # the mailbox hands a DM over again
                 observer.direct(event)           # until the recipient's transport acked it
+            else:
+                self.counters.duplicate_dms += 1
+                observer.duplicate_dropped(event)
         elif isinstance(event, p.DeliveredEvent):
             if self._seen_deliveries.add(event.dm_id):
                 observer.delivered(event)
+            else:
+                self.counters.duplicate_deliveries += 1
+                observer.duplicate_dropped(event)
         elif isinstance(event, p.DataEvent):
             observer.data(event)
         elif isinstance(event, p.TRANSFER_EVENTS):
@@ -451,6 +514,17 @@ class ChatClient:
         elif isinstance(event, p.ReplacedEvent):
             self._lifecycle.fire(LinkEvent.STOP)  # newest login wins: do not fight it
             observer.error(ChatError("REPLACED", event.message))
+
+    def _unreliable(self, link: _Link, data: bytes) -> None:
+        """Best effort from the server: a typing notice, or dropped."""
+        if link is not self._link:
+            return
+        try:
+            event = p.decode_typing_event(data)
+        except ChatProtocolError:
+            self.counters.unreadable_unreliable += 1
+            return
+        self.observer.typing(event)
 
     def _may_retry(self, request: OutgoingRequest) -> bool:
         return request.may_wait and self.reconnect and not self._lifecycle.final

@@ -3,15 +3,21 @@ Where a ``ChatClient`` stands with its server: one state, the events that
 move it, and every transition written once (as h11's ``_state.py`` does).
 
     first login     IDLE -CONNECT-> CONNECTING -LOGGED_IN-> READY
+    keep trying     CONNECTING -LINK_LOST-> CONNECTING (``keep_trying``: it backs off, tries again)
     lost, back      READY -LINK_LOST-> RECONNECTING -LOGGED_IN-> READY
     giving up       CONNECTING or RECONNECTING -GIVE_UP-> IDLE
     leaving         READY -STOP-> LEAVING -LINK_LOST-> CLOSED
                     (STOP in a state not logged in: CLOSED)
 
 What each state means for a request the application makes: READY and
-LEAVING send it, RECONNECTING holds it until logged in again, every other
-state fails it with ``Disconnected``. Only RECONNECTING retries; LEAVING and
-CLOSED never will (quit, stop, a refused credential, a newer login).
+LEAVING send it, RECONNECTING holds it until logged in again (CONNECTING
+too, with ``keep_trying``), every other state fails it with ``Disconnected``.
+Only RECONNECTING retries (and CONNECTING, with ``keep_trying``, until the
+first login); LEAVING and CLOSED never will (quit, stop, a refused
+credential, a newer login).
+
+Every change of state is told to ``on_change(old, new)`` (the client passes
+it to ``ChatObserver.link_state_changed``).
 
 An event a state does not list is a bug in the client, not a network
 condition: ``LinkStateError``. Events that leave a state as it is are
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 
 from twistchat.endpoint.api import CloseCode, CloseReason
 
@@ -98,19 +105,27 @@ class LinkStateError(Exception):
 class LinkLifecycle:
     """The state, and the back-off of the reconnection attempts it makes."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, keep_trying: bool = False,
+                 on_change: Callable[[LinkState, LinkState], None] | None = None) -> None:
         self.state = LinkState.IDLE
         self.attempt = 0
         """Reconnection attempts since the last login: picks the next delay."""
+        self.keep_trying = keep_trying
+        """A first connect that fails is tried again (with the back-off) until
+        it logs in or the client is stopped; requests meanwhile are held."""
         self._rng = rng
+        self._on_change = on_change
 
     def fire(self, event: LinkEvent) -> LinkState:
+        old = self.state
         try:
             self.state = TRANSITIONS[self.state][event]
         except KeyError:
             raise LinkStateError(f"{event.name} ({event.value}) in state {self.state.name}") from None
         if self.state is LinkState.READY:
             self.attempt = 0
+        if self.state is not old and self._on_change is not None:
+            self._on_change(old, self.state)
         return self.state
 
     @property
@@ -121,7 +136,8 @@ class LinkLifecycle:
     @property
     def holds_requests(self) -> bool:
         """Requests wait for the next login instead of failing."""
-        return self.state is LinkState.RECONNECTING
+        return self.state is LinkState.RECONNECTING or (
+            self.keep_trying and self.state is LinkState.CONNECTING)
 
     @property
     def final(self) -> bool:

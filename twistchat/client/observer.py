@@ -5,7 +5,12 @@ everything the server sends unasked, and the errors its Deferreds fail with.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twistchat.chat import protocol as p
+
+if TYPE_CHECKING:
+    from twistchat.client.link import LinkState
 
 
 class ChatError(Exception):
@@ -57,6 +62,17 @@ class ChatObserver:
     def disconnected(self, reason: str, retry_in: float | None) -> None:
         """The session ended; ``retry_in`` seconds until the next attempt, or
         None when the client will not reconnect."""
+
+    def duplicate_dropped(self, event: p.Event) -> None:
+        """A ``dm`` or ``delivered`` event seen before (same ``dm_id``) was
+        dropped, not shown again; ``client.counters`` counts them."""
+
+    def typing(self, event: p.TypingEvent) -> None:
+        """``event.nick`` is typing to ``event.to`` (a room, or our nick for a
+        DM); best effort: show it for ``TYPING_SHOWN_FOR`` seconds."""
+
+    def link_state_changed(self, old: LinkState, new: LinkState) -> None:
+        """``client.link_state`` moved from ``old`` to ``new`` (``link.py``)."""
 
     def reconnected(self) -> None:
         """Logged in again after a disconnect, rooms re-joined, history caught up."""

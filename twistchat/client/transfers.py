@@ -1,5 +1,5 @@
 """
-Transfers from the client's side (PROTOCOL.md C11).
+Transfers from the client's side (PROTOCOL.md C12).
 
 Sending: a file (or bytes) is offered to a nick or a room, then read and
 sent in pieces of ``PIECE_BYTES``: at most the server's ``window`` of bytes
@@ -43,7 +43,7 @@ about four datagrams, so a chat line never waits behind much more."""
 
 class TransferError(Exception):
     """A transfer ended unfinished: ``code`` is the server's (PROTOCOL.md C9,
-    C11) or the client's own (``DISCONNECTED``, ``FILE_ERROR``, ...)."""
+    C12) or the client's own (``DISCONNECTED``, ``FILE_ERROR``, ...)."""
 
     def __init__(self, code: str, message: str = "") -> None:
         super().__init__(f"{code}: {message}" if message else code)

@@ -62,6 +62,9 @@ class MessageConnection(Protocol):
     def send_unreliable(self, data: bytes) -> None:
         """Best effort: may be lost, never retransmitted (typing, pings)."""
 
+    def transport_stats(self) -> Any:
+        """A ``stats.TransportStats`` snapshot: RTT, loss, what is unacknowledged."""
+
     def mark_trusted(self) -> None:
         """Vouch for this session (its user logged in): a server whose session
         table is full closes sessions nobody vouched for first."""

@@ -24,6 +24,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import (
     HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
@@ -53,8 +54,14 @@ class EndpointCounters:
     replayed_connect: int = 0
     sessions_refused: int = 0
     sessions_throttled: int = 0
+    sessions_throttled_in_total: int = 0
+    handshakes_dropped: int = 0
+    """Valid CONNECTs dropped because too many waited for their turn already."""
     sessions_evicted: int = 0
     cookies_throttled: int = 0
+    shed: int = 0
+    """Handshake packets from a shed prefix that reached Python (``shedding.py``)."""
+    prefixes_shed: int = 0
     bad_parameters: int = 0
     bad_handshake: int = 0
     unauthenticated: int = 0
@@ -138,6 +145,10 @@ class SessionConnection:
 
     def pending_bytes(self) -> int:
         return self._handle.session.pending_bytes()
+
+    def transport_stats(self) -> TransportStats:
+        """RTT, loss and what is unacknowledged, as the transport sees them now."""
+        return transport_stats(self._handle.session)
 
     def mark_trusted(self) -> None:
         """The application vouches for this session (its user logged in): when

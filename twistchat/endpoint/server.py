@@ -26,6 +26,8 @@ from twisted.internet.interfaces import IReactorTime
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint, _Handle
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
+from twistchat.endpoint.shedding import ShedPolicy, Shedder
+from twistchat.endpoint.socket_filter import KernelFilter
 from twistchat.endpoint.keys import reset_secret
 from twistchat.reliable.cookies import CookieJar
 from twistchat.reliable.handshake import BadParameters
@@ -33,6 +35,7 @@ from twistchat.reliable.noise import HandshakeError
 from twistchat.reliable.protection import reset_token
 from twistchat.reliable.errors import CloseCode
 from twistchat.reliable.reassembly import ReassemblyBudget
+from twistchat.reliable.sending import SendQueueBudget
 from twistchat.reliable.session import Session, SessionConfig
 from twistchat.wire.packets import (
     MIN_HELLO_SIZE, Connect, Cookie, Hello, PacketType, Reset, encode_packet,
@@ -55,8 +58,22 @@ class Admission:
     cookies_per_prefix: Rate = Rate(per_second=500, burst=1_000)
     sessions_per_address: Rate = Rate(per_second=50, burst=200)
     sessions_per_prefix: Rate = Rate(per_second=250, burst=1_000)
+    sessions_in_total: Rate = Rate(per_second=1_000, burst=5_000)
+    """New sessions from everyone together: each costs a Noise handshake
+    (two X25519 operations, ~0.3 ms), so this bounds the CPU floods from many
+    prefixes can take, as a SYN backlog does."""
     reassembly_budget: int = 256 * 1024 * 1024
     """Bytes all sessions together may hold in reassembly (each also has its window)."""
+    send_queue_budget: int = 256 * 1024 * 1024
+    """Bytes all sessions together may have queued and unacknowledged (each
+    also has its own SendQ, ``SessionConfig.max_send_queue``)."""
+    shedding: ShedPolicy = ShedPolicy()
+    """When a prefix that keeps being refused is ignored for a while (``shedding.py``)."""
+    handshakes_per_turn: int = 8
+    """Noise handshakes (two X25519 operations, ~0.3 ms each) done in one
+    reactor turn; more wait for the next turns, so a burst of CONNECTs
+    cannot stall every other session for the whole burst."""
+    max_queued_handshakes: int = 1_024
 
     @classmethod
     def for_load_generators(cls, **changes) -> "Admission":
@@ -65,7 +82,8 @@ class Admission:
         unlimited = Rate(per_second=float("inf"), burst=float("inf"))
         return cls(max_sessions_per_address=1 << 62, cookies_per_address=unlimited,
                    cookies_per_prefix=unlimited, sessions_per_address=unlimited,
-                   sessions_per_prefix=unlimited, **changes)
+                   sessions_per_prefix=unlimited, sessions_in_total=unlimited,
+                   shedding=ShedPolicy.never(), handshakes_per_turn=1 << 62, **changes)
 
 
 class ServerEndpoint(Endpoint):
@@ -91,6 +109,7 @@ class ServerEndpoint(Endpoint):
         self._session_limiter = SourceLimiter(admission.sessions_per_address,
                                               admission.sessions_per_prefix)
         self.reassembly_budget = ReassemblyBudget(admission.reassembly_budget)
+        self.send_budget = SendQueueBudget(admission.send_queue_budget)
         self._live: dict[_Handle, None] = {}
         """Sessions not yet ended, oldest first."""
         self._untrusted: dict[_Handle, None] = {}
@@ -99,6 +118,18 @@ class ServerEndpoint(Endpoint):
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
+        self._sessions_total = TokenBucket(rate=admission.sessions_in_total.per_second,
+                                           burst=admission.sessions_in_total.burst)
+        self._shedder = Shedder(admission.shedding)
+        self._handshakes_this_turn = 0
+        self._queued_handshakes: dict[tuple, Connect] = {}
+        """CONNECTs with a valid cookie waiting for a later turn, oldest first."""
+        self._next_turn = None
+        self._kernel_filter = KernelFilter(None)
+        self._release_call = None
+
+    def startProtocol(self) -> None:
+        self._kernel_filter = KernelFilter.for_transport(self.transport)
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
         if packet_type is PacketType.DATA:
@@ -108,6 +139,8 @@ class ServerEndpoint(Endpoint):
                     self._maybe_reset(cid, address)
                 return
             self._deliver(handle, datagram, address)
+        elif self._shedder and self._shedder.is_shed(address[0]):
+            self.counters.shed += 1  # what the kernel filter did not drop
         elif packet_type is PacketType.HELLO:
             packet = self._decode(datagram)
             if packet is not None:
@@ -117,11 +150,14 @@ class ServerEndpoint(Endpoint):
             if existing is not None:
                 self._deliver(existing, datagram, address)
                 return
+            if (address, cid) in self._queued_handshakes:
+                return  # a retransmission of one waiting its turn
             packet = self._decode(datagram)
             if packet is not None:
                 self._accept_connect(packet, address)
         else:
             self.counters.unexpected_packet += 1
+            self._refused(address)
 
     @property
     def max_sessions(self) -> int:
@@ -135,9 +171,11 @@ class ServerEndpoint(Endpoint):
     def _answer_hello(self, packet: Hello, datagram: bytes, address: tuple) -> None:
         if len(datagram) < MIN_HELLO_SIZE:
             self.counters.short_hello += 1
+            self._refused(address)
             return
         if not self._cookie_limiter.allow(address[0], self.now()):
             self.counters.cookies_throttled += 1
+            self._refused(address)
             return
         cookie = self.cookies.mint(self.now(), address, packet.client_cid)
         reply = encode_packet(Cookie(packet.client_cid, cookie))
@@ -149,17 +187,56 @@ class ServerEndpoint(Endpoint):
         now = self.now()
         if not self.cookies.check(now, address, packet.client_cid, packet.cookie):
             self.counters.bad_cookie += 1
+            self._refused(address)
             return
         self._forget_old_client_cids(now)
         if packet.client_cid in self._used_client_cids:
             self.counters.replayed_connect += 1
+            self._refused(address)
             return
+        if self._handshakes_this_turn < self.admission.handshakes_per_turn \
+                and not self._queued_handshakes:
+            self._handshakes_this_turn += 1
+            self._schedule_next_turn()
+            self._open_session(packet, address)
+        elif len(self._queued_handshakes) < self.admission.max_queued_handshakes:
+            self._queued_handshakes[(address, packet.client_cid)] = packet
+            self._schedule_next_turn()
+        else:
+            self.counters.handshakes_dropped += 1
+
+    def _schedule_next_turn(self) -> None:
+        if self._next_turn is None:
+            self._next_turn = self.reactor.callLater(0, self._new_turn)
+
+    def _new_turn(self) -> None:
+        """The next reactor turn: a fresh handshake budget, spent first on
+        those that waited."""
+        self._next_turn = None
+        self._handshakes_this_turn = 0
+        queued = self._queued_handshakes
+        while queued and self._handshakes_this_turn < self.admission.handshakes_per_turn:
+            (address, _), packet = next(iter(queued.items()))
+            del queued[(address, packet.client_cid)]
+            self._handshakes_this_turn += 1
+            self._open_session(packet, address)
+        if queued:
+            self._schedule_next_turn()
+        if self._dirty:
+            self._schedule_flush()
+
+    def _open_session(self, packet: Connect, address: tuple) -> None:
+        now = self.now()
         host = address[0]
         if self._per_address[host] >= self.admission.max_sessions_per_address:
             self.counters.sessions_refused += 1
             return
         if not self._session_limiter.allow(host, now):
             self.counters.sessions_throttled += 1
+            self._refused(address)
+            return
+        if not self._sessions_total.take(now):
+            self.counters.sessions_throttled_in_total += 1
             return
         if len(self._live) >= self.admission.max_sessions and not self._evict_one(now):
             self.counters.sessions_refused += 1
@@ -172,7 +249,8 @@ class ServerEndpoint(Endpoint):
                                      client_address=address, static_key=self.static_key,
                                      reset_token=reset_token(self._reset_secret, local_cid),
                                      config=self.config, rng=self.rng,
-                                     reassembly_budget=self.reassembly_budget)
+                                     reassembly_budget=self.reassembly_budget,
+                                     send_budget=self.send_budget)
         except BadParameters:
             self.counters.bad_parameters += 1
             return
@@ -190,6 +268,44 @@ class ServerEndpoint(Endpoint):
         self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
         self._make_connection(handle)
         self._dirty[handle] = None
+
+    # -- shedding ------------------------------------------------------------
+
+    def _refused(self, address: tuple) -> None:
+        """A handshake packet refused: enough of them and the prefix is shed."""
+        now = self.now()
+        prefix = self._shedder.refused(address[0], now)
+        if prefix is None:
+            return
+        self.counters.prefixes_shed += 1
+        in_kernel = self._kernel_filter.apply(self._shedder.prefixes)
+        self.log.warn("shedding handshakes from {prefix} for {seconds:g} s ({where}): "
+                      "it kept being refused", prefix=prefix, seconds=self._shedder.period(prefix),
+                      where="in the kernel" if in_kernel else "in Python")
+        self._schedule_release()
+
+    def _schedule_release(self) -> None:
+        release = self._shedder.next_release()
+        if release is None or (self._release_call is not None and self._release_call.active()
+                               and self._release_call.getTime() <= release):
+            return
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = self.reactor.callLater(max(0.0, release - self.now()), self._release)
+
+    def _release(self) -> None:
+        self._release_call = None
+        if self._shedder.release_due(self.now()):
+            self._kernel_filter.apply(self._shedder.prefixes)
+        self._schedule_release()
+
+    def stopProtocol(self) -> None:
+        for call in (self._release_call, self._next_turn):
+            if call is not None and call.active():
+                call.cancel()
+        self._release_call = self._next_turn = None
+        self._queued_handshakes.clear()
+        super().stopProtocol()
 
     def _evict_one(self, now: float) -> bool:
         """Close the oldest session nobody vouched for; False if there is none."""

@@ -109,6 +109,9 @@ class SessionStats:
     duplicate_packets: int = 0
     duplicate_messages: int = 0
     probes_sent: int = 0
+    unreliable_dropped: int = 0
+    """Unreliable messages dropped unsent, the oldest first, because
+    ``MAX_UNRELIABLE_QUEUED`` were waiting for room in the windows."""
     dropped_from_unvalidated_path: int = 0
     unauthenticated: int = 0
     """Packets dropped because they failed authentication (forged, damaged,

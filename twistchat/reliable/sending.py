@@ -60,9 +60,29 @@ class _OutgoingMessage:
     tracked: bool = False
 
 
+@attrs.define
+class SendQueueBudget:
+    """Bytes all of an endpoint's sessions may have queued and not yet
+    acknowledged together: a SendQ per session times many sessions is no
+    bound. Once it is spent, a session asking to queue more than an even
+    share (``total / holders``) is refused, as its own SendQ would refuse
+    it; one under its share may go on, so the total stays under twice the
+    budget and a hoarder is the one closed, not whoever sends next."""
+
+    total: int
+    used: int = 0
+    holders: int = 0
+    """Sessions with anything queued or unacknowledged."""
+
+    def refuses(self, queued: int, adding: int) -> bool:
+        return (self.used + adding > self.total
+                and queued + adding > self.total // max(1, self.holders))
+
+
 class SendBuffer:
     def __init__(self, max_datagram_size: int, redundancy: int, stats,
-                 on_tracked_acked: Callable[[int], None]) -> None:
+                 on_tracked_acked: Callable[[int], None],
+                 budget: SendQueueBudget | None = None) -> None:
         self.fragment_size = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE \
             - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
         self.unreliable_room = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE - 1 - 8 - ACK_ROOM
@@ -84,6 +104,15 @@ class SendBuffer:
         self.unacked_bytes = 0
         """Bytes of the messages queued or in flight and not acknowledged, kept
         running: back-pressure reads it on every send."""
+        self.budget = budget
+
+    def _account(self, delta: int) -> None:
+        before = self.unacked_bytes
+        self.unacked_bytes = after = before + delta
+        budget = self.budget
+        if budget is not None:
+            budget.used += delta
+            budget.holders += (after > 0) - (before > 0)
 
     # -- what the application queues ------------------------------------
 
@@ -98,7 +127,7 @@ class SendBuffer:
         self.queue.extend(chunks)
         self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks),
                                               tracked=tracked)
-        self.unacked_bytes += len(data)
+        self._account(len(data))
         self.stats.messages_sent += 1
         return seq
 
@@ -114,7 +143,7 @@ class SendBuffer:
         self.unreliable_queue.clear()
         self.recent.clear()
         self.outgoing.clear()
-        self.unacked_bytes = 0
+        self._account(-self.unacked_bytes)
 
     # -- what recovery reports ----------------------------------------------
 
@@ -130,7 +159,7 @@ class SendBuffer:
         if message.chunks_left:
             return
         message.done = True
-        self.unacked_bytes -= len(message.data)
+        self._account(-len(message.data))
         if message.tracked:
             self._on_tracked_acked(chunk.seq)
         outgoing = self.outgoing
@@ -182,8 +211,11 @@ class SendBuffer:
                 break
             if chunk.offset == 0:
                 charge = self.outgoing[chunk.seq].charge
-                if self.flow_used + charge > window and self.flow_used:
-                    break  # flow control: the peer would have to buffer too much
+                if self.flow_used + charge > window:
+                    # Flow control: the peer would have to buffer too much. A
+                    # message larger than the whole window waits for it to
+                    # grow (a server grows it at login: PROTOCOL.md §6.4).
+                    break
                 self.flow_used += charge
             queue.popleft()
             _put(chunk, frame, frames, chunks, now)

@@ -26,7 +26,7 @@ one module a job, as aioquic splits its connection:
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
-At about 570 lines it is over the project's ~450: what is left is the one
+At about 610 lines it is over the project's ~450: what is left is the one
 place that decides what a packet means in each state (opening it, the
 handshake's two messages, every frame), and cutting that would put the
 rules of one state in two files.
@@ -60,7 +60,7 @@ from twistchat.reliable.reassembly import (
 )
 from twistchat.reliable.recovery import Recovery
 from twistchat.reliable.rtt import RttEstimator
-from twistchat.reliable.sending import SendBuffer
+from twistchat.reliable.sending import SendBuffer, SendQueueBudget
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
     Accept, Ack, Close, Connect, Cookie, Data, DecodeError, MessageFrame, Packet, PathChallenge,
@@ -79,6 +79,10 @@ CLOSING_PERIOD_PTOS = 3
 """RFC 9000 §10.2: stay in closing/draining for three probe timeouts
 (capped at ``config.MAX_CLOSING_PERIOD``)."""
 
+MAX_UNRELIABLE_QUEUED = 16
+"""Unreliable messages waiting for room in the windows; past it the oldest
+is dropped (counted): best effort never grows a queue without bound."""
+
 KEEPALIVE_JITTER = 0.2
 """Keepalives go out at interval x [1, 1.2): never more often than the
 interval (RFC 8085 §3.5 asks for no less than 15 s), and not in lockstep."""
@@ -90,7 +94,8 @@ class Session:
     def __init__(self, *, is_client: bool, now: float, local_cid: int, peer_address: tuple,
                  config: SessionConfig, rng: random.Random,
                  state: State = State.HANDSHAKE,
-                 reassembly_budget: ReassemblyBudget | None = None) -> None:
+                 reassembly_budget: ReassemblyBudget | None = None,
+                 send_budget: SendQueueBudget | None = None) -> None:
         self.is_client = is_client
         self.config = config
         self.local_cid = local_cid
@@ -111,7 +116,8 @@ class Session:
         self._reassembler = MessageReassembler(config.max_message_size, config.announced_receive_window,
                                                budget=reassembly_budget)
         self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
-                                  on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)))
+                                  on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)),
+                                  budget=send_budget)
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
         self.congestion = NewReno(config.max_datagram_size, max_window=config.max_window)
         self._recovery = Recovery(now, self.rtt, self.congestion, self._buffer, self.stats,
@@ -163,7 +169,8 @@ class Session:
     def server(cls, *, now: float, local_cid: int, connect: Connect, client_address: tuple,
                static_key: X25519PrivateKey, reset_token: bytes,
                config: SessionConfig | None = None, rng: random.Random | None = None,
-               reassembly_budget: ReassemblyBudget | None = None) -> "Session":
+               reassembly_budget: ReassemblyBudget | None = None,
+               send_budget: SendQueueBudget | None = None) -> "Session":
         """A session for a client whose address a cookie has just validated.
         Raises ``HandshakeError`` (``BadParameters``) if its CONNECT does not
         hold a sound Noise message with valid transport parameters."""
@@ -173,7 +180,7 @@ class Session:
         session = cls(is_client=False, now=now, local_cid=local_cid,
                       peer_address=client_address, config=config,
                       rng=rng or random.SystemRandom(), state=State.ESTABLISHED,
-                      reassembly_budget=reassembly_budget)
+                      reassembly_budget=reassembly_budget, send_budget=send_budget)
         session.peer_cid = connect.client_cid
         session._adopt_parameters(client_parameters)
         session._builder.protection = session._protection = protection
@@ -229,6 +236,17 @@ class Session:
         return self._buffer.has_unacked_data()
 
     @property
+    def loss_estimates(self) -> tuple[float, float]:
+        """The running loss estimates (PROTOCOL.md §6.2, §6.5): of our packets
+        towards the peer (declared lost), and of the peer's towards us (gaps)."""
+        return self._recovery.loss_estimate, self._acks.loss_estimate
+
+    @property
+    def unacked_message_count(self) -> int:
+        """Reliable messages sent (or queued) and not yet acknowledged."""
+        return len(self._buffer.unacked_messages())
+
+    @property
     def unsent_chunks(self) -> int:
         """Chunks (whole messages or fragments) queued and never sent: how far
         ahead of the windows a sender is feeding."""
@@ -258,9 +276,14 @@ class Session:
         limit = self.peer_parameters.max_message_size
         if len(data) > limit:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {limit}")
-        if self._buffer.unacked_bytes + len(data) > self.config.max_send_queue:
-            self._start_closing(now, CloseCode.SEND_QUEUE_EXCEEDED,
-                                f"SendQ exceeded: over {self.config.max_send_queue} bytes unacknowledged")
+        queued = self._buffer.unacked_bytes
+        budget = self._buffer.budget
+        if queued + len(data) > self.config.max_send_queue or (
+                budget is not None and budget.refuses(queued, len(data))):
+            why = (f"over {self.config.max_send_queue} bytes unacknowledged"
+                   if queued + len(data) > self.config.max_send_queue else
+                   f"{queued + len(data)} bytes unacknowledged, more than its share of the server's")
+            self._start_closing(now, CloseCode.SEND_QUEUE_EXCEEDED, f"SendQ exceeded: {why}")
             raise ConnectionClosed("send queue exceeded: the session was closed")
         if not self._buffer.outgoing and not self._recovery.sent:
             self._last_ack_progress = now  # the give-up clock starts with the first unacked byte
@@ -272,7 +295,11 @@ class Session:
         room = self._buffer.unreliable_room
         if len(data) > room:
             raise MessageTooLarge(f"unreliable messages must fit one datagram ({room} bytes)")
-        self._buffer.unreliable_queue.append(data)
+        queue = self._buffer.unreliable_queue
+        if len(queue) >= MAX_UNRELIABLE_QUEUED:  # the windows are full: the oldest is stale
+            queue.popleft()
+            self.stats.unreliable_dropped += 1
+        queue.append(data)
 
     def close(self, now: float, code: CloseCode = CloseCode.NORMAL, reason: str = "",
               graceful: bool = True) -> None:

@@ -23,8 +23,9 @@ The package, bottom up (each module imports only those above it):
 * ``errors``: ``ChatProtocolError``
 * ``validation``, ``codec``: ``encode``, ``decode_request``, ``decode_server_message``
 * ``pages``: the entries listing replies carry, and how many fit a reply
-* ``transfers``: the messages of a transfer in pieces (PROTOCOL.md C11)
+* ``transfers``: the messages of a transfer in pieces (PROTOCOL.md C12)
 * ``sizes``: the byte sizes the limits imply (largest request, largest message)
+* ``typing_notices``: typing notices, sent as unreliable transport messages
 
 Everything public is re-exported here: ``from twistchat.chat import protocol as p``.
 """
@@ -97,8 +98,18 @@ from twistchat.chat.protocol.transfers import (
     TransferOpen,
 )
 from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
-from twistchat.chat.protocol.sizes import max_event_bytes, max_request_bytes, max_server_message_bytes
+from twistchat.chat.protocol.sizes import (
+    max_event_bytes, max_login_request_bytes, max_request_bytes, max_server_message_bytes,
+)
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Event, Kind, Message, Request
+from twistchat.chat.protocol.typing_notices import (
+    TYPING_SEND_INTERVAL,
+    TYPING_SHOWN_FOR,
+    TypingEvent,
+    TypingNotice,
+    decode_typing_event,
+    decode_typing_notice,
+)
 from twistchat.chat.protocol.server_messages import (
     AwayEvent,
     DataEvent,
@@ -122,4 +133,4 @@ from twistchat.chat.protocol.server_messages import (
 
 __all__ = [name for name in dir() if not name.startswith("_")
            and name not in ("codec", "codes", "errors", "limits", "requests", "schema",
-                            "server_messages", "sizes", "validation", "pages", "transfers")]
+                            "server_messages", "sizes", "validation", "pages", "typing_notices", "transfers")]

@@ -208,13 +208,15 @@ class Unban(Request):
 @request
 @attrs.frozen
 class Mode(Request):
-    """Change room settings; absent fields stay unchanged; ``key: ""`` removes the key."""
+    """Change room settings; absent fields stay unchanged; ``key: ""`` removes the key,
+    ``limit: 0`` the member cap (``/mode +l N``: at most the server's members per room)."""
 
     TYPE: ClassVar[str] = "mode"
     id: int = wire_field(Kind.REQUEST_ID)
     room: str = wire_field(Kind.ROOM)
     invite_only: bool | None = wire_field(Kind.BOOL, optional=True)
     key: str | None = wire_field(Kind.LINE, optional=True)
+    limit: int | None = wire_field(Kind.UINT, optional=True)
 
 
 @request

@@ -182,6 +182,8 @@ class ModeEvent(Event):
     nick: str = wire_field(Kind.NICK)
     invite_only: bool = wire_field(Kind.BOOL)
     has_key: bool = wire_field(Kind.BOOL)
+    limit: int | None = wire_field(Kind.UINT, optional=True)
+    """The room's member cap set by its operator (``/mode +l``); absent: none."""
 
 
 @server_message

@@ -12,6 +12,7 @@ largest kind.
 from __future__ import annotations
 
 import functools
+import json
 
 from twistchat.chat.protocol.codec import encode
 from twistchat.chat.protocol.limits import (
@@ -20,6 +21,7 @@ from twistchat.chat.protocol.limits import (
     NICK_MAX_LENGTH,
     ROOM_NAME_MAX_LENGTH,
     LINE_MAX_BYTES,
+    SECRET_MAX_LENGTH,
     Limits,
 )
 from twistchat.chat.protocol.pages import hist, member, room_entry
@@ -39,6 +41,23 @@ def max_request_bytes(limits: Limits) -> int:
     """The largest request the decoder can accept: a JSON part at its cap,
     the newline, and a payload at ``max_payload_bytes``."""
     return limits.max_header_bytes + 1 + limits.max_payload_bytes
+
+
+WORST_ESCAPED_CHAR = "\U0001F600"
+"""One character of a secret at its longest on the wire: JSON with only
+ASCII writes it as a surrogate pair of ``\\u`` escapes, 12 bytes."""
+
+
+def max_login_request_bytes() -> int:
+    """The largest request a client needs before it has logged in: a
+    ``login`` with password and secret at their longest, every character
+    escaped at its worst, in compact JSON (PROTOCOL.md C4).  The server's
+    transport offers a session not logged in a receive window for this
+    much, not for its largest message (issue 12: partial reassembly)."""
+    worst = WORST_ESCAPED_CHAR * SECRET_MAX_LENGTH
+    login = {"t": "login", "id": LARGEST_ID, "nick": WORST_ESCAPED_CHAR * NICK_MAX_LENGTH,
+             "password": worst, "secret": worst}
+    return len(json.dumps(login, ensure_ascii=True, separators=(",", ":")))
 
 
 def worst_case_events(limits: Limits) -> list[Message]:
@@ -69,7 +88,7 @@ def worst_case_replies(limits: Limits) -> list[Message]:
     one_line = hist(LARGEST_ID, LONGEST_NICK, text, LARGEST_ID)
     joined = {**room, "topic": line, "topic_by": LONGEST_NICK, "topic_ts": LARGEST_ID,
               "op": LONGEST_NICK, "invite_only": False, "has_key": False,
-              "member_count": LARGEST_ID, "members": [], "history": [], "history_more": False}
+              "limit": LARGEST_ID, "member_count": LARGEST_ID, "members": [], "history": [], "history_more": False}
     replies = [
         {**room, "history": [one_line], "more": False},
         {**room, "count": LARGEST_ID, "members": [member(LONGEST_NICK, line, False)], "more": False},

@@ -1,4 +1,4 @@
-"""The messages of a transfer (PROTOCOL.md C11): a file of up to
+"""The messages of a transfer (PROTOCOL.md C12): a file of up to
 ``max_transfer_bytes`` sent to a nick or a room in pieces of at most
 ``max_payload_bytes``, so the transport's message cap stays its unit and
 not the user's limit.  The sender opens (``transfer``), sends pieces in

@@ -39,8 +39,11 @@ class ServerConfig:
         "idle-timeout",
         f"Drop a client silent for this long, seconds (default {IDLE_TIMEOUT_KEEPALIVES} x keepalive).",
         default=attrs.Factory(_default_idle_timeout, takes_self=True))
-    reap_interval: float = 5.0
-    """How often the reaper LoopingCall looks for idle sessions and empty rooms."""
+    reap_interval: float = option(
+        "sweep", "How often the reaper looks for idle sessions and expired empty rooms, seconds.",
+        positive, default=5.0)
+    """How often the reaper LoopingCall looks for idle sessions and empty rooms: a
+    session is reaped between ``idle_timeout`` and ``idle_timeout + reap_interval``."""
     purge_interval: float = 3600.0
     """How often expired password-less registrations are purged from the store."""
     # sizes
@@ -79,6 +82,15 @@ class ServerConfig:
     """scrypt cost: 16 MiB and tens of ms per hash; tests lower it."""
     scrypt_r: int = 8
     scrypt_p: int = 1
+    credential_workers: int = option(
+        "credential-workers", "Credential checks and hashes (scrypt) run at once; each holds "
+        "128 x 8 x scrypt-n bytes (16 MiB by default) while it runs.", positive, default=4)
+    credential_queue: int = option(
+        "credential-queue", "Credential checks that may wait for a worker; past it a login is "
+        "answered RATE_LIMITED at once.", positive, default=512)
+    credential_per_source: int = option(
+        "credential-per-source", "Credential checks one source (IPv4 address, IPv6 /64) may "
+        "have running or waiting.", positive, default=2)
     # flood control
     rate: float = option(
         "rate", "Requests per second per client (token bucket).", positive, default=20.0)
@@ -120,13 +132,35 @@ class ServerConfig:
     connect_prefix_burst: float = option(
         "connect-prefix-burst", "New-session bucket size per /24 (IPv6 /64).", positive,
         default=_ADMISSION.sessions_per_prefix.burst)
+    connect_total_rate: float = option(
+        "connect-total-rate", "New sessions per second from everyone together (each costs a "
+        "handshake's CPU).", positive, default=_ADMISSION.sessions_in_total.per_second)
+    connect_total_burst: float = option(
+        "connect-total-burst", "New-session bucket size for everyone together.", positive,
+        default=_ADMISSION.sessions_in_total.burst)
     reassembly_budget: int = option(
         "reassembly-budget", "Bytes all sessions together may hold in reassembly.", positive,
         default=_ADMISSION.reassembly_budget)
+    shed_refusal_rate: float = option(
+        "shed-refusal-rate", "Refused handshake packets per second a /24 (IPv6 /64) may earn "
+        "before its handshakes are shed (dropped unread).", positive,
+        default=_ADMISSION.shedding.refusals.per_second)
+    shed_refusal_burst: float = option(
+        "shed-refusal-burst", "Refused handshake packets a /24 (IPv6 /64) may earn at once "
+        "before it is shed.", positive, default=_ADMISSION.shedding.refusals.burst)
+    shed_seconds: float = option(
+        "shed-seconds", "How long a prefix is shed the first time (doubled, up to 300 s, "
+        "each time it floods again soon after).", positive,
+        default=_ADMISSION.shedding.first_period)
     max_send_queue: int = option(
         "max-send-queue",
         "SendQ: bytes queued for one client and not yet acknowledged; past it the session "
         "is closed (SEND_QUEUE_EXCEEDED).", positive, default=DEFAULT_MAX_SEND_QUEUE)
+    send_queue_budget: int = option(
+        "send-queue-budget",
+        "Bytes queued for all clients together and not yet acknowledged; past it a client "
+        "holding more than an even share is closed (SEND_QUEUE_EXCEEDED).", positive,
+        default=_ADMISSION.send_queue_budget)
     # hostile peers, the chat side (PROTOCOL.md C4, C8)
     login_timeout: float = option(
         "login-timeout", "Close a session that has not logged in after this many seconds.",
@@ -176,7 +210,7 @@ class ServerConfig:
         "Churn bucket size per client (default: --max-rooms-per-client + 10, so a client "
         "that reconnects re-joins every room at once).", positive,
         default=attrs.Factory(lambda c: c.max_rooms_per_client + 10, takes_self=True))
-    # transfers (PROTOCOL.md C11)
+    # transfers (PROTOCOL.md C12)
     max_transfer_bytes: int = option(
         "max-transfer", "Largest file one transfer may carry, bytes.", positive,
         default=8 * 1024 * 1024)
@@ -199,6 +233,12 @@ class ServerConfig:
     transfer_idle: float = option(
         "transfer-idle", "Fail a transfer in which nothing moved for this many seconds.",
         positive, default=60.0)
+
+    typing_rate: float = option(
+        "typing-rate", "Typing notices per second one client may have relayed (more are "
+        "dropped and counted).", positive, default=1.0)
+    typing_burst: float = option(
+        "typing-burst", "Typing notice bucket size per client.", positive, default=3)
 
     @property
     def limits(self) -> Limits:

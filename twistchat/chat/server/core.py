@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
 from twistchat.chat.server import identities
 from twistchat.chat.server.config import ServerConfig
-from twistchat.chat.server.guards import LoginGuard
+from twistchat.chat.server.guards import CredentialWork, LoginGuard, WorkRefused, source_of
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
@@ -71,6 +71,8 @@ class ServerCore:
                                per_sender=c.mailbox_per_sender, total=c.max_stored_dms)
         self.dm_senders = KeyedBuckets(Rate(per_second=c.dm_rate, burst=c.dm_burst))
         """The DM rate per sending nick (every DM is stored: PROTOCOL.md C10)."""
+        self.credential_work = CredentialWork(c.credential_workers, c.credential_queue,
+                                              c.credential_per_source)
         self.logins = LoginGuard(c.login_free_failures, c.login_backoff, c.login_backoff_max,
                                  c.login_queue, Rate(per_second=c.registration_rate / 60,
                                                      burst=c.registration_burst))
@@ -92,6 +94,16 @@ class ServerCore:
             return threads.deferToThreadPool(self.clock, self.clock.getThreadPool(),
                                              function, *args)
         return maybeDeferred(function, *args)
+
+    def run_credential_work(self, user: User, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """Credential work (scrypt) for ``user``'s request, off the reactor
+        and bounded (``CredentialWork``): RATE_LIMITED at once when too
+        much waits already."""
+        try:
+            return self.credential_work.run(source_of(user.session.peer),
+                                            lambda: self.off_reactor(function, *args))
+        except WorkRefused as e:
+            raise ChatProtocolError(ErrorCode.RATE_LIMITED, f"{e}; try again in a moment") from None
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)

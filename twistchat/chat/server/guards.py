@@ -9,6 +9,9 @@ limit checked before the work it guards is done (PROTOCOL.md C4, C8):
   once, never queued behind each other), and registrations throttled per
   source /24 (IPv6 /64).
 * ``Deadlines``: sessions that must log in in time, on one timer for all.
+* ``CredentialWork``: scrypt (16 MiB, tens of ms each) a few at a time, a
+  bounded queue, and a bound per source, so logins at once cannot grow the
+  server's memory nor one network take every worker.
 
 A leaf of the server package: it knows keys, addresses and time, not
 sessions or the store.
@@ -23,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import attrs
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, source_prefix
@@ -218,3 +222,42 @@ class Deadlines(Generic[K]):
             del self._due[key]
             self._expire(key)
         self._arm()
+
+
+class WorkRefused(Exception):
+    """Too much credential work waits already (in all, or from this source)."""
+
+
+class CredentialWork:
+    """At most ``workers`` credential jobs run at once, at most ``queue``
+    wait, and one source has at most ``per_source`` running or waiting."""
+
+    def __init__(self, workers: int, queue: int, per_source: int) -> None:
+        self._semaphore = DeferredSemaphore(workers)
+        self._queue, self._per_source = queue, per_source
+        self._by_source: Counter[str] = Counter()
+
+    @property
+    def running(self) -> int:
+        return self._semaphore.limit - self._semaphore.tokens
+
+    @property
+    def waiting(self) -> int:
+        return len(self._semaphore.waiting)
+
+    def run(self, source: str, start: Callable[[], Deferred[Any]]) -> Deferred[Any]:
+        """``start()`` when a worker is free; raises ``WorkRefused`` at once
+        if the queue or the source's share is full."""
+        if self._by_source[source] >= self._per_source:
+            raise WorkRefused("too many logins from your network at once")
+        if not self._semaphore.tokens and self.waiting >= self._queue:
+            raise WorkRefused("the server is busy checking credentials")
+        self._by_source[source] += 1
+        done = self._semaphore.run(start)
+
+        def finished(result: Any) -> Any:
+            self._by_source[source] -= 1
+            if not self._by_source[source]:
+                del self._by_source[source]
+            return result
+        return done.addBoth(finished)

@@ -40,6 +40,8 @@ class Room(Generic[M]):
     invites: set[str] = attrs.Factory(set)
     invite_only: bool = False
     join_key: str | None = None
+    member_limit: int | None = None
+    """The operator's cap on members (``/mode +l``), within the server's."""
     members: dict[str, M] = attrs.Factory(dict)
     """Folded nick to member, in join order."""
     empty_since: float | None = None
@@ -50,7 +52,8 @@ class Room(Generic[M]):
 
     def worth_keeping(self) -> bool:
         """Operator-set state survives an empty room for the long TTL."""
-        return bool(self.topic or self.bans or self.invite_only or self.join_key)
+        return bool(self.topic or self.bans or self.invite_only or self.join_key
+                    or self.member_limit)
 
     def is_op(self, key: str) -> bool:
         return self.op_key == key
@@ -69,6 +72,9 @@ class Room(Generic[M]):
             raise ChatProtocolError(ErrorCode.BAD_KEY)
         if len(self.members) >= max_members:
             raise ChatProtocolError(ErrorCode.ROOM_FULL)
+        if self.member_limit is not None and len(self.members) >= self.member_limit:
+            raise ChatProtocolError(ErrorCode.ROOM_FULL,
+                                    f"room is full: its operator allows {self.member_limit} members")
 
     def add(self, member: M) -> None:
         self.members[member.key] = member
@@ -91,14 +97,16 @@ class Room(Generic[M]):
         """The room part of a ``join``/``create`` reply (its members are paged)."""
         return {"room": self.name, "topic": self.topic, "topic_by": self.topic_by,
                 "topic_ts": self.topic_ts, "op": self.op_nick, "invite_only": self.invite_only,
-                "has_key": bool(self.join_key), "member_count": len(self.members)}
+                "has_key": bool(self.join_key), "limit": self.member_limit,
+                "member_count": len(self.members)}
 
     # persistence: only the operator-set state, never members
     def to_state(self) -> dict[str, Any]:
         return {"name": self.name, "creator_key": self.creator_key, "op_key": self.op_key,
                 "op_nick": self.op_nick, "topic": self.topic, "topic_by": self.topic_by,
                 "topic_ts": self.topic_ts, "bans": dict(self.bans), "invites": sorted(self.invites),
-                "invite_only": self.invite_only, "join_key": self.join_key}
+                "invite_only": self.invite_only, "join_key": self.join_key,
+                "member_limit": self.member_limit}
 
     @classmethod
     def from_state(cls, key: str, state: dict[str, Any], now: float) -> Room[M]:
@@ -108,7 +116,7 @@ class Room(Generic[M]):
                    topic_ts=state.get("topic_ts"), bans=dict(state.get("bans", {})),
                    invites=set(state.get("invites", [])),
                    invite_only=bool(state.get("invite_only")), join_key=state.get("join_key"),
-                   empty_since=now)
+                   member_limit=state.get("member_limit"), empty_since=now)
 
 
 class RoomRegistry(Generic[M]):

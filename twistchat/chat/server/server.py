@@ -31,6 +31,7 @@ from twistchat.chat.server.guards import Deadlines
 from twistchat.chat.server.handlers import HANDLERS
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
+from twistchat.chat.server.typing_relay import TypingRelay
 from twistchat.chat.server.user import User
 from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.ratelimit import TokenBucket
@@ -54,6 +55,8 @@ class ChatServer(ServerCore):
         self.login_deadlines: Deadlines[ClientSession] = Deadlines(
             clock, self.config.login_timeout, self._login_overdue)
         """Sessions that must log in by ``login_timeout`` (one timer for all)."""
+        self.typing = TypingRelay(clock, self.config, self.online)
+        """Typing notices, relayed over the unreliable channel (PROTOCOL.md C11)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -144,6 +147,11 @@ class ChatServer(ServerCore):
             raise ChatProtocolError(ErrorCode.RATE_LIMITED,
                                     "too many presence, join, part or nick changes; slow down")
         await self._handlers[type(request)](self, user, request)
+
+    def unreliable_received(self, session: ClientSession, data: bytes) -> None:
+        user = self.sessions.get(session)
+        if user is not None:
+            self.typing.received(user, data)
 
     # ------------------------------------------------------------ reaping
 

@@ -18,6 +18,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python import usage
 
+from twistchat.chat.protocol import max_login_request_bytes
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.keyfile import DEFAULT_KEY_NAME, ServerKeyError, key_path, load_server_key
 from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
@@ -26,6 +27,7 @@ from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.keys import key_fingerprint
 from twistchat.endpoint.ratelimit import Rate
 from twistchat.endpoint.server import Admission
+from twistchat.endpoint.shedding import ShedPolicy
 from twistchat.reliable.config import stranger_window
 from twistchat.reliable.session import SessionConfig
 from twistchat.store import open_store
@@ -97,13 +99,15 @@ def session_config(config: ServerConfig) -> SessionConfig:
     with its envelope), so the announced limits are the real ones; and the
     largest event, since the transport sends a peer no more than it takes.
     Until a user logs in on it (``mark_trusted``), a session is offered only
-    the receive window one largest message needs (``stranger_window``)."""
+    the receive window its largest login needs (``stranger_window`` of
+    ``max_login_request_bytes``): a peer that never logs in can make the
+    server hold and decrypt no more than that."""
     default = SessionConfig()
     max_message_size = max(default.max_message_size, config.max_request_bytes,
                            config.max_message_bytes)
     return attrs.evolve(default, keepalive_interval=config.keepalive_interval,
                         idle_timeout=config.idle_timeout, max_message_size=max_message_size,
-                        initial_receive_window=min(stranger_window(max_message_size),
+                        initial_receive_window=min(stranger_window(max_login_request_bytes()),
                                                    default.receive_window),
                         max_send_queue=config.max_send_queue)
 
@@ -118,7 +122,10 @@ def admission(config: ServerConfig) -> Admission:
         cookies_per_prefix=Rate(per_second=c.cookie_prefix_rate, burst=c.cookie_prefix_burst),
         sessions_per_address=Rate(per_second=c.connect_rate, burst=c.connect_burst),
         sessions_per_prefix=Rate(per_second=c.connect_prefix_rate, burst=c.connect_prefix_burst),
-        reassembly_budget=c.reassembly_budget)
+        sessions_in_total=Rate(per_second=c.connect_total_rate, burst=c.connect_total_burst),
+        reassembly_budget=c.reassembly_budget, send_queue_budget=c.send_queue_budget,
+        shedding=ShedPolicy(refusals=Rate(per_second=c.shed_refusal_rate, burst=c.shed_refusal_burst),
+                            first_period=c.shed_seconds))
 
 
 class ChatService(service.MultiService):

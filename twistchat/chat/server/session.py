@@ -49,6 +49,9 @@ class SessionHost(Protocol):
         """Run one request; it answers through ``reply``/``fail`` or raises
         ChatProtocolError, and may answer nothing for a session it is done with."""
 
+    def unreliable_received(self, session: ClientSession, data: bytes) -> None:
+        """One unreliable message (a typing notice): best effort, never answered."""
+
 
 class ClientSession(MessageProtocol):
     log = Logger()
@@ -93,7 +96,7 @@ class ClientSession(MessageProtocol):
         except ChatProtocolError as error:
             self.send(error.to_reply())
             return
-        paced = request.PACED  # a transfer's pieces: bounded by its window (PROTOCOL.md C11)
+        paced = request.PACED  # a transfer's pieces: bounded by its window (PROTOCOL.md C12)
         if (not paced and not self.bucket.take(self._last_request)) \
                 or len(self._queue) >= config.max_pending_requests:
             self.send(ErrorReply(id=request.id, code=ErrorCode.RATE_LIMITED,
@@ -104,6 +107,7 @@ class ClientSession(MessageProtocol):
 
     def unreliable_received(self, data: bytes) -> None:
         self._last_request = self.host.clock.seconds()
+        self.host.unreliable_received(self, data)
 
     def connection_lost(self, reason: CloseReason) -> None:
         self._queue.clear()
@@ -175,6 +179,16 @@ class ClientSession(MessageProtocol):
             self.connection.send_message(data)
         except TransportError as error:
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
+
+    def send_unreliable(self, data: bytes) -> None:
+        """Best effort (typing notices): may be lost, never resent, never raises."""
+        if self.connection is None:
+            return
+        try:
+            self.connection.send_unreliable(data)
+        except TransportError as error:
+            self.log.debug("dropped an unreliable message to {peer}: {error}", peer=self.peer,
+                           error=error)
 
     def send_tracked(self, data: bytes) -> Deferred[None]:
         """Send encoded ``data``; the Deferred fires once the peer's transport

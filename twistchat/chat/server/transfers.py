@@ -1,5 +1,5 @@
 """
-Transfers through the server (PROTOCOL.md C11): what is open, what each
+Transfers through the server (PROTOCOL.md C12): what is open, what each
 holds, and how pieces move on.  The server never holds a whole file: a
 piece is relayed as it comes, and answered once every recipient's
 transport has it; a sender may have at most ``transfer_window`` bytes of a

@@ -65,8 +65,8 @@ async def _check_credential(server: ServerCore, user: User, request: p.Login,
     """BAD_CREDENTIAL unless the login's password or secret matches
     ``account`` (checked off the reactor thread); a failure feeds the back-off."""
     given = request.password if request.password is not None else request.secret
-    if given is None or not await server.off_reactor(identities.verify_credential,
-                                                     given, account.credential):
+    if given is None or not await server.run_credential_work(
+            user, identities.verify_credential, given, account.credential):
         server.logins.failed(account.key, source_of(user.session.peer), server.clock.seconds())
         server.log.info("wrong credential for {nick} from {peer}", nick=request.nick,
                         peer=user.session.peer)
@@ -89,10 +89,10 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
             raise ChatProtocolError(ErrorCode.RATE_LIMITED,
                                     "too many new registrations from your network; try later")
         if request.password is not None:
-            credential, has_password = await _password_hash(server, request.password), True
+            credential, has_password = await _password_hash(server, user, request.password), True
         else:
             new_secret = identities.new_secret(config.secret_bytes)
-            credential, has_password = await _hash(server, new_secret), False
+            credential, has_password = await _hash(server, user, new_secret), False
         now = server.now_ms()
         account = Account(key=key, nick=request.nick, credential=credential,
                           has_password=has_password, created=now, last_seen=now)
@@ -126,15 +126,16 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     await server.mailbox.replay(user, waiting)
 
 
-def _hash(server: ServerCore, secret: str) -> Deferred[str]:
+def _hash(server: ServerCore, user: User, secret: str) -> Deferred[str]:
     c = server.config
-    return server.off_reactor(identities.hash_credential, secret, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+    return server.run_credential_work(user, identities.hash_credential, secret,
+                                      c.scrypt_n, c.scrypt_r, c.scrypt_p)
 
 
-async def _password_hash(server: ServerCore, password: str) -> str:
+async def _password_hash(server: ServerCore, user: User, password: str) -> str:
     if len(password) < p.PASSWORD_MIN_LENGTH:
         raise ChatProtocolError(ErrorCode.WEAK_PASSWORD)
-    return await _hash(server, password)
+    return await _hash(server, user, password)
 
 
 async def set_password(server: ServerCore, user: User, request: p.SetPassword) -> None:
@@ -145,12 +146,12 @@ async def set_password(server: ServerCore, user: User, request: p.SetPassword) -
     account = await server.store.get_account(user.key)
     if account is None:
         raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
-    if not await server.off_reactor(identities.verify_credential, request.current,
-                                    account.credential):
+    if not await server.run_credential_work(user, identities.verify_credential, request.current,
+                                            account.credential):
         server.log.info("set_password for {nick} with a wrong current credential from {peer}",
                         nick=account.nick, peer=user.session.peer)
         raise ChatProtocolError(ErrorCode.BAD_CREDENTIAL)
-    credential = await _password_hash(server, request.password)
+    credential = await _password_hash(server, user, request.password)
     await server.store.put_account(Account(
         key=account.key, nick=account.nick, credential=credential, has_password=True,
         created=account.created, last_seen=server.now_ms()))

@@ -59,15 +59,21 @@ async def unban(server: ServerCore, user: User, request: p.Unban) -> None:
 
 async def mode(server: ServerCore, user: User, request: p.Mode) -> None:
     room = server.op_room(user, request.room)
+    cap = server.config.max_members_per_room
+    if request.limit is not None and request.limit > cap:
+        raise ChatProtocolError(ErrorCode.BAD_FIELD,
+                                f"limit {request.limit} is over the server's {cap} members per room")
     if request.invite_only is not None:
         room.invite_only = request.invite_only
     if request.key is not None:
         room.join_key = request.key or None
+    if request.limit is not None:
+        room.member_limit = request.limit or None
     server.save_room(room)
     server.tell(room, p.ModeEvent(room=room.name, nick=user.nick, invite_only=room.invite_only,
-                                  has_key=bool(room.join_key)))
+                                  has_key=bool(room.join_key), limit=room.member_limit))
     user.session.reply(request, room=room.name, invite_only=room.invite_only,
-                       has_key=bool(room.join_key))
+                       has_key=bool(room.join_key), limit=room.member_limit)
 
 
 async def invite(server: ServerCore, user: User, request: p.Invite) -> None:

@@ -1,4 +1,4 @@
-"""Transfer requests (PROTOCOL.md C11): open to a nick or a room, pieces in
+"""Transfer requests (PROTOCOL.md C12): open to a nick or a room, pieces in
 order, the end, a cancel.  The state and the bounds are ``transfers``;
 these check who may send what to whom, then hand over."""
 
