@@ -1,5 +1,5 @@
-"""``/send`` in a real pseudo-terminal: the progress line is drawn in the
-prompt while the file goes, and the prompt is plain again once it is sent."""
+"""``/send`` in a real pseudo-terminal: the progress is drawn on the status
+line while the file goes, and only the plain prompt is left once it is sent."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from support.processes import BIN
 pytestmark = pytest.mark.e2e
 
 
-def test_the_progress_line_shows_in_the_prompt_then_goes(twistd_server, tmp_path):
+def test_the_progress_shows_on_the_status_line_then_goes(twistd_server, tmp_path):
     common = ["--port", str(twistd_server.port), "--state-dir", str(tmp_path / "state")]
     output = tmp_path / "yan.out"
     receiver = subprocess.Popen([str(BIN / "twistchat-client"), "yan", *common,
