@@ -67,10 +67,15 @@ def sha256(path: Path) -> str:
 
 
 def room_of_three(port: int, workdir: Path) -> list[Client]:
-    clients = [Client(nick, port, workdir) for nick in ("alice", "bob", "carol")]
-    for client in clients:
+    """One after the other, as people do: the server checks at most a couple
+    of logins from one address at once (the rest are RATE_LIMITED)."""
+    clients = []
+    for nick in ("alice", "bob", "carol"):
+        client = Client(nick, port, workdir)
+        client.wait_for("connected to ")
         client.send("/join #files")
         client.wait_for("now talking in #files")
+        clients.append(client)
     return clients
 
 
