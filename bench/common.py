@@ -131,7 +131,7 @@ LOAD_GENERATOR_LIMITS = {
     "max-sessions-per-address": 10**9, "cookie-rate": 10**9, "cookie-burst": 10**9,
     "cookie-prefix-rate": 10**9, "cookie-prefix-burst": 10**9, "connect-rate": 10**9,
     "connect-burst": 10**9, "connect-prefix-rate": 10**9, "connect-prefix-burst": 10**9,
-    "registration-rate": 10**9, "registration-burst": 10**9,
+    "registration-rate": 10**9, "registration-burst": 10**9, "credential-per-source": 10**6,
 }
 """A load generator opens thousands of sessions and registers thousands of
 nicks from 127.0.0.1 on purpose: the per-source limits (issue 12) would

@@ -5,6 +5,7 @@ from __future__ import annotations
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
 
+from .test_server_transfers import TRANSFER_CODES, reach as reach_transfer_code
 from .fakes import Harness, SlowStore
 
 
@@ -141,6 +142,8 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.NOT_LOGGED_IN: lambda: c.send_raw(b'{"t":"rooms","id":1}'),
         ErrorCode.WEAK_PASSWORD: lambda: c.send_raw(b'{"t":"login","id":1,"nick":"x","password":"1"}'),
     }
+    if code in TRANSFER_CODES:
+        return reach_transfer_code(code)
     if code in simple:
         simple[code]()
         return c.messages()[-1].code

@@ -28,6 +28,7 @@ HELP = """\
 /join #room [key]      join (or switch to) a room or private group id
 /part [#room] [reason] leave a room (default: the current one)
 /msg NICK text         direct message (stored if NICK is offline)
+/send NICK|#room FILE  send a file (up to 8 MiB) to a nick or to everyone in a room
 /me action             an action in the current room
 /nick NEW              change your nick
 /topic [text]          show or set the current room's topic
@@ -112,6 +113,13 @@ def _msg(rest, current):
     return Command("msg", (nick, text))
 
 
+def _send(rest, current):
+    target, path = _split(rest, 2)
+    if not target or not path:
+        raise CommandError("usage: /send NICK|#room FILE")
+    return Command("send_file", (target, path))
+
+
 def _me(rest, current):
     if not rest:
         raise CommandError("usage: /me action")
@@ -189,6 +197,7 @@ _PARSERS = {
     "part": _part, "leave": _part,
     "msg": _msg, "query": _msg,
     "me": _me,
+    "send": _send,
     "nick": _one("set_nick", "/nick NEW"),
     "topic": _topic,
     "who": _who, "names": _who,

@@ -16,11 +16,12 @@ from twistchat.chat import protocol as p
 from twistchat.chat.protocol import fold_nick, fold_room
 from twistchat.cli import render
 from twistchat.cli.commands import HELP, Command, CommandError, parse, typing_target
+from twistchat.cli.transfers import TransferLines
 from twistchat.cli.typing_line import TypingBoard
-from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected
+from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected, TransferError
 
 
-class Conversation(ChatObserver):
+class Conversation(TransferLines, ChatObserver):
     """Runs commands on ``client`` and writes one line per thing to show."""
 
     def __init__(self, write: Callable[[str], None], now: Callable[[], float] = time.time) -> None:
@@ -104,8 +105,10 @@ class Conversation(ChatObserver):
             previous, self.current_room = self.current_room, args[0]
             self._current_restored = False
             self._room_before_join[args[0]] = previous
-        method = getattr(self.client, action)
-        result = method(*args)
+        if action == "send_file":  # with a progress line: cli/transfers.py
+            result = self.send_file(*args)
+        else:
+            result = getattr(self.client, action)(*args)
         self.outstanding.add(result)
         result.addCallbacks(self._succeeded, self._failed,
                             callbackArgs=(action, args), errbackArgs=(action, args))
@@ -125,6 +128,8 @@ class Conversation(ChatObserver):
             self.write(render.own_message(reply["room"], self.client.nick, args[1], reply["ts"]))
         elif action == "msg":
             self.write(render.own_direct(reply.get("to", args[0]), args[1], reply))
+        elif action == "send_file":
+            self.write(self.sent_note(args, reply))
         for out in render.reply(action, args, reply, self.now()):
             self.write(out)
 
@@ -135,6 +140,9 @@ class Conversation(ChatObserver):
         if failure.check(ChatError):
             error = failure.value
             self.write(render.error(error.code, error.message, self.now()))
+        elif failure.check(TransferError):
+            error = failure.value
+            self.write(render.error(error.code, f"{action} {' '.join(args)}: {error.message}", self.now()))
         elif failure.check(Disconnected):
             self.write(render.error("NOT_SENT", f"{action}: {failure.getErrorMessage()}", self.now()))
         elif failure.check(defer.CancelledError):
@@ -166,7 +174,9 @@ class Conversation(ChatObserver):
             self.status_changed()
 
     def status_line(self) -> str:
-        return self.typists.text(self.now())
+        """Who is typing, and every transfer under way (cli/transfers.py)."""
+        return " · ".join(part for part in (self.typists.text(self.now()), self.progress_text())
+                          if part)
 
     def keystroke(self, line_so_far: str) -> None:
         """The person typed a character: tell the room or nick it is for."""
@@ -178,7 +188,9 @@ class Conversation(ChatObserver):
         self._show(render.delivered(event, self.now()))
 
     def data(self, event: p.DataEvent) -> None:
-        self._show(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data", self.now()))
+        where = f" to {event.room}" if event.room else ""
+        self._show(render.notice(f"{event.nick} sent {len(event.payload)} bytes of data{where}",
+                                 self.now()))
 
     def presence(self, event: p.Event) -> None:
         if isinstance(event, p.JoinEvent) and self.client is not None and \

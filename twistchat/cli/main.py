@@ -28,6 +28,7 @@ from twistchat.client import (
     ChatClient, ClientState, KnownServers, PasswordRequired, ServerKeyMismatch, StateError,
     client_endpoint, default_state_dir,
 )
+from twistchat.client.downloads import default_download_dir
 from twistchat.client.known_servers import check_fingerprint
 
 DEFAULT_WAIT = 30.0
@@ -48,6 +49,8 @@ class Options(usage.Options):
         ["server-key", None, None, "The fingerprint (SHA256:...) the server must prove, even on "
          "first contact (the operator prints it with: twistd twistchat --fingerprint)."],
         ["wait", None, DEFAULT_WAIT, "Pipe mode: seconds to wait for answers at end of input.", float],
+        ["downloads", None, None, "Folder received files are saved in, never overwriting "
+         "(default ~/Downloads/twistchat)."],
     ]
     optFlags = [["ask-password", None, "Ask for the nick's password."],
                 ["accept-new-server-key", None, "Accept the key the server proves even if it is "
@@ -157,6 +160,12 @@ def _terminal_protocol(conversation: Conversation, clock=None):
             if back:
                 terminal.cursorBackward(back)
 
+        def set_status(self, text: str) -> None:
+            """The progress line: shown in the prompt, so it never mixes with output."""
+            prompt = f"[{text}] > ".encode("utf-8", "replace") if text else b"> "
+            self.ps = (prompt, prompt)
+            self.show("")
+
         def lineReceived(self, line: bytes) -> None:
             conversation.line(line.decode("utf-8", "replace"))
 
@@ -203,7 +212,8 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     client = ChatClient(reactor, endpoint, (options["host"], options["port"]), options["nick"],
                         conversation, password=password, state=state,
                         known_servers=known_servers, server_key=options["server-key"],
-                        accept_new_server_key=options["accept-new-server-key"])
+                        accept_new_server_key=options["accept-new-server-key"],
+                        downloads=options["downloads"] or str(default_download_dir()))
     conversation.client = client
     finished = defer.Deferred()
 

@@ -6,7 +6,11 @@ from twistchat.client.client import (
 from twistchat.client.known_servers import KnownServers, ServerKeyMismatch
 from twistchat.client.limits import CLIENT_MAX_MESSAGE_SIZE, ServerLimits, client_endpoint
 from twistchat.client.state import ClientState, StateError, default_state_dir
+from twistchat.client.transfers import (
+    IncomingTransfer, OutgoingTransfer, TransferCorrupt, TransferError, TransferIncomplete,
+)
 
 __all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "PasswordRequired",
            "ClientState", "StateError", "default_state_dir", "KnownServers", "ServerKeyMismatch",
-           "CLIENT_MAX_MESSAGE_SIZE", "ServerLimits", "client_endpoint"]
+           "CLIENT_MAX_MESSAGE_SIZE", "ServerLimits", "client_endpoint", "IncomingTransfer",
+           "OutgoingTransfer", "TransferCorrupt", "TransferError", "TransferIncomplete"]

@@ -27,9 +27,10 @@ Where it stands, as a snapshot, is ``status()`` (``status.py``); typing
 notices go out paced and unreliably (``typing_notices.py``); a first
 connect may keep trying (``keep_trying``: ``first_connect.py``).
 
-At about 560 lines it is over the project's ~450: it is one short method per
+At about 620 lines it is over the project's ~450: it is one short method per
 request (about thirty); whatever keeps state of its own is a module beside it
-(contacts in ``contacts.py``, kept rooms in ``membership.py``).
+(contacts in ``contacts.py``, kept rooms in ``membership.py``, transfers in
+``transfers.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from twistchat.client.paging import paged
 from twistchat.client.resend import Outbox, OutgoingRequest, new_idem
 from twistchat.client.seen import RecentIds
 from twistchat.client.state import ClientState
+from twistchat.client.transfers import Transfers
 from twistchat.client.status import ClientCounters, ClientStatus, client_status
 from twistchat.client.typing_notices import TypingPacer, send_typing
 from twistchat.endpoint.api import CloseReason, MessageProtocol
@@ -94,10 +96,11 @@ class ChatClient:
                  state: ClientState | None = None, reconnect: bool = True,
                  rng: random.Random | None = None, known_servers: KnownServers | None = None,
                  server_key: str | None = None, accept_new_server_key: bool = False,
-                 keep_trying: bool = False) -> None:
+                 keep_trying: bool = False, downloads: str | None = None) -> None:
         """``known_servers``, ``server_key`` (a fingerprint to require) and
         ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
-        a first ``connect()`` backs off and tries again (``first_connect.py``)."""
+        a first ``connect()`` backs off and tries again (``first_connect.py``);
+        ``downloads``: the folder received files are saved in (None: declined)."""
         self.reactor = reactor
         self.endpoint = endpoint
         self.address = address
@@ -135,6 +138,8 @@ class ChatClient:
         self.kept = KeptRooms(self.rooms)
         self.contact_list = ContactList()
         """Watched nicks and their state, as the server last said (issue 14)."""
+        self.transfers = Transfers(reactor, downloads, lambda: self.observer, self._request, self._send,
+                                   lambda: self._link and self._link.connection, lambda: self.ready)
 
     @property
     def server_key(self) -> bytes | None:
@@ -384,10 +389,23 @@ class ChatClient:
         self._typing.sent(nick)
         return self._request(p.Dm, to=nick, text=text, idem=new_idem())
 
-    def send_data(self, nick: str, payload: bytes) -> defer.Deferred:
-        """Fires once the recipient's transport has the payload; fails with
-        ``ChatError`` NOT_ONLINE, or NOT_DELIVERED if its session ended first."""
-        return self._request(p.Data, to=nick, payload=payload, idem=new_idem())
+    def send_data(self, target: str, payload: bytes) -> defer.Deferred:
+        """To a nick: fires once its transport has the payload; fails with
+        ``ChatError`` NOT_ONLINE, or NOT_DELIVERED if its session ended first.
+        To a room: fires once every other member has it (``delivered``, and
+        ``missed``: those whose session ended first)."""
+        where = {"room": target} if target.startswith("#") or p.is_group_id(target) else {"to": target}
+        return self._request(p.Data, payload=payload, idem=new_idem(), **where)
+
+    def send_file(self, target: str, path: str, progress=None) -> defer.Deferred:
+        """Send the file at ``path`` to a nick or a room in pieces (transfers.py);
+        ``progress(OutgoingTransfer)`` as recipients get them; fires with the
+        figures once every recipient has it all, or fails with TransferError."""
+        return self.transfers.send_file(target, path, progress=progress)
+
+    def send_bytes(self, target: str, data: bytes, name: str, progress=None) -> defer.Deferred:
+        """``send_file`` for bytes in memory, offered as ``name``."""
+        return self.transfers.send_bytes(target, data, name, progress=progress)
 
     def set_nick(self, nick: str) -> defer.Deferred:
         def renamed(reply: dict[str, Any]) -> dict[str, Any]:
@@ -544,6 +562,8 @@ class ChatClient:
                 observer.duplicate_dropped(event)
         elif isinstance(event, p.DataEvent):
             observer.data(event)
+        elif isinstance(event, p.TRANSFER_EVENTS):
+            self.transfers.event(event)
         elif isinstance(event, PRESENCE_EVENTS):
             if isinstance(event, (p.KickEvent, p.PartEvent)) and event.nick == self.nick:
                 self.rooms.pop(fold_room(event.room), None)
@@ -575,6 +595,7 @@ class ChatClient:
         will_retry = self.reconnect and not self._lifecycle.final
         self._link = None
         self._lifecycle.fire(LinkEvent.LINK_LOST)
+        self.transfers.session_lost(describe(reason))
         if was_ready and not will_retry:
             self._lifecycle.fire(LinkEvent.GIVE_UP)
         self._outbox.session_lost(reason, will_retry)

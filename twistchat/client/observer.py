@@ -90,3 +90,18 @@ class ChatObserver:
         """The key ``server`` (``host:port``) proved is pinned from now on:
         first contact (``replaced`` None), or a changed key accepted
         (``accept_new_server_key`` or ``server_key``), ``replaced`` the old one."""
+
+    def transfer_started(self, transfer) -> None:
+        """Someone is sending us a file (``IncomingTransfer``): it is being
+        written to a part file in the download folder."""
+
+    def transfer_progress(self, transfer) -> None:
+        """More of an incoming transfer arrived (``transfer.received`` bytes)."""
+
+    def transfer_received(self, transfer) -> None:
+        """An incoming transfer is complete, its size and sha256 checked, and
+        saved as ``transfer.path``."""
+
+    def transfer_failed(self, transfer, error) -> None:
+        """An incoming transfer ended unfinished (``TransferIncomplete``,
+        ``TransferCorrupt`` or another ``TransferError``); nothing was saved."""

@@ -23,6 +23,7 @@ The package, bottom up (each module imports only those above it):
 * ``errors``: ``ChatProtocolError``
 * ``validation``, ``codec``: ``encode``, ``decode_request``, ``decode_server_message``
 * ``pages``: the entries listing replies carry, and how many fit a reply
+* ``transfers``: the messages of a transfer in pieces (PROTOCOL.md C14)
 * ``sizes``: the byte sizes the limits imply (largest request, largest message)
 * ``typing_notices``: typing notices, sent as unreliable transport messages
 
@@ -87,6 +88,18 @@ from twistchat.chat.protocol.requests import (
     Watch,
     Who,
 )
+from twistchat.chat.protocol.transfers import (
+    SHA256_HEX,
+    TRANSFER_EVENTS,
+    Piece,
+    PieceEvent,
+    TransferCancel,
+    TransferEnd,
+    TransferEndEvent,
+    TransferEvent,
+    TransferFailedEvent,
+    TransferOpen,
+)
 from twistchat.chat.protocol.pages import JOIN_MEMBERS, hist, member, room_entry
 from twistchat.chat.protocol.sizes import (
     max_event_bytes, max_login_request_bytes, max_request_bytes, max_server_message_bytes,
@@ -125,4 +138,4 @@ from twistchat.chat.protocol.server_messages import (
 
 __all__ = [name for name in dir() if not name.startswith("_")
            and name not in ("codec", "codes", "errors", "limits", "requests", "schema",
-                            "server_messages", "sizes", "validation", "pages", "typing_notices")]
+                            "server_messages", "sizes", "validation", "pages", "typing_notices", "transfers")]

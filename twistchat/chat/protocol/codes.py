@@ -42,6 +42,13 @@ class ErrorCode(enum.StrEnum):
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL = "INTERNAL"
     TOO_MANY_CONTACTS = "TOO_MANY_CONTACTS"
+    # transfers (PROTOCOL.md C14)
+    NO_SUCH_TRANSFER = "NO_SUCH_TRANSFER"
+    BAD_PIECE = "BAD_PIECE"
+    TOO_MANY_TRANSFERS = "TOO_MANY_TRANSFERS"
+    SENDER_LEFT = "SENDER_LEFT"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
 
     @property
     def text(self) -> str:
@@ -81,4 +88,10 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.SHUTTING_DOWN: "server is shutting down",
     ErrorCode.INTERNAL: "internal server error",
     ErrorCode.TOO_MANY_CONTACTS: "your contact list is full",
+    ErrorCode.NO_SUCH_TRANSFER: "no open transfer of yours has that id",
+    ErrorCode.BAD_PIECE: "piece out of order, past the size, over the window, or a wrong end",
+    ErrorCode.TOO_MANY_TRANSFERS: "too many transfers under way; try again when one ends",
+    ErrorCode.SENDER_LEFT: "the sender left before the transfer ended",
+    ErrorCode.CANCELLED: "the sender cancelled the transfer",
+    ErrorCode.TIMED_OUT: "nothing moved in the transfer for too long",
 }

@@ -91,14 +91,16 @@ class Dm(Request):
 @request
 @attrs.frozen
 class Data(Request):
-    """Opaque binary relay to an online nick; the payload follows the newline."""
+    """Opaque binary relay to an online nick (``to``) or to the other members
+    of a room (``room``): exactly one of the two; the payload follows the newline."""
 
     TYPE: ClassVar[str] = "data"
     HAS_PAYLOAD: ClassVar[bool] = True
     id: int = wire_field(Kind.REQUEST_ID)
-    to: str = wire_field(Kind.NICK)
+    to: str | None = wire_field(Kind.NICK, optional=True)
     idem: str | None = wire_field(Kind.IDEM, optional=True)
     payload: bytes = payload_field()
+    room: str | None = wire_field(Kind.ROOM, optional=True)
 
 
 @request

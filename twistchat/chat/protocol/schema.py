@@ -48,8 +48,11 @@ class Message:
 
 
 class Request(Message):
-    """Client to server; answered by exactly one Ok or ErrorReply with the same id."""
+    """Client to server; answered by exactly one Ok or ErrorReply with the same id.
+    ``PACED``: paced by a window of its own (transfer pieces), not by the
+    session's request bucket."""
 
+    PACED: ClassVar[bool] = False
     id: int
 
 

@@ -95,10 +95,13 @@ class DeliveredEvent(Event):
 @server_message
 @attrs.frozen
 class DataEvent(Event):
+    """Binary data from ``nick``: to you, or to ``room`` if set."""
+
     TYPE: ClassVar[str] = "data"
     HAS_PAYLOAD: ClassVar[bool] = True
     nick: str = wire_field(Kind.NICK)
     payload: bytes = payload_field()
+    room: str | None = wire_field(Kind.ROOM, optional=True)
 
 
 @server_message

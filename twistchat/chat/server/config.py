@@ -217,6 +217,29 @@ class ServerConfig:
     max_contacts: int = option(
         "max-contacts", "Nicks one user may watch (more: TOO_MANY_CONTACTS).", positive,
         default=100)
+    # transfers (PROTOCOL.md C14)
+    max_transfer_bytes: int = option(
+        "max-transfer", "Largest file one transfer may carry, bytes.", positive,
+        default=8 * 1024 * 1024)
+    transfer_window: int = option(
+        "transfer-window",
+        "Bytes of one transfer's pieces the server holds at once (sent on, not yet in every "
+        "recipient's transport); the sender waits for the answers past it.", positive,
+        default=64 * 1024)
+    max_transfers_per_user: int = option(
+        "max-transfers-per-user",
+        "Transfers one user may be sending at once, and receiving at once.", positive, default=4)
+    transfer_memory: int = option(
+        "transfer-memory",
+        "Bytes all transfers together may hold: each reserves its window once per recipient.",
+        positive, default=64 * 1024 * 1024)
+    transfer_rate: float = option(
+        "transfer-rate",
+        "Bytes per second one user's transfers may make the server send (pieces x recipients); "
+        "pieces past it wait.", positive, default=8 * 1024 * 1024)
+    transfer_idle: float = option(
+        "transfer-idle", "Fail a transfer in which nothing moved for this many seconds.",
+        positive, default=60.0)
 
     typing_rate: float = option(
         "typing-rate", "Typing notices per second one client may have relayed (more are "

@@ -29,6 +29,7 @@ from twistchat.chat.server.member import broadcast
 from twistchat.chat.server.memberships import Memberships
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
+from twistchat.chat.server.transfers import Transfers
 from twistchat.chat.server.user import User
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
@@ -92,6 +93,7 @@ class ServerCore:
         self.memberships = Memberships(store, self.rooms, c.history_size, self.background,
                                        replay_budget=c.max_send_queue // 4)
         """Rooms kept across sessions, and each member's mark (issue 14)."""
+        self.transfers = Transfers(clock, self.config)
 
     def off_reactor(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """Run CPU-heavy work (scrypt: tens of ms) on the reactor's thread pool,
@@ -135,6 +137,7 @@ class ServerCore:
         user.departed = True
         if not user.logged_in:
             return
+        self.transfers.departed(user)
         now = self.clock.seconds()
         for room in list(user.rooms.values()):
             room.remove(user.key, now)

@@ -171,6 +171,7 @@ class ChatServer(ServerCore):
                 session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
         self.background(self.memberships.flush(), "write room marks")
         self.contacts.tick()
+        self.transfers.reap(now)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
                                        held=self.memberships.holds):
             self.log.info("reaping empty room {room}", room=room.name)

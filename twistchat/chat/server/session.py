@@ -96,7 +96,9 @@ class ClientSession(MessageProtocol):
         except ChatProtocolError as error:
             self.send(error.to_reply())
             return
-        if not self.bucket.take(self._last_request) or len(self._queue) >= config.max_pending_requests:
+        paced = request.PACED  # a transfer's pieces: bounded by its window (PROTOCOL.md C14)
+        if (not paced and not self.bucket.take(self._last_request)) \
+                or len(self._queue) >= config.max_pending_requests:
             self.send(ErrorReply(id=request.id, code=ErrorCode.RATE_LIMITED,
                                  message=ErrorCode.RATE_LIMITED.text))
             return

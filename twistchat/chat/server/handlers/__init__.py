@@ -6,11 +6,13 @@ ChatProtocolError.
 """
 
 from twistchat.chat.server.core import Handler
-from twistchat.chat.server.handlers import contacts, direct, identity, operators, presence, rooms
+from twistchat.chat.server.handlers import (
+    contacts, direct, identity, operators, presence, rooms, transfers,
+)
 
 HANDLERS: dict[type, Handler] = {
     **identity.HANDLERS, **rooms.HANDLERS, **operators.HANDLERS, **direct.HANDLERS,
-    **presence.HANDLERS, **contacts.HANDLERS,
+    **presence.HANDLERS, **contacts.HANDLERS, **transfers.HANDLERS,
 }
 
 __all__ = ["HANDLERS"]

@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
 from twistchat.chat.server.core import Handler, ServerCore, keyed
+from twistchat.chat.server.handlers import room_data
 from twistchat.chat.server.member import Member, NotAcknowledged
 from twistchat.chat.server.user import User
 from twistchat.store.base import StoredDm
@@ -62,6 +63,10 @@ async def data(server: ServerCore, user: User, request: p.Data) -> None:
     if known is not None:
         user.session.reply(request, **known)
         return
+    if (request.to is None) == (request.room is None):
+        raise ChatProtocolError(ErrorCode.BAD_FIELD, "give exactly one of to and room")
+    if request.room is not None:
+        return await room_data.relay(server, user, request, token, _forget_relay)
     recipient = server.online.get(fold_nick(request.to))
     if recipient is None:
         raise ChatProtocolError(ErrorCode.NOT_ONLINE)
