@@ -104,6 +104,8 @@ class SessionStats:
     messages_sent: int = 0
     messages_delivered: int = 0
     packets_lost: int = 0
+    spurious_losses: int = 0
+    """Packets declared lost and acknowledged later: reordered, not lost."""
     retransmitted_frames: int = 0
     redundant_frames: int = 0
     duplicate_packets: int = 0

@@ -4,8 +4,13 @@ flight, what an ACK frame retires, loss by packet or time threshold, the
 probe timeout, and the RTT and congestion state they feed.
 
 Packet numbers are never reused, so every RTT sample is unambiguous
-(RFC 9002 §2). What a packet carried is handed back to the ``SendBuffer``
-chunk by chunk: acknowledged, or lost (to be sent again in a new packet).
+(RFC 9002 §2), and so is a late acknowledgement of a packet already
+declared lost: that loss was spurious (the packet was only reordered). The
+thresholds then widen (``rack``) and, if every loss of the episode that cut
+the congestion window was spurious, the cut is undone (as RACK's and
+Eifel's undo do). What a packet carried is handed back to the
+``SendBuffer`` chunk by chunk: acknowledged, or lost (to be sent again in
+a new packet).
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ import attrs
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
 from twistchat.reliable.congestion import NewReno
+from twistchat.reliable.rack import ReorderingThresholds
 from twistchat.reliable.rtt import K_GRANULARITY, RttEstimator
 from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.wire.packets import Ack
 
-K_PACKET_THRESHOLD = 3
-"""RFC 9002 §6.1.1: a packet is lost once 3 later packets are acknowledged."""
+MAX_REMEMBERED_LOST = 512
+"""Packets declared lost are remembered (without their bytes) this long, in
+packets, to tell a spurious loss when a late acknowledgement comes ..."""
 
-K_TIME_THRESHOLD = 9 / 8
-"""RFC 9002 §6.1.2: ... or once it is 9/8 RTT older than an acknowledged one."""
+LOST_MEMORY_RTTS = 4
+"""... and at most this many RTTs: an acknowledgement later than that is
+not a reordering worth adapting to."""
 
 MAX_PTO_BACKOFF = 6
 """The probe timeout doubles at most this many times (64 x PTO) ..."""
@@ -43,6 +51,9 @@ class SentPacket:
     chunks: list[Chunk]
     app_limited: bool
     carries_window: bool = False
+    declared_lost_at: float = 0.0
+    largest_acked_at_loss: int = 0
+    episode: int = 0
 
 
 class Recovery:
@@ -66,6 +77,14 @@ class Recovery:
         """Told when a packet carrying a WINDOW frame is acknowledged ..."""
         self.on_window_lost: Callable[[], None] = lambda: None
         """... or declared lost."""
+        self.thresholds = ReorderingThresholds()
+        self.lost: dict[int, SentPacket] = {}
+        """Packets declared lost lately, oldest first: a late ack of one is a spurious loss."""
+        self.episode = 0
+        """Loss episodes so far: one per loss of a packet sent after the last began."""
+        self._episode_start: float | None = None
+        self._episode_losses = 0
+        """Losses of the current episode not (yet) shown spurious."""
 
     def probe_timeout(self) -> float:
         return self.rtt.probe_timeout(self.peer_max_ack_delay)
@@ -80,6 +99,8 @@ class Recovery:
         largest = frame.largest
         if self.largest_acked is None or largest > self.largest_acked:
             self.largest_acked = largest
+        if self.lost:
+            self._find_spurious_losses(frame.ranges, now)
         sent = self.sent
         if not sent:
             return False
@@ -114,8 +135,10 @@ class Recovery:
         self.loss_time = None
         if self.largest_acked is None:
             return
-        loss_delay = max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
+        thresholds = self.thresholds
+        loss_delay = max(thresholds.time_threshold * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
                          K_GRANULARITY)
+        packet_threshold = thresholds.packet_threshold
         lost: list[SentPacket] = []
         for pn, packet in self.sent.items():
             if pn > self.largest_acked:
@@ -124,7 +147,7 @@ class Recovery:
             # waking at the deadline always declares the packet lost (float
             # rounding of ``now - loss_delay`` could otherwise spin forever).
             deadline = packet.sent_time + loss_delay
-            if deadline <= now or self.largest_acked >= pn + K_PACKET_THRESHOLD:
+            if deadline <= now or self.largest_acked >= pn + packet_threshold:
                 lost.append(packet)
             elif self.loss_time is None or deadline < self.loss_time:
                 self.loss_time = deadline
@@ -133,8 +156,21 @@ class Recovery:
 
     def _on_packets_lost(self, lost: list[SentPacket], now: float) -> None:
         on_chunk_lost = self.buffer.on_chunk_lost
+        newest_sent = max(p.sent_time for p in lost)
+        if self._episode_start is None or newest_sent > self._episode_start:
+            self.episode += 1
+            self._episode_start = now
+            self._episode_losses = 0
+            self.thresholds.on_loss_episode()
+        self._forget_old_losses(now)
+        remembered = self.lost
         for packet in lost:
             del self.sent[packet.packet_number]
+            packet.declared_lost_at = now
+            packet.largest_acked_at_loss = self.largest_acked
+            packet.episode = self.episode
+            remembered[packet.packet_number] = packet
+            self._episode_losses += 1
             self.stats.packets_lost += 1
             self.loss_estimate += (1 - self.loss_estimate) * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
@@ -142,6 +178,38 @@ class Recovery:
             if packet.carries_window:
                 self.on_window_lost()
         self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now)
+
+    def _forget_old_losses(self, now: float) -> None:
+        lost = self.lost
+        horizon = now - LOST_MEMORY_RTTS * max(self.rtt.smoothed_rtt, K_GRANULARITY)
+        while lost:
+            pn = next(iter(lost))
+            if len(lost) < MAX_REMEMBERED_LOST and lost[pn].declared_lost_at >= horizon:
+                break
+            del lost[pn]
+
+    def _find_spurious_losses(self, ranges, now: float) -> None:
+        """A remembered lost packet that ``ranges`` acknowledge arrived after
+        all: its data is acknowledged, the thresholds widen to forgive that
+        much reordering, and a congestion cut all of whose losses were
+        spurious is undone."""
+        lowest = ranges[-1][0]
+        highest = ranges[0][1]
+        found = [pn for pn in self.lost if lowest <= pn <= highest
+                 and any(low <= pn <= high for low, high in ranges)]
+        on_chunk_acked = self.buffer.on_chunk_acked_after_loss
+        for pn in found:
+            packet = self.lost.pop(pn)
+            self.stats.spurious_losses += 1
+            self.thresholds.on_spurious_loss(packet.largest_acked_at_loss - pn)
+            for chunk in packet.chunks:
+                on_chunk_acked(chunk)
+            if packet.carries_window:
+                self.on_window_acked()
+            if packet.episode == self.episode:
+                self._episode_losses -= 1
+                if self._episode_losses == 0:
+                    self.congestion.undo_congestion_event()
 
     def timer(self) -> float | None:
         if self.loss_time is not None:

@@ -149,6 +149,11 @@ class SendBuffer:
 
     def on_chunk_acked(self, chunk: Chunk) -> None:
         chunk.in_flight -= 1
+        self.on_chunk_acked_after_loss(chunk)
+
+    def on_chunk_acked_after_loss(self, chunk: Chunk) -> None:
+        """A packet already declared lost (so no longer counted in flight) was
+        acknowledged after all: its chunks arrived."""
         if chunk.acked:
             return
         chunk.acked = True

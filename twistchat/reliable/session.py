@@ -18,9 +18,9 @@ one module a job, as aioquic splits its connection:
   (``noise``), and the client's retries;
 - ``protection``: sealing and opening every DATA packet, reset tokens;
 - ``acks``: what we received and when an ACK is owed (RFC 9000 §13.2);
-- ``recovery``: packets in flight, loss by packet threshold 3 or time
-  threshold 9/8 RTT, the probe timeout (RFC 9002 §6), fed by ``rtt`` and
-  ``congestion`` (NewReno);
+- ``recovery``: packets in flight, loss by packet or time threshold
+  adapted to reordering (``rack``), spurious losses and their undo, the
+  probe timeout (RFC 9002 §6), fed by ``rtt`` and ``congestion`` (NewReno);
 - ``sending``: messages cut into chunks, the flow window, redundancy;
 - ``packet_builder``: what goes into each DATA datagram;
 - ``paths``: validation of a peer's new address (NAT rebinding);
