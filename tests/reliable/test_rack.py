@@ -26,40 +26,42 @@ def test_thresholds_start_at_rfc_9002():
 
 def test_a_spurious_loss_widens_both_thresholds_to_the_distance_seen():
     thresholds = ReorderingThresholds()
-    thresholds.on_spurious_loss(distance=7)
+    thresholds.on_spurious_loss(distance=7, lateness=0.010)
     assert thresholds.packet_threshold == 8
     assert thresholds.time_threshold == pytest.approx(9 / 8 + 1 / 4)
-    thresholds.on_spurious_loss(distance=2)  # a shorter reordering never narrows it
+    thresholds.on_spurious_loss(distance=2, lateness=0.004)  # a shorter reordering never narrows it
     assert thresholds.packet_threshold == 8
     assert thresholds.time_threshold == pytest.approx(9 / 8 + 2 / 4)
+    assert thresholds.allowance == 0.010  # the latest ack after a declaration so far
 
 
 def test_thresholds_are_bounded():
     thresholds = ReorderingThresholds()
     for _ in range(20):
-        thresholds.on_spurious_loss(distance=10 ** 6)
+        thresholds.on_spurious_loss(distance=10 ** 6, lateness=1.0)
     assert thresholds.packet_threshold == MAX_PACKET_THRESHOLD
     assert thresholds.time_threshold == MAX_TIME_THRESHOLD == 2.0
 
 
 def test_episodes_without_spurious_loss_narrow_back_to_the_start():
     thresholds = ReorderingThresholds()
-    thresholds.on_spurious_loss(distance=40)
-    thresholds.on_spurious_loss(distance=40)
+    thresholds.on_spurious_loss(distance=40, lateness=0.008)
+    thresholds.on_spurious_loss(distance=40, lateness=0.008)
     for _ in range(EPISODES_BEFORE_NARROWING - 1):
         thresholds.on_loss_episode()
     assert thresholds.packet_threshold == 41  # not yet
     thresholds.on_loss_episode()
     assert thresholds.packet_threshold == 20
     assert thresholds.time_threshold == pytest.approx(9 / 8 + 1 / 4)
+    assert thresholds.allowance == 0.004
     for _ in range(10 * EPISODES_BEFORE_NARROWING):
         thresholds.on_loss_episode()
     assert (thresholds.packet_threshold, thresholds.time_threshold) == \
         (K_PACKET_THRESHOLD, K_TIME_THRESHOLD)
 
 
-NO_COPIES = SessionConfig(redundancy=0)
-"""So that each message travels in its own packet only."""
+NO_COPIES = SessionConfig(redundancy=0, congestion_control="newreno")
+"""Each message in its own packet only; NewReno, whose cut is undone."""
 
 
 def _reordered_session():

@@ -45,6 +45,8 @@ class SessionConfig:
     max_ack_delay: float = 0.025
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
+    congestion_control: str = "bbr"
+    """``bbr`` (model-based: does not back off on random loss) or ``newreno``."""
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
     initial_receive_window: int | None = None

@@ -101,6 +101,16 @@ class NewReno:
         self.window = max(self.window, window)
         self.undone_events += 1
 
+    def on_rate_sample(self, sample, delivered: int, rtt: float, rtt_spread: float,
+                       now: float) -> None:
+        """NewReno needs no delivery-rate samples (``bbr`` does)."""
+
+    def pacing_rate(self, smoothed_rtt: float) -> float:
+        """Bytes per second: the window over the RTT, x2 in slow start and
+        x1.25 after, as Linux paces Reno and CUBIC."""
+        gain = 2.0 if self.window < self.ssthresh else 1.25
+        return gain * self.window / max(smoothed_rtt, 0.001)
+
     def on_packet_discarded(self, size: int) -> None:
         self.bytes_in_flight -= size
 

@@ -7,7 +7,11 @@ They start at RFC 9002's 3 packets and 9/8 RTT, so on a path that does not
 reorder a loss is found as fast as before (chat at 10% loss relies on it).
 A packet declared lost and then acknowledged was only late (a *spurious*
 loss): the packet threshold grows to the reordering distance it showed,
-and the time threshold by a quarter RTT, up to 2 RTT. Sixteen loss episodes
+the time threshold by a quarter RTT, up to 2 RTT, and a reordering
+allowance to how late the acknowledgement came after the declaration
+(the RTT samples of a path that reorders come from its fastest packets,
+so a window in RTTs alone can stay too narrow; the allowance is bounded by
+the probe timeout where it is used). Sixteen loss episodes
 in a row with no spurious loss step both back towards the start (RACK's
 ``reo_wnd_persist``), so a path that stopped reordering gets fast
 detection back.
@@ -43,14 +47,17 @@ spurious one and the thresholds step back towards the start."""
 class ReorderingThresholds:
     packet_threshold: int = K_PACKET_THRESHOLD
     time_threshold: float = K_TIME_THRESHOLD
+    allowance: float = 0.0
+    """Seconds added to the time threshold's delay."""
     spurious_losses: int = 0
     _clean_episodes: int = 0
 
-    def on_spurious_loss(self, distance: int) -> None:
+    def on_spurious_loss(self, distance: int, lateness: float) -> None:
         """A packet declared lost was acknowledged after all; ``distance``:
         how many packet numbers past it had been acknowledged when it was
-        declared lost."""
+        declared lost, ``lateness``: how long after that its ack came."""
         self.spurious_losses += 1
+        self.allowance = max(self.allowance, lateness)
         self._clean_episodes = 0
         self.packet_threshold = min(MAX_PACKET_THRESHOLD, max(self.packet_threshold, distance + 1))
         self.time_threshold = min(MAX_TIME_THRESHOLD, self.time_threshold + TIME_THRESHOLD_STEP)
@@ -63,3 +70,4 @@ class ReorderingThresholds:
         self._clean_episodes = 0
         self.packet_threshold = max(K_PACKET_THRESHOLD, self.packet_threshold // 2)
         self.time_threshold = max(K_TIME_THRESHOLD, self.time_threshold - TIME_THRESHOLD_STEP)
+        self.allowance /= 2

@@ -20,9 +20,11 @@ from typing import Callable
 import attrs
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
+from twistchat.reliable.bbr import Bbr
 from twistchat.reliable.congestion import NewReno
+from twistchat.reliable.delivery_rate import DeliveryRateEstimator
 from twistchat.reliable.rack import ReorderingThresholds
-from twistchat.reliable.rtt import K_GRANULARITY, RttEstimator
+from twistchat.reliable.rtt import K_GRANULARITY, RTTVAR_MULTIPLIER, RttEstimator
 from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.wire.packets import Ack
 
@@ -51,13 +53,18 @@ class SentPacket:
     chunks: list[Chunk]
     app_limited: bool
     carries_window: bool = False
+    delivered: int = 0
+    """Delivery-rate stamps (``delivery_rate``): bytes delivered when it was sent ..."""
+    delivered_time: float = 0.0
+    first_sent_time: float = 0.0
+    rate_app_limited: bool = False
     declared_lost_at: float = 0.0
     largest_acked_at_loss: int = 0
     episode: int = 0
 
 
 class Recovery:
-    def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno,
+    def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno | Bbr,
                  buffer: SendBuffer, stats, peer_max_ack_delay: float) -> None:
         self.rtt = rtt
         self.congestion = congestion
@@ -77,6 +84,7 @@ class Recovery:
         """Told when a packet carrying a WINDOW frame is acknowledged ..."""
         self.on_window_lost: Callable[[], None] = lambda: None
         """... or declared lost."""
+        self.delivery = DeliveryRateEstimator(now)
         self.thresholds = ReorderingThresholds()
         self.lost: dict[int, SentPacket] = {}
         """Packets declared lost lately, oldest first: a late ack of one is a spurious loss."""
@@ -91,6 +99,8 @@ class Recovery:
 
     def on_packet_sent(self, packet: SentPacket) -> None:
         self.sent[packet.packet_number] = packet
+        self.delivery.on_packet_sent(packet, self.congestion.bytes_in_flight, packet.sent_time,
+                                     packet.app_limited)
         self.congestion.on_packet_sent(packet.size)
         self.last_ack_eliciting_sent = packet.sent_time
 
@@ -119,7 +129,9 @@ class Recovery:
         if newest.packet_number == largest:
             self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
         on_chunk_acked = self.buffer.on_chunk_acked
+        delivery = self.delivery
         for packet in newly_acked:
+            delivery.on_packet_acked(packet, now)
             self.congestion.on_packet_acked(packet.size, packet.sent_time, packet.app_limited)
             self.loss_estimate -= self.loss_estimate * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
@@ -128,6 +140,8 @@ class Recovery:
                 self.on_window_acked()
         self.pto_count = 0
         self.detect_lost_packets(now)
+        self.congestion.on_rate_sample(delivery.take_sample(self.rtt.min_rtt / 2), delivery.delivered,
+                                       self.rtt.latest_rtt, RTTVAR_MULTIPLIER * self.rtt.rttvar, now)
         return True
 
     def detect_lost_packets(self, now: float) -> None:
@@ -138,6 +152,8 @@ class Recovery:
         thresholds = self.thresholds
         loss_delay = max(thresholds.time_threshold * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
                          K_GRANULARITY)
+        if thresholds.allowance:
+            loss_delay = max(loss_delay, min(loss_delay + thresholds.allowance, self.probe_timeout()))
         packet_threshold = thresholds.packet_threshold
         lost: list[SentPacket] = []
         for pn, packet in self.sent.items():
@@ -201,7 +217,9 @@ class Recovery:
         for pn in found:
             packet = self.lost.pop(pn)
             self.stats.spurious_losses += 1
-            self.thresholds.on_spurious_loss(packet.largest_acked_at_loss - pn)
+            self.delivery.on_late_ack(packet.size, now)
+            self.thresholds.on_spurious_loss(packet.largest_acked_at_loss - pn,
+                                             now - packet.declared_lost_at)
             for chunk in packet.chunks:
                 on_chunk_acked(chunk)
             if packet.carries_window:

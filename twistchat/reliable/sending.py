@@ -131,6 +131,10 @@ class SendBuffer:
         self.stats.messages_sent += 1
         return seq
 
+    def has_data_to_send(self) -> bool:
+        """Chunks waiting for a packet, new or to retransmit."""
+        return bool(self.queue or self.retransmit_queue or self.unreliable_queue)
+
     def has_unacked_data(self) -> bool:
         return bool(self.outgoing or self.queue)
 
