@@ -45,7 +45,8 @@ class SessionConfig:
     max_ack_delay: float = 0.025
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
-    congestion_control: str = "bbr"
+    congestion_control: str = attrs.field(default="bbr",
+                                          validator=attrs.validators.in_(("bbr", "newreno")))
     """``bbr`` (model-based: does not back off on random loss) or ``newreno``."""
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
