@@ -7,6 +7,8 @@ new chunks as far as the congestion and flow windows allow, unreliable
 messages, and on a lossy path redundant copies of recent chunks. A packet is
 capped at what the congestion window has left rather than not sent at all,
 so small messages are never held behind a full-size packet's worth of room.
+Ack-eliciting packets (probes excepted) also wait for the pacer
+(``pacing``); ``paced`` tells the session to wake when it allows the next.
 Every packet gets a new packet number, and every ack-eliciting one is handed
 to ``Recovery``.
 """

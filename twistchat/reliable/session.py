@@ -20,13 +20,16 @@ one module a job, as aioquic splits its connection:
 - ``acks``: what we received and when an ACK is owed (RFC 9000 §13.2);
 - ``recovery``: packets in flight, loss by packet or time threshold
   adapted to reordering (``rack``), spurious losses and their undo, the
-  probe timeout (RFC 9002 §6), fed by ``rtt`` and ``congestion`` (NewReno);
+  probe timeout (RFC 9002 §6), fed by ``rtt`` and the congestion
+  controller: ``bbr`` (the default, on ``delivery_rate`` samples) or
+  ``congestion`` (NewReno);
 - ``sending``: messages cut into chunks, the flow window, redundancy;
-- ``packet_builder``: what goes into each DATA datagram;
+- ``packet_builder``: what goes into each DATA datagram, and ``pacing``
+  when it may leave;
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
-At about 570 lines it is over the project's ~450: what is left is the one
+At about 610 lines it is over the project's ~450: what is left is the one
 place that decides what a packet means in each state (opening it, the
 handshake's two messages, every frame), and cutting that would put the
 rules of one state in two files.
