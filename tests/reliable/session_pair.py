@@ -224,7 +224,8 @@ def send_paced(session: Session, now: float, within: float = 0.005) -> list[tupl
     """Everything ``session`` sends from ``now`` to ``now + within``, waking
     it whenever it asks (the pacer spreads a flight over time)."""
     out = session.datagrams_to_send(now)
-    while (timer := session.get_timer()) is not None and timer <= now + within:
+    end = now + within
+    while (timer := session.get_timer()) is not None and timer <= end:
         now = max(now, timer)
         session.handle_timer(now)
         sent = session.datagrams_to_send(now)

@@ -10,6 +10,8 @@ from twistchat.reliable.delivery_rate import DeliveryRateEstimator, RateSample
 from twistchat.reliable.pacing import BURST_DATAGRAMS, INITIAL_BURST_DATAGRAMS, Pacer
 from twistchat.reliable.recovery import SentPacket
 
+from .session_pair import Peer, packets, send_paced, server_session, with_rtt
+
 MDS = 1200
 
 
@@ -126,3 +128,25 @@ def test_after_a_pause_only_a_small_burst_goes_at_once():
         pacer.on_packet_sent(MDS, now, rate=120_000)
         burst += 1
     assert burst == BURST_DATAGRAMS + 1
+
+
+def test_a_session_spreads_a_flight_and_wakes_when_the_pacer_allows_the_next():
+    server = server_session()
+    peer = Peer(server)
+    now = with_rtt(server, peer, 0.020)  # one packet of the unpaced first flight
+    server.congestion.window = 100_000  # a window that does not bind: only the pacer holds back
+    for i in range(40):
+        server.send_message(bytes([i]) * 1000, now)  # a packet each
+    first = server.datagrams_to_send(now)
+    # the rest of the first flight, then what the pacer's credit after a
+    # pause (2 x 1200 bytes) lets out: three packets of ~1040 bytes
+    assert len(first) == INITIAL_BURST_DATAGRAMS - 1 + BURST_DATAGRAMS + 1
+    assert server.datagrams_to_send(now) == []  # the pacer holds the rest back ...
+    wake = server.get_timer()
+    assert now < wake < now + 0.005  # ... and the session asks to be woken for it
+    server.handle_timer(wake)
+    assert len(server.datagrams_to_send(wake)) == 1
+    sent = len(packets(send_paced(server, wake, within=0.010)))
+    rate = server.congestion.pacing_rate(server.rtt.smoothed_rtt)
+    assert sent <= BURST_DATAGRAMS + 0.010 * rate / 1000 + 1  # no more than the rate allows
+    assert sent >= 2

@@ -4,9 +4,10 @@ rate instead of in window-sized bursts, so a shallow bottleneck queue is
 not overrun by one flight (RFC 9002 §7.7 recommends it; BBR needs it).
 
 A token bucket: each packet sent moves the next send time on by its size
-over the rate; after a pause up to ``BURST_DATAGRAMS`` may go at once, so a
-chat message, its retransmission or a probe never waits for the pacer, and
-the endpoint's one flush per reactor turn still packs a burst of sends.
+over the rate; after a pause ``BURST_DATAGRAMS`` x the datagram size may go
+at once, so a chat message or its retransmission never waits for the
+pacer (probes and ACK-only packets are not paced at all), and the
+endpoint's one flush per reactor turn still packs a burst of sends.
 """
 
 from __future__ import annotations
