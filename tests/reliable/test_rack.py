@@ -11,7 +11,7 @@ from twistchat.reliable.rack import (
     MAX_TIME_THRESHOLD, ReorderingThresholds,
 )
 
-from twistchat.reliable.session import SessionConfig
+from twistchat.reliable.session import SessionConfig, State
 from twistchat.wire.packets import decode_packet
 
 from .session_pair import Peer, send_one, seqs, server_session, with_rtt
@@ -126,3 +126,13 @@ def test_a_real_loss_in_the_episode_keeps_the_cut():
     peer.ack(pns[0], *pns[2:6], now=now + 0.011)  # only 0 was reordered; 1 really lost
     assert server.stats.spurious_losses == 1
     assert server.congestion.window == cut
+
+
+def test_a_late_ack_alone_can_finish_a_graceful_close():
+    """An ACK that acknowledges nothing but a packet declared lost is still
+    progress: the last message is acknowledged and the close goes ahead."""
+    server, peer, pns, _, now = _reordered_session()
+    server.close(now)  # graceful: waits for message 1
+    assert server.state is State.ESTABLISHED
+    peer.ack(pns[0], now=now + 0.001)
+    assert server.state is State.CLOSING

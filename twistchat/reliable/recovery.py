@@ -109,11 +109,10 @@ class Recovery:
         largest = frame.largest
         if self.largest_acked is None or largest > self.largest_acked:
             self.largest_acked = largest
-        if self.lost:
-            self._find_spurious_losses(frame.ranges, now)
+        late = bool(self.lost) and self._find_spurious_losses(frame.ranges, now)
         sent = self.sent
         if not sent:
-            return False
+            return late
         first_outstanding = next(iter(sent))
         newly_acked: list[SentPacket] = []
         for low, high in frame.ranges:
@@ -124,7 +123,7 @@ class Recovery:
                 if packet is not None:
                     newly_acked.append(packet)
         if not newly_acked:
-            return False
+            return late
         newest = max(newly_acked, key=lambda p: p.packet_number)
         if newest.packet_number == largest:
             self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
@@ -204,11 +203,11 @@ class Recovery:
                 break
             del lost[pn]
 
-    def _find_spurious_losses(self, ranges, now: float) -> None:
+    def _find_spurious_losses(self, ranges, now: float) -> bool:
         """A remembered lost packet that ``ranges`` acknowledge arrived after
         all: its data is acknowledged, the thresholds widen to forgive that
         much reordering, and a congestion cut all of whose losses were
-        spurious is undone."""
+        spurious is undone. True if there was any."""
         lowest = ranges[-1][0]
         highest = ranges[0][1]
         found = [pn for pn in self.lost if lowest <= pn <= highest
@@ -228,6 +227,7 @@ class Recovery:
                 self._episode_losses -= 1
                 if self._episode_losses == 0:
                     self.congestion.undo_congestion_event()
+        return bool(found)
 
     def timer(self) -> float | None:
         if self.loss_time is not None:
