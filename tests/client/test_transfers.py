@@ -125,11 +125,12 @@ def test_the_sender_leaving_midway_is_a_typed_error_on_both_sides(tmp_path):
 def test_a_room_line_said_during_a_transfer_is_not_held_up_behind_it(tmp_path):
     """At 10 % loss, where the transport's window is small and pieces could
     pile up ahead of a line on both hops; virtual time, so the figures are
-    the same every run. Without the backlog rule (``chat.pacing``) the
-    median here is over 0.6 s."""
+    the same every run. With the paced, BBR-style transport (issue 15) the
+    lines take 26-84 ms; without the backlog rule (``chat.pacing``) up to
+    154 ms (before issue 15: a median over 0.6 s)."""
     world, c = world_with(["alice", "bob"], tmp_path, room="#tea", loss=0.1)
-    sent = c["alice"].send_bytes("#tea", payload(1024 * 1024), "big.bin")
-    world.run(1.0)
+    sent = c["alice"].send_bytes("#tea", payload(2 * 1024 * 1024), "big.bin")
+    world.run(0.5)
     delays = []
     for i in range(10):
         said_at = world.clock.seconds()
@@ -139,7 +140,7 @@ def test_a_room_line_said_during_a_transfer_is_not_held_up_behind_it(tmp_path):
         delays.append(world.clock.seconds() - said_at)
         world.run(0.05)
     assert not sent.called  # every line overtook what was left of the transfer
-    assert sorted(delays)[len(delays) // 2] < 0.3, delays
+    assert max(delays) < 0.1, delays
     world.wait(sent, limit=120)
 
 

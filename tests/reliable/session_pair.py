@@ -220,6 +220,21 @@ def sealed(session: Session, pn: int, plaintext: bytes) -> bytes:
     return _PEER_KEYS[id(session)].seal(SERVER_CID, pn, plaintext)
 
 
+def send_paced(session: Session, now: float, within: float = 0.005) -> list[tuple[bytes, tuple]]:
+    """Everything ``session`` sends from ``now`` to ``now + within``, waking
+    it whenever it asks (the pacer spreads a flight over time)."""
+    out = session.datagrams_to_send(now)
+    end = now + within
+    while (timer := session.get_timer()) is not None and timer <= end:
+        now = max(now, timer)
+        session.handle_timer(now)
+        sent = session.datagrams_to_send(now)
+        if not sent and session.get_timer() <= now:
+            break
+        out += sent
+    return out
+
+
 def send_one(session: Session, data: bytes, now: float) -> int:
     """Queue one message and put it on the wire alone; the packet number."""
     session.send_message(data, now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from twistchat.reliable.acks import ACK_HORIZON, LATE_REPORTS
 from twistchat.reliable.session import SessionConfig
 from twistchat.wire.packets import Ack, MessageFrame, Ping
 
@@ -92,3 +93,36 @@ def test_duplicate_packets_are_counted_and_acked_once():
     peer.send(MessageFrame(0, b"once"), pn=0, now=1.0)
     assert server.stats.duplicate_packets == 1
     assert server.stats.messages_delivered == 1
+
+
+def test_acks_report_only_ranges_near_the_largest():
+    """RFC 9000 §13.2.3: old gaps the sender settled long ago are not
+    repeated in every ACK (on a lossy path they made ACKs ~100 bytes)."""
+    server = server_session()
+    peer = Peer(server)
+    for pn in range(0, 100, 3):  # a gap every third packet: 34 ranges
+        peer.send(Ping(), pn=pn, now=1.0)
+    [ack] = frames(server.datagrams_to_send(1.0), Ack)
+    assert ack.ranges[0] == (99, 99)
+    assert all(high >= 99 - ACK_HORIZON for _, high in ack.ranges)
+    assert len(ack.ranges) == ACK_HORIZON // 3 + 1
+
+
+def test_a_packet_arriving_below_the_horizon_is_still_reported():
+    """Reordering must show as reordering: a late packet's range is in the
+    next LATE_REPORTS ACKs even though it is old."""
+    server = server_session()
+    peer = Peer(server)
+    for pn in [0, *range(10, 60)]:
+        peer.send(Ping(), pn=pn, now=1.0)
+    server.datagrams_to_send(1.0)
+    peer.send(Ping(), pn=5, now=1.1)  # far below the horizon
+    reported = []
+    for i in range(LATE_REPORTS):
+        [ack] = frames(server.datagrams_to_send(1.1 + i), Ack)
+        reported.append(ack.ranges)
+        peer.send(Ping(), pn=60 + i, now=1.2 + i)
+        peer.send(Ping(), pn=80 + i, now=1.2 + i)  # a gap: acked at once
+    assert all((5, 5) in ranges and (0, 0) not in ranges for ranges in reported)
+    [ack] = frames(server.datagrams_to_send(1.2 + LATE_REPORTS), Ack)
+    assert (5, 5) not in ack.ranges

@@ -19,7 +19,8 @@ from twistchat.reliable.handshake import server_handshake
 from twistchat.wire.packets import Accept, Close, Connect, Cookie, MessageFrame, decode_packet, encode_packet
 
 from .session_pair import (
-    COOKIE, SERVER, SERVER_KEY, Pair, Peer, events, frames, packets, parameters, server_session,
+    COOKIE, SERVER, SERVER_KEY, Pair, Peer, events, frames, packets, parameters, send_paced,
+    server_session,
 )
 
 
@@ -109,7 +110,7 @@ def test_acknowledged_bytes_leave_the_send_queue():
     for round_ in range(30):  # 30 x 5,000 bytes through a 10,000-byte SendQ
         for _ in range(5):
             server.send_message(bytes(1000), 1.0 + round_)
-        sent = server.datagrams_to_send(1.0 + round_)
+        sent = send_paced(server, 1.0 + round_)
         peer.ack(*(p.packet_number for p in packets(sent)), now=1.0 + round_ + 0.01)
     assert server.is_established and server.pending_bytes() == 0
 

@@ -67,6 +67,11 @@ class SimulatedNetwork:
     _link_free_at: dict = attrs.Factory(dict)
     _partitions: list = attrs.Factory(list)
     _isolations: list = attrs.Factory(list)
+    links: dict = attrs.Factory(dict)
+    """Source address -> the link it sends on; by default each host has its
+    own. Two hosts given one link share its bandwidth and queue (a bottleneck)."""
+    queue_delays: dict = attrs.Factory(dict)
+    """Link -> [seconds waited in its queue in all, datagrams, longest wait]."""
     taps: list = attrs.Factory(list)
     """Callables given (datagram, source, destination) for every datagram
     written, before impairment: what tests use to watch the wire."""
@@ -132,11 +137,16 @@ class SimulatedNetwork:
     def _serialise(self, source: tuple, size: int, now: float) -> float | None:
         if not self.bandwidth_bps:
             return now
-        free_at = max(now, self._link_free_at.get(source, now))
+        link = self.links.get(source, source)
+        free_at = max(now, self._link_free_at.get(link, now))
         if (free_at - now) * self.bandwidth_bps / 8 > self.queue_bytes:
             return None
+        delays = self.queue_delays.setdefault(link, [0.0, 0, 0.0])
+        delays[0] += free_at - now
+        delays[1] += 1
+        delays[2] = max(delays[2], free_at - now)
         done = free_at + (size + IP_UDP_HEADER_BYTES) * 8 / self.bandwidth_bps
-        self._link_free_at[source] = done
+        self._link_free_at[link] = done
         return done
 
     def _deliver(self, datagram: bytes, source: tuple, destination: tuple) -> None:

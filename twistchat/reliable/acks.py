@@ -6,6 +6,14 @@ Acks are delayed up to ``max_ack_delay`` and sent at once every second
 ack-eliciting packet or on a gap (RFC 9000 §13.2.1-2). On a path that
 loses packets towards us every ack may be the one that gets through, so
 then they go at once too.
+
+An ACK reports only the ranges that reach within ``ACK_HORIZON`` packet
+numbers of the largest received (RFC 9000 §13.2.3 lets a receiver limit
+them): each range is then in the next several ACKs, which is what makes
+a lost ACK harmless, and a lossy path's ACKs stop carrying 32 ranges of
+old gaps the sender settled long ago. A packet that arrives older than
+that horizon is reported (with its range) in the next ``LATE_REPORTS``
+ACKs, so reordering still shows as reordering, not loss.
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ LOSS_ESTIMATE_GAIN = 1 / 32
 LOSSY_PATH_THRESHOLD = 0.01
 """Above this estimated loss a path counts as lossy: acks go at once and
 (sending side) recent data rides again in packets that go out anyway."""
+ACK_HORIZON = 16
+LATE_REPORTS = 3
+MAX_LATE_TRACKED = 32
 MAX_GAP_SAMPLES = 32
 """A jump in packet numbers counts as at most this many losses."""
 
 
 class AckTracker:
     __slots__ = ("received", "largest_received_time", "pending", "deadline",
-                 "_eliciting_unacked", "_max_ack_delay", "loss_estimate")
+                 "_eliciting_unacked", "_max_ack_delay", "loss_estimate", "_late")
 
     def __init__(self, max_ack_delay: float) -> None:
         self.received = RangeSet()
@@ -41,6 +52,8 @@ class AckTracker:
         self._max_ack_delay = max_ack_delay
         self.loss_estimate = 0.0
         """Loss towards us, estimated from gaps in packet numbers."""
+        self._late: dict[int, int] = {}
+        """Packets that arrived below the horizon -> ACKs still to report them in."""
 
     def on_packet_number(self, pn: int, now: float) -> bool | None:
         """Record an arriving packet number: None for a duplicate (drop the
@@ -52,6 +65,8 @@ class AckTracker:
             self.largest_received_time = now
             missing = 0 if largest_before is None else pn - largest_before - 1
             self._note_gaps(missing)
+        elif pn < largest_before - ACK_HORIZON and len(self._late) < MAX_LATE_TRACKED:
+            self._late[pn] = LATE_REPORTS
         return largest_before is not None and pn != largest_before + 1
 
     def on_packet_processed(self, ack_eliciting: bool, out_of_order: bool, now: float) -> None:
@@ -76,10 +91,21 @@ class AckTracker:
         ranges = self.received.descending(MAX_ACK_RANGES_SENT)
         if not ranges:
             return None
+        floor = ranges[0][1] - ACK_HORIZON
+        if self._late:
+            floor = min(floor, min(self._late))
+        if ranges[-1][1] < floor:
+            ranges = tuple(r for i, r in enumerate(ranges) if i == 0 or r[1] >= floor)
         delay_us = int(max(0.0, now - self.largest_received_time) * 1e6)
         return Ack(ranges, delay_us)
 
     def on_ack_sent(self) -> None:
+        late = self._late
+        if late:
+            for pn in list(late):
+                late[pn] -= 1
+                if not late[pn]:
+                    del late[pn]
         self.pending = False
         self.deadline = None
         self._eliciting_unacked = 0

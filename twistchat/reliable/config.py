@@ -45,6 +45,9 @@ class SessionConfig:
     max_ack_delay: float = 0.025
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
+    congestion_control: str = attrs.field(default="bbr",
+                                          validator=attrs.validators.in_(("bbr", "newreno")))
+    """``bbr`` (model-based: does not back off on random loss) or ``newreno``."""
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
     initial_receive_window: int | None = None
@@ -104,6 +107,8 @@ class SessionStats:
     messages_sent: int = 0
     messages_delivered: int = 0
     packets_lost: int = 0
+    spurious_losses: int = 0
+    """Packets declared lost and acknowledged later: reordered, not lost."""
     retransmitted_frames: int = 0
     redundant_frames: int = 0
     duplicate_packets: int = 0

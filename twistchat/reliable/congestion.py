@@ -37,6 +37,9 @@ class NewReno:
     recovery_start_time: float | None = None
     _acked_in_avoidance: int = 0
     congestion_events: int = 0
+    undone_events: int = 0
+    _before_cut: tuple[int, float, float | None] | None = None
+    """(window, ssthresh, recovery start) before the last cut, for its undo."""
 
     def __attrs_post_init__(self) -> None:
         if not self.window:
@@ -75,6 +78,7 @@ class NewReno:
             self.bytes_in_flight -= size
         newest_sent = max(sent for _, sent in sizes_and_times)
         if not self.in_recovery(newest_sent):
+            self._before_cut = (self.window, self.ssthresh, self.recovery_start_time)
             self.congestion_events += 1
             self.recovery_start_time = now
             self.window = max(int(self.window * K_LOSS_REDUCTION_FACTOR),
@@ -82,8 +86,30 @@ class NewReno:
             self.ssthresh = self.window
             self._acked_in_avoidance = 0
         if persistent:
+            self._before_cut = None
             self.window = minimum_window(self.max_datagram_size)
             self.recovery_start_time = None  # RFC 9002 B.8: slow start again at once
+
+    def undo_congestion_event(self) -> None:
+        """Every loss that made the last cut was spurious (the packets were
+        reordered, not lost): restore the window and slow-start threshold
+        from before it, as RFC 8985 §9.3 and Eifel (RFC 3522) do."""
+        if self._before_cut is None:
+            return
+        window, self.ssthresh, self.recovery_start_time = self._before_cut
+        self._before_cut = None
+        self.window = max(self.window, window)
+        self.undone_events += 1
+
+    def on_rate_sample(self, sample, delivered: int, rtt: float, rtt_spread: float,
+                       now: float) -> None:
+        """NewReno needs no delivery-rate samples (``bbr`` does)."""
+
+    def pacing_rate(self, smoothed_rtt: float) -> float:
+        """Bytes per second: the window over the RTT, x2 in slow start and
+        x1.25 after, as Linux paces Reno and CUBIC."""
+        gain = 2.0 if self.window < self.ssthresh else 1.25
+        return gain * self.window / max(smoothed_rtt, 0.001)
 
     def on_packet_discarded(self, size: int) -> None:
         self.bytes_in_flight -= size

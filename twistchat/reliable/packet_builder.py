@@ -7,6 +7,8 @@ new chunks as far as the congestion and flow windows allow, unreliable
 messages, and on a lossy path redundant copies of recent chunks. A packet is
 capped at what the congestion window has left rather than not sent at all,
 so small messages are never held behind a full-size packet's worth of room.
+Ack-eliciting packets (probes excepted) also wait for the pacer
+(``pacing``); ``paced`` tells the session to wake when it allows the next.
 Every packet gets a new packet number, and every ack-eliciting one is handed
 to ``Recovery``.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import Callable
 
 from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
+from twistchat.reliable.pacing import Pacer
 from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
 from twistchat.reliable.sending import SendBuffer
@@ -52,6 +55,9 @@ class PacketBuilder:
         """A receive window to announce, until a packet carrying it is
         acknowledged; sent again if that packet is declared lost."""
         self._window_in_flight = False
+        self.pacer = Pacer(max_datagram_size)
+        self.paced = False
+        """The last ``build`` held data back for the pacer: wake at ``pacer.next_send_time``."""
         recovery.on_window_acked = self._window_acked
         recovery.on_window_lost = self._window_lost
 
@@ -69,9 +75,13 @@ class PacketBuilder:
         if ack is not None:
             room -= frame_size(ack)
         probing = self.probes_pending > 0
+        self.paced = False
         if not probing:
             overhead = self.max_datagram_size - room
             room = min(room, congestion.available() - overhead)
+            if room >= MIN_USEFUL_ROOM and not self.pacer.may_send(now):
+                self.paced = buffer.has_data_to_send()
+                room = 0
         carries_window = False
         if probing or room >= MIN_USEFUL_ROOM:
             room = self.paths.add_responses(frames, room)
@@ -117,6 +127,7 @@ class PacketBuilder:
         if ack_eliciting:
             self._on_ack_eliciting(now)
             congestion = self.recovery.congestion
+            self.pacer.on_packet_sent(size, now, congestion.pacing_rate(self.recovery.rtt.smoothed_rtt))
             app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
                 < congestion.window and not self.buffer.queue
             self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited,

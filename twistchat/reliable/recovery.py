@@ -4,8 +4,13 @@ flight, what an ACK frame retires, loss by packet or time threshold, the
 probe timeout, and the RTT and congestion state they feed.
 
 Packet numbers are never reused, so every RTT sample is unambiguous
-(RFC 9002 §2). What a packet carried is handed back to the ``SendBuffer``
-chunk by chunk: acknowledged, or lost (to be sent again in a new packet).
+(RFC 9002 §2), and so is a late acknowledgement of a packet already
+declared lost: that loss was spurious (the packet was only reordered). The
+thresholds then widen (``rack``) and, if every loss of the episode that cut
+the congestion window was spurious, the cut is undone (as RACK's and
+Eifel's undo do). What a packet carried is handed back to the
+``SendBuffer`` chunk by chunk: acknowledged, or lost (to be sent again in
+a new packet).
 """
 
 from __future__ import annotations
@@ -15,16 +20,21 @@ from typing import Callable
 import attrs
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
+from twistchat.reliable.bbr import Bbr
 from twistchat.reliable.congestion import NewReno
-from twistchat.reliable.rtt import K_GRANULARITY, RttEstimator
+from twistchat.reliable.delivery_rate import DeliveryRateEstimator
+from twistchat.reliable.rack import ReorderingThresholds
+from twistchat.reliable.rtt import K_GRANULARITY, RTTVAR_MULTIPLIER, RttEstimator
 from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.wire.packets import Ack
 
-K_PACKET_THRESHOLD = 3
-"""RFC 9002 §6.1.1: a packet is lost once 3 later packets are acknowledged."""
+MAX_REMEMBERED_LOST = 512
+"""Packets declared lost are remembered (without their bytes) this long, in
+packets, to tell a spurious loss when a late acknowledgement comes ..."""
 
-K_TIME_THRESHOLD = 9 / 8
-"""RFC 9002 §6.1.2: ... or once it is 9/8 RTT older than an acknowledged one."""
+LOST_MEMORY_RTTS = 4
+"""... and at most this many RTTs: an acknowledgement later than that is
+not a reordering worth adapting to."""
 
 MAX_PTO_BACKOFF = 6
 """The probe timeout doubles at most this many times (64 x PTO) ..."""
@@ -43,10 +53,18 @@ class SentPacket:
     chunks: list[Chunk]
     app_limited: bool
     carries_window: bool = False
+    delivered: int = 0
+    """Delivery-rate stamps (``delivery_rate``): bytes delivered when it was sent ..."""
+    delivered_time: float = 0.0
+    first_sent_time: float = 0.0
+    rate_app_limited: bool = False
+    declared_lost_at: float = 0.0
+    largest_acked_at_loss: int = 0
+    episode: int = 0
 
 
 class Recovery:
-    def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno,
+    def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno | Bbr,
                  buffer: SendBuffer, stats, peer_max_ack_delay: float) -> None:
         self.rtt = rtt
         self.congestion = congestion
@@ -66,12 +84,23 @@ class Recovery:
         """Told when a packet carrying a WINDOW frame is acknowledged ..."""
         self.on_window_lost: Callable[[], None] = lambda: None
         """... or declared lost."""
+        self.delivery = DeliveryRateEstimator(now)
+        self.thresholds = ReorderingThresholds()
+        self.lost: dict[int, SentPacket] = {}
+        """Packets declared lost lately, oldest first: a late ack of one is a spurious loss."""
+        self.episode = 0
+        """Loss episodes so far: one per loss of a packet sent after the last began."""
+        self._episode_start: float | None = None
+        self._episode_losses = 0
+        """Losses of the current episode not (yet) shown spurious."""
 
     def probe_timeout(self) -> float:
         return self.rtt.probe_timeout(self.peer_max_ack_delay)
 
     def on_packet_sent(self, packet: SentPacket) -> None:
         self.sent[packet.packet_number] = packet
+        self.delivery.on_packet_sent(packet, self.congestion.bytes_in_flight, packet.sent_time,
+                                     packet.app_limited)
         self.congestion.on_packet_sent(packet.size)
         self.last_ack_eliciting_sent = packet.sent_time
 
@@ -80,9 +109,10 @@ class Recovery:
         largest = frame.largest
         if self.largest_acked is None or largest > self.largest_acked:
             self.largest_acked = largest
+        late = bool(self.lost) and self._find_spurious_losses(frame.ranges, now)
         sent = self.sent
         if not sent:
-            return False
+            return late
         first_outstanding = next(iter(sent))
         newly_acked: list[SentPacket] = []
         for low, high in frame.ranges:
@@ -93,12 +123,14 @@ class Recovery:
                 if packet is not None:
                     newly_acked.append(packet)
         if not newly_acked:
-            return False
+            return late
         newest = max(newly_acked, key=lambda p: p.packet_number)
         if newest.packet_number == largest:
             self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
         on_chunk_acked = self.buffer.on_chunk_acked
+        delivery = self.delivery
         for packet in newly_acked:
+            delivery.on_packet_acked(packet, now)
             self.congestion.on_packet_acked(packet.size, packet.sent_time, packet.app_limited)
             self.loss_estimate -= self.loss_estimate * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
@@ -107,6 +139,8 @@ class Recovery:
                 self.on_window_acked()
         self.pto_count = 0
         self.detect_lost_packets(now)
+        self.congestion.on_rate_sample(delivery.take_sample(self.rtt.min_rtt / 2), delivery.delivered,
+                                       self.rtt.latest_rtt, RTTVAR_MULTIPLIER * self.rtt.rttvar, now)
         return True
 
     def detect_lost_packets(self, now: float) -> None:
@@ -114,8 +148,12 @@ class Recovery:
         self.loss_time = None
         if self.largest_acked is None:
             return
-        loss_delay = max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
+        thresholds = self.thresholds
+        loss_delay = max(thresholds.time_threshold * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt),
                          K_GRANULARITY)
+        if thresholds.allowance:
+            loss_delay = max(loss_delay, min(loss_delay + thresholds.allowance, self.probe_timeout()))
+        packet_threshold = thresholds.packet_threshold
         lost: list[SentPacket] = []
         for pn, packet in self.sent.items():
             if pn > self.largest_acked:
@@ -124,7 +162,7 @@ class Recovery:
             # waking at the deadline always declares the packet lost (float
             # rounding of ``now - loss_delay`` could otherwise spin forever).
             deadline = packet.sent_time + loss_delay
-            if deadline <= now or self.largest_acked >= pn + K_PACKET_THRESHOLD:
+            if deadline <= now or self.largest_acked >= pn + packet_threshold:
                 lost.append(packet)
             elif self.loss_time is None or deadline < self.loss_time:
                 self.loss_time = deadline
@@ -133,8 +171,21 @@ class Recovery:
 
     def _on_packets_lost(self, lost: list[SentPacket], now: float) -> None:
         on_chunk_lost = self.buffer.on_chunk_lost
+        newest_sent = max(p.sent_time for p in lost)
+        if self._episode_start is None or newest_sent > self._episode_start:
+            self.episode += 1
+            self._episode_start = now
+            self._episode_losses = 0
+            self.thresholds.on_loss_episode()
+        self._forget_old_losses(now)
+        remembered = self.lost
         for packet in lost:
             del self.sent[packet.packet_number]
+            packet.declared_lost_at = now
+            packet.largest_acked_at_loss = self.largest_acked
+            packet.episode = self.episode
+            remembered[packet.packet_number] = packet
+            self._episode_losses += 1
             self.stats.packets_lost += 1
             self.loss_estimate += (1 - self.loss_estimate) * LOSS_ESTIMATE_GAIN
             for chunk in packet.chunks:
@@ -142,6 +193,41 @@ class Recovery:
             if packet.carries_window:
                 self.on_window_lost()
         self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now)
+
+    def _forget_old_losses(self, now: float) -> None:
+        lost = self.lost
+        horizon = now - LOST_MEMORY_RTTS * max(self.rtt.smoothed_rtt, K_GRANULARITY)
+        while lost:
+            pn = next(iter(lost))
+            if len(lost) < MAX_REMEMBERED_LOST and lost[pn].declared_lost_at >= horizon:
+                break
+            del lost[pn]
+
+    def _find_spurious_losses(self, ranges, now: float) -> bool:
+        """A remembered lost packet that ``ranges`` acknowledge arrived after
+        all: its data is acknowledged, the thresholds widen to forgive that
+        much reordering, and a congestion cut all of whose losses were
+        spurious is undone. True if there was any."""
+        lowest = ranges[-1][0]
+        highest = ranges[0][1]
+        found = [pn for pn in self.lost if lowest <= pn <= highest
+                 and any(low <= pn <= high for low, high in ranges)]
+        on_chunk_acked = self.buffer.on_chunk_acked_after_loss
+        for pn in found:
+            packet = self.lost.pop(pn)
+            self.stats.spurious_losses += 1
+            self.delivery.on_late_ack(packet.size, now)
+            self.thresholds.on_spurious_loss(packet.largest_acked_at_loss - pn,
+                                             now - packet.declared_lost_at)
+            for chunk in packet.chunks:
+                on_chunk_acked(chunk)
+            if packet.carries_window:
+                self.on_window_acked()
+            if packet.episode == self.episode:
+                self._episode_losses -= 1
+                if self._episode_losses == 0:
+                    self.congestion.undo_congestion_event()
+        return bool(found)
 
     def timer(self) -> float | None:
         if self.loss_time is not None:

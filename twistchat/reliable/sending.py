@@ -131,6 +131,10 @@ class SendBuffer:
         self.stats.messages_sent += 1
         return seq
 
+    def has_data_to_send(self) -> bool:
+        """Chunks waiting for a packet, new or to retransmit."""
+        return bool(self.queue or self.retransmit_queue or self.unreliable_queue)
+
     def has_unacked_data(self) -> bool:
         return bool(self.outgoing or self.queue)
 
@@ -149,6 +153,11 @@ class SendBuffer:
 
     def on_chunk_acked(self, chunk: Chunk) -> None:
         chunk.in_flight -= 1
+        self.on_chunk_acked_after_loss(chunk)
+
+    def on_chunk_acked_after_loss(self, chunk: Chunk) -> None:
+        """A packet already declared lost (so no longer counted in flight) was
+        acknowledged after all: its chunks arrived."""
         if chunk.acked:
             return
         chunk.acked = True

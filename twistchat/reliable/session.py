@@ -18,11 +18,14 @@ one module a job, as aioquic splits its connection:
   (``noise``), and the client's retries;
 - ``protection``: sealing and opening every DATA packet, reset tokens;
 - ``acks``: what we received and when an ACK is owed (RFC 9000 §13.2);
-- ``recovery``: packets in flight, loss by packet threshold 3 or time
-  threshold 9/8 RTT, the probe timeout (RFC 9002 §6), fed by ``rtt`` and
+- ``recovery``: packets in flight, loss by packet or time threshold
+  adapted to reordering (``rack``), spurious losses and their undo, the
+  probe timeout (RFC 9002 §6), fed by ``rtt`` and the congestion
+  controller: ``bbr`` (the default, on ``delivery_rate`` samples) or
   ``congestion`` (NewReno);
 - ``sending``: messages cut into chunks, the flow window, redundancy;
-- ``packet_builder``: what goes into each DATA datagram;
+- ``packet_builder``: what goes into each DATA datagram, and ``pacing``
+  when it may leave;
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
@@ -44,6 +47,7 @@ from twistchat.reliable.acks import AckTracker
 from twistchat.reliable.config import (
     MAX_CLOSING_PERIOD, SessionConfig, SessionStats, effective_parameters, parameter_problem,
 )
+from twistchat.reliable.bbr import Bbr
 from twistchat.reliable.congestion import NewReno
 from twistchat.reliable.errors import CloseCode, ConnectionClosed, MessageTooLarge
 from twistchat.reliable.events import (
@@ -70,6 +74,9 @@ from twistchat.wire.packets import (
 
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
            "ConnectionClosed"]
+
+CONGESTION_CONTROLLERS = {"bbr": Bbr, "newreno": NewReno}
+"""What ``SessionConfig.congestion_control`` names."""
 
 PROBES_PER_TIMEOUT = 2
 """RFC 9002 §6.2.4 allows two probe packets per expiry; two halve the
@@ -119,7 +126,8 @@ class Session:
                                   on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)),
                                   budget=send_budget)
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
-        self.congestion = NewReno(config.max_datagram_size, max_window=config.max_window)
+        self.congestion = CONGESTION_CONTROLLERS[config.congestion_control](
+            config.max_datagram_size, max_window=config.max_window)
         self._recovery = Recovery(now, self.rtt, self.congestion, self._buffer, self.stats,
                                   peer_max_ack_delay=config.max_ack_delay)
         self._paths = PathValidator(is_client, rng)
@@ -494,6 +502,8 @@ class Session:
             timers.append(self._last_ack_progress + self.config.give_up_timeout)
         if self.keepalive_interval:
             timers.append(self._keepalive_due)
+        if self._builder.paced:
+            timers.append(self._builder.pacer.next_send_time)
         return min(timers)
 
     def handle_timer(self, now: float) -> None:
