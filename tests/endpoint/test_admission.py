@@ -159,3 +159,19 @@ def next_reactor_turn(clock) -> None:
         clock.calls.remove(call)
         call.called = 1  # as Clock.advance marks them
         call.func(*call.args, **call.kw)
+
+
+def test_waiting_handshakes_are_served_one_source_at_a_time():
+    """An address re-opening sessions by the hundred does not put another
+    address's handshake behind all of them: the queue takes sources in turn."""
+    server, transport, clock, opened = make_server(attrs.evolve(LOOSE, handshakes_per_turn=2))
+    burst = [(connect_from(server, transport, ("198.51.100.66", 2000 + cid), cid), ("198.51.100.66", 2000 + cid))
+             for cid in range(1, 41)]
+    user = ("203.0.113.5", 4000)
+    late = connect_from(server, transport, user, 99)
+    for datagram, address in burst:
+        server.datagramReceived(datagram, address)
+    server.datagramReceived(late, user)  # arrives after 40 from the attacker
+    assert len(opened) == 2 and user not in opened
+    next_reactor_turn(clock)
+    assert user in opened[:4]  # its turn came at once, not after 38 others

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint, _Handle
+from twistchat.endpoint.fair_queue import FairQueue
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
 from twistchat.endpoint.shedding import ShedPolicy, Shedder
 from twistchat.endpoint.socket_filter import KernelFilter
@@ -42,6 +43,11 @@ from twistchat.wire.packets import (
 )
 
 DEFAULT_MAX_SESSIONS = 100_000
+READ_BYTES_PER_TURN = 16 * 1024
+"""What the UDP port reads before the reactor turns (Twisted's default is
+256 KiB: thousands of small datagrams, hundreds of requests, before any
+reply is flushed or any timer runs). A flood then costs its own latency,
+not a stall of everyone else's timers and replies."""
 RESETS_PER_SECOND = 100
 """Answers to packets for unknown sessions are rate limited: they are
 small (never larger than what provoked them) but free to provoke."""
@@ -122,14 +128,16 @@ class ServerEndpoint(Endpoint):
                                            burst=admission.sessions_in_total.burst)
         self._shedder = Shedder(admission.shedding)
         self._handshakes_this_turn = 0
-        self._queued_handshakes: dict[tuple, Connect] = {}
-        """CONNECTs with a valid cookie waiting for a later turn, oldest first."""
+        self._queued_handshakes: FairQueue[tuple, Connect] = FairQueue(admission.max_queued_handshakes)
+        """CONNECTs with a valid cookie waiting for a later turn, each source in turn."""
         self._next_turn = None
         self._kernel_filter = KernelFilter(None)
         self._release_call = None
 
     def startProtocol(self) -> None:
         self._kernel_filter = KernelFilter.for_transport(self.transport)
+        if hasattr(self.transport, "maxThroughput"):  # a Twisted UDP port
+            self.transport.maxThroughput = READ_BYTES_PER_TURN
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
         if packet_type is PacketType.DATA:
@@ -199,8 +207,7 @@ class ServerEndpoint(Endpoint):
             self._handshakes_this_turn += 1
             self._schedule_next_turn()
             self._open_session(packet, address)
-        elif len(self._queued_handshakes) < self.admission.max_queued_handshakes:
-            self._queued_handshakes[(address, packet.client_cid)] = packet
+        elif self._queued_handshakes.push(address[0], (address, packet.client_cid), packet):
             self._schedule_next_turn()
         else:
             self.counters.handshakes_dropped += 1
@@ -211,13 +218,12 @@ class ServerEndpoint(Endpoint):
 
     def _new_turn(self) -> None:
         """The next reactor turn: a fresh handshake budget, spent first on
-        those that waited."""
+        those that waited, one source at a time in turn."""
         self._next_turn = None
         self._handshakes_this_turn = 0
         queued = self._queued_handshakes
         while queued and self._handshakes_this_turn < self.admission.handshakes_per_turn:
-            (address, _), packet = next(iter(queued.items()))
-            del queued[(address, packet.client_cid)]
+            (address, _), packet = queued.pop()
             self._handshakes_this_turn += 1
             self._open_session(packet, address)
         if queued:
