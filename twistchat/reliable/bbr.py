@@ -34,7 +34,7 @@ from collections import deque
 
 import attrs
 
-from twistchat.reliable.congestion import DEFAULT_MAX_WINDOW, initial_window
+from twistchat.reliable.congestion import CongestionWindow, initial_window
 from twistchat.reliable.delivery_rate import RateSample
 
 STARTUP_GAIN = 2 / math.log(2)
@@ -66,12 +66,8 @@ class _State:
 
 
 @attrs.define
-class Bbr:
-    max_datagram_size: int
-    max_window: int = DEFAULT_MAX_WINDOW
+class Bbr(CongestionWindow):
     now: float = 0.0
-    window: int = 0
-    bytes_in_flight: int = 0
     state: str = _State.STARTUP
     pacing_gain: float = STARTUP_GAIN
     cwnd_gain: float = STARTUP_GAIN
@@ -99,17 +95,7 @@ class Bbr:
     _round_max_rtt: float = 0.0
     _rtt_spread: float = 0.0
 
-    def __attrs_post_init__(self) -> None:
-        if not self.window:
-            self.window = initial_window(self.max_datagram_size)
-
     # -- what the sender asks -----------------------------------------------
-
-    def can_send(self, size: int) -> bool:
-        return self.bytes_in_flight + size <= self.window
-
-    def available(self) -> int:
-        return max(0, self.window - self.bytes_in_flight)
 
     @property
     def bandwidth(self) -> float:

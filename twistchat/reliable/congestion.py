@@ -28,18 +28,14 @@ def minimum_window(max_datagram_size: int) -> int:
 
 
 @attrs.define
-class NewReno:
+class CongestionWindow:
+    """What every controller keeps and the sender asks: a window in bytes
+    and what is in flight under it (RFC 9002 §7)."""
+
     max_datagram_size: int
     max_window: int = DEFAULT_MAX_WINDOW
     window: int = attrs.field(default=0)
-    ssthresh: float = float("inf")
     bytes_in_flight: int = 0
-    recovery_start_time: float | None = None
-    _acked_in_avoidance: int = 0
-    congestion_events: int = 0
-    undone_events: int = 0
-    _before_cut: tuple[int, float, float | None] | None = None
-    """(window, ssthresh, recovery start) before the last cut, for its undo."""
 
     def __attrs_post_init__(self) -> None:
         if not self.window:
@@ -49,8 +45,19 @@ class NewReno:
         return self.bytes_in_flight + size <= self.window
 
     def available(self) -> int:
-        """Bytes that may still be put in flight (RFC 9002 §7)."""
+        """Bytes that may still be put in flight."""
         return max(0, self.window - self.bytes_in_flight)
+
+
+@attrs.define
+class NewReno(CongestionWindow):
+    ssthresh: float = float("inf")
+    recovery_start_time: float | None = None
+    _acked_in_avoidance: int = 0
+    congestion_events: int = 0
+    undone_events: int = 0
+    _before_cut: tuple[int, float, float | None] | None = None
+    """(window, ssthresh, recovery start) before the last cut, for its undo."""
 
     def on_packet_sent(self, size: int) -> None:
         self.bytes_in_flight += size
