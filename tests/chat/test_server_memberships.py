@@ -84,7 +84,7 @@ def test_the_mark_moves_only_over_lines_the_transport_acknowledged(h: Harness):
     bob.connection.hold_acks()
     alice.ok("say", room="#tea", text="sent, never acknowledged")
     alice.ok("say", room="#tea", text="acknowledged out of order")
-    bob.connection.held[1][1]()  # the transport acks the later line first
+    bob.connection.ack_held(1)  # the transport acks the later line first
     h.advance(5)  # a reaper tick writes the marks
     bob.connection.peer_vanishes()
     back = _back(h)
@@ -169,7 +169,7 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
     back.ok("login", nick="bob", **PASSWORD)
     rounds = 0
     while back.connection.held:
-        in_flight = sum(len(data) for data, _ in back.connection.held)
+        in_flight = sum(len(data) for data, _, _ in back.connection.held)
         assert in_flight <= budget + 1200  # a budget, and the login reply and rejoined
         if rounds == 0:
             alice.ok("say", room="#tea", text="said during the replay")
@@ -184,12 +184,15 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
 
 
 def test_the_mark_waits_for_every_line_sent_before():
-    from twistchat.chat.server.memberships import DeliveryMark
+    from twistchat.chat.server.memberships import HAD, NEVER_ACKED, DeliveryMark
 
     mark = DeliveryMark(10)
-    for msg_id in (11, 12, 13, 14):
-        mark.sent(msg_id)
-    assert not mark.acked(13) and not mark.acked(12) and mark.mark == 10
-    assert mark.acked(11) and mark.mark == 13  # 11, then 12 and 13 had already come
-    assert not mark.acked(99)  # never sent: changes nothing
-    assert mark.acked(14) and mark.mark == 14
+    for seq, msg_id in ((5, 11), (6, 12), (HAD, 13), (7, 14)):  # 13: the member's own line
+        mark.sent(seq, msg_id)
+    assert not mark.advance(5) and mark.mark == 10  # nothing below transport seq 5 was a line
+    assert mark.advance(7) and mark.mark == 13  # 11 and 12 acknowledged, 13 had already
+    assert mark.waiting and not mark.advance(7)  # 14 (seq 7) is not acknowledged yet
+    mark.sent(NEVER_ACKED, 15)  # the transport would not take it
+    mark.sent(9, 16)
+    assert mark.advance(100) and mark.mark == 14
+    assert not mark.advance(10**9) and mark.mark == 14 and mark.waiting  # never past 15
