@@ -91,6 +91,18 @@ def test_the_mark_moves_only_over_lines_the_transport_acknowledged(h: Harness):
     assert _texts(back, replay=True) == ["sent, never acknowledged", "acknowledged out of order"]
 
 
+def test_a_line_the_transport_refused_stops_the_mark_before_it(h: Harness):
+    alice, bob = _in_tea(h)
+    alice.ok("say", room="#tea", text="short")
+    bob.connection.peer_max_message_size = 200  # "short" fits, the long line does not
+    alice.ok("say", room="#tea", text="x" * 300)
+    alice.ok("say", room="#tea", text="after it")
+    h.advance(5)  # a reaper tick writes the marks
+    bob.connection.peer_vanishes()
+    back = _back(h)
+    assert _texts(back, replay=True) == ["x" * 300, "after it"]
+
+
 def test_lines_past_the_kept_history_are_counted_as_not_kept():
     h = Harness(history_size=3)
     alice, bob = _in_tea(h)
@@ -193,6 +205,7 @@ def test_the_mark_waits_for_every_line_sent_before():
     assert mark.advance(7) and mark.mark == 13  # 11 and 12 acknowledged, 13 had already
     assert mark.waiting and not mark.advance(7)  # 14 (seq 7) is not acknowledged yet
     mark.sent(NEVER_ACKED, 15)  # the transport would not take it
-    mark.sent(9, 16)
+    for msg_id in range(16, 1000):
+        assert mark.sent(msg_id, msg_id) == 0  # nothing after it is remembered: bounded
     assert mark.advance(100) and mark.mark == 14
-    assert not mark.advance(10**9) and mark.mark == 14 and mark.waiting  # never past 15
+    assert not mark.advance(10**9) and mark.mark == 14 and not mark.waiting  # never past 15

@@ -53,9 +53,10 @@ BANNED = "banned"
 """The reason given to a member put out of a room it was banned from meanwhile."""
 
 
-NEVER_ACKED = float("inf")
-"""The transport sequence number of a line the transport would not take: no
-mark ever moves over it (nor over any later line) on that session."""
+NEVER_ACKED = None
+"""What ``send_encoded`` returns for a line the transport would not take (over
+the peer's cap, or the session ending): no mark moves over it, nor over any
+later line, on that session, so later lines are not even remembered."""
 
 HAD = -1
 """The sequence number of a line the user has without its transport's word
@@ -64,7 +65,8 @@ HAD = -1
 TRIM_AT = 64
 """Lines a mark holds before it trims those already acknowledged as it
 records more (between flushes): what it holds is bounded by this plus what
-the transport has not acknowledged (bounded by the SendQ)."""
+the transport has not acknowledged (bounded by the SendQ); nothing after a
+refused line (``NEVER_ACKED``)."""
 
 
 class DeliveryMark:
@@ -73,16 +75,24 @@ class DeliveryMark:
     one append; the mark is worked out from the session's ``acked_below``
     when it is needed (``advance``), O(1) a line amortized."""
 
-    __slots__ = ("mark", "_sent")
+    __slots__ = ("mark", "_sent", "stuck")
 
     def __init__(self, mark: int = 0) -> None:
         self.mark = mark
-        self._sent: deque[tuple[float, int]] = deque()
+        self._sent: deque[tuple[int, int]] = deque()
         """(transport seq, msg_id) of lines sent and not yet under the mark,
         in the order sent."""
+        self.stuck = False
+        """A line was refused (NEVER_ACKED): the mark stops before it for good."""
 
-    def sent(self, seq: float, msg_id: int) -> int:
-        """Remember a line sent; returns how many lines wait under no mark."""
+    def sent(self, seq: int | None, msg_id: int) -> int:
+        """Remember a line sent (``seq`` from ``send_encoded``, or ``HAD``);
+        returns how many lines wait under no mark."""
+        if self.stuck:
+            return 0
+        if seq is NEVER_ACKED:
+            self.stuck = True
+            return 0
         sent = self._sent
         sent.append((seq, msg_id))
         return len(sent)
@@ -185,11 +195,8 @@ class Memberships:
             mark = rooms.get(key)
             if mark is None:
                 mark = rooms[key] = DeliveryMark()
-            if member is sender:
-                seq: float | None = HAD
-            else:
-                seq = member.send_encoded(data)
-            if mark.sent(NEVER_ACKED if seq is None else seq, msg_id) > TRIM_AT:
+            seq = HAD if member is sender else member.send_encoded(data)
+            if mark.sent(seq, msg_id) > TRIM_AT:
                 self._advance(member, key, mark)
             waiting.add(member)
 
@@ -322,6 +329,5 @@ class Memberships:
                 member.send_encoded(join)
 
     def _send_line(self, user: User, mark: DeliveryMark, msg_id: int, data: bytes) -> None:
-        seq = user.send_encoded(data)
-        mark.sent(NEVER_ACKED if seq is None else seq, msg_id)
+        mark.sent(user.send_encoded(data), msg_id)
         self._waiting.add(user)
