@@ -206,6 +206,20 @@ def test_the_mark_waits_for_every_line_sent_before():
     assert mark.waiting and not mark.advance(7)  # 14 (seq 7) is not acknowledged yet
     mark.sent(NEVER_ACKED, 15)  # the transport would not take it
     for msg_id in range(16, 1000):
-        assert mark.sent(msg_id, msg_id) == 0  # nothing after it is remembered: bounded
+        assert not mark.sent(msg_id, msg_id)  # nothing after it is remembered: bounded
     assert mark.advance(100) and mark.mark == 14
     assert not mark.advance(10**9) and mark.mark == 14 and not mark.waiting  # never past 15
+
+
+def test_a_mark_holds_at_most_twice_what_is_unacknowledged_and_trims_rarely():
+    from twistchat.chat.server.memberships import TRIM_AT, DeliveryMark
+
+    mark, acked_below, trims = DeliveryMark(), 0, 0
+    for seq in range(10_000):
+        if mark.sent(seq, seq + 1):  # msg_id = seq + 1
+            trims += 1
+            mark.advance(acked_below)
+            assert mark.mark == acked_below  # every line under the mark, none past it
+        acked_below = max(0, seq - 200)  # the transport stays 200 lines behind
+        assert len(mark._sent) <= max(TRIM_AT, 2 * 202) + 1
+    assert trims < 10_000 // 100  # amortized: not a trim per line

@@ -64,8 +64,10 @@ HAD = -1
 
 TRIM_AT = 64
 """Lines a mark holds before it trims those already acknowledged as it
-records more (between flushes): what it holds is bounded by this plus what
-the transport has not acknowledged (bounded by the SendQ); nothing after a
+records more (between flushes); after a trim, the next comes at twice what
+was left, so a member with many lines unacknowledged is not trimmed at every
+line.  What a mark holds is bounded by the larger of this and twice what the
+transport has not acknowledged (bounded by the SendQ); nothing after a
 refused line (``NEVER_ACKED``)."""
 
 
@@ -75,7 +77,7 @@ class DeliveryMark:
     one append; the mark is worked out from the session's ``acked_below``
     when it is needed (``advance``), O(1) a line amortized."""
 
-    __slots__ = ("mark", "_sent", "stuck")
+    __slots__ = ("mark", "_sent", "stuck", "_trim_at")
 
     def __init__(self, mark: int = 0) -> None:
         self.mark = mark
@@ -84,18 +86,19 @@ class DeliveryMark:
         in the order sent."""
         self.stuck = False
         """A line was refused (NEVER_ACKED): the mark stops before it for good."""
+        self._trim_at = TRIM_AT
 
-    def sent(self, seq: int | None, msg_id: int) -> int:
+    def sent(self, seq: int | None, msg_id: int) -> bool:
         """Remember a line sent (``seq`` from ``send_encoded``, or ``HAD``);
-        returns how many lines wait under no mark."""
+        True if it is time to trim (``advance``)."""
         if self.stuck:
-            return 0
+            return False
         if seq is NEVER_ACKED:
             self.stuck = True
-            return 0
+            return False
         sent = self._sent
         sent.append((seq, msg_id))
-        return len(sent)
+        return len(sent) > self._trim_at
 
     def advance(self, acked_below: int) -> bool:
         """Move the mark over every line the transport has acknowledged (seq
@@ -106,6 +109,7 @@ class DeliveryMark:
             if msg_id > mark:
                 mark = msg_id
         moved, self.mark = mark != self.mark, mark
+        self._trim_at = max(TRIM_AT, 2 * len(sent))
         return moved
 
     @property
@@ -196,7 +200,7 @@ class Memberships:
             if mark is None:
                 mark = rooms[key] = DeliveryMark()
             seq = HAD if member is sender else member.send_encoded(data)
-            if mark.sent(seq, msg_id) > TRIM_AT:
+            if mark.sent(seq, msg_id):
                 self._advance(member, key, mark)
             waiting.add(member)
 
