@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     port = reactor.listenUDP(args.port, endpoint, interface="127.0.0.1", maxPacketSize=65535)
     enlarge_buffers(port)
     chat.start()
+    try:  # the collector policy of ``twistd twistchat``, where this checkout has one
+        from twistchat.chat.server.collector import tune_collector
+        tune_collector()
+    except ImportError:
+        pass
 
     import cProfile
     profiler = None

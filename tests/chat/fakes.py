@@ -34,9 +34,12 @@ class FakeConnection:
     reporting ``connection_lost`` would.
 
     Acknowledgements: by default the peer acknowledges each message as it is
-    sent (``on_acked`` runs at once).  After ``hold_acks()`` they wait in
-    ``held`` until ``release_acks()``; a session that ends meanwhile reports
-    them in ``CloseReason.unacked`` and never calls their ``on_acked``."""
+    sent (``on_acked`` runs at once, ``acked_below`` passes it).  After
+    ``hold_acks()`` they wait in ``held`` (data, on_acked, seq) until
+    ``release_acks()`` or ``ack_held()``; ``acked_below`` stays at the oldest
+    held, as a transport's cumulative mark does; a session that ends
+    meanwhile reports them in ``CloseReason.unacked`` and never calls their
+    ``on_acked``."""
 
     def __init__(self, protocol: MessageProtocol, address: tuple[str, int] = ("192.0.2.1", 4000),
                  max_message_size: int = CLIENT_MAX_MESSAGE_SIZE) -> None:
@@ -48,8 +51,9 @@ class FakeConnection:
         self.trusted = False
         """The server vouched for this session (``mark_trusted``: its user logged in)."""
         self.auto_ack = True
-        self.held: list[tuple[bytes, Callable[[], None] | None]] = []
+        self.held: list[tuple[bytes, Callable[[], None] | None, int]] = []
         """Sent while acks are held back, oldest first."""
+        self.next_seq = 0
         self._address = address
         self._id = next(_connection_ids)
 
@@ -61,16 +65,30 @@ class FakeConnection:
     def connection_id(self) -> int:
         return self._id
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
         if self.closed is not None:
             raise ConnectionClosed("closed")
         assert isinstance(data, bytes)
         if len(data) > self.peer_max_message_size:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {self.peer_max_message_size}")
         self.sent.append(data)
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
         if not self.auto_ack:
-            self.held.append((data, on_acked))
+            self.held.append((data, on_acked, seq))
         elif on_acked is not None:
+            on_acked()
+        return seq
+
+    @property
+    def acked_below(self) -> int:
+        if self.closed is not None:
+            return self._acked_below_at_end
+        return self.held[0][2] if self.held else self.next_seq
+
+    def ack_held(self, index: int) -> None:
+        """The peer acknowledges one held message, maybe out of order."""
+        _, on_acked, _ = self.held.pop(index)
+        if on_acked is not None:
             on_acked()
 
     def hold_acks(self) -> None:
@@ -81,13 +99,14 @@ class FakeConnection:
         """The peer acknowledges the oldest ``count`` held messages (all by default)."""
         count = len(self.held) if count is None else count
         released, self.held = self.held[:count], self.held[count:]
-        for _, on_acked in released:
+        for _, on_acked, _ in released:
             if on_acked is not None:
                 on_acked()
 
     def _end(self, code: CloseCode, message: str, graceful: bool, by_peer: bool) -> None:
+        self._acked_below_at_end = self.acked_below  # a transport's mark stays where it was
         self.closed = (message, code, graceful)
-        unacked, self.held = tuple(data for data, _ in self.held), []
+        unacked, self.held = tuple(data for data, _, _ in self.held), []
         self.protocol.connection_lost(CloseReason(code=code, message=message, by_peer=by_peer,
                                                   unacked=unacked))
 

@@ -84,11 +84,23 @@ def test_the_mark_moves_only_over_lines_the_transport_acknowledged(h: Harness):
     bob.connection.hold_acks()
     alice.ok("say", room="#tea", text="sent, never acknowledged")
     alice.ok("say", room="#tea", text="acknowledged out of order")
-    bob.connection.held[1][1]()  # the transport acks the later line first
+    bob.connection.ack_held(1)  # the transport acks the later line first
     h.advance(5)  # a reaper tick writes the marks
     bob.connection.peer_vanishes()
     back = _back(h)
     assert _texts(back, replay=True) == ["sent, never acknowledged", "acknowledged out of order"]
+
+
+def test_a_line_the_transport_refused_stops_the_mark_before_it(h: Harness):
+    alice, bob = _in_tea(h)
+    alice.ok("say", room="#tea", text="short")
+    bob.connection.peer_max_message_size = 200  # "short" fits, the long line does not
+    alice.ok("say", room="#tea", text="x" * 300)
+    alice.ok("say", room="#tea", text="after it")
+    h.advance(5)  # a reaper tick writes the marks
+    bob.connection.peer_vanishes()
+    back = _back(h)
+    assert _texts(back, replay=True) == ["x" * 300, "after it"]
 
 
 def test_lines_past_the_kept_history_are_counted_as_not_kept():
@@ -169,7 +181,7 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
     back.ok("login", nick="bob", **PASSWORD)
     rounds = 0
     while back.connection.held:
-        in_flight = sum(len(data) for data, _ in back.connection.held)
+        in_flight = sum(len(data) for data, _, _ in back.connection.held)
         assert in_flight <= budget + 1200  # a budget, and the login reply and rejoined
         if rounds == 0:
             alice.ok("say", room="#tea", text="said during the replay")
@@ -184,12 +196,30 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
 
 
 def test_the_mark_waits_for_every_line_sent_before():
-    from twistchat.chat.server.memberships import DeliveryMark
+    from twistchat.chat.server.memberships import HAD, NEVER_ACKED, DeliveryMark
 
     mark = DeliveryMark(10)
-    for msg_id in (11, 12, 13, 14):
-        mark.sent(msg_id)
-    assert not mark.acked(13) and not mark.acked(12) and mark.mark == 10
-    assert mark.acked(11) and mark.mark == 13  # 11, then 12 and 13 had already come
-    assert not mark.acked(99)  # never sent: changes nothing
-    assert mark.acked(14) and mark.mark == 14
+    for seq, msg_id in ((5, 11), (6, 12), (HAD, 13), (7, 14)):  # 13: the member's own line
+        mark.sent(seq, msg_id)
+    assert not mark.advance(5) and mark.mark == 10  # nothing below transport seq 5 was a line
+    assert mark.advance(7) and mark.mark == 13  # 11 and 12 acknowledged, 13 had already
+    assert mark.waiting and not mark.advance(7)  # 14 (seq 7) is not acknowledged yet
+    mark.sent(NEVER_ACKED, 15)  # the transport would not take it
+    for msg_id in range(16, 1000):
+        assert not mark.sent(msg_id, msg_id)  # nothing after it is remembered: bounded
+    assert mark.advance(100) and mark.mark == 14
+    assert not mark.advance(10**9) and mark.mark == 14 and not mark.waiting  # never past 15
+
+
+def test_a_mark_holds_at_most_twice_what_is_unacknowledged_and_trims_rarely():
+    from twistchat.chat.server.memberships import TRIM_AT, DeliveryMark
+
+    mark, acked_below, trims = DeliveryMark(), 0, 0
+    for seq in range(10_000):
+        if mark.sent(seq, seq + 1):  # msg_id = seq + 1
+            trims += 1
+            mark.advance(acked_below)
+            assert mark.mark == acked_below  # every line under the mark, none past it
+        acked_below = max(0, seq - 200)  # the transport stays 200 lines behind
+        assert len(mark._sent) <= max(TRIM_AT, 2 * 202) + 1
+    assert trims < 10_000 // 100  # amortized: not a trim per line

@@ -267,6 +267,21 @@ def test_on_acked_fires_once_the_peer_has_the_message_and_never_after_a_loss_of_
     assert pair.server_protocol.closed[0].unacked == (b"lost",)
 
 
+def test_acked_below_counts_the_sequence_numbers_send_message_returns():
+    pair = Pair(rtt=0.02, loss=0.2, seed=5).connect()
+    server_side = pair.server_protocol.connection
+    seqs = [server_side.send_message(b"line %d" % i) for i in range(50)]
+    assert seqs == list(range(seqs[0], seqs[0] + 50))
+    assert server_side.acked_below <= seqs[0]
+    pair.run_until(lambda: server_side.acked_below > seqs[-1], 20)
+    assert server_side.acked_below == seqs[-1] + 1
+    assert len(pair.client_protocol.messages) == 50  # acknowledged means the peer has them
+    pair.network.partition(pair.clock.seconds(), pair.clock.seconds() + 60)
+    lost = server_side.send_message(b"lost")
+    pair.run_until(lambda: bool(pair.server_protocol.closed), 30)
+    assert server_side.acked_below == lost  # it stays, and never passes a lost message
+
+
 def test_each_side_sees_the_message_cap_the_other_announced():
     pair = Pair(rtt=0.02, config=SessionConfig(max_message_size=5000)).connect()
     assert pair.client_protocol.connection.peer_max_message_size == 5000

@@ -36,6 +36,7 @@ def test_a_fragmented_message_is_acked_only_when_every_fragment_is():
     pair.c2s(1.06)
     pair.s2c(1.06)
     assert MessageAcked(seq) not in events(pair.server)
+    assert pair.server.acked_below == seq  # the cumulative mark waits for the fragment too
     for step in range(1, 40):  # let loss recovery resend the fragment
         now = 1.06 + step * 0.05
         pair.server.handle_timer(max(now, pair.server.get_timer() or now))
@@ -47,6 +48,7 @@ def test_a_fragmented_message_is_acked_only_when_every_fragment_is():
     else:
         raise AssertionError("the message was never reported acknowledged")
     assert got.count(MessageAcked(seq)) == 1
+    assert pair.server.acked_below == seq + 1
 
 
 def test_a_session_that_ends_first_reports_the_message_unacked_not_acked():
@@ -56,3 +58,27 @@ def test_a_session_that_ends_first_reports_the_message_unacked_not_acked():
     server.close(1.1, CloseCode.NORMAL, graceful=False)
     [closed] = events(server)
     assert isinstance(closed, SessionClosed) and closed.unacked == (b"never acked",)
+
+
+def test_acked_below_moves_only_over_messages_acknowledged_with_every_earlier_one():
+    """The cumulative mark a room's fan-out reads instead of an event per line."""
+    server = server_session()
+    sent = []
+    for line in (b"one", b"two", b"three"):
+        seq = server.send_message(line, 1.0)
+        [(datagram, _)] = server.datagrams_to_send(1.0)
+        sent.append((seq, packets([(datagram, None)])[0].packet_number))
+    (first, pn1), (second, pn2), (third, pn3) = sent
+    assert server.acked_below == first  # sent is not acknowledged
+    peer = Peer(server)
+    peer.ack(pn2, now=1.05)
+    assert server.acked_below == first  # "two" arrived, but "one" not yet
+    peer.ack(pn1, pn2, now=1.06)
+    assert server.acked_below == second + 1
+    peer.ack(pn1, pn2, pn3, now=1.07)
+    assert server.acked_below == third + 1
+    assert events(server) == []  # no event for any of them
+    server.send_message(b"never acked", 1.1)
+    server.close(1.2, CloseCode.NORMAL, graceful=False)
+    assert server.acked_below == third + 1  # the end of the session acknowledges nothing
+

@@ -51,13 +51,22 @@ class MessageConnection(Protocol):
         """The largest reliable message the peer accepts; ``send_message``
         raises ``MessageTooLarge`` above it."""
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
-        """Queue one message for reliable, ordered, exactly-once delivery.
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
+        """Queue one message for reliable, ordered, exactly-once delivery;
+        returns its sequence number on this session (0, 1, 2, ...).
 
         ``on_acked`` is called once the peer's transport has acknowledged all
         of it; never, if the session ends first (the message is then among
         ``CloseReason.unacked``). Raises ``MessageTooLarge`` over the
-        negotiated cap and ``ConnectionClosed`` once the session has ended."""
+        negotiated cap and ``ConnectionClosed`` once the session has ended.
+        For many messages, ``acked_below`` is the cheaper way to know."""
+
+    @property
+    def acked_below(self) -> int:
+        """Every message whose sequence number is below this has been
+        acknowledged by the peer's transport, all of it, with every earlier
+        one (a cumulative mark: O(1) to read, no callback per message; it
+        stays where it was once the session ends)."""
 
     def send_unreliable(self, data: bytes) -> None:
         """Best effort: may be lost, never retransmitted (typing, pings)."""

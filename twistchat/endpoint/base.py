@@ -132,12 +132,19 @@ class SessionConnection:
         """The largest reliable message the peer said it accepts (its handshake)."""
         return self._handle.session.peer_parameters.max_message_size
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
         handle = self._handle
         seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None)
         if on_acked is not None:
             handle.on_acked[seq] = on_acked
         self._endpoint.mark_dirty(handle)
+        return seq
+
+    @property
+    def acked_below(self) -> int:
+        """Every message whose ``send_message`` returned less than this is
+        acknowledged by the peer's transport, with every earlier one."""
+        return self._handle.session.acked_below
 
     def send_unreliable(self, data: bytes) -> None:
         self._handle.session.send_unreliable(bytes(data), self._endpoint.now())

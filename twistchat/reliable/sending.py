@@ -91,6 +91,11 @@ class SendBuffer:
         self._on_tracked_acked = on_tracked_acked
         """Told the sequence number of each tracked message once all of it is acknowledged."""
         self.next_seq = 0
+        self.acked_below = 0
+        """Every message with a sequence number below this is acknowledged,
+        all of it (the oldest unacknowledged one's, or ``next_seq``): kept
+        running, so the chat layer reads "how far has the peer got" in O(1)
+        instead of a callback per message."""
         self.queue: deque[Chunk] = deque()
         """Chunks never sent, in order."""
         self.retransmit_queue: deque[Chunk] = deque()
@@ -179,6 +184,7 @@ class SendBuffer:
                 break
             del outgoing[seq]
             self.flow_used -= head.charge
+            self.acked_below = seq + 1
 
     def on_chunk_lost(self, chunk: Chunk) -> None:
         chunk.in_flight -= 1

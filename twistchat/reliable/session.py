@@ -244,6 +244,13 @@ class Session:
         return self._buffer.has_unacked_data()
 
     @property
+    def acked_below(self) -> int:
+        """Every reliable message with a sequence number (``send_message``'s
+        return) below this has been acknowledged by the peer, all of it, with
+        every earlier one: a cumulative mark, O(1), no event per message."""
+        return self._buffer.acked_below
+
+    @property
     def loss_estimates(self) -> tuple[float, float]:
         """The running loss estimates (PROTOCOL.md §6.2, §6.5): of our packets
         towards the peer (declared lost), and of the peer's towards us (gaps)."""

@@ -17,8 +17,11 @@ class _TwistchatServiceMaker:
         return Options
 
     def makeService(self, options):
+        from twistchat.chat.server.collector import tune_collector
         from twistchat.chat.server.service import make_service
-        return make_service(options)
+        made = make_service(options)
+        tune_collector()  # a server process's policy, not a library's: set here only
+        return made
 
 
 serviceMaker = _TwistchatServiceMaker()

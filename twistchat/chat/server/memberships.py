@@ -7,10 +7,12 @@ At each login the user is put back in every room it is a member of and
 sent what it missed there since its *mark*, then live lines.
 
 **The mark** is the newest line of the room the user's transport has
-acknowledged with every older line it was sent (``DeliveryMark``): a room
-line goes to each member with an ``on_acked`` callback, and the mark moves
-only over a run of acknowledged lines, so a line the transport never had
-is never behind the mark.  Marks are written in one transaction per reaper
+acknowledged with every older line it was sent (``DeliveryMark``): each
+room line sent to a member is remembered with its transport sequence
+number, and the mark moves only over lines below the session's
+``acked_below`` (every message before it acknowledged), so a line the
+transport never had is never behind the mark.  No callback per delivery:
+marks are worked out when they are written, in one transaction per reaper
 tick, when a session ends and at shutdown: after a crash a mark may lag the
 truth by a tick, so some lines come again, never fewer (clients de-duplicate
 by ``msg_id``, as they must anyway).
@@ -30,7 +32,6 @@ becomes its operator, as a first ``join`` does.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -52,38 +53,69 @@ BANNED = "banned"
 """The reason given to a member put out of a room it was banned from meanwhile."""
 
 
+NEVER_ACKED = None
+"""What ``send_encoded`` returns for a line the transport would not take (over
+the peer's cap, or the session ending): no mark moves over it, nor over any
+later line, on that session, so later lines are not even remembered."""
+
+HAD = -1
+"""The sequence number of a line the user has without its transport's word
+(its own ``say``, answered with it; a replay part already acknowledged)."""
+
+TRIM_AT = 64
+"""Lines a mark holds before it trims those already acknowledged as it
+records more (between flushes); after a trim, the next comes at twice what
+was left, so a member with many lines unacknowledged is not trimmed at every
+line.  What a mark holds is bounded by the larger of this and twice what the
+transport has not acknowledged (bounded by the SendQ); nothing after a
+refused line (``NEVER_ACKED``)."""
+
+
 class DeliveryMark:
     """One session's mark in one room: the newest ``msg_id`` with it and
-    every line sent before it acknowledged by the transport.  O(1) a line
-    (amortized): lines wait in the order sent until those before them are had."""
+    every line sent before it acknowledged by the transport.  A line costs
+    one append; the mark is worked out from the session's ``acked_below``
+    when it is needed (``advance``), O(1) a line amortized."""
 
-    __slots__ = ("mark", "_sent", "_acked")
+    __slots__ = ("mark", "_sent", "stuck", "_trim_at")
 
     def __init__(self, mark: int = 0) -> None:
         self.mark = mark
-        self._sent: deque[int] = deque()
-        """Ids sent and not yet under the mark, in the order sent."""
-        self._acked: set[int] = set()
-        """Those of them the transport has had."""
+        self._sent: deque[tuple[int, int]] = deque()
+        """(transport seq, msg_id) of lines sent and not yet under the mark,
+        in the order sent."""
+        self.stuck = False
+        """A line was refused (NEVER_ACKED): the mark stops before it for good."""
+        self._trim_at = TRIM_AT
 
-    def sent(self, msg_id: int) -> None:
-        self._sent.append(msg_id)
+    def sent(self, seq: int | None, msg_id: int) -> bool:
+        """Remember a line sent (``seq`` from ``send_encoded``, or ``HAD``);
+        True if it is time to trim (``advance``)."""
+        if self.stuck:
+            return False
+        if seq is NEVER_ACKED:
+            self.stuck = True
+            return False
+        sent = self._sent
+        sent.append((seq, msg_id))
+        return len(sent) > self._trim_at
 
-    def acked(self, msg_id: int) -> bool:
-        """The transport has ``msg_id``; True if the mark moved."""
-        sent, acked = self._sent, self._acked
-        if not sent:
-            return False
-        if sent[0] != msg_id:
-            acked.add(msg_id)
-            return False
-        moved = msg_id > self.mark
-        self.mark = max(self.mark, sent.popleft())
-        while sent and sent[0] in acked:
-            acked.discard(sent[0])
-            self.mark = max(self.mark, sent.popleft())
-            moved = True
+    def advance(self, acked_below: int) -> bool:
+        """Move the mark over every line the transport has acknowledged (seq
+        below ``acked_below``), in order; True if it moved."""
+        sent, mark = self._sent, self.mark
+        while sent and sent[0][0] < acked_below:
+            msg_id = sent.popleft()[1]
+            if msg_id > mark:
+                mark = msg_id
+        moved, self.mark = mark != self.mark, mark
+        self._trim_at = max(TRIM_AT, 2 * len(sent))
         return moved
+
+    @property
+    def waiting(self) -> bool:
+        """Lines sent that are not under the mark yet."""
+        return bool(self._sent)
 
 
 class Memberships:
@@ -103,6 +135,9 @@ class Memberships:
         """Per session in a room, its mark."""
         self._dirty: dict[tuple[str, str], int] = {}
         """(nick key, room key) to a mark not written yet."""
+        self._waiting: set[User] = set()
+        """Sessions with lines sent that may not be under their marks yet:
+        a flush looks only at these, not at every session."""
 
     async def load(self) -> None:
         self.kept = await self._store.membership_rooms()
@@ -151,11 +186,12 @@ class Memberships:
     # ---- delivering, and the marks
 
     def deliver(self, room: Room[User], event: MessageEvent, sender: User | None) -> None:
-        """A room line to every member but its sender, each copy's
-        acknowledgement moving that member's mark; the sender's own line
-        counts as had (its ``say`` was answered with it)."""
+        """A room line to every member but its sender, each copy remembered
+        with its transport sequence number so the member's mark can move
+        over it once acknowledged; the sender's own line counts as had (its
+        ``say`` was answered with it)."""
         data = encode(event)
-        msg_id, key, marks, acked = event.msg_id, room.key, self._marks, self._acked
+        msg_id, key, marks, waiting = event.msg_id, room.key, self._marks, self._waiting
         for member in list(room.members.values()):
             rooms = marks.get(member)
             if rooms is None:
@@ -163,19 +199,32 @@ class Memberships:
             mark = rooms.get(key)
             if mark is None:
                 mark = rooms[key] = DeliveryMark()
-            mark.sent(msg_id)
-            if member is sender:
-                acked(member, key, msg_id)
-            else:
-                member.send_encoded(data, functools.partial(acked, member, key, msg_id))
+            seq = HAD if member is sender else member.send_encoded(data)
+            if mark.sent(seq, msg_id):
+                self._advance(member, key, mark)
+            waiting.add(member)
 
-    def _acked(self, user: User, room_key: str, msg_id: int) -> None:
-        mark = self._marks.get(user, {}).get(room_key)
-        if mark is not None and mark.acked(msg_id) and user.key in self.kept.get(room_key, ()):
+    def _advance(self, user: User, room_key: str, mark: DeliveryMark) -> None:
+        """Move ``mark`` as far as ``user``'s transport says; a move of a kept
+        membership is written at the next flush."""
+        if mark.advance(user.acked_below) and user.key in self.kept.get(room_key, ()):
             self._dirty[(user.key, room_key)] = mark.mark
 
+    def _advance_all(self, users: list[User]) -> None:
+        marks, waiting = self._marks, self._waiting
+        for user in users:
+            still = False
+            for room_key, mark in marks.get(user, {}).items():
+                if mark.waiting:
+                    self._advance(user, room_key, mark)
+                    still = still or mark.waiting
+            if not still:
+                waiting.discard(user)
+
     def flush(self) -> Deferred[None]:
-        """Write every mark that moved, in one transaction."""
+        """Work out every mark that can move and write those that moved, in
+        one transaction."""
+        self._advance_all(list(self._waiting))
         if not self._dirty:
             return succeed(None)
         updates = [MarkUpdate(k, r, m) for (k, r), m in self._dirty.items()]
@@ -183,8 +232,11 @@ class Memberships:
         return self._store.advance_marks(updates)
 
     def departed(self, user: User) -> None:
-        """The session ended: its marks are written now; its membership stays."""
+        """The session ended: its marks are written now (as far as its
+        transport had acknowledged); its membership stays."""
+        self._advance_all([user])
         self._marks.pop(user, None)
+        self._waiting.discard(user)
         self._background(self.flush(), "write room marks")
 
     # ---- login
@@ -232,17 +284,17 @@ class Memberships:
             if fits == len(encoded) or round == MAX_REPLAY_ROUNDS:
                 self._enter(user, room)
                 for line, data in zip(lines, encoded):
-                    self._send_line(user, room.key, mark, line.msg_id, data)
+                    self._send_line(user, mark, line.msg_id, data)
                 return True
             for line, data in zip(lines[:fits - 1], encoded):
-                self._send_line(user, room.key, mark, line.msg_id, data)
+                self._send_line(user, mark, line.msg_id, data)
             last = lines[fits - 1]
-            mark.sent(last.msg_id)
             try:
                 await user.send_tracked(encoded[fits - 1])
             except NotAcknowledged:
                 return False
-            self._acked(user, room.key, last.msg_id)
+            mark.sent(HAD, last.msg_id)  # acknowledged: had once every line before it is
+            self._advance(user, room.key, mark)
             lines = (await self._store.get_missed(room.key, last.msg_id, 0, self._history_size)).lines
         return False  # not reached: the last round enters the room
 
@@ -280,7 +332,6 @@ class Memberships:
             if member is not user:
                 member.send_encoded(join)
 
-    def _send_line(self, user: User, room_key: str, mark: DeliveryMark, msg_id: int,
-                   data: bytes) -> None:
-        mark.sent(msg_id)
-        user.send_encoded(data, on_acked=lambda: self._acked(user, room_key, msg_id))
+    def _send_line(self, user: User, mark: DeliveryMark, msg_id: int, data: bytes) -> None:
+        mark.sent(user.send_encoded(data), msg_id)
+        self._waiting.add(user)

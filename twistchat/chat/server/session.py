@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail
@@ -172,18 +172,24 @@ class ClientSession(MessageProtocol):
     def send(self, message: Message) -> None:
         self.send_encoded(encode(message))
 
-    def send_encoded(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
-        """Queue ``data``; ``on_acked`` runs once the peer's transport has all
-        of it (never, if the session ends first)."""
+    def send_encoded(self, data: bytes) -> int | None:
+        """Queue ``data``; returns its transport sequence number (compare with
+        ``acked_below``), or None if the transport would not take it."""
         if self.connection is None:
-            return
+            return None
         try:
-            if on_acked is None:
-                self.connection.send_message(data)
-            else:
-                self.connection.send_message(data, on_acked=on_acked)
+            return self.connection.send_message(data)
         except TransportError as error:
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
+            return None
+
+    @property
+    def acked_below(self) -> int:
+        """Every message whose ``send_encoded`` returned less than this has
+        been acknowledged by the peer's transport, with every earlier one
+        (PROTOCOL.md C12's marks are read from it); 0 without a connection."""
+        connection = self.connection
+        return 0 if connection is None else connection.acked_below
 
     def send_unreliable(self, data: bytes) -> None:
         """Best effort (typing notices): may be lost, never resent, never raises."""

@@ -7,7 +7,6 @@ away message, rooms, whether the server is done with it); the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -51,5 +50,10 @@ class User:
     def send(self, message: Message) -> None:
         self.session.send(message)
 
-    def send_encoded(self, data: bytes, on_acked: Callable[[], None] | None = None) -> None:
-        self.session.send_encoded(data, on_acked)
+    def send_encoded(self, data: bytes) -> int | None:
+        """Returns the transport sequence number, as ``ClientSession.send_encoded``."""
+        return self.session.send_encoded(data)
+
+    @property
+    def acked_below(self) -> int:
+        return self.session.acked_below
