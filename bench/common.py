@@ -131,7 +131,9 @@ LOAD_GENERATOR_LIMITS = {
     "max-sessions-per-address": 10**9, "cookie-rate": 10**9, "cookie-burst": 10**9,
     "cookie-prefix-rate": 10**9, "cookie-prefix-burst": 10**9, "connect-rate": 10**9,
     "connect-burst": 10**9, "connect-prefix-rate": 10**9, "connect-prefix-burst": 10**9,
+    "connect-total-rate": 10**9, "connect-total-burst": 10**9,
     "registration-rate": 10**9, "registration-burst": 10**9, "credential-per-source": 10**6,
+    "credential-per-source-waiting": 10**6, "credential-queue": 10**6,
 }
 """A load generator opens thousands of sessions and registers thousands of
 nicks from 127.0.0.1 on purpose: the per-source limits (issue 12) would
@@ -175,7 +177,7 @@ class ServerProcess(Child):
             if load_generator:
                 argv.append("--unthrottled")
                 for flag, value in LOAD_GENERATOR_LIMITS.items():
-                    if flag.startswith("registration"):
+                    if flag.startswith(("registration", "credential")):  # the chat side's
                         argv += ["--set", f"{flag.replace('-', '_')}={value}"]
             argv += list(extra_args)
         super().__init__(argv, "server")
