@@ -229,6 +229,16 @@ class Harness:
         client.drain()
         return client
 
+    def room_of(self, room: str, *nicks: str) -> list[FakeClient]:
+        """``nicks`` logged in and joined to ``room`` in that order (the first
+        is its operator), their events so far drained."""
+        clients = [self.login(nick) for nick in nicks]
+        for client in clients:
+            client.ok("join", room=room)
+        for client in clients:
+            client.drain()
+        return clients
+
     def advance(self, seconds: float, step: float = 1.0) -> None:
         """Advance virtual time in steps so LoopingCalls fire as they would."""
         while seconds > 0:

@@ -10,17 +10,9 @@ from twistchat.endpoint.api import CloseCode
 from .fakes import Harness
 
 
-def _room_of_two(h: Harness):
-    alice, bob = h.login("alice"), h.login("bob")
-    alice.ok("join", room="#tea")
-    bob.ok("join", room="#tea")
-    alice.drain(), bob.drain()
-    return alice, bob
-
-
 def test_a_quit_closes_normal_with_its_reason_and_the_members_are_told_it():
     h = Harness()
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     alice.ok("quit", reason="off to lunch")
     assert alice.closed == ("off to lunch", CloseCode.NORMAL, True)
     assert bob.events(p.QuitEvent) == [p.QuitEvent(room="#tea", nick="alice",
@@ -35,7 +27,7 @@ def test_a_quit_closes_normal_with_its_reason_and_the_members_are_told_it():
 
 def test_a_close_from_the_client_reaches_the_members_with_its_reason_text():
     h = Harness()
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     alice.connection.peer_vanishes(CloseCode.SHUTTING_DOWN, "bye")
     assert bob.events(p.QuitEvent)[0].reason == "bye"
     carol = h.login("carol")

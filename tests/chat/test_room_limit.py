@@ -8,17 +8,9 @@ from twistchat.chat import protocol as p
 from .fakes import Harness
 
 
-def _room_of_two(h: Harness):
-    alice, bob = h.login("alice"), h.login("bob")
-    alice.ok("join", room="#tea")
-    bob.ok("join", room="#tea")
-    alice.drain(), bob.drain()
-    return alice, bob
-
-
 def test_a_join_past_the_operators_cap_is_refused_room_full():
     h = Harness()
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     reply = alice.ok("mode", room="#tea", limit=2)
     assert reply["limit"] == 2
     assert bob.events(p.ModeEvent) == [p.ModeEvent(room="#tea", nick="alice", invite_only=False,
@@ -36,7 +28,7 @@ def test_a_join_past_the_operators_cap_is_refused_room_full():
 
 def test_only_the_operator_sets_it_and_never_past_the_servers_cap():
     h = Harness(max_members_per_room=5)
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     assert bob.error("mode", room="#tea", limit=1) == "NOT_OPERATOR"
     reply = alice.request("mode", room="#tea", limit=6)
     assert isinstance(reply, p.ErrorReply) and reply.code == "BAD_FIELD"
@@ -47,7 +39,7 @@ def test_only_the_operator_sets_it_and_never_past_the_servers_cap():
 
 def test_a_cap_below_the_members_present_keeps_them_and_refuses_newcomers():
     h = Harness()
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     alice.ok("mode", room="#tea", limit=1)
     bob.ok("say", room="#tea", text="still here")
     assert h.login("carol").error("join", room="#tea") == "ROOM_FULL"
@@ -55,7 +47,7 @@ def test_a_cap_below_the_members_present_keeps_them_and_refuses_newcomers():
 
 def test_the_cap_is_kept_with_the_room_across_a_restart():
     h = Harness()
-    alice, bob = _room_of_two(h)
+    alice, bob = h.room_of("#tea", "alice", "bob")
     alice.ok("mode", room="#tea", limit=3)
     alice.ok("part", room="#tea"), bob.ok("part", room="#tea")
     h.server.stop()
