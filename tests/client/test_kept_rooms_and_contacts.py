@@ -20,13 +20,19 @@ def _state(tmp_path, nick: str) -> ClientState:
     return ClientState.load(tmp_path, nick, *SERVER)
 
 
-def test_a_restarted_client_is_back_in_its_room_with_every_missed_line_once_in_order(tmp_path):
+def _alice_and_bob_in_tea(tmp_path):
+    """alice, and bob with a state file, both logged in and in #tea."""
     world = World()
     alice, _ = world.client("alice")
     bob, _ = world.client("bob", state=_state(tmp_path, "bob"))
     for client in (alice, bob):
         world.wait(client.connect())
         world.wait(client.join("#tea"))
+    return world, alice, bob
+
+
+def test_a_restarted_client_is_back_in_its_room_with_every_missed_line_once_in_order(tmp_path):
+    world, alice, bob = _alice_and_bob_in_tea(tmp_path)
     world.wait(alice.say("#tea", "before"))
     world.run(1)
     bob.stop()  # the process dies: no quit; its state file was saved as the session ended
@@ -44,12 +50,7 @@ def test_a_restarted_client_is_back_in_its_room_with_every_missed_line_once_in_o
 
 
 def test_lines_seen_in_an_earlier_run_are_not_shown_again_when_the_server_sends_them_again(tmp_path):
-    world = World()
-    alice, _ = world.client("alice")
-    bob, _ = world.client("bob", state=_state(tmp_path, "bob"))
-    for client in (alice, bob):
-        world.wait(client.connect())
-        world.wait(client.join("#tea"))
+    world, alice, bob = _alice_and_bob_in_tea(tmp_path)
     for n in range(3):
         world.wait(alice.say("#tea", f"seen {n}"))
     world.run(1)
