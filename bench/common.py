@@ -176,9 +176,8 @@ class ServerProcess(Child):
                 argv.append("--profile-on-signal")
             if load_generator:
                 argv.append("--unthrottled")
-                for flag, value in LOAD_GENERATOR_LIMITS.items():
-                    if flag.startswith(("registration", "credential")):  # the chat side's
-                        argv += ["--set", f"{flag.replace('-', '_')}={value}"]
+                for flag, value in LOAD_GENERATOR_LIMITS.items():  # each a ServerConfig field
+                    argv += ["--set", f"{flag.replace('-', '_')}={value}"]
             argv += list(extra_args)
         super().__init__(argv, "server")
         if self.kind == "bench.server":
