@@ -5,7 +5,8 @@ DATA from the shed IPv4 prefixes before it reaches the socket's buffer, so
 a flood from a shed prefix costs the server no read, no wake-up and no room
 in the buffer that real users' packets need.
 
-Unprivileged: a process may filter its own sockets. Elsewhere (another
+socket(7) asks no privilege to filter one's own socket (the tests here run as root, so
+that is the manual's word, not a test's). Elsewhere (another
 system, an IPv6 socket, a test's fake transport) ``KernelFilter`` does
 nothing and says so; the endpoint then sheds in Python, before parsing.
 
