@@ -14,3 +14,21 @@ def twistd_server(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server for the whole run (started on first use)."""
+    from support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The shared redis-server's URL, emptied before each test."""
+    redis_server.flush()
+    return redis_server.url
