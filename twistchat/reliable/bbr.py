@@ -123,6 +123,12 @@ class Bbr(CongestionWindow):
         for size, _ in sizes_and_times:
             self.bytes_in_flight -= size
         self._round_lost += len(sizes_and_times)
+        if persistent:
+            # The path carried nothing for 3 PTOs: whatever the model said,
+            # start again from the smallest bound and let the rounds that
+            # follow raise it (as the loss response below does).
+            self.inflight_bound = MIN_WINDOW_PACKETS * self.max_datagram_size
+            self._set_window()
 
     def on_packet_discarded(self, size: int) -> None:
         self.bytes_in_flight -= size

@@ -109,6 +109,8 @@ class SessionStats:
     packets_lost: int = 0
     spurious_losses: int = 0
     """Packets declared lost and acknowledged later: reordered, not lost."""
+    persistent_congestion: int = 0
+    """Times the losses showed persistent congestion (RFC 9002 §7.6)."""
     retransmitted_frames: int = 0
     redundant_frames: int = 0
     duplicate_packets: int = 0

@@ -21,7 +21,7 @@ import attrs
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
 from twistchat.reliable.bbr import Bbr
-from twistchat.reliable.congestion import NewReno
+from twistchat.reliable.congestion import K_PERSISTENT_CONGESTION_THRESHOLD, NewReno
 from twistchat.reliable.delivery_rate import DeliveryRateEstimator
 from twistchat.reliable.rack import ReorderingThresholds
 from twistchat.reliable.rtt import K_GRANULARITY, RTTVAR_MULTIPLIER, RttEstimator
@@ -61,6 +61,9 @@ class SentPacket:
     declared_lost_at: float = 0.0
     largest_acked_at_loss: int = 0
     episode: int = 0
+    ordinal: int = 0
+    """Ack-eliciting packets sent before it: two lost packets with
+    consecutive ordinals had no packet between them that was acknowledged."""
 
 
 class Recovery:
@@ -93,12 +96,18 @@ class Recovery:
         self._episode_start: float | None = None
         self._episode_losses = 0
         """Losses of the current episode not (yet) shown spurious."""
+        self._ack_eliciting_sent = 0
+        self.first_rtt_sample_time: float | None = None
+        """When the first RTT sample was taken: only packets sent after it
+        can show persistent congestion (RFC 9002 §7.6.2)."""
 
     def probe_timeout(self) -> float:
         return self.rtt.probe_timeout(self.peer_max_ack_delay)
 
     def on_packet_sent(self, packet: SentPacket) -> None:
         self.sent[packet.packet_number] = packet
+        packet.ordinal = self._ack_eliciting_sent
+        self._ack_eliciting_sent += 1
         self.delivery.on_packet_sent(packet, self.congestion.bytes_in_flight, packet.sent_time,
                                      packet.app_limited)
         self.congestion.on_packet_sent(packet.size)
@@ -126,6 +135,8 @@ class Recovery:
             return late
         newest = max(newly_acked, key=lambda p: p.packet_number)
         if newest.packet_number == largest:
+            if self.first_rtt_sample_time is None:
+                self.first_rtt_sample_time = now
             self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
         on_chunk_acked = self.buffer.on_chunk_acked
         delivery = self.delivery
@@ -192,7 +203,32 @@ class Recovery:
                 on_chunk_lost(chunk)
             if packet.carries_window:
                 self.on_window_lost()
-        self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now)
+        persistent = self._in_persistent_congestion(lost)
+        if persistent:
+            self.stats.persistent_congestion += 1
+        self.congestion.on_packets_lost([(p.size, p.sent_time) for p in lost], now, persistent)
+
+    def _in_persistent_congestion(self, lost: list[SentPacket]) -> bool:
+        """RFC 9002 §7.6.2: two ack-eliciting packets of ``lost`` (in
+        packet-number order), both sent after the first RTT sample, more
+        than the persistent congestion duration apart, and every
+        ack-eliciting packet sent between them lost too: the path carried
+        nothing for that long, which no random loss explains."""
+        first_sample = self.first_rtt_sample_time
+        if first_sample is None:
+            return False
+        duration = self.probe_timeout() * K_PERSISTENT_CONGESTION_THRESHOLD  # RFC 9002 §7.6.1
+        run_start: SentPacket | None = None
+        previous: SentPacket | None = None
+        for packet in lost:
+            if packet.sent_time <= first_sample:
+                continue
+            if previous is None or packet.ordinal != previous.ordinal + 1:
+                run_start = packet
+            previous = packet
+            if packet.sent_time - run_start.sent_time > duration:
+                return True
+        return False
 
     def _forget_old_losses(self, now: float) -> None:
         lost = self.lost
