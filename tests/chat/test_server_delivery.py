@@ -308,3 +308,59 @@ def test_a_data_resent_while_the_first_is_on_its_way_waits_for_it(h: Harness):
     [ok] = _reply(again, 2)
     assert isinstance(ok, p.Ok) and ok["to"] == "bob"
     assert bob.events(p.DataEvent) == []
+
+
+# ---- a full mailbox replayed within the SendQ
+
+PACED = dict(max_send_queue=64 * 1024, dm_rate=1000.0, dm_burst=1000, mailbox_per_sender=1000,
+             rate=1000.0, burst=1000)
+"""A SendQ small enough that 40 DMs of 2 KiB are over it: the replay budget
+(a quarter of it) is 16 KiB."""
+
+
+def _held_dm_bytes(client) -> int:
+    return sum(len(data) for data, _, _ in client.connection.held if b'"dm"' in data)
+
+
+def test_a_mailbox_larger_than_the_sendq_is_replayed_a_budget_at_a_time():
+    h = Harness(**PACED)
+    secret = _offline(h, "bob")
+    alice = h.login("alice")
+    sent = [alice.ok("dm", to="bob", text=f"{n:04d}" + "x" * 2048)["dm_id"] for n in range(40)]
+    bob = h.connect()
+    bob.connection.hold_acks()
+    assert bob.ok("login", nick="bob", secret=secret)["mailbox"] == 40
+    budget = h.config.max_send_queue // 4
+    seen: list[int] = []
+    rounds = 0
+    while len(seen) < len(sent):
+        batch = [d.dm_id for d in bob.events(p.DmEvent)]
+        assert batch, "the replay stalled"
+        assert _held_dm_bytes(bob) <= budget + 2200  # one DM may start a budget
+        seen += batch
+        rounds += 1
+        bob.connection.release_acks()
+    assert seen == sent  # each once, in order
+    assert rounds >= 4
+    assert bob.connection.closed is None
+    assert h.store.mailboxes == {}
+
+
+def test_a_dm_arriving_during_a_replay_comes_after_the_older_stored_ones():
+    h = Harness(**PACED)
+    secret = _offline(h, "bob")
+    alice = h.login("alice")
+    stored = [alice.ok("dm", to="bob", text="y" * 2048)["dm_id"] for _ in range(20)]
+    bob = h.connect()
+    bob.connection.hold_acks()
+    bob.ok("login", nick="bob", secret=secret)
+    first = [d.dm_id for d in bob.events(p.DmEvent)]
+    assert first == stored[:len(first)] and len(first) < len(stored)
+    live = alice.ok("dm", to="bob", text="sent while the replay runs")
+    assert live["online"] is True
+    assert bob.events(p.DmEvent) == []  # not ahead of the older ones
+    shown = first
+    while (batch := [d.dm_id for d in bob.events(p.DmEvent)]) or bob.connection.held:
+        shown += batch
+        bob.connection.release_acks()
+    assert shown == stored + [live["dm_id"]]

@@ -70,7 +70,8 @@ class ServerCore:
         """Folded nick to its one logged-in user."""
         c = self.config
         self.mailbox = Mailbox(store, c.mailbox_size, self.online.get,
-                               per_sender=c.mailbox_per_sender, total=c.max_stored_dms)
+                               per_sender=c.mailbox_per_sender, total=c.max_stored_dms,
+                               replay_budget=c.max_send_queue // 4)
         self.dm_senders = KeyedBuckets(Rate(per_second=c.dm_rate, burst=c.dm_burst))
         """The DM rate per sending nick (every DM is stored: PROTOCOL.md C10)."""
         self.credential_work = CredentialWork(c.credential_workers, c.credential_queue,

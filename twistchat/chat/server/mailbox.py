@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -41,7 +41,7 @@ class Mailbox:
 
     def __init__(self, store: ChatStore, capacity: int,
                  find_online: Callable[[str], Member | None], per_sender: int | None = None,
-                 total: int | None = None) -> None:
+                 total: int | None = None, replay_budget: int = 1 << 20) -> None:
         self._store = store
         self._capacity = capacity
         self._per_sender = per_sender
@@ -50,6 +50,15 @@ class Mailbox:
         """DMs all mailboxes together may hold."""
         self._find_online = find_online
         """Folded nick to the member logged in with it, if any."""
+        self._replay_budget = replay_budget
+        """Bytes of stored DMs a login replay sends before waiting for the
+        transport to acknowledge them: a full mailbox (1,000 DMs of 4 KiB)
+        is more than a session's SendQ, which would close the session at
+        every login and leave the mailbox full for ever."""
+        self._replaying: dict[Member, bool] = {}
+        """Members whose replay is under way, and whether a DM came for them
+        meanwhile (it is stored: the replay reads the mailbox again, so it
+        comes in its order, not ahead of older ones)."""
 
     async def store(self, dm: StoredDm, idem: IdemRecord | None = None) -> Mapping[str, Any] | None:
         """Commit ``dm`` (and ``idem`` with it); returns once committed, with
@@ -77,16 +86,23 @@ class Mailbox:
     def hand_over(self, recipient: Member, dm: StoredDm, stored: bool) -> None:
         """Send ``dm`` to ``recipient`` (once per session); delete it when
         acknowledged.  One its transport cannot take stays in the mailbox."""
+        if recipient in self._replaying:
+            self._replaying[recipient] = True
+            return
+        self._send_dm(recipient, dm, self.event(dm, recipient, stored))
+
+    def _send_dm(self, recipient: Member, dm: StoredDm, data: bytes) -> Deferred[None] | None:
+        """Send one DM unless it is on its way already; what fires once it
+        is acknowledged or will never be (None: not sent)."""
         token = (DM, dm.dm_id)
         if token in recipient.in_flight:
-            return
-        data = self.event(dm, recipient, stored)
+            return None
         if len(data) > recipient.peer_max_message_size:
             self.log.warn("DM {dm_id} is too large for {nick}'s transport; kept",
                           dm_id=dm.dm_id, nick=recipient.nick)
-            return
+            return None
         recipient.in_flight.add(token)
-        recipient.send_tracked(data).addCallbacks(
+        return recipient.send_tracked(data).addCallbacks(
             self._dm_acknowledged, self._not_acknowledged,
             callbackArgs=(recipient, dm), errbackArgs=(recipient, token))
 
@@ -131,14 +147,52 @@ class Mailbox:
         self.log.failure("could not {what}", failure, what=what)
 
     async def replay(self, member: Member, dms: list[StoredDm] | None = None) -> int:
-        """After a login: every DM waiting for ``member``, in order, then the
-        receipts owed to it.  Returns how many DMs."""
+        """After a login: the receipts owed to ``member``, and every DM
+        waiting for it, in order, a replay budget at a time: the first now,
+        each next once the transport acknowledged the one before (so the
+        SendQ is never the limit), read again from the mailbox so DMs stored
+        meanwhile come in their order too.  Returns how many DMs wait."""
         if dms is None:
             dms = await self._store.get_mailbox(member.key)
-        for dm in dms:
-            self.hand_over(member, dm, stored=True)
-        if dms:
-            self.log.info("replaying {count} stored DMs to {nick}", count=len(dms), nick=member.nick)
         for receipt in await self._store.get_receipts(member.key):
             self.send_receipt(member, receipt)
+        if dms:
+            self.log.info("replaying {count} stored DMs to {nick}", count=len(dms), nick=member.nick)
+            self._replaying[member] = False
+            sent: set[int] = set()
+            waiting = self._send_budget(member, dms, sent)
+            d = Deferred.fromCoroutine(self._replay_rest(member, waiting, sent))
+            d.addErrback(self._store_failed, "replay the rest of a mailbox")
         return len(dms)
+
+    def _send_budget(self, member: Member, dms: list[StoredDm], sent: set[int]) -> list[Deferred[None]]:
+        """Send DMs from the front of ``dms`` up to the replay budget, each
+        at most once a replay (``sent``: one the store could not delete
+        waits for the next login, as any DM whose deletion failed)."""
+        waiting: list[Deferred[None]] = []
+        used = 0
+        for dm in dms:
+            if dm.dm_id in sent:
+                continue
+            data = self.event(dm, member, stored=True)
+            if waiting and used + len(data) > self._replay_budget:
+                break
+            sent.add(dm.dm_id)
+            d = self._send_dm(member, dm, data)
+            if d is not None:
+                waiting.append(d)
+                used += len(data)
+        return waiting
+
+    async def _replay_rest(self, member: Member, waiting: list[Deferred[None]], sent: set[int]) -> None:
+        try:
+            while waiting or self._replaying[member]:
+                await DeferredList(waiting)  # acknowledged, or the session ended
+                if member.departed:
+                    return
+                self._replaying[member] = False
+                waiting = self._send_budget(member, await self._store.get_mailbox(member.key), sent)
+        finally:
+            # All on their way and nothing new came meanwhile (checked in
+            # the reactor turn the last read returned in): live from here.
+            del self._replaying[member]

@@ -27,6 +27,8 @@ class Member(Protocol):
     nick: str
     """The spelling shown to others."""
     away: str | None
+    departed: bool
+    """The server is done with this member: nothing more is sent to it."""
     in_flight: set[tuple[str, int]]
     """Tracked notices on their way on this session (("dm", dm_id),
     ("delivered", dm_id)): each is sent once per session."""
