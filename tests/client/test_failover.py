@@ -6,8 +6,8 @@ key, as two nodes of one network, on the simulated network in virtual time."""
 
 from __future__ import annotations
 
-from twistchat.chat import protocol as p
 from twistchat.client import ClientState, KnownServers, LinkState
+from twistchat.client.servers import ServerList
 
 from .harness import SERVER, World
 from .test_resend import AFTER_ACK, history_texts, said
@@ -110,7 +110,7 @@ def test_the_state_is_the_network_s_so_moving_node_keeps_the_marks(tmp_path):
     assert alice.ready and alice.status().server == "127.0.0.11:9999"
     files = sorted(path.name for path in tmp_path.iterdir())
     assert files == ["alice@127.0.0.10_9999.json"]     # one file for the network, not one per node
-    kept = ClientState.for_network(tmp_path, "alice", NETWORK)
+    kept = ClientState.for_network(tmp_path, "alice", ServerList(NETWORK))  # as the CLI gives it
     assert kept.secret == state.secret and kept.last_seen["#tea"] == world.store.history["#tea"][0].msg_id
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +75,12 @@ class ClientState:
 
     @classmethod
     def for_network(cls, directory: Path | str, nick: str,
-                    servers: Sequence[tuple[str, int]]) -> "ClientState":
+                    servers: Iterable[tuple[str, int]]) -> "ClientState":
         """The state for ``nick`` on the network of ``servers``, kept in the
         file of the first. If there is none yet, the file an earlier run
         kept for another of them alone is read (an upgrade from one server
         to its network: no mark is lost), and saved as the network's."""
+        servers = list(servers)
         path = _path(directory, nick, *servers[0])
         for host, port in servers:
             source = _path(directory, nick, host, port)
