@@ -211,3 +211,15 @@ def test_keep_trying_backs_off_per_round_of_the_list() -> None:
     assert [address for _, address in nodes.attempts][:4] == [A, B, A, B]
     gaps = waits(nodes, 0.0)[1:4]
     assert at_once([gaps[0], gaps[2]]) and within_jitter(gaps[1], RECONNECT_DELAYS[0])
+
+
+@pytest.mark.parametrize("code", [CloseCode.PEER_UNRESPONSIVE, CloseCode.RESET,
+                                  CloseCode.SHUTTING_DOWN, CloseCode.IDLE_TIMEOUT])
+def test_every_way_of_losing_a_node_moves_the_client_to_the_next(code) -> None:
+    clock, nodes, client, observer = on_nodes([A, B])
+    client.connect()
+    run(clock, 1)
+    nodes.nodes[A].current.end(CloseReason(code, "gone", by_peer=True))
+    run(clock, RECONNECT_DELAYS[0] * 1.3)
+    assert client.ready and client.address == B and len(nodes.nodes[B].sent(p.Login)) == 1
+    assert observer.of("reconnected") == [("reconnected",)]
