@@ -173,7 +173,8 @@ def _server_of_list(st: Any) -> str:
     """The server, and where it stands in the list when there is one."""
     if len(st.servers) < 2:
         return st.server
-    return f"{st.server} ({st.servers.index(st.server) + 1} of {len(st.servers)}: {', '.join(st.servers)})"
+    place = st.servers.index(st.server) + 1
+    return f"{st.server} ({place} of {len(st.servers)}: {', '.join(st.servers)})"
 
 
 def status(st: Any, now: float | None = None) -> list[str]:

@@ -100,14 +100,15 @@ class ChatClient:
     log = Logger()
 
     def __init__(self, reactor: IReactorTime, endpoint: ClientEndpoint,
-                 address: Address | Sequence[Address] | ServerList, nick: str, observer: ChatObserver | None = None, password: str | None = None,
+                 address: Address | Sequence[Address] | ServerList, nick: str,
+                 observer: ChatObserver | None = None, password: str | None = None,
                  state: ClientState | None = None, reconnect: bool = True,
                  rng: random.Random | None = None, known_servers: KnownServers | None = None,
                  server_key: str | None = None, accept_new_server_key: bool = False,
                  keep_trying: bool = False, downloads: str | None = None) -> None:
         """``address``: the server, or the servers of one network in the order
-        to try them (``servers.py``); ``known_servers``, ``server_key`` (a fingerprint to require) and
-        ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
+        to try them (``servers.py``); ``known_servers``, ``server_key`` (a
+        fingerprint to require) and ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
         a first ``connect()`` backs off and tries again (``first_connect.py``);
         ``downloads``: the folder received files are saved in (None: declined)."""
         self.reactor = reactor

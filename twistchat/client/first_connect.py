@@ -1,17 +1,18 @@
 """
 A first ``connect()``: each server of the client's list in turn
-(``servers.py``), and with ``ChatClient(keep_trying=True)``, round after round.
+(``servers.py``), and with ``ChatClient(keep_trying=True)``, round after
+round.
 
 Without it, a first connect that reaches none of the servers (one try of
 each, the next at once) fails that Deferred and the application must try
 again itself; the client reconnects by itself only once it has logged in.
-With it, the first connect backs off and tries again, exactly as a
-reconnect does (1, 2, 4 ... 30 s, jittered, before each round), telling ``observer.disconnected(why, retry_in)`` after each
-failed attempt, until it logs in (the Deferred fires with the login reply)
-or cannot (it fails): a refused credential, a password needed, a server
-key that is not the pinned one, another refusal of the login, or
-``stop()``/``quit()``. Requests made meanwhile are held and sent once
-logged in, as during a reconnect.
+With it, the first connect backs off and tries again, exactly as a reconnect
+does (1, 2, 4 ... 30 s, jittered, before each round), telling
+``observer.disconnected(why, retry_in)`` after each failed attempt, until it
+logs in (the Deferred fires with the login reply) or cannot (it fails): a
+refused credential, a password needed, a server key that is not the pinned
+one, another refusal of the login, or ``stop()``/``quit()``. Requests made
+meanwhile are held and sent once logged in, as during a reconnect.
 """
 
 from __future__ import annotations

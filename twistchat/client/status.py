@@ -63,7 +63,8 @@ def client_status(client: Any) -> ClientStatus:
     stats = getattr(connection, "transport_stats", None)
     since = client.logged_in_at if client.ready else None
     return ClientStatus(
-        server=server_name(client.address), servers=client.servers.names, server_key=fingerprint(key) if key else None, nick=client.nick,
+        server=server_name(client.address), servers=client.servers.names,
+        server_key=fingerprint(key) if key else None, nick=client.nick,
         state=client.link_state, rooms=tuple(client.rooms.values()),
         logged_in_for=None if since is None else client.reactor.seconds() - since,
         ping_rtt=client.last_ping_rtt, transport=stats() if stats is not None else None,
