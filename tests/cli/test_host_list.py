@@ -42,14 +42,20 @@ def without_time(lines: list[str]) -> list[str]:
     return [line.split(" ", 1)[1] for text in lines for line in text.splitlines()]
 
 
-def test_the_move_to_the_next_node_is_told_and_status_says_where_the_client_is() -> None:
-    world = TwoNodes()
+def logged_in(world: TwoNodes, servers) -> tuple[Conversation, list[str]]:
+    """alice's conversation, logged in, and the lines it shows from now on."""
     lines: list[str] = []
     alice = Conversation(lines.append, now=world.clock.seconds)
-    alice.client, _ = world.client("alice", servers=NETWORK)
+    alice.client, _ = world.client("alice", servers=servers)
     alice.client.observer = alice
     world.wait(alice.client.connect())
     lines.clear()                                  # the new key's pinning
+    return alice, lines
+
+
+def test_the_move_to_the_next_node_is_told_and_status_says_where_the_client_is() -> None:
+    world = TwoNodes()
+    alice, lines = logged_in(world, NETWORK)
     alice.line("/status")
     assert without_time(lines)[0].startswith(
         "-!- server 127.0.0.10:9999 (1 of 2: 127.0.0.10:9999, 127.0.0.11:9999), key SHA256:")
@@ -68,12 +74,7 @@ def test_the_move_to_the_next_node_is_told_and_status_says_where_the_client_is()
 
 def test_one_server_reads_as_it_always_did() -> None:
     world = TwoNodes()
-    lines: list[str] = []
-    alice = Conversation(lines.append, now=world.clock.seconds)
-    alice.client, _ = world.client("alice", servers=SERVER)
-    alice.client.observer = alice
-    world.wait(alice.client.connect())
-    lines.clear()
+    alice, lines = logged_in(world, SERVER)
     world.kill_server()
     alice.line("/ping")
     world.run(20)
