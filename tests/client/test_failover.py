@@ -124,3 +124,14 @@ def test_an_old_single_server_state_file_still_loads_for_its_network(tmp_path):
     as_second.save()                                   # from now on it is the network's file
     assert ClientState.load(tmp_path, "alice", *SERVER).last_seen == {"#tea": 42}
     assert ClientState.for_network(tmp_path, "alice", [NODE_B]).last_seen == {"#tea": 41}
+
+
+def test_an_idle_client_notices_by_keepalive_and_moves_within_the_idle_timeout():
+    world = TwoNodes()
+    alice, alice_sees = world.client("alice", servers=NETWORK)
+    world.wait(alice.connect())
+    world.kill_server()                                # nothing of alice's is in flight
+    world.run(45 + 5)                                  # at most three keepalives, then the move
+    assert alice.ready and alice.status().server == "127.0.0.11:9999"
+    (why,) = [reason for _, reason, _ in alice_sees.of("disconnected")]
+    assert why.startswith("the server stopped answering")   # its keepalive went unacknowledged
