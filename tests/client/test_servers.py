@@ -11,9 +11,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
-from twistchat.client import ChatClient, Disconnected, LinkState
+from twistchat.client import ChatClient, Disconnected, LinkState, ServerList, ServerListError
 from twistchat.client.link import RECONNECT_DELAYS, RECONNECT_JITTER
-from twistchat.client import ServerList, ServerListError
 from twistchat.client.servers import ServerRotation, parse_server
 from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.endpoint import ConnectError
