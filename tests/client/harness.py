@@ -55,6 +55,9 @@ class Recording(ChatObserver):
     def reconnected(self):
         self.log.append(("reconnected",))
 
+    def server_changed(self, old, new):
+        self.log.append(("server changed", old, new))
+
     def server_key_pinned(self, server, fingerprint, replaced):
         self.log.append(("pinned", server, fingerprint, replaced))
 
@@ -86,22 +89,31 @@ class World:
         """(Re)start on the same store; ``static_key`` replaces the server's key."""
         if static_key is not None:
             self.server_key = static_key
-        config = ServerConfig(**FAST)
-        self.server = ChatServer(self.store, self.clock, config, rng=random.Random(self.seed))
-        self.server_endpoint = ServerEndpoint(self.clock, lambda a: self.server.build_protocol(),
-                                              config=session_config(config),
-                                              rng=random.Random(self.seed + 100),
-                                              static_key=self.server_key)
-        self.network.attach(self.server_endpoint, SERVER)
-        self.server.start()
+        self.server, self.server_endpoint = self.start_node(SERVER)
         self.server_alive = True
+
+    def start_node(self, address: tuple[str, int], seed: int = 0) -> tuple[ChatServer, ServerEndpoint]:
+        """A server at ``address`` on this world's store, proving its key:
+        with another at another address, two nodes of one network."""
+        config = ServerConfig(**FAST)
+        server = ChatServer(self.store, self.clock, config, rng=random.Random(self.seed + seed))
+        endpoint = ServerEndpoint(self.clock, lambda a: server.build_protocol(),
+                                  config=session_config(config),
+                                  rng=random.Random(self.seed + seed + 100),
+                                  static_key=self.server_key)
+        self.network.attach(endpoint, address)
+        server.start()
+        return server, endpoint
 
     def kill_server(self) -> None:
         """The server process dies: no goodbye, all sessions forgotten."""
-        self.server.stop()
-        self.server_endpoint.stopProtocol()
-        self.network.detach(SERVER)
+        self.kill_node(self.server, self.server_endpoint, SERVER)
         self.server_alive = False
+
+    def kill_node(self, server: ChatServer, endpoint: ServerEndpoint, address: tuple[str, int]) -> None:
+        server.stop()
+        endpoint.stopProtocol()
+        self.network.detach(address)
 
     def kill_server_before(self, answer, after: float = 0.0) -> None:
         """Kill the server the moment it is about to send a message for which
@@ -128,12 +140,13 @@ class World:
             return session
         self.server.build_protocol = build
 
-    def client(self, nick: str, state: ClientState | None = None, **kwargs) -> tuple[ChatClient, Recording]:
+    def client(self, nick: str, state: ClientState | None = None, servers=SERVER,
+               **kwargs) -> tuple[ChatClient, Recording]:
         self._clients += 1
         endpoint = client_endpoint(self.clock, rng=random.Random(self.seed * 1000 + self._clients))
         self.network.attach(endpoint, ("127.0.0.20", 40000 + self._clients))
         observer = Recording()
-        client = ChatClient(self.clock, endpoint, SERVER, nick, observer,
+        client = ChatClient(self.clock, endpoint, servers, nick, observer,
                             state=state or ClientState(None),
                             rng=random.Random(self._clients), **kwargs)
         return client, observer

@@ -21,9 +21,11 @@ def free_udp_port() -> int:
 
 
 class Server:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, options: tuple[str, ...] = ()) -> None:
+        """``options``: more ``twistd twistchat`` options (``--key PATH``...)."""
         self.workdir = workdir
         self.port = port or free_udp_port()
+        self.options = options
         self.log = workdir / "twistd.log"
         self.process: subprocess.Popen | None = None
 
@@ -32,7 +34,7 @@ class Server:
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(self.log), "twistchat",
              "--port", str(self.port), "--interface", "127.0.0.1",
-             "--db", str(self.workdir / "chat.sqlite3")],
+             "--db", str(self.workdir / "chat.sqlite3"), *self.options],
             cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while "twistchat listening" not in self.log.read_text():

@@ -19,6 +19,7 @@ from twistchat.cli.commands import HELP, Command, CommandError, parse, typing_ta
 from twistchat.cli.transfers import TransferLines
 from twistchat.cli.typing_line import TypingBoard
 from twistchat.client import ChatClient, ChatError, ChatObserver, Disconnected, TransferError
+from twistchat.client.known_servers import server_name
 
 
 class Conversation(TransferLines, ChatObserver):
@@ -224,8 +225,18 @@ class Conversation(TransferLines, ChatObserver):
             if not self.quit_requested.called:
                 self.quit_requested.callback(None)
         else:
-            self.write(render.notice(f"disconnected: {reason}; reconnecting in {retry_in:.0f} s",
+            self.write(render.notice(f"disconnected: {reason}; {self._retrying(retry_in)}",
                                      self.now()))
+
+    def _other_servers(self) -> bool:
+        """The client has a list of servers, so say which one it is on."""
+        return self.client is not None and len(self.client.servers) > 1
+
+    def _retrying(self, retry_in: float) -> str:
+        if not self._other_servers():
+            return f"reconnecting in {retry_in:.0f} s"
+        server = server_name(self.client.address)
+        return f"trying {server} now" if not retry_in else f"reconnecting to {server} in {retry_in:.0f} s"
 
     def server_key_pinned(self, server: str, fingerprint: str, replaced: str | None) -> None:
         if replaced is None:
@@ -236,4 +247,5 @@ class Conversation(TransferLines, ChatObserver):
 
     def reconnected(self) -> None:
         rooms = ", ".join(self.client.rooms.values()) or "no rooms"
-        self.write(render.notice(f"reconnected ({rooms})", self.now()))
+        where = f" to {server_name(self.client.address)}" if self._other_servers() else ""
+        self.write(render.notice(f"reconnected{where} ({rooms})", self.now()))

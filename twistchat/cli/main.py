@@ -29,7 +29,8 @@ from twistchat.client import (
     client_endpoint, default_state_dir,
 )
 from twistchat.client.downloads import default_download_dir
-from twistchat.client.known_servers import check_fingerprint
+from twistchat.client.known_servers import check_fingerprint, server_name
+from twistchat.client.servers import ServerList, ServerListError
 
 DEFAULT_WAIT = 30.0
 EXIT_OK, EXIT_FAILED, EXIT_NO_CONNECTION, EXIT_USAGE = 0, 1, 2, 64
@@ -41,8 +42,9 @@ class Options(usage.Options):
                 "With stdin not a terminal, reads lines until end of input, waits for the "
                 "server to answer all of them, and exits 0 only if every one was accepted.")
     optParameters = [
-        ["host", "h", "127.0.0.1", "Server address."],
-        ["port", "p", 9999, "Server UDP port.", int],
+        ["host", "h", "127.0.0.1", "Server address, or the nodes of one network, tried in turn: "
+         "HOST[:PORT],... (IPv6 as [ADDRESS]:PORT)."],
+        ["port", "p", 9999, "Server UDP port (for a --host without one).", int],
         ["password-file", None, None, "Read the nick's password from this file."],
         ["state-dir", None, None, "Where to keep credentials and known_servers, the pinned "
          "server keys (default $XDG_STATE_HOME/twistchat)."],
@@ -60,6 +62,11 @@ class Options(usage.Options):
         self["nick"] = nick
 
     def postOptions(self) -> None:
+        try:
+            self["servers"] = ServerList.parse(self["host"], self["port"])
+            self["ipv6"] = self["servers"].ipv6
+        except ServerListError as e:
+            raise usage.UsageError(f"--host: {e}") from None
         if self["password-file"] and self["ask-password"]:
             raise usage.UsageError("give --password-file or --ask-password, not both")
         if self["server-key"] is not None:
@@ -201,15 +208,14 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     conversation.hold_until_connected()
     try:
         state_dir = options["state-dir"] or default_state_dir()
-        state = ClientState.load(state_dir, options["nick"], options["host"], options["port"])
+        state = ClientState.for_network(state_dir, options["nick"], options["servers"])
         known_servers = KnownServers.load(state_dir)
     except StateError as e:
         write(f"twistchat-client: {e}")
         return defer.succeed(EXIT_USAGE)
     endpoint = client_endpoint(reactor)
-    interface = "::" if ":" in options["host"] else ""
-    reactor.listenUDP(0, endpoint, interface=interface)
-    client = ChatClient(reactor, endpoint, (options["host"], options["port"]), options["nick"],
+    reactor.listenUDP(0, endpoint, interface="::" if options["ipv6"] else "")
+    client = ChatClient(reactor, endpoint, options["servers"], options["nick"],
                         conversation, password=password, state=state,
                         known_servers=known_servers, server_key=options["server-key"],
                         accept_new_server_key=options["accept-new-server-key"],
@@ -218,7 +224,7 @@ def run(reactor, options: Options, password: str | None, interactive: bool) -> d
     finished = defer.Deferred()
 
     def connected(reply) -> None:
-        write(f"connected to {options['host']}:{options['port']} as {reply['nick']}"
+        write(f"connected to {server_name(client.address)} as {reply['nick']}"
               + (" (new registration)" if reply.get("registered") else "")
               + _mailbox_note(reply.get("mailbox") or 0))
         if interactive:

@@ -169,10 +169,18 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _server_of_list(st: Any) -> str:
+    """The server, and where it stands in the list when there is one."""
+    if len(st.servers) < 2:
+        return st.server
+    place = st.servers.index(st.server) + 1
+    return f"{st.server} ({place} of {len(st.servers)}: {', '.join(st.servers)})"
+
+
 def status(st: Any, now: float | None = None) -> list[str]:
     """``/status``: a ``client.status.ClientStatus``, one fact a line."""
     t = f"{clock_text(now=now)} {NOTICE}"
-    lines = [f"{t} server {st.server}, key {st.server_key or 'not yet proven'}",
+    lines = [f"{t} server {_server_of_list(st)}, key {st.server_key or 'not yet proven'}",
              f"{t} you are {st.nick}, {st.state.value}"
              + (f" for {_duration(st.logged_in_for)}" if st.logged_in_for is not None else ""),
              f"{t} rooms: {', '.join(st.rooms) or 'none'}"]

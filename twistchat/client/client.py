@@ -17,6 +17,12 @@ resends what was never answered (``say``, ``dm`` and ``data`` with their
 idempotency key, so nothing is posted twice: ``resend.py``), so a server
 restart costs the user a notice and nothing else.
 
+A client may be given the nodes of one network instead of one server
+(``servers.py``): a lost session, or a failed attempt, moves it to the next,
+round robin, with the back-off per round of the list; it logs in there and
+catches up as after any reconnect, and ``observer.server_changed`` says
+where it went.
+
 Every session, reconnects too, must prove the server key pinned on first
 contact (``pinning.py``, ``known_servers.py``): else ``ServerKeyMismatch``.
 
@@ -27,7 +33,7 @@ Where it stands, as a snapshot, is ``status()`` (``status.py``); typing
 notices go out paced and unreliably (``typing_notices.py``); a first
 connect may keep trying (``keep_trying``: ``first_connect.py``).
 
-At about 620 lines it is over the project's ~450: it is one short method per
+At about 640 lines it is over the project's ~450: it is one short method per
 request (about thirty); whatever keeps state of its own is a module beside it
 (contacts in ``contacts.py``, kept rooms in ``membership.py``, transfers in
 ``transfers.py``).
@@ -36,6 +42,7 @@ request (about thirty); whatever keeps state of its own is a module beside it
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -47,7 +54,7 @@ from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_room
 from twistchat.client.catchup import RoomCatchUp
 from twistchat.client.first_connect import connect_until_logged_in
 from twistchat.client.contacts import ContactList
-from twistchat.client.known_servers import KnownServers, ServerKeyMismatch
+from twistchat.client.known_servers import KnownServers, ServerKeyMismatch, server_name
 from twistchat.client.limits import ServerLimits
 from twistchat.client.membership import KeptRooms
 from twistchat.client.link import (
@@ -58,6 +65,7 @@ from twistchat.client.pinning import ServerKeyPin
 from twistchat.client.paging import paged
 from twistchat.client.resend import Outbox, OutgoingRequest, new_idem
 from twistchat.client.seen import RecentIds
+from twistchat.client.servers import Address, ServerList, ServerRotation
 from twistchat.client.state import ClientState
 from twistchat.client.transfers import Transfers
 from twistchat.client.status import ClientCounters, ClientStatus, client_status
@@ -91,26 +99,29 @@ class _Link(MessageProtocol):
 class ChatClient:
     log = Logger()
 
-    def __init__(self, reactor: IReactorTime, endpoint: ClientEndpoint, address: tuple[str, int],
-                 nick: str, observer: ChatObserver | None = None, password: str | None = None,
+    def __init__(self, reactor: IReactorTime, endpoint: ClientEndpoint,
+                 address: Address | Sequence[Address] | ServerList, nick: str,
+                 observer: ChatObserver | None = None, password: str | None = None,
                  state: ClientState | None = None, reconnect: bool = True,
                  rng: random.Random | None = None, known_servers: KnownServers | None = None,
                  server_key: str | None = None, accept_new_server_key: bool = False,
                  keep_trying: bool = False, downloads: str | None = None) -> None:
-        """``known_servers``, ``server_key`` (a fingerprint to require) and
-        ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
+        """``address``: the server, or the servers of one network in the order
+        to try them (``servers.py``); ``known_servers``, ``server_key`` (a
+        fingerprint to require) and ``accept_new_server_key``: see ``pinning.ServerKeyPin``; ``keep_trying``:
         a first ``connect()`` backs off and tries again (``first_connect.py``);
         ``downloads``: the folder received files are saved in (None: declined)."""
         self.reactor = reactor
         self.endpoint = endpoint
-        self.address = address
+        self.servers = ServerList.of(address)
+        self.rotation = ServerRotation(self.servers)
         self.nick = nick
         self.observer = observer or ChatObserver()
         self.password = password
         self.state = state or ClientState(None)
         self.reconnect = reconnect
         self.rng = rng or random.Random()
-        self.pin = ServerKeyPin(address, known_servers, server_key, accept_new_server_key)
+        self.pin = ServerKeyPin(known_servers, server_key, accept_new_server_key)
         self.rooms: dict[str, str] = {}
         """Folded room name to its canonical spelling, for re-joining."""
         self.login_reply: dict[str, Any] = {}
@@ -140,6 +151,11 @@ class ChatClient:
         """Watched nicks and their state, as the server last said (issue 14)."""
         self.transfers = Transfers(reactor, downloads, lambda: self.observer, self._request, self._send,
                                    lambda: self._link and self._link.connection, lambda: self.ready)
+
+    @property
+    def address(self) -> Address:
+        """The server the client is on, or trying next."""
+        return self.rotation.current
 
     @property
     def server_key(self) -> bytes | None:
@@ -177,19 +193,12 @@ class ChatClient:
             self._lifecycle.fire(LinkEvent.CONNECT)
         except LinkStateError as e:
             return defer.fail(e)
-
-        if self._lifecycle.keep_trying:
-            return defer.Deferred.fromCoroutine(connect_until_logged_in(self))
-
-        def failed(failure):
-            self._lifecycle.fire(LinkEvent.GIVE_UP)
-            return failure
-        return defer.Deferred.fromCoroutine(self._attempt()).addErrback(failed)
+        return defer.Deferred.fromCoroutine(connect_until_logged_in(self))
 
     async def _attempt(self) -> dict[str, Any]:
         """Open a session, log in, re-join: one try, first or not."""
         link = _Link(self)
-        await self.pin.connect(self.endpoint, link, self.observer)
+        await self.pin.connect(self.endpoint, self.address, link, self.observer)
         self._link = link
         self.kept.new_session()
         reply = await self._login()
@@ -253,8 +262,24 @@ class ChatClient:
         except ChatError as e:
             self.observer.error(ChatError(e.code, f"could not set away again: {e.message}"))
 
-    def _schedule_reconnect(self) -> float:
-        delay = self._lifecycle.next_delay()
+    def _move_on(self, session_lost: bool = False) -> bool:
+        """To the next server of the list (``ServerRotation.move_on``);
+        True when a round of them begins, so the back-off is due."""
+        old = self.address
+        round_begins = self.rotation.move_on(session_lost)
+        if self.address != old:
+            self.observer.server_changed(server_name(old), server_name(self.address))
+        return round_begins
+
+    def _drop_half_open(self) -> None:
+        """An attempt failed after its session opened (a login refused for
+        now): that session is done."""
+        if self._link is not None:
+            self._close_link(graceful=False)
+            self._link = None
+
+    def _schedule_reconnect(self, session_lost: bool = False) -> float:
+        delay = self._lifecycle.next_delay(self._move_on(session_lost))
         self._retry_call = self.reactor.callLater(delay, self._retry)
         return delay
 
@@ -270,6 +295,7 @@ class ChatClient:
                 self._outbox.fail_held(failure.getErrorMessage())
                 self.observer.disconnected(failure.getErrorMessage(), None)
                 return
+            self._drop_half_open()
             self.observer.disconnected(failure.getErrorMessage(), self._schedule_reconnect())
         defer.Deferred.fromCoroutine(self._attempt()).addCallbacks(succeeded, failed)
 
@@ -613,5 +639,5 @@ class ChatClient:
             self._outbox.fail_held("disconnected")
             self.observer.disconnected(text, None)
             return
-        self.observer.disconnected(text, self._schedule_reconnect())
+        self.observer.disconnected(text, self._schedule_reconnect(session_lost=True))
 

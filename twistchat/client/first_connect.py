@@ -1,16 +1,18 @@
 """
-``ChatClient(keep_trying=True)``: a first ``connect()`` that keeps trying.
+A first ``connect()``: each server of the client's list in turn
+(``servers.py``), and with ``ChatClient(keep_trying=True)``, round after
+round.
 
-Without it a server that is down (or unreachable) at the first connect
-fails that Deferred and the application must try again itself; the client
-reconnects by itself only once it has logged in. With it, the first connect
-backs off and tries again, exactly as a reconnect does (1, 2, 4 ... 30 s,
-jittered), telling ``observer.disconnected(why, retry_in)`` after each
-failed attempt, until it logs in (the Deferred fires with the login reply)
-or cannot (it fails): a refused credential, a password needed, a server
-key that is not the pinned one, another refusal of the login, or
-``stop()``/``quit()``. Requests made meanwhile are held and sent once
-logged in, as during a reconnect.
+Without it, a first connect that reaches none of the servers (one try of
+each, the next at once) fails that Deferred and the application must try
+again itself; the client reconnects by itself only once it has logged in.
+With it, the first connect backs off and tries again, exactly as a reconnect
+does (1, 2, 4 ... 30 s, jittered, before each round), telling
+``observer.disconnected(why, retry_in)`` after each failed attempt, until it
+logs in (the Deferred fires with the login reply) or cannot (it fails): a
+refused credential, a password needed, a server key that is not the pinned
+one, another refusal of the login, or ``stop()``/``quit()``. Requests made
+meanwhile are held and sent once logged in, as during a reconnect.
 """
 
 from __future__ import annotations
@@ -42,14 +44,13 @@ async def connect_until_logged_in(client: Any) -> dict[str, Any]:
         try:
             return await client._attempt()
         except Exception as error:
-            if lifecycle.final or _final(error):
+            if lifecycle.final or _final(error) or (
+                    not lifecycle.keep_trying and client.rotation.round_ends_here):
                 lifecycle.fire(LinkEvent.GIVE_UP)
                 client._outbox.fail_held(str(error))
                 raise
-            if client._link is not None:  # a login refused for now: this session is done
-                client._close_link(graceful=False)
-                client._link = None
-            delay = lifecycle.next_delay()
+            client._drop_half_open()
+            delay = lifecycle.next_delay(client._move_on())
             client.observer.disconnected(str(error), delay)
             await _pause(client, delay)
 

@@ -9,7 +9,8 @@ on a server at that host and port proving another key is refused
 One line per server, ``HOST:PORT KEY`` (``[HOST]:PORT`` for an IPv6
 address), KEY the server's 32-byte X25519 public key in base64; ``#`` starts
 a comment. The host is kept as given (lower-cased): ``localhost`` and
-``127.0.0.1`` are two entries, as in ssh.
+``127.0.0.1`` are two entries, as in ssh. So are the nodes of one network
+(``servers.py``): they prove one key, and each is pinned on its own.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class LinkLifecycle:
                  on_change: Callable[[LinkState, LinkState], None] | None = None) -> None:
         self.state = LinkState.IDLE
         self.attempt = 0
-        """Reconnection attempts since the last login: picks the next delay."""
+        """Rounds of reconnection attempts since the last login: picks the next delay."""
         self.keep_trying = keep_trying
         """A first connect that fails is tried again (with the back-off) until
         it logs in or the client is stopped; requests meanwhile are held."""
@@ -144,8 +144,12 @@ class LinkLifecycle:
         """No reconnection will be tried after the current session."""
         return self.state in FINAL
 
-    def next_delay(self) -> float:
-        """Seconds to wait before the next attempt (and count it)."""
+    def next_delay(self, round_begins: bool = True) -> float:
+        """Seconds to wait before the next attempt: the back-off (counted)
+        before a round of the server list (``servers.py``), none between
+        the servers of one round."""
+        if not round_begins:
+            return 0.0
         base = RECONNECT_DELAYS[min(self.attempt, len(RECONNECT_DELAYS) - 1)]
         self.attempt += 1
         return base * (1 + RECONNECT_JITTER * (2 * self._rng.random() - 1))

@@ -86,6 +86,12 @@ class ChatObserver:
     def reconnected(self) -> None:
         """Logged in again after a disconnect, rooms re-joined, history caught up."""
 
+    def server_changed(self, old: str, new: str) -> None:
+        """The client moved from ``old`` to ``new`` (``host:port``), the next
+        of its servers (``servers.py``): a session on ``old`` was lost, or an
+        attempt there failed. The next attempt goes to ``new``; once logged
+        in, ``client.address`` and ``status().server`` say it is on it."""
+
     def server_key_pinned(self, server: str, fingerprint: str, replaced: str | None) -> None:
         """The key ``server`` (``host:port``) proved is pinned from now on:
         first contact (``replaced`` None), or a changed key accepted

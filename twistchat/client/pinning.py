@@ -12,6 +12,11 @@ only to a server that proves it (ssh's known_hosts, for twistchat):
   the one-off ``accept_new`` choice, the session opens unpinned and the
   key it proved is checked here, before the chat layer sends anything,
   then pinned, and the observer told.
+
+Each ``host:port`` is pinned on its own, as ssh does: the nodes of one
+network (``servers.py``) share one key, so a move to a node met before
+proves its pin and says nothing, and a node met for the first time is
+pinned as any first contact is.
 """
 
 from __future__ import annotations
@@ -35,60 +40,63 @@ class ServerKeyPin:
 
     log = Logger()
 
-    def __init__(self, address: tuple[str, int], known_servers: KnownServers | None = None,
+    def __init__(self, known_servers: KnownServers | None = None,
                  expected: str | None = None, accept_new: bool = False) -> None:
-        self.address = address
-        self.name = server_name(address)
         self.known_servers = known_servers or KnownServers(None)
         self.expected = expected
         """A fingerprint the server must prove (``server_key``), even on first contact."""
         self.accept_new = accept_new
         """The next session takes whatever key the server proves; used up by it."""
+        self.held: dict[str, bytes] = {}
+        """Per ``host:port``, the key held to from this client's first session there on."""
         self.key: bytes | None = None
-        """The key held to from this client's first session on."""
+        """The key the server of the latest session proved."""
 
-    async def connect(self, endpoint: ClientEndpoint, protocol: MessageProtocol,
-                      observer: ChatObserver) -> None:
-        pinned = self.key or self.known_servers.get(self.address)
+    async def connect(self, endpoint: ClientEndpoint, address: tuple[str, int],
+                      protocol: MessageProtocol, observer: ChatObserver) -> None:
+        name = server_name(address)
+        pinned = self.held.get(name) or self.known_servers.get(address)
         strict = pinned is not None and not self.accept_new and (
             self.expected in (None, fingerprint(pinned)))
         try:
-            await endpoint.connect(self.address, protocol, server_key=pinned if strict else None)
+            await endpoint.connect(address, protocol, server_key=pinned if strict else None)
         except ConnectError as e:
             if e.reason.code is CloseCode.SERVER_KEY_MISMATCH:
-                raise ServerKeyMismatch(self.name, fingerprint(pinned), await self._probe(endpoint),
+                raise ServerKeyMismatch(name, fingerprint(pinned), await self._probe(endpoint, address),
                                         pinned=True) from None
-            raise Disconnected(f"cannot reach {self.address[0]}:{self.address[1]}: "
+            raise Disconnected(f"cannot reach {address[0]}:{address[1]}: "
                                f"{e.reason.message or e.reason.code.name}") from None
         proven = protocol.connection.server_key
         if self.expected not in (None, fingerprint(proven)):
             protocol.connection.close("server key mismatch", graceful=False)
-            raise ServerKeyMismatch(self.name, self.expected, fingerprint(proven), pinned=False)
+            raise ServerKeyMismatch(name, self.expected, fingerprint(proven), pinned=False)
         self.accept_new = False
         if proven != pinned:
-            self._pin(proven, pinned, observer)
-        self.key = proven
+            self._pin(address, proven, pinned, observer)
+        self.held[name] = self.key = proven
 
-    async def _probe(self, endpoint: ClientEndpoint) -> str | None:
+    async def _probe(self, endpoint: ClientEndpoint, address: tuple[str, int]) -> str | None:
         """The fingerprint of the key the server proves when not held to a
         pin: a second handshake, closed at once with nothing sent on it."""
         probe = MessageProtocol()
         try:
-            await endpoint.connect(self.address, probe)
+            await endpoint.connect(address, probe)
         except ConnectError:
             return None
         probe.connection.close("key probe", graceful=False)
         return fingerprint(probe.connection.server_key)
 
-    def _pin(self, key: bytes, replaced: bytes | None, observer: ChatObserver) -> None:
+    def _pin(self, address: tuple[str, int], key: bytes, replaced: bytes | None,
+             observer: ChatObserver) -> None:
         new, old = fingerprint(key), None if replaced is None else fingerprint(replaced)
+        name = server_name(address)
         try:
-            self.known_servers.pin(self.address, key)
+            self.known_servers.pin(address, key)
         except StateError:
             self.log.failure("could not save the server key (pinned for this run only)")
         if old is None:
-            self.log.info("new server key {key} for {server}, pinned", key=new, server=self.name)
+            self.log.info("new server key {key} for {server}, pinned", key=new, server=name)
         else:
             self.log.warn("server key for {server} changed from {old} to {key}: accepted, re-pinned",
-                          server=self.name, old=old, key=new)
-        observer.server_key_pinned(self.name, new, old)
+                          server=name, old=old, key=new)
+        observer.server_key_pinned(name, new, old)

@@ -1,13 +1,16 @@
 """
-What a client remembers between runs, per nick and server: the random
+What a client remembers between runs, per nick and network: the random
 secret of a password-less registration (or that the nick needs a password),
 the last message id seen in each room, for catching up, and the ids of the
 latest DMs shown (a DM whose deletion a server crash undid comes again,
 maybe to the next run: it is not shown twice).
 
 Files live in ``$XDG_STATE_HOME/twistchat`` (default ``~/.local/state/twistchat``),
-one JSON file per nick and server, written atomically and readable only by
-the user, since the secret is a credential.
+one JSON file per nick and network, written atomically and readable only by
+the user, since the secret is a credential. A network of several nodes
+(``servers.py``) is one network: its file is named after its first
+``host:port``, so a one-server network's file is the one a client of a
+single server always wrote, and moving node loses no mark.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +69,34 @@ class ClientState:
 
     @classmethod
     def load(cls, directory: Path | str, nick: str, host: str, port: int) -> "ClientState":
-        safe_host = host.replace(":", "_").replace("/", "_")
-        path = Path(directory) / f"{nick.lower()}@{safe_host}_{port}.json"
+        """The state for ``nick`` on the server (or network) named ``host:port``."""
+        path = _path(directory, nick, host, port)
+        return cls._read(path, path)
+
+    @classmethod
+    def for_network(cls, directory: Path | str, nick: str,
+                    servers: Iterable[tuple[str, int]]) -> "ClientState":
+        """The state for ``nick`` on the network of ``servers``, kept in the
+        file of the first. If there is none yet, the file an earlier run
+        kept for another of them alone is read (an upgrade from one server
+        to its network: no mark is lost), and saved as the network's."""
+        servers = list(servers)
+        path = _path(directory, nick, *servers[0])
+        for host, port in servers:
+            source = _path(directory, nick, host, port)
+            if source.exists():
+                return cls._read(source, path)
+        return cls(path)
+
+    @classmethod
+    def _read(cls, source: Path, path: Path) -> "ClientState":
+        """What ``source`` holds, to be saved to ``path``."""
         try:
-            data: dict[str, Any] = json.loads(path.read_text())
+            data: dict[str, Any] = json.loads(source.read_text())
         except FileNotFoundError:
             return cls(path)
         except (OSError, ValueError) as e:
-            raise StateError(f"cannot read {path}: {e}") from None
+            raise StateError(f"cannot read {source}: {e}") from None
         last_seen = data.get("last_seen") or {}
         return cls(path, secret=data.get("secret"),
                    password_required=bool(data.get("password_required")),
@@ -93,3 +117,8 @@ class ClientState:
     def saw(self, room_key: str, msg_id: int) -> None:
         if msg_id > self.last_seen.get(room_key, 0):
             self.last_seen[room_key] = msg_id
+
+
+def _path(directory: Path | str, nick: str, host: str, port: int) -> Path:
+    safe_host = host.replace(":", "_").replace("/", "_")
+    return Path(directory) / f"{nick.lower()}@{safe_host}_{port}.json"

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from twistchat.client.known_servers import server_name
 from twistchat.client.link import LinkState
 from twistchat.endpoint.keys import fingerprint
 
@@ -35,7 +36,9 @@ class ClientCounters:
 @attrs.frozen
 class ClientStatus:
     server: str
-    """``host:port``."""
+    """``host:port``: the server the client is on, or trying next."""
+    servers: tuple[str, ...]
+    """Every server of its list (``servers.py``), in the order they are tried."""
     server_key: str | None
     """The fingerprint of the key the server proved (and this client pinned)."""
     nick: str
@@ -55,13 +58,13 @@ class ClientStatus:
 
 
 def client_status(client: Any) -> ClientStatus:
-    host, port = client.address
     key = client.server_key
     connection = client._link.connection if client._link is not None else None
     stats = getattr(connection, "transport_stats", None)
     since = client.logged_in_at if client.ready else None
     return ClientStatus(
-        server=f"{host}:{port}", server_key=fingerprint(key) if key else None, nick=client.nick,
+        server=server_name(client.address), servers=client.servers.names,
+        server_key=fingerprint(key) if key else None, nick=client.nick,
         state=client.link_state, rooms=tuple(client.rooms.values()),
         logged_in_for=None if since is None else client.reactor.seconds() - since,
         ping_rtt=client.last_ping_rtt, transport=stats() if stats is not None else None,
