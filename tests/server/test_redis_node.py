@@ -9,18 +9,17 @@ import signal
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from support.processes import Server
 from support.redis_server import free_tcp_port
+from support.waiting import until, within
 from twistchat.chat.server.service import Options, make_service
 from twistchat.client import ChatClient, ChatObserver, ClientState
 from twistchat.endpoint.endpoint import ClientEndpoint
 from twistchat.store.redis import RedisStore
-
-TIMEOUT = 10
 
 
 def parse(*argv: str) -> Options:
@@ -67,15 +66,6 @@ class Lines(ChatObserver):
         self.messages.append(event.text)
 
 
-@defer.inlineCallbacks
-def until(condition):
-    for _ in range(TIMEOUT * 20):
-        if condition():
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.mark.e2e
 @pytest.mark.redis
 @pytest_twisted.inlineCallbacks
@@ -92,20 +82,20 @@ def test_a_node_on_redis_keeps_a_say_across_a_kill(tmp_path, redis_url):
         node.start()
         assert f"store {redis_url}" in node.log_text()
         alice, _ = client("alice")
-        yield alice.connect().addTimeout(TIMEOUT, reactor)
-        yield alice.join("#lobby").addTimeout(TIMEOUT, reactor)
-        said = yield alice.say("#lobby", "kept in redis").addTimeout(TIMEOUT, reactor)
+        yield within(alice.connect())
+        yield within(alice.join("#lobby"))
+        said = yield within(alice.say("#lobby", "kept in redis"))
         node.stop(signal.SIGKILL)
         node.start()
         bob, bob_seen = client("bob")
-        yield bob.connect().addTimeout(TIMEOUT, reactor)
-        yield bob.join("#lobby").addTimeout(TIMEOUT, reactor)
+        yield within(bob.connect())
+        yield within(bob.join("#lobby"))
         yield until(lambda: "kept in redis" in bob_seen.messages)
-        history = yield bob.history("#lobby").addTimeout(TIMEOUT, reactor)
+        history = yield within(bob.history("#lobby"))
         assert said["msg_id"] in [line["msg_id"] for line in history["history"]]
         assert not (tmp_path / "chat.sqlite3").exists()  # the node kept nothing of its own
         assert "Traceback" not in node.log_text()
-        yield bob.quit().addTimeout(TIMEOUT, reactor)
+        yield within(bob.quit())
     finally:
         node.kill()
         port.stopListening()

@@ -13,23 +13,19 @@ import json
 import pytest
 import pytest_twisted
 import txredisapi
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.logger import globalLogPublisher
 
 from support.redis_server import free_tcp_port
+from support.waiting import until, within
 from twistchat.store import open_store
 from twistchat.store import redis_keys as keys
 from twistchat.store.base import DmRefused, HistoryEntry, IdemRecord, StoredDm, StoreUnavailable
 from twistchat.store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
-TIMEOUT = 10
 ROOM = "#tea"
-
-
-def within(d):
-    return d.addTimeout(TIMEOUT, reactor)
 
 
 @pytest.fixture
@@ -56,15 +52,6 @@ def subscribed(redis_server, channel):
     subscriber = yield within(connectProtocol(endpoint, Subscriber()))
     yield within(subscriber.subscribe(channel))
     return subscriber
-
-
-@defer.inlineCallbacks
-def until(condition):
-    for _ in range(TIMEOUT * 20):
-        if condition():
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError("timed out waiting")
 
 
 @pytest_twisted.ensureDeferred

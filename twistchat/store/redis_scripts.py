@@ -33,6 +33,15 @@ end
 local function bump_id(id)
   if tonumber(id) > tonumber(redis.call('GET', K.id) or '0') then redis.call('SET', K.id, id) end
 end
+local function with_fields(ids, prefix, ...)
+  -- each id, then its hash's fields (false where missing), in one flat list
+  local out = {}
+  for _, id in ipairs(ids) do
+    table.insert(out, id)
+    for _, v in ipairs(redis.call('HMGET', prefix .. id, ...)) do table.insert(out, v) end
+  end
+  return out
+end
 local function decrement(hash, field)
   if redis.call('HINCRBY', hash, field, -1) <= 0 then redis.call('HDEL', hash, field) end
 end
@@ -178,14 +187,8 @@ return {'stored'}
 """)
 
 GET_MAILBOX = Script("get_mailbox", """
-local out = {}
-for _, id in ipairs(redis.call('ZRANGE', K.mailbox .. ARGV[1], 0, -1)) do
-  table.insert(out, id)
-  for _, v in ipairs(redis.call('HMGET', K.dm .. id, 'to_key', 'to_nick', 'sender', 'text', 'ts', 'sender_key')) do
-    table.insert(out, v)
-  end
-end
-return out
+return with_fields(redis.call('ZRANGE', K.mailbox .. ARGV[1], 0, -1), K.dm,
+                   'to_key', 'to_nick', 'sender', 'text', 'ts', 'sender_key')
 """)
 
 DM_ACKNOWLEDGED = Script("dm_acknowledged", """
@@ -202,14 +205,7 @@ return {sender, dm[3], dm[4]}
 """)
 
 GET_RECEIPTS = Script("get_receipts", """
-local out = {}
-for _, id in ipairs(redis.call('ZRANGE', K.receipts .. ARGV[1], 0, -1)) do
-  local receipt = redis.call('HMGET', K.receipt .. id, 'to_nick', 'ts')
-  table.insert(out, id)
-  table.insert(out, receipt[1])
-  table.insert(out, receipt[2])
-end
-return out
+return with_fields(redis.call('ZRANGE', K.receipts .. ARGV[1], 0, -1), K.receipt, 'to_nick', 'ts')
 """)
 
 DELETE_RECEIPT = Script("delete_receipt", """
@@ -340,14 +336,7 @@ return 1
 GET_CONTACTS = Script("get_contacts", """
 local keys = redis.call('SMEMBERS', K.contacts .. ARGV[1])
 table.sort(keys)
-local out = {}
-for _, key in ipairs(keys) do
-  local account = redis.call('HMGET', K.account .. key, 'nick', 'last_seen')
-  table.insert(out, key)
-  table.insert(out, account[1])
-  table.insert(out, account[2])
-end
-return out
+return with_fields(keys, K.account, 'nick', 'last_seen')
 """)
 
 KEEP_MEMBERSHIP = Script("keep_membership", """
