@@ -150,6 +150,10 @@ class RedisLink:
         if self.closed:
             return succeed(None)
         self.closed = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:
+                d.errback(StoreUnavailable("the store was closed"))
         if self._factory is None:
             return succeed(None)
         return self._factory.disconnect().addCallback(lambda _: None)
