@@ -168,3 +168,13 @@ async def test_a_redis_that_is_not_there_is_reported_not_waited_for():
             await within(store.get_account("alice"))
     finally:
         await within(store.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_fails_what_waits_for_the_first_connection_at_once():
+    store = RedisStore(reactor, f"redis://127.0.0.1:{free_tcp_port()}/0", connect_timeout=60)
+    waiting = store.get_account("alice")
+    await within(store.close(), timeout=5)  # well before the connect timeout
+    assert waiting.called
+    with pytest.raises(StoreUnavailable):
+        await waiting
