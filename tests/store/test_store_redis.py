@@ -13,15 +13,15 @@ import json
 import pytest
 import pytest_twisted
 import txredisapi
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.logger import globalLogPublisher
 
-from support.redis_server import free_tcp_port
+from support.redis_server import RedisServer, free_tcp_port
 from support.waiting import until, within
 from twistchat.store import open_store
 from twistchat.store import redis_keys as keys
-from twistchat.store.base import DmRefused, HistoryEntry, IdemRecord, StoredDm, StoreUnavailable
+from twistchat.store.base import Account, DmRefused, HistoryEntry, IdemRecord, StoredDm, StoreUnavailable
 from twistchat.store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
@@ -158,6 +158,35 @@ async def test_the_store_survives_a_lost_connection_failing_fast_meanwhile(redis
     outage = [e["log_format"] for e in events if e.get("log_namespace", "").endswith("RedisLink")]
     assert len(outage) == 2 and outage[0].startswith("lost the store") \
         and outage[1].startswith("the store is back")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redis_that_goes_away_for_a_while_is_logged_once_each_way(tmp_path):
+    """Several reconnection attempts fail meanwhile: none of them is logged."""
+    own = RedisServer(tmp_path / "redis")
+    own.start()
+    events = []
+    store = RedisStore(reactor, own.url)
+    try:
+        await within(store.put_account(Account("alice", "Alice", "c", True, 1, 2)))
+        globalLogPublisher.addObserver(events.append)
+        own.stop()
+        await until(lambda: not store.link.connected)
+        await task.deferLater(reactor, 1.0, lambda: None)  # three or four attempts
+        with pytest.raises(StoreUnavailable):
+            await store.get_account("alice")
+        own.start()  # no persistence: an empty Redis on the same port
+        await until(lambda: store.link.connected)
+        assert await within(store.get_account("alice")) is None
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        await within(store.close())
+        own.stop()
+    said = [e.get("log_format", "") for e in events]
+    assert [s for s in said if "Redis" in s] == [
+        "lost the store: Redis at {url}; requests that need it get UNAVAILABLE until it is back",
+        "the store is back: Redis at {url}"]
+    assert not [s for s in said if "retry" in s.lower() or "connect" in s.lower()]
 
 
 @pytest_twisted.ensureDeferred

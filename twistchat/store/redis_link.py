@@ -1,6 +1,6 @@
 """
 The one connection a ``RedisStore`` talks through: txredisapi's protocol on
-the node's own reactor, reconnected by txredisapi with a short back-off.
+the node's own reactor, reconnected here with a short back-off.
 
 * **One connection, so writes commit in the order issued**: Redis answers a
   connection's commands in order, and ``flush`` is a PING behind them.
@@ -10,7 +10,8 @@ the node's own reactor, reconnected by txredisapi with a short back-off.
   and a reply that takes longer than ``REPLY_TIMEOUT`` drops the connection
   (txredisapi's reply timeout) and fails likewise.
 * **An outage is logged once when it starts and once when it ends**, not per
-  request.
+  request nor per attempt: the reconnecting is this module's own (not
+  txredisapi's pool, whose ``ClientService`` logs every retry).
 * **Lazy**: nothing connects before the first command, since twistd forks
   into the background after building the service.
 """
@@ -22,6 +23,7 @@ from typing import Any
 import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -30,34 +32,42 @@ from twistchat.store.redis_address import RedisAddress
 from twistchat.store.redis_scripts import Script
 
 CONNECT_TIMEOUT = 5.0
-"""Seconds the first command waits for the first connection."""
+"""Seconds the first command waits for the first connection (and one
+connection attempt may take)."""
 REPLY_TIMEOUT = 10.0
 """Seconds a reply may take before the connection is taken as dead."""
 RECONNECT_FIRST_DELAY = 0.2
-"""Seconds before the first reconnection attempt (then growing by e)..."""
+"""Seconds before the first reconnection attempt (then doubling)..."""
 RECONNECT_MAX_DELAY = 2.0
 """...up to this: a node is back within about this long after Redis is."""
 
 
-class _Factory(txredisapi.RedisFactory):
-    """txredisapi's pool of one, telling the link when its connection comes and goes."""
+class _ProtocolFactory(Factory):
+    """Builds txredisapi protocols on the link's reactor, and takes the two
+    calls they make of a factory when Redis refuses AUTH or SELECT (the
+    connection is then closed, and the link tries again later)."""
 
-    initialDelay = RECONNECT_FIRST_DELAY
-    maxDelay = RECONNECT_MAX_DELAY
+    noisy = False
+    isLazy = True
 
-    def __init__(self, link: RedisLink, address: RedisAddress, reply_timeout: float) -> None:
-        super().__init__(address.url, address.db, 1, isLazy=True, password=address.password,
-                         replyTimeout=reply_timeout, convertNumbers=False)
+    def __init__(self, link: RedisLink, reply_timeout: float) -> None:
         self._link = link
+        self._reply_timeout = reply_timeout
 
-    def addConnection(self, conn: Any) -> None:
-        super().addConnection(conn)
-        if conn in self.pool:
-            self._link._connection_made(conn)
+    def buildProtocol(self, addr: Any) -> Any:
+        address = self._link.address
+        protocol = txredisapi.BaseRedisProtocol(
+            charset="utf-8", replyTimeout=self._reply_timeout, password=address.password,
+            dbid=address.db, convertNumbers=False)
+        protocol.factory = self
+        protocol.callLater = self._link.reactor.callLater
+        return protocol
 
-    def delConnection(self, conn: Any) -> None:
-        super().delConnection(conn)
-        self._link._connection_lost(conn)
+    def stopTrying(self) -> None:
+        pass
+
+    def connectionError(self, why: str) -> None:
+        self._link.refused = why
 
 
 class RedisLink:
@@ -65,15 +75,21 @@ class RedisLink:
 
     def __init__(self, reactor: Any, address: RedisAddress, connect_timeout: float = CONNECT_TIMEOUT,
                  reply_timeout: float = REPLY_TIMEOUT) -> None:
-        self._reactor = reactor
+        self.reactor = reactor
         self.address = address
         self._connect_timeout = connect_timeout
-        self._reply_timeout = reply_timeout
-        self._factory: _Factory | None = None
+        self._factory = _ProtocolFactory(self, reply_timeout)
+        self._endpoint = HostnameEndpoint(reactor, address.host, address.port, timeout=connect_timeout)
         self._protocol: Any = None
+        self._started = False
         self._ever_connected = False
         self._outage_logged = False
+        self._failures = 0
+        self._attempt: Deferred[Any] | None = None
+        self._retry: Any = None
         self._waiting: list[Deferred[None]] = []
+        self.refused: str | None = None
+        """What Redis said when it refused AUTH or SELECT, if it did."""
         self.closed = False
 
     @property
@@ -89,16 +105,16 @@ class RedisLink:
             return succeed(None)
         if self._ever_connected:
             return fail(StoreUnavailable(f"no connection to Redis at {self.address.url}"))
-        if self._factory is None:
-            self._factory = _Factory(self, self.address, self._reply_timeout)
-            self._factory.startConnecting(HostnameEndpoint(
-                self._reactor, self.address.host, self.address.port, timeout=self._connect_timeout))
+        if not self._started:
+            self._started = True
+            self._connect()
         d: Deferred[None] = Deferred()
         self._waiting = [*(w for w in self._waiting if not w.called), d]
-        return d.addTimeout(self._connect_timeout, self._reactor, onTimeoutCancel=self._never_came)
+        return d.addTimeout(self._connect_timeout, self.reactor, onTimeoutCancel=self._never_came)
 
     def _never_came(self, result: Any, timeout: float) -> Any:
-        raise StoreUnavailable(f"cannot reach Redis at {self.address.url} within {timeout:g} s")
+        why = f": {self.refused}" if self.refused else ""
+        raise StoreUnavailable(f"cannot reach Redis at {self.address.url} within {timeout:g} s{why}")
 
     def command(self, *args: Any) -> Deferred[Any]:
         """One Redis command's reply (strings decoded, nil as None)."""
@@ -125,9 +141,37 @@ class RedisLink:
             raise StoreUnavailable(f"Redis at {self.address.url}: {failure.getErrorMessage()}")
         return failure
 
+    # ---- connecting and reconnecting
+
+    def _connect(self) -> None:
+        self._retry = None
+        self._attempt = self._endpoint.connect(self._factory)
+        self._attempt.addCallbacks(self._transport_made, self._attempt_failed)
+
+    def _transport_made(self, protocol: Any) -> None:
+        self._attempt = None
+        protocol.whenConnected().addCallback(self._connection_made)
+        protocol.whenDisconnected().addCallback(self._connection_lost)
+
+    def _attempt_failed(self, failure: Failure) -> None:
+        self._attempt = None
+        self._try_again()
+
+    def _try_again(self) -> None:
+        if self.closed or self._retry is not None:
+            return
+        delay = min(RECONNECT_FIRST_DELAY * 2 ** self._failures, RECONNECT_MAX_DELAY)
+        self._failures += 1
+        self._retry = self.reactor.callLater(delay, self._connect)
+
     def _connection_made(self, protocol: Any) -> None:
+        if self.closed:
+            protocol.transport.loseConnection()
+            return
         self._protocol = protocol
         self._ever_connected = True
+        self._failures = 0
+        self.refused = None
         if self._outage_logged:
             self._outage_logged = False
             self.log.info("the store is back: Redis at {url}", url=self.address.url)
@@ -137,13 +181,13 @@ class RedisLink:
                 d.callback(None)
 
     def _connection_lost(self, protocol: Any) -> None:
-        if protocol is not self._protocol:
-            return
-        self._protocol = None
-        if not self.closed and not self._outage_logged:
-            self._outage_logged = True
-            self.log.warn("lost the store: Redis at {url}; requests that need it get UNAVAILABLE "
-                          "until it is back", url=self.address.url)
+        if protocol is self._protocol:
+            self._protocol = None
+            if not self.closed and not self._outage_logged:
+                self._outage_logged = True
+                self.log.warn("lost the store: Redis at {url}; requests that need it get "
+                              "UNAVAILABLE until it is back", url=self.address.url)
+        self._try_again()
 
     def close(self) -> Deferred[None]:
         """Stop reconnecting and close the connection (idempotent)."""
@@ -154,6 +198,14 @@ class RedisLink:
         for d in waiting:
             if not d.called:
                 d.errback(StoreUnavailable("the store was closed"))
-        if self._factory is None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._attempt is not None:
+            self._attempt.cancel()
+        protocol, self._protocol = self._protocol, None
+        if protocol is None:
             return succeed(None)
-        return self._factory.disconnect().addCallback(lambda _: None)
+        gone = protocol.whenDisconnected().addCallback(lambda _: None)
+        protocol.transport.loseConnection()
+        return gone
