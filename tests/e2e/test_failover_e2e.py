@@ -27,7 +27,7 @@ def test_the_client_moves_to_the_second_node_when_the_first_is_killed(tmp_path):
     nodes = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        nodes.append(Server(tmp_path / name, options=("--key", str(key))))
+        nodes.append(Server(tmp_path / name, args=("--key", str(key))))
     a, b = nodes
     try:
         for node in nodes:

@@ -8,13 +8,13 @@ import signal
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor, task
+from twisted.internet import reactor
 
+from support.waiting import until, within
 from twistchat.client import ChatClient, ChatError, ChatObserver, ClientState
 from twistchat.endpoint.endpoint import ClientEndpoint
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = 10
 
 
 class Seen(ChatObserver):
@@ -51,20 +51,6 @@ def client(endpoint, server, nick, password, state=None):
     return ChatClient(reactor, endpoint, ("127.0.0.1", server.port), nick, seen,
                       password=password, state=state or ClientState(None),
                       reconnect=False), seen
-
-
-def within(deferred):
-    return deferred.addTimeout(TIMEOUT, reactor)
-
-
-@defer.inlineCallbacks
-def until(condition):
-    """Let the reactor run until ``condition()`` (bounded by TIMEOUT)."""
-    for _ in range(TIMEOUT * 20):
-        if condition():
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError("timed out waiting")
 
 
 @pytest_twisted.inlineCallbacks

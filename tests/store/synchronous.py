@@ -2,7 +2,10 @@
 
 * ``synchronously``: an ``async def`` test whose Deferreds have all fired on
   return (MemoryStore, SQLite on an ``InlineWorker``) runs as a plain test;
-  anything left waiting fails it at once instead of hanging.
+  anything left waiting fails it at once instead of hanging.  Only inside
+  ``waiting_on_the_reactor()`` (the Redis store's fixture: a real server
+  answers over a real connection) does it hand pytest-twisted a Deferred to
+  wait for on the reactor, bounded by ``REACTOR_TIMEOUT``.
 * ``on_a_real_thread``: for the few tests about the worker thread itself.
   The test gets a ``WorkerResults`` as its reactor: what the worker thread
   hands back (``callFromThread``) is run on the test's thread, each wait
@@ -11,10 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import queue
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -22,6 +26,31 @@ from twisted.python.failure import Failure
 
 TIMEOUT = 10.0
 """Seconds one result from the worker thread may take before the test fails."""
+REACTOR_TIMEOUT = 30.0
+"""Seconds a whole test may wait on the reactor (a thousand Redis round trips
+on a loaded machine take a few)."""
+
+_waiting_allowed = False
+
+
+@contextlib.contextmanager
+def waiting_on_the_reactor() -> Iterator[None]:
+    """Within: ``synchronously`` runs the reactor until the test is done."""
+    global _waiting_allowed
+    _waiting_allowed = True
+    try:
+        yield
+    finally:
+        _waiting_allowed = False
+
+
+def on_the_reactor(d: Deferred[Any], timeout: float = REACTOR_TIMEOUT) -> Any:
+    """The result of ``d``, running pytest-twisted's reactor until it fires
+    (bounded): for fixtures, which pytest-twisted runs off the reactor's greenlet."""
+    import pytest_twisted
+    from twisted.internet import reactor
+
+    return pytest_twisted.blockon(d.addTimeout(timeout, reactor))
 
 
 def resolved(d: Deferred[Any]) -> Any:
@@ -37,7 +66,14 @@ def resolved(d: Deferred[Any]) -> Any:
 def synchronously(test: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> Any:
-        return resolved(Deferred.fromCoroutine(test(*args, **kwargs)))
+        d = Deferred.fromCoroutine(test(*args, **kwargs))
+        if _waiting_allowed and not d.called:
+            # pytest-twisted calls every test on the reactor's greenlet and
+            # waits for a Deferred it returns
+            from twisted.internet import reactor
+
+            return d.addTimeout(REACTOR_TIMEOUT, reactor)
+        return resolved(d)
     return run
 
 

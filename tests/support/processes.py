@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -21,11 +22,11 @@ def free_udp_port() -> int:
 
 
 class Server:
-    def __init__(self, workdir: Path, port: int | None = None, options: tuple[str, ...] = ()) -> None:
-        """``options``: more ``twistd twistchat`` options (``--key PATH``...)."""
+    def __init__(self, workdir: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+        """``args``: more ``twistd twistchat`` options (``--redis URL``, ``--key PATH``...)."""
         self.workdir = workdir
         self.port = port or free_udp_port()
-        self.options = options
+        self.args = list(args)
         self.log = workdir / "twistd.log"
         self.process: subprocess.Popen | None = None
 
@@ -34,7 +35,7 @@ class Server:
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile", str(self.log), "twistchat",
              "--port", str(self.port), "--interface", "127.0.0.1",
-             "--db", str(self.workdir / "chat.sqlite3"), *self.options],
+             "--db", str(self.workdir / "chat.sqlite3"), *self.args],
             cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while "twistchat listening" not in self.log.read_text():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 START_TIMEOUT = 15
@@ -36,9 +37,11 @@ def _command(port: int, line: bytes) -> bytes:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+        """``args``: more redis-server options (``--appendonly yes``: later ones win)."""
         self.workdir = workdir
         self.port = port or free_tcp_port()
+        self.args = list(args)
         self.log = workdir / "redis.log"
         self.process: subprocess.Popen | None = None
 
@@ -51,7 +54,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-             "--logfile", str(self.log)],
+             "--logfile", str(self.log), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while True:

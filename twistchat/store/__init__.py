@@ -1,7 +1,8 @@
 """Persistence behind one small interface (``base.ChatStore``): an in-memory
-store for tests and an SQLite store as the embedded default.  ``open_store``
-picks one from a ``--db`` string (here, above both, so neither imports the
-other's chooser)."""
+store for tests, an SQLite store as the embedded default, and a Redis store
+that several nodes share (issue 17).  ``open_store`` picks one from the
+``--db`` and ``--redis`` strings (here, above them all, so none imports
+another's chooser)."""
 
 from typing import Any
 
@@ -14,10 +15,18 @@ from twistchat.store.sqlite import SQLiteStore
 MEMORY = ":memory:"
 
 
-def open_store(reactor: IReactorTime | IReactorThreads, db: str, **kwargs: Any) -> ChatStore:
-    """Open the store a ``--db`` option names: ``":memory:"`` (or ``"memory"``)
-    for the in-memory store, anything else is an SQLite file path; ``kwargs``
-    go to SQLiteStore (``worker=``)."""
+def open_store(reactor: IReactorTime | IReactorThreads, db: str, redis: str = "",
+               **kwargs: Any) -> ChatStore:
+    """Open the store the options name: with a ``--redis`` URL the Redis
+    store (``--db`` unused); else ``":memory:"`` (or ``"memory"``) for the
+    in-memory store, anything else is an SQLite file path; ``kwargs`` go to
+    SQLiteStore (``worker=``) or RedisStore (its timeouts)."""
+    if redis:
+        # Imported here: txredisapi imports the global reactor, which a
+        # process that never uses Redis should not have installed for it.
+        from twistchat.store.redis import RedisStore
+
+        return RedisStore(reactor, redis, **kwargs)
     if db in (MEMORY, "memory"):
         return MemoryStore()
     return SQLiteStore(reactor, db, **kwargs)

@@ -62,6 +62,13 @@ class StoreFull(DmRefused):
     """All mailboxes together hold ``total`` DMs already."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (a Redis connection down or silent):
+    the request is refused at once, never left waiting.  Nothing is half
+    done: a write either ran whole or not at all (each is one Redis script),
+    though with its reply lost the caller cannot tell which."""
+
+
 @attrs.frozen
 class StoredDm:
     """A direct message in its recipient's mailbox: kept from before its

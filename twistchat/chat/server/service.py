@@ -31,6 +31,7 @@ from twistchat.endpoint.shedding import ShedPolicy
 from twistchat.reliable.config import stranger_window
 from twistchat.reliable.session import SessionConfig
 from twistchat.store import open_store
+from twistchat.store.redis_address import RedisUnreachable, parse_redis_url, probe, redis_url_problem
 
 DEFAULT_PORT = 9999
 DEFAULT_DB = "twistchat.sqlite3"
@@ -47,8 +48,13 @@ class ListenConfig:
                        default=DEFAULT_PORT)
     interface: str = option("interface", "Address to listen on ('' = all IPv4, '::' = IPv6 and IPv4).",
                             short="i", default="")
-    db: str = option("db", "SQLite database file (':memory:' for a throwaway server).",
+    db: str = option("db", "SQLite database file (':memory:' for a throwaway server); unused "
+                     "with --redis.",
                      default=DEFAULT_DB)
+    redis: str = option(
+        "redis", "Keep everything in the Redis at this URL (redis://HOST:PORT/DB) instead of the "
+        "--db file: a node of a network of twistd nodes sharing it (docs/CLUSTER.md).",
+        redis_url_problem, default="")
     key: str = option(
         "key", f"The server's long-term key file, created mode 0600 if missing (default "
         f"{DEFAULT_KEY_NAME} beside the --db file; with --db :memory: a throwaway key "
@@ -132,15 +138,17 @@ class ChatService(service.MultiService):
     log = Logger()
 
     def __init__(self, reactor: Any, port: int, interface: str, db: str,
-                 config: ServerConfig, static_key: Any = None, key_file: Any = None) -> None:
+                 config: ServerConfig, static_key: Any = None, key_file: Any = None,
+                 redis: str = "") -> None:
         """``static_key``: the server's X25519 key (``keyfile.load_server_key``),
-        loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one)."""
+        loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one);
+        ``redis``: a URL to keep everything in Redis instead of ``db``."""
         super().__init__()
         self.reactor = reactor
-        self.db = db
+        self.db = parse_redis_url(redis).url if redis else db
         self.static_key = static_key if static_key is not None else load_server_key(None)
         self.key_file = key_file
-        self.store = open_store(reactor, db)
+        self.store = open_store(reactor, db, redis=redis)
         self.chat = ChatServer(self.store, reactor, config)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config),
@@ -187,8 +195,19 @@ def make_service(options: Options, reactor: Any = None) -> ChatService:
     if reactor is None:
         from twisted.internet import reactor
     listen = options.listen_config()
+    if listen.redis:
+        _check_redis(listen.redis)
     return ChatService(reactor, listen.port, listen.interface, listen.db, options.server_config(),
-                       static_key=_server_key(listen), key_file=listen.key_path)
+                       static_key=_server_key(listen), key_file=listen.key_path, redis=listen.redis)
+
+
+def _check_redis(url: str) -> None:
+    """A node whose Redis does not answer refuses to start, in one line."""
+    address = parse_redis_url(url)
+    try:
+        probe(address)
+    except RedisUnreachable as e:
+        raise SystemExit(f"twistd twistchat: cannot reach Redis at {address.url}: {e}") from None
 
 
 def _server_key(listen: ListenConfig):
