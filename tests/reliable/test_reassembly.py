@@ -36,7 +36,7 @@ def test_whole_messages_in_order_are_delivered_at_once():
     assert r.receive(whole(0, b"hello")) == [b"hello"]
     assert r.receive(whole(1, b"")) == [b""]
     assert r.receive(whole(2, b"world")) == [b"world"]
-    assert r.next_seq == 3
+    assert r.lanes[0].next_seq == 3
     assert r.buffered_bytes == 0
 
 
@@ -106,7 +106,7 @@ def test_any_arrival_order_and_duplication_delivers_each_message_once_in_order(
         # What has come out is always a prefix of what was sent.
         assert delivered == messages[:len(delivered)]
     assert delivered == messages
-    assert r.next_seq == len(messages)
+    assert r.lanes[0].next_seq == len(messages)
     assert r.buffered_bytes == 0
 
 

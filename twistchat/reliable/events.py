@@ -19,11 +19,12 @@ class MessageReceived:
 
 @attrs.frozen
 class MessageAcked:
-    """The peer acknowledged every byte of reliable message ``seq`` (only for
-    messages sent with ``track=True``: a room line to 1,000 members should
-    not cost 1,000 events)."""
+    """The peer acknowledged every byte of reliable message ``seq`` of
+    ``lane`` (only for messages sent with ``track=True``: a room line to
+    1,000 members should not cost 1,000 events)."""
 
     seq: int
+    lane: int = 0
 
 
 @attrs.frozen
