@@ -144,18 +144,18 @@ class SendBuffer:
 
     def queue_message(self, data: bytes, tracked: bool = False, lane: int = INTERACTIVE_LANE) -> int:
         """Its sequence number on ``lane``."""
-        queue = self.lanes[lane]
-        seq = queue.next_seq
-        queue.next_seq += 1
+        on_lane = self.lanes[lane]
+        seq = on_lane.next_seq
+        on_lane.next_seq += 1
         piece = self.fragment_size
         if len(data) <= piece:
             chunks = [Chunk(seq, data, 0, None, lane)]
         else:
             chunks = [Chunk(seq, data[i:i + piece], i, len(data), lane)
                       for i in range(0, len(data), piece)]
-        queue.queue.extend(chunks)
-        queue.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks),
-                                               tracked=tracked)
+        on_lane.queue.extend(chunks)
+        on_lane.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)),
+                                                 len(chunks), tracked=tracked)
         self._account(len(data))
         self.stats.messages_sent += 1
         return seq
