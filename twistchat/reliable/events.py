@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from twistchat.reliable.errors import CloseCode
+from twistchat.wire.packets import INTERACTIVE_LANE
 
 
 @attrs.frozen
@@ -24,7 +25,7 @@ class MessageAcked:
     1,000 members should not cost 1,000 events)."""
 
     seq: int
-    lane: int = 0
+    lane: int = INTERACTIVE_LANE
 
 
 @attrs.frozen
