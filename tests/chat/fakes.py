@@ -14,7 +14,9 @@ from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
 from twistchat.chat.server import ChatServer, ServerConfig
-from twistchat.endpoint.api import CloseCode, CloseReason, ConnectionClosed, MessageProtocol, MessageTooLarge
+from twistchat.endpoint.api import (
+    INTERACTIVE_LANE, CloseCode, CloseReason, ConnectionClosed, MessageProtocol, MessageTooLarge,
+)
 from twisted.internet.defer import Deferred
 
 from twistchat.store.memory import MemoryStore
@@ -45,15 +47,20 @@ class FakeConnection:
                  max_message_size: int = CLIENT_MAX_MESSAGE_SIZE) -> None:
         self.protocol = protocol
         self.sent: list[bytes] = []
+        self.lanes: list[int] = []
+        """The transport lane each of ``sent`` went on."""
         self.unreliable: list[bytes] = []
         self.closed: tuple[str, CloseCode, bool] | None = None
         self.peer_max_message_size = max_message_size
         self.trusted = False
         """The server vouched for this session (``mark_trusted``: its user logged in)."""
         self.auto_ack = True
-        self.held: list[tuple[bytes, Callable[[], None] | None, int]] = []
-        """Sent while acks are held back, oldest first."""
+        self.held: list[tuple[bytes, Callable[[], None] | None, int | None]] = []
+        """Sent while acks are held back, oldest first: (data, on_acked, its
+        interactive-lane sequence number, or None on another lane)."""
         self.next_seq = 0
+        """The interactive lane's next sequence number (what ``acked_below`` counts)."""
+        self.next_bulk_seq = 0
         self._address = address
         self._id = next(_connection_ids)
 
@@ -65,16 +72,23 @@ class FakeConnection:
     def connection_id(self) -> int:
         return self._id
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None,
+                     lane: int = INTERACTIVE_LANE) -> int:
         if self.closed is not None:
             raise ConnectionClosed("closed")
         assert isinstance(data, bytes)
         if len(data) > self.peer_max_message_size:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {self.peer_max_message_size}")
         self.sent.append(data)
-        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        self.lanes.append(lane)
+        if lane == INTERACTIVE_LANE:
+            seq, self.next_seq = self.next_seq, self.next_seq + 1
+            mark = seq
+        else:  # numbered apart, and no part of acked_below
+            seq, self.next_bulk_seq = self.next_bulk_seq, self.next_bulk_seq + 1
+            mark = None
         if not self.auto_ack:
-            self.held.append((data, on_acked, seq))
+            self.held.append((data, on_acked, mark))
         elif on_acked is not None:
             on_acked()
         return seq
@@ -83,7 +97,7 @@ class FakeConnection:
     def acked_below(self) -> int:
         if self.closed is not None:
             return self._acked_below_at_end
-        return self.held[0][2] if self.held else self.next_seq
+        return next((seq for _, _, seq in self.held if seq is not None), self.next_seq)
 
     def ack_held(self, index: int) -> None:
         """The peer acknowledges one held message, maybe out of order."""

@@ -12,6 +12,7 @@ import pytest
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
+from twistchat.endpoint.api import BULK_LANE, INTERACTIVE_LANE
 
 from .fakes import Harness
 
@@ -366,3 +367,38 @@ def test_a_recipient_may_decline_the_rest_and_the_others_go_on(h: Harness):
     alice.ok("piece", transfer=tid, offset=4, payload=b"5678")
     assert not carol.events(p.PieceEvent)
     assert alice.ok("transfer_end", transfer=tid, size=8, sha256=digest(b"12345678"))["missed"] == ["carol"]
+
+
+TRANSFER_EVENTS = (p.TransferEvent, p.PieceEvent, p.TransferEndEvent, p.TransferFailedEvent)
+
+
+def by_lane(client) -> dict[int, list[type]]:
+    """The kinds of message ``client`` was sent, lane by lane, in order."""
+    lanes: dict[int, list[type]] = {INTERACTIVE_LANE: [], BULK_LANE: []}
+    for data, lane in zip(client.connection.sent, client.connection.lanes):
+        lanes[lane].append(type(p.decode_server_message(data)))
+    return lanes
+
+
+def test_all_a_recipient_hears_of_a_transfer_is_on_the_bulk_lane_in_order_and_nothing_else():
+    """The offer, the pieces, the end and a failure share one lane, so they
+    cannot overtake each other on the way (a piece before its offer would
+    be dropped, a failure before the offer would leave a transfer nobody
+    ends); room lines and every reply stay on the interactive lane, ahead."""
+    alice, bob, carol = Harness().room_of("#tea", "alice", "bob", "carol")
+    first = alice.ok("transfer", room="#tea", name="a", size=len(DATA))["transfer"]
+    for offset, chunk in pieces(DATA):
+        alice.ok("piece", transfer=first, offset=offset, payload=chunk)
+        carol.ok("say", room="#tea", text="meanwhile")
+    alice.ok("transfer_end", transfer=first, size=len(DATA), sha256=digest(DATA))
+    second = alice.ok("transfer", room="#tea", name="b", size=len(DATA))["transfer"]
+    alice.ok("transfer_cancel", transfer=second)
+    bulk = [p.TransferEvent] + [p.PieceEvent] * len(pieces(DATA)) + [p.TransferEndEvent] \
+        + [p.TransferEvent, p.TransferFailedEvent]
+    assert by_lane(bob)[BULK_LANE] == bulk
+    assert by_lane(carol)[BULK_LANE] == bulk
+    assert p.MessageEvent in by_lane(bob)[INTERACTIVE_LANE]
+    assert not set(by_lane(bob)[INTERACTIVE_LANE]) & set(TRANSFER_EVENTS)
+    # The sender's answers and its own failure events pace it: the fast lane.
+    assert by_lane(alice)[BULK_LANE] == []
+    assert p.TransferFailedEvent in by_lane(alice)[INTERACTIVE_LANE]

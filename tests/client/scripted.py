@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 
 from twistchat.chat import protocol as p
 from twistchat.client import ChatClient
-from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode, CloseReason, MessageProtocol
 
 from .harness import Recording
 
@@ -35,7 +35,7 @@ class ScriptedConnection:
         self.last_receive_time = server.clock.seconds()
         self.server_key = SERVER_KEY
 
-    def send_message(self, data: bytes) -> None:
+    def send_message(self, data: bytes, lane: int = INTERACTIVE_LANE) -> None:
         request = p.decode_request(data)
         self.server.requests.append(request)
         self.server.clock.callLater(REPLY_DELAY, self._answer, request)

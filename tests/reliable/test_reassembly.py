@@ -36,7 +36,7 @@ def test_whole_messages_in_order_are_delivered_at_once():
     assert r.receive(whole(0, b"hello")) == [b"hello"]
     assert r.receive(whole(1, b"")) == [b""]
     assert r.receive(whole(2, b"world")) == [b"world"]
-    assert r.next_seq == 3
+    assert r.lanes[0].next_seq == 3
     assert r.buffered_bytes == 0
 
 
@@ -106,7 +106,7 @@ def test_any_arrival_order_and_duplication_delivers_each_message_once_in_order(
         # What has come out is always a prefix of what was sent.
         assert delivered == messages[:len(delivered)]
     assert delivered == messages
-    assert r.next_seq == len(messages)
+    assert r.lanes[0].next_seq == len(messages)
     assert r.buffered_bytes == 0
 
 
@@ -240,3 +240,25 @@ def test_tiny_fragments_cannot_multiply_the_memory_held():
     finally:
         tracemalloc.stop()
     assert held <= 4 * window, f"{held} bytes held for a {window}-byte window"
+
+
+def test_each_lane_is_released_in_its_own_order():
+    r = reassembler()
+    assert r.receive(MessageFrame(1, b"bulk 1", lane=1)) == []  # waits for bulk 0
+    assert r.receive(MessageFrame(0, b"line 0")) == [b"line 0"]  # lane 0 does not
+    assert r.receive(MessageFrame(0, b"bulk 0", lane=1)) == [b"bulk 0", b"bulk 1"]
+    assert r.receive(MessageFrame(0, b"bulk 0", lane=1)) == []
+    assert r.duplicates == 1 and r.buffered_bytes == 0
+
+
+def test_the_lanes_share_one_window():
+    r = reassembler(window=2 * (100 + MESSAGE_ACCOUNTING_OVERHEAD))
+    r.receive(MessageFrame(1, bytes(100)))
+    r.receive(MessageFrame(1, bytes(100), lane=1))
+    with pytest.raises(ReassemblyError, match="window"):
+        r.receive(MessageFrame(2, bytes(1), lane=1))
+
+
+def test_a_lane_past_the_last_is_a_violation():
+    with pytest.raises(ReassemblyError, match="lane 2"):
+        reassembler().receive(MessageFrame(0, b"x", lane=2))

@@ -14,8 +14,8 @@ from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
     MIN_HELLO_SIZE, PROTOCOL_VERSION, TAG_SIZE, Accept, Ack, Close, Connect, Cookie, Data,
     DecodeError, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
-    SealedData, Unreliable, Window, data_header_size, decode_plain_data, encode_frame, encode_packet,
-    frame_size, packet_version,
+    SealedData, Unreliable, Window, data_header_size, decode_frames, decode_plain_data, encode_frame,
+    encode_packet, frame_size, packet_version,
 )
 from twistchat.wire.packets import decode_packet as decode_wire
 from twistchat.wire.varint import MAX_VARINT, encode_varint
@@ -55,7 +55,11 @@ def fragments(draw):
     offset = draw(counts)
     total = offset + len(data) + draw(counts)
     assume(total <= MAX_VARINT)
-    return MessageFrame(draw(varints), data, offset, total)
+    return MessageFrame(draw(varints), data, offset, total, draw(lanes))
+
+
+lanes = st.sampled_from([0, 1, 63, MAX_VARINT])
+"""Lane numbers the codec carries (the session accepts 0 and 1 only)."""
 
 
 frames = st.one_of(
@@ -63,7 +67,7 @@ frames = st.one_of(
     acks(),
     st.builds(Close, varints, st.text(max_size=80).filter(_reason_fits)),
     st.builds(Unreliable, st.binary(max_size=200)),
-    st.builds(MessageFrame, varints, st.binary(max_size=200)),
+    st.builds(MessageFrame, varints, st.binary(max_size=200), lane=lanes),
     fragments(),
     st.builds(PathChallenge, st.binary(min_size=8, max_size=8)),
     st.builds(PathResponse, st.binary(min_size=8, max_size=8)),
@@ -240,6 +244,22 @@ def test_other_frame_bytes():
     assert encode_frame(Close(2, "bye")) == b"\x03\x02\x03bye"
     assert encode_frame(PathChallenge(b"12345678")) == b"\x0612345678"
     assert encode_frame(PathResponse(b"12345678")) == b"\x0712345678"
+
+
+def test_lane_message_bytes():
+    """Lane 0 is plain MESSAGE, byte for byte as before lanes; another lane
+    is LANE_MESSAGE, its number right after the type byte."""
+    assert encode_frame(MessageFrame(64, b"ab", lane=0)) == b"\x09\x40\x40\x02ab"
+    assert encode_frame(MessageFrame(5, b"ab", lane=1)) == b"\x11\x01\x05\x02ab"
+    assert encode_frame(MessageFrame(5, b"ab", lane=1), last=True) == b"\x10\x01\x05ab"
+    fragment = MessageFrame(3, b"xyz", offset=1100, total=2000, lane=1)
+    assert encode_frame(fragment) == b"\x13\x01\x03\x47\xd0\x44\x4c\x03xyz"
+
+
+def test_a_lane_message_on_lane_0_is_malformed():
+    """Lane 0 has one spelling (MESSAGE), so LANE_MESSAGE never names it."""
+    with pytest.raises(DecodeError, match="lane 0"):
+        decode_frames(b"\x11\x00\x05\x02ab")
 
 
 def test_overlong_close_reason_is_cut_to_256_bytes():

@@ -83,6 +83,9 @@ FRAMES = {  # example as written: the frame it is, and whether it is last in its
     "0c 80 10 00 00": (Window(1 << 20), False),
     "0b 09 47 d0 44 4e 03 61 62 63": (MessageFrame(9, b"abc", 1102, 2000), False),
     "08 00 68 69": (MessageFrame(0, b"hi"), True),
+    "11 01 05 02 61 62": (MessageFrame(5, b"ab", lane=1), False),
+    "10 01 05 61 62": (MessageFrame(5, b"ab", lane=1), True),
+    "13 01 09 47 d0 44 4e 03 61 62 63": (MessageFrame(9, b"abc", 1102, 2000, lane=1), False),
 }
 OTHER = {  # example as written: what the code produces
     "7b bd": lambda: encode_varint(15_293),

@@ -1,14 +1,15 @@
 """
-Keeping bulk data from delaying chat, on both ends of a transfer.
+Keeping bulk data from piling up in a transport, on both ends of a transfer.
 
-A session delivers its messages in order on one stream, so a chat line
-queued behind a transfer's pieces waits until they have gone out. Whoever
-feeds pieces into a transport (the client sending, the server relaying)
-therefore queues one only while the transport has next to nothing it has
-never sent (``transport_backlog`` at most ``LOW_WATER_CHUNKS``): a chat
-line queued meanwhile waits behind at most that and one piece, not behind
-the whole window. The bytes in flight are still the congestion window's
-business, so this costs no throughput once the window is full.
+A transfer's pieces go on the transport's bulk lane, so a chat line never
+waits behind them (the interactive lane is sent first and ordered on its
+own). Whoever feeds pieces into a transport (the client sending, the
+server relaying) still queues one only while the transport has next to
+nothing it has never sent (``transport_backlog`` at most
+``LOW_WATER_CHUNKS``), so what waits for a slow peer waits in the
+transfer's window, not in the transport's send queue. The bytes in flight
+are the congestion window's business, so this costs no throughput once
+the window is full.
 
 ``Pacer`` spreads what one user makes the server send (a piece to a room
 of N is N pieces out) at a rate: the generic cell rate algorithm, which,

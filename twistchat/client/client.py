@@ -70,7 +70,7 @@ from twistchat.client.state import ClientState
 from twistchat.client.transfers import Transfers
 from twistchat.client.status import ClientCounters, ClientStatus, client_status
 from twistchat.client.typing_notices import TypingPacer, send_typing
-from twistchat.endpoint.api import CloseReason, MessageProtocol
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint
 
 __all__ = ["ChatClient", "ChatError", "ChatObserver", "Disconnected", "LinkState", "LinkStateError",
@@ -313,8 +313,9 @@ class ChatClient:
             request.deferred.errback(Disconnected("not connected"))
         return request.deferred
 
-    def _send(self, cls: type, fields: dict[str, Any], internal: bool = False) -> defer.Deferred:
-        request = OutgoingRequest(cls, fields, internal=internal)
+    def _send(self, cls: type, fields: dict[str, Any], internal: bool = False,
+              lane: int = INTERACTIVE_LANE) -> defer.Deferred:
+        request = OutgoingRequest(cls, fields, internal=internal, lane=lane)
         self._transmit(request)
         return request.deferred
 
@@ -331,7 +332,7 @@ class ChatClient:
             request.deferred.errback(ChatError(e.code.value, e.message))
             return
         try:
-            self._link.connection.send_message(request.data)
+            self._link.connection.send_message(request.data, lane=request.lane)
         except Exception as e:  # MessageTooLarge, ConnectionClosed
             request.deferred.errback(ChatError(ErrorCode.TOO_LARGE.value, str(e)))
             return

@@ -37,7 +37,7 @@ from twisted.internet import defer
 
 from twistchat.chat import protocol as p
 from twistchat.client.observer import Disconnected
-from twistchat.endpoint.api import CloseReason
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseReason
 
 
 class AnswerLost(enum.Enum):
@@ -85,6 +85,8 @@ class OutgoingRequest:
     deferred: defer.Deferred = attrs.Factory(defer.Deferred)
     internal: bool = False
     """Part of (re)connecting (login, re-join, away again): never held over."""
+    lane: int = INTERACTIVE_LANE
+    """The transport lane it goes on (a transfer's pieces: the bulk lane)."""
     data: bytes = b""
     """As last sent: how the transport names it among the unacknowledged."""
 

@@ -4,8 +4,11 @@ Transfers from the client's side (PROTOCOL.md C14).
 Sending: a file (or bytes) is offered to a nick or a room, then read and
 sent in pieces of ``PIECE_BYTES``: at most the server's ``window`` of bytes
 unanswered, and a new piece only while this session's transport has next
-to nothing it never sent (``chat.pacing``), so a chat line typed meanwhile
-goes out behind at most one piece. Progress is told as the server answers
+to nothing it never sent (``chat.pacing``). The pieces and the end go on
+the transport's bulk lane, in order with each other, so a chat line typed
+meanwhile (interactive lane) goes out first and never waits for a lost
+piece to be resent; the offer and a cancel stay on the interactive lane
+(PROTOCOL.md C14). Progress is told as the server answers
 pieces (every recipient's transport has them); the Deferred fires with the
 figures once the end is answered, or fails with ``TransferError``.
 
@@ -35,6 +38,7 @@ from twistchat.chat import protocol as p
 from twistchat.chat.pacing import LOW_WATER_CHUNKS, POLL_INTERVAL, transport_backlog
 from twistchat.client.downloads import claim, safe_file_name
 from twistchat.client.observer import ChatError, Disconnected
+from twistchat.endpoint.api import BULK_LANE, INTERACTIVE_LANE
 
 PIECE_BYTES = 4 * 1024
 """What the client puts in one piece (at most the server's ``piece_bytes``):
@@ -145,13 +149,14 @@ class _Sending:
                 return
             self.hasher.update(data)
             offset, self.sent = self.sent, self.sent + length
-            desk.send(p.Piece, {"transfer": self.info.transfer, "offset": offset, "payload": data}
-                      ).addCallbacks(self._piece_done, self._request_failed, callbackArgs=(length,))
+            desk.send(p.Piece, {"transfer": self.info.transfer, "offset": offset, "payload": data},
+                      BULK_LANE).addCallbacks(self._piece_done, self._request_failed, callbackArgs=(length,))
         if self.sent == self.info.size and not self.end_sent and not self.deferred.called:
             self.end_sent = True
             self.info.sha256 = self.hasher.hexdigest()
+            # Behind the pieces on their lane: the server checks it follows them all.
             desk.send(p.TransferEnd, {"transfer": self.info.transfer, "size": self.info.size,
-                                      "sha256": self.info.sha256}
+                                      "sha256": self.info.sha256}, BULK_LANE
                       ).addCallbacks(self._ended, self._request_failed)
 
     def _piece_done(self, _: dict[str, Any], length: int) -> None:
@@ -286,9 +291,10 @@ class Transfers:
         self.sending: dict[int | None, _Sending] = {}
         self.receiving: dict[int, _Receiving] = {}
 
-    def send(self, cls: type, fields: dict[str, Any]) -> defer.Deferred:
+    def send(self, cls: type, fields: dict[str, Any],
+             lane: int = INTERACTIVE_LANE) -> defer.Deferred:
         """A transfer request on this session only: never held for the next."""
-        return self._send(cls, fields, internal=True)
+        return self._send(cls, fields, internal=True, lane=lane)
 
     # -- sending
 

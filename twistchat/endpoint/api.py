@@ -1,7 +1,12 @@
 """
 What the chat layer sees of a reliable session: a connection that carries
-whole messages, reliably and in order (or unreliably, for ephemeral data),
-and a protocol object that is told what arrives.
+whole messages, reliably and in order within a lane (or unreliably, for
+ephemeral data), and a protocol object that is told what arrives.
+
+Lanes: ``INTERACTIVE_LANE`` (the default) for chat, ``BULK_LANE`` for
+bulk data such as a transfer's pieces. Each is ordered on its own and the
+interactive one goes first, so a line never waits behind bulk; nothing is
+promised about order across lanes (PROTOCOL.md §6.7).
 
 Everything above the endpoint layer is written against these two pieces
 only, so it can be tested with a fake connection and a ``task.Clock``.
@@ -16,9 +21,10 @@ import attrs
 from twistchat.reliable.errors import (  # re-exported: the chat layer's vocabulary too
     CloseCode, ConnectionClosed, MessageTooLarge, TransportError,
 )
+from twistchat.wire.packets import BULK_LANE, INTERACTIVE_LANE  # re-exported too
 
-__all__ = ["CloseCode", "CloseReason", "ConnectionClosed", "MessageConnection",
-           "MessageProtocol", "MessageTooLarge", "TransportError"]
+__all__ = ["BULK_LANE", "CloseCode", "CloseReason", "ConnectionClosed", "INTERACTIVE_LANE",
+           "MessageConnection", "MessageProtocol", "MessageTooLarge", "TransportError"]
 
 
 @attrs.frozen
@@ -29,7 +35,8 @@ class CloseReason:
     message: str = ""
     by_peer: bool = False
     unacked: tuple[bytes, ...] = ()
-    """Reliable messages sent but never acknowledged by the peer, in order.
+    """Reliable messages sent but never acknowledged by the peer, lane by
+    lane, each in order.
     Never silently dropped: the layer above decides what to do with them."""
 
 
@@ -51,9 +58,11 @@ class MessageConnection(Protocol):
         """The largest reliable message the peer accepts; ``send_message``
         raises ``MessageTooLarge`` above it."""
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
-        """Queue one message for reliable, ordered, exactly-once delivery;
-        returns its sequence number on this session (0, 1, 2, ...).
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None,
+                     lane: int = INTERACTIVE_LANE) -> int:
+        """Queue one message on ``lane`` for reliable, exactly-once delivery,
+        in order with the lane's other messages; returns its sequence number
+        on that lane of this session (0, 1, 2, ...).
 
         ``on_acked`` is called once the peer's transport has acknowledged all
         of it; never, if the session ends first (the message is then among
@@ -63,8 +72,8 @@ class MessageConnection(Protocol):
 
     @property
     def acked_below(self) -> int:
-        """Every message whose sequence number is below this has been
-        acknowledged by the peer's transport, all of it, with every earlier
+        """Every interactive-lane message whose sequence number is below this
+        has been acknowledged by the peer's transport, all of it, with every earlier
         one (a cumulative mark: O(1) to read, no callback per message; it
         stays where it was once the session ends)."""
 
@@ -93,7 +102,7 @@ class MessageProtocol:
         self.connection = connection
 
     def message_received(self, data: bytes) -> None:
-        """One whole reliable message, exactly once, in order."""
+        """One whole reliable message, exactly once, in order within its lane."""
 
     def unreliable_received(self, data: bytes) -> None:
         """One unreliable message: may be missing, duplicated never."""

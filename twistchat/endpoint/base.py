@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode, CloseReason, MessageProtocol
 from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import (
@@ -91,8 +91,8 @@ class _Handle:
     connected: defer.Deferred | None = None
     made: bool = False
     client_key: tuple | None = None
-    on_acked: dict[int, Callable[[], None]] = attrs.Factory(dict)
-    """Callbacks of tracked messages, by sequence number, until acknowledged."""
+    on_acked: dict[tuple[int, int], Callable[[], None]] = attrs.Factory(dict)
+    """Callbacks of tracked messages, by (lane, sequence number), until acknowledged."""
     """(address, client connection id) of the CONNECT that opened it (server side)."""
 
 
@@ -132,18 +132,20 @@ class SessionConnection:
         """The largest reliable message the peer said it accepts (its handshake)."""
         return self._handle.session.peer_parameters.max_message_size
 
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None) -> int:
+    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None,
+                     lane: int = INTERACTIVE_LANE) -> int:
         handle = self._handle
-        seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None)
+        seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None,
+                                          lane=lane)
         if on_acked is not None:
-            handle.on_acked[seq] = on_acked
+            handle.on_acked[lane, seq] = on_acked
         self._endpoint.mark_dirty(handle)
         return seq
 
     @property
     def acked_below(self) -> int:
-        """Every message whose ``send_message`` returned less than this is
-        acknowledged by the peer's transport, with every earlier one."""
+        """Every interactive-lane message whose ``send_message`` returned less
+        than this is acknowledged by the peer's transport, with every earlier one."""
         return self._handle.session.acked_below
 
     def send_unreliable(self, data: bytes) -> None:
@@ -286,7 +288,7 @@ class Endpoint(DatagramProtocol):
         if isinstance(event, MessageReceived):
             protocol.message_received(event.data)
         elif isinstance(event, MessageAcked):
-            on_acked = handle.on_acked.pop(event.seq, None)
+            on_acked = handle.on_acked.pop((event.lane, event.seq), None)
             if on_acked is not None:
                 on_acked()
         elif isinstance(event, UnreliableReceived):

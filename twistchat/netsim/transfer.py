@@ -1,7 +1,8 @@
 """
 One measured transfer: a client endpoint sends numbered messages to a
 server endpoint across a ``SimulatedNetwork``; the receiver checks every
-message arrives exactly once and in order and times it in virtual time.
+message arrives exactly once and in order (in order within its lane, when
+``bulk_every`` sends some on the bulk lane) and times it in virtual time.
 This is what ``python -m twistchat.netsim`` runs and what the property
 tests drive over many seeds.
 """
@@ -14,7 +15,7 @@ import struct
 import attrs
 from twisted.internet.task import Clock
 
-from twistchat.endpoint.api import CloseReason, MessageProtocol
+from twistchat.endpoint.api import BULK_LANE, INTERACTIVE_LANE, CloseReason, MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
 from twistchat.netsim.network import SimulatedNetwork
 from twistchat.reliable.session import SessionConfig
@@ -48,6 +49,13 @@ class TransferSettings:
     """Virtual seconds after the handshake at which the client's NAT mapping changes."""
     time_limit: float = 600.0
     config: SessionConfig = attrs.Factory(SessionConfig)
+    bulk_every: int = 0
+    """Every this many messages, one goes on the bulk lane (0: none)."""
+
+    def lane_of(self, index: int) -> int:
+        if self.bulk_every and index % self.bulk_every == self.bulk_every - 1:
+            return BULK_LANE
+        return INTERACTIVE_LANE
 
 
 class Receiver(MessageProtocol):
@@ -83,7 +91,7 @@ class Sender(MessageProtocol):
     def _send_one(self) -> None:
         index = len(self.sent_at)
         self.sent_at.append(self.clock.seconds())
-        self.connection.send_message(self._payload(index))
+        self.connection.send_message(self._payload(index), lane=self.settings.lane_of(index))
 
     def _next(self) -> None:
         if self.closed is not None or len(self.sent_at) >= self.settings.messages:
@@ -132,16 +140,25 @@ class TransferResult:
 
     @property
     def reordered(self) -> int:
-        count, highest = 0, -1
+        """Messages delivered after a later one of their lane (across lanes
+        nothing is promised)."""
+        count, highest = 0, {}
         for index in self.delivered_indices:
-            if index < highest:
+            lane = self.settings.lane_of(index)
+            if index < highest.get(lane, -1):
                 count += 1
-            highest = max(highest, index)
+            highest[lane] = max(highest.get(lane, -1), index)
         return count
 
     @property
     def in_order(self) -> bool:
-        return self.delivered_indices == list(range(len(self.delivered_indices)))
+        """Each lane's messages delivered once each, in order, none missing before the last."""
+        lanes: dict[int, list[int]] = {}
+        for index in self.delivered_indices:
+            lanes.setdefault(self.settings.lane_of(index), []).append(index)
+        return all(delivered == [i for i in range(max(delivered) + 1)
+                                 if self.settings.lane_of(i) == lane]
+                   for lane, delivered in lanes.items())
 
     def percentile(self, fraction: float) -> float:
         if not self.latencies:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from twistchat.reliable.errors import CloseCode
+from twistchat.wire.packets import INTERACTIVE_LANE
 
 
 @attrs.frozen
@@ -19,11 +20,12 @@ class MessageReceived:
 
 @attrs.frozen
 class MessageAcked:
-    """The peer acknowledged every byte of reliable message ``seq`` (only for
-    messages sent with ``track=True``: a room line to 1,000 members should
-    not cost 1,000 events)."""
+    """The peer acknowledged every byte of reliable message ``seq`` of
+    ``lane`` (only for messages sent with ``track=True``: a room line to
+    1,000 members should not cost 1,000 events)."""
 
     seq: int
+    lane: int = INTERACTIVE_LANE
 
 
 @attrs.frozen

@@ -2,8 +2,9 @@
 Filling DATA packets: what goes into the next datagram and in what order.
 
 An ACK first when one is owed; then answers to the peer's path challenges,
-probe copies of the oldest data in flight (RFC 9002 §6.2.4), lost chunks,
-new chunks as far as the congestion and flow windows allow, unreliable
+probe copies of the oldest data in flight (RFC 9002 §6.2.4), lost chunks
+and new chunks lane by lane (lane 0 first) as far as the congestion and
+flow windows allow, unreliable
 messages, and on a lossy path redundant copies of recent chunks. A packet is
 capped at what the congestion window has left rather than not sent at all,
 so small messages are never held behind a full-size packet's worth of room.
@@ -94,8 +95,7 @@ class PacketBuilder:
             if probing:
                 # The oldest data in flight first: it is what holds up delivery.
                 room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
-            room = buffer.add_retransmissions(frames, chunks, room, now)
-            room = buffer.add_new(frames, chunks, room, now, flow_window)
+            room = buffer.add_reliable(frames, chunks, room, now, flow_window)
             buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
             room = buffer.add_unreliable(frames, room)
             if chunks and self._redundancy_active():
@@ -129,7 +129,7 @@ class PacketBuilder:
             congestion = self.recovery.congestion
             self.pacer.on_packet_sent(size, now, congestion.pacing_rate(self.recovery.rtt.smoothed_rtt))
             app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
-                < congestion.window and not self.buffer.queue
+                < congestion.window and not self.buffer.unsent_chunks()
             self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited,
                                                     carries_window))
         self.stats.packets_sent += 1

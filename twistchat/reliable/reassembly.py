@@ -1,6 +1,8 @@
 """
 Receiving side of messages: fragments put back together, duplicates
-dropped, and whole messages released strictly in sequence order. Memory is
+dropped, and whole messages released strictly in sequence order within
+their lane (each lane its own sequence numbers: a message on one lane never
+waits for a missing one on another, PROTOCOL.md §6.7). Memory is
 bounded by the receive window the peer was told: a peer that overruns it,
 or announces a message larger than the agreed cap, is a protocol violation
 (and no buffer of the announced size is ever allocated).
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from twistchat.wire.packets import MessageFrame
+from twistchat.wire.packets import LANE_COUNT, MessageFrame
 
 MESSAGE_ACCOUNTING_OVERHEAD = 64
 """Each message counts its length plus this against the flow window, so
@@ -73,32 +75,46 @@ class _Partial:
 
 
 @attrs.define
+class LaneReassembly:
+    """One lane's messages on their way: the next to deliver, and those
+    waiting for it (whole, or in fragments)."""
+
+    next_seq: int = 0
+    complete: dict[int, bytes] = attrs.Factory(dict)
+    partial: dict[int, _Partial] = attrs.Factory(dict)
+
+
+@attrs.define
 class MessageReassembler:
+    """Every lane of one session; they share one window and one budget."""
+
     max_message_size: int
     window: int
-    next_seq: int = 0
     buffered_bytes: int = 0
-    _complete: dict[int, bytes] = attrs.Factory(dict)
-    _partial: dict[int, _Partial] = attrs.Factory(dict)
+    lanes: tuple[LaneReassembly, ...] = attrs.Factory(
+        lambda: tuple(LaneReassembly() for _ in range(LANE_COUNT)))
     duplicates: int = 0
     budget: ReassemblyBudget | None = None
 
     def receive(self, frame: MessageFrame) -> list[bytes]:
-        """Take one frame; return the messages now deliverable, in order."""
+        """Take one frame; return the messages of its lane now deliverable, in order."""
+        if frame.lane >= len(self.lanes):
+            raise ReassemblyError(f"message on lane {frame.lane}: there are {len(self.lanes)}")
+        lane = self.lanes[frame.lane]
         seq = frame.seq
-        if seq < self.next_seq or seq in self._complete:
+        if seq < lane.next_seq or seq in lane.complete:
             self.duplicates += 1
             return []
         if frame.total is None:
             self._check_size(len(frame.data))
             self._charge(len(frame.data) + MESSAGE_ACCOUNTING_OVERHEAD)
-            self._complete[seq] = frame.data
+            lane.complete[seq] = frame.data
         else:
             self._check_size(frame.total)
-            partial = self._partial.get(seq)
+            partial = lane.partial.get(seq)
             if partial is None:
                 self._charge(MESSAGE_ACCOUNTING_OVERHEAD)
-                partial = self._partial[seq] = _Partial(frame.total)
+                partial = lane.partial[seq] = _Partial(frame.total)
             elif partial.total != frame.total:
                 raise ReassemblyError(f"message {seq} announced as {partial.total} and {frame.total} bytes")
             if frame.offset in partial.pieces:
@@ -109,11 +125,11 @@ class MessageReassembler:
             whole = partial.assemble()
             if whole is None:
                 return []
-            del self._partial[seq]
+            del lane.partial[seq]
             # Now one bytes object: the per-fragment cost is gone.
             self._uncharge(len(partial.pieces) * FRAGMENT_ACCOUNTING_OVERHEAD)
-            self._complete[seq] = whole
-        return self._release()
+            lane.complete[seq] = whole
+        return self._release(lane)
 
     def _check_size(self, size: int) -> None:
         if size > self.max_message_size:
@@ -137,14 +153,15 @@ class MessageReassembler:
     def discard(self) -> None:
         """Forget everything held (the session ended) and give it back to the budget."""
         self._uncharge(self.buffered_bytes)
-        self._complete.clear()
-        self._partial.clear()
+        for lane in self.lanes:
+            lane.complete.clear()
+            lane.partial.clear()
 
-    def _release(self) -> list[bytes]:
+    def _release(self, lane: LaneReassembly) -> list[bytes]:
         ready = []
-        while self.next_seq in self._complete:
-            data = self._complete.pop(self.next_seq)
+        while lane.next_seq in lane.complete:
+            data = lane.complete.pop(lane.next_seq)
             self._uncharge(len(data) + MESSAGE_ACCOUNTING_OVERHEAD)
             ready.append(data)
-            self.next_seq += 1
+            lane.next_seq += 1
         return ready

@@ -4,11 +4,18 @@ messages cut into chunks (a whole small message, or one fragment of a large
 one), the queues they wait in, the flow window, and the frames they are
 (re)sent as.
 
-Lost data is never resent in its old packet: a lost chunk waits in the
-retransmit queue for a new packet number (RFC 9002 §2). The flow window
-bounds the bytes of messages from the oldest unacknowledged one onwards by
-what the peer said it would buffer, each message charged as the receiver's
-reassembly charges it (``reassembly.flow_charge``).
+Each lane (PROTOCOL.md §6.7) numbers its messages on its own and has its
+own queues and its own cumulative mark (``acked_below``); a packet takes
+lane 0's lost and new chunks before any of lane 1's, so a chat line never
+waits behind a queued transfer (strict priority, as QUIC schedulers give
+streams).
+
+Lost data is never resent in its old packet: a lost chunk waits in its
+lane's retransmit queue for a new packet number (RFC 9002 §2). The flow
+window, one for the session, bounds the bytes of messages from each lane's
+oldest unacknowledged one onwards (what the peer may have to buffer while
+it waits for that one) by what the peer said it would buffer, each message
+charged as the receiver's reassembly charges it (``reassembly.flow_charge``).
 
 Loss-adaptive redundancy: while the flow is application-limited and loss is
 observed, recent unacknowledged chunks ride again in packets that go out
@@ -24,10 +31,15 @@ from typing import Callable
 import attrs
 
 from twistchat.reliable.reassembly import flow_charge
-from twistchat.wire.packets import CONNECTION_ID_SIZE, TAG_SIZE, MessageFrame, Unreliable, frame_size
+from twistchat.wire.packets import (
+    CONNECTION_ID_SIZE, INTERACTIVE_LANE, LANE_COUNT, TAG_SIZE, MessageFrame, Unreliable, frame_size,
+)
 
 DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
 MESSAGE_FRAME_MAX_OVERHEAD = 1 + 8 + 8 + 8 + 8
+"""Type, sequence number, total, offset, length at their longest (a lane
+number's one byte fits in the slack: none of the others reaches 8 bytes
+below 2^30)."""
 ACK_ROOM = 48
 """Fragments leave this much room so an ACK frame rides along."""
 UNRELIABLE_FRAME_OVERHEAD = 10
@@ -42,13 +54,14 @@ class Chunk:
     data: bytes
     offset: int
     total: int | None
+    lane: int = INTERACTIVE_LANE
     acked: bool = False
     in_flight: int = 0
     copies: int = 0
     last_sent: float = 0.0
 
     def frame(self) -> MessageFrame:
-        return MessageFrame(self.seq, self.data, self.offset, self.total)
+        return MessageFrame(self.seq, self.data, self.offset, self.total, self.lane)
 
 
 @attrs.define(slots=True, eq=False)
@@ -58,6 +71,24 @@ class _OutgoingMessage:
     chunks_left: int
     done: bool = False
     tracked: bool = False
+
+
+@attrs.define(eq=False)
+class SendLane:
+    """One lane's side of sending: its numbers, its queues, its mark."""
+
+    next_seq: int = 0
+    acked_below: int = 0
+    """Every message of this lane numbered below this is acknowledged, all
+    of it (the oldest unacknowledged one's number, or ``next_seq``): kept
+    running, so the chat layer reads "how far has the peer got" in O(1)
+    instead of a callback per message."""
+    queue: deque[Chunk] = attrs.Factory(deque)
+    """Chunks never sent, in order."""
+    retransmit_queue: deque[Chunk] = attrs.Factory(deque)
+    """Chunks whose every copy was lost."""
+    outgoing: dict[int, _OutgoingMessage] = attrs.Factory(dict)
+    """Messages from the oldest unacknowledged one on, by sequence number."""
 
 
 @attrs.define
@@ -89,22 +120,12 @@ class SendBuffer:
         self.redundancy = redundancy
         self.stats = stats
         self._on_tracked_acked = on_tracked_acked
-        """Told the sequence number of each tracked message once all of it is acknowledged."""
-        self.next_seq = 0
-        self.acked_below = 0
-        """Every message with a sequence number below this is acknowledged,
-        all of it (the oldest unacknowledged one's, or ``next_seq``): kept
-        running, so the chat layer reads "how far has the peer got" in O(1)
-        instead of a callback per message."""
-        self.queue: deque[Chunk] = deque()
-        """Chunks never sent, in order."""
-        self.retransmit_queue: deque[Chunk] = deque()
-        """Chunks whose every copy was lost."""
+        """Told the lane and sequence number of each tracked message once all of it is acknowledged."""
+        self.lanes = tuple(SendLane() for _ in range(LANE_COUNT))
+        """By priority: a packet takes what lane 0 has before lane 1's."""
         self.unreliable_queue: deque[bytes] = deque()
         self.recent: deque[Chunk] = deque()
         """Recently sent chunks: candidates for redundant copies."""
-        self.outgoing: dict[int, _OutgoingMessage] = {}
-        """Messages from the oldest unacknowledged one on, by sequence number."""
         self.flow_used = 0
         self.unacked_bytes = 0
         """Bytes of the messages queued or in flight and not acknowledged, kept
@@ -121,37 +142,47 @@ class SendBuffer:
 
     # -- what the application queues ------------------------------------
 
-    def queue_message(self, data: bytes, tracked: bool = False) -> int:
-        seq = self.next_seq
-        self.next_seq += 1
+    def queue_message(self, data: bytes, tracked: bool = False, lane: int = INTERACTIVE_LANE) -> int:
+        """Its sequence number on ``lane``."""
+        on_lane = self.lanes[lane]
+        seq = on_lane.next_seq
+        on_lane.next_seq += 1
         piece = self.fragment_size
         if len(data) <= piece:
-            chunks = [Chunk(seq, data, 0, None)]
+            chunks = [Chunk(seq, data, 0, None, lane)]
         else:
-            chunks = [Chunk(seq, data[i:i + piece], i, len(data)) for i in range(0, len(data), piece)]
-        self.queue.extend(chunks)
-        self.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)), len(chunks),
-                                              tracked=tracked)
+            chunks = [Chunk(seq, data[i:i + piece], i, len(data), lane)
+                      for i in range(0, len(data), piece)]
+        on_lane.queue.extend(chunks)
+        on_lane.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)),
+                                                 len(chunks), tracked=tracked)
         self._account(len(data))
         self.stats.messages_sent += 1
         return seq
 
     def has_data_to_send(self) -> bool:
         """Chunks waiting for a packet, new or to retransmit."""
-        return bool(self.queue or self.retransmit_queue or self.unreliable_queue)
+        return bool(self.unreliable_queue) or any(lane.queue or lane.retransmit_queue
+                                                  for lane in self.lanes)
 
     def has_unacked_data(self) -> bool:
-        return bool(self.outgoing or self.queue)
+        """Messages queued or sent and not all acknowledged (a queued one is outgoing too)."""
+        return any(lane.outgoing for lane in self.lanes)
+
+    def unsent_chunks(self) -> int:
+        return sum(len(lane.queue) for lane in self.lanes)
 
     def unacked_messages(self) -> tuple[bytes, ...]:
-        return tuple(m.data for m in self.outgoing.values() if not m.done)
+        """Lane by lane, each in order."""
+        return tuple(m.data for lane in self.lanes for m in lane.outgoing.values() if not m.done)
 
     def clear(self) -> None:
-        self.queue.clear()
-        self.retransmit_queue.clear()
+        for lane in self.lanes:
+            lane.queue.clear()
+            lane.retransmit_queue.clear()
+            lane.outgoing.clear()
         self.unreliable_queue.clear()
         self.recent.clear()
-        self.outgoing.clear()
         self._account(-self.unacked_bytes)
 
     # -- what recovery reports ----------------------------------------------
@@ -166,7 +197,8 @@ class SendBuffer:
         if chunk.acked:
             return
         chunk.acked = True
-        message = self.outgoing.get(chunk.seq)
+        lane = self.lanes[chunk.lane]
+        message = lane.outgoing.get(chunk.seq)
         if message is None:
             return
         message.chunks_left -= 1
@@ -175,8 +207,8 @@ class SendBuffer:
         message.done = True
         self._account(-len(message.data))
         if message.tracked:
-            self._on_tracked_acked(chunk.seq)
-        outgoing = self.outgoing
+            self._on_tracked_acked(chunk.lane, chunk.seq)
+        outgoing = lane.outgoing
         while outgoing:
             seq = next(iter(outgoing))
             head = outgoing[seq]
@@ -184,17 +216,31 @@ class SendBuffer:
                 break
             del outgoing[seq]
             self.flow_used -= head.charge
-            self.acked_below = seq + 1
+            lane.acked_below = seq + 1
 
     def on_chunk_lost(self, chunk: Chunk) -> None:
         chunk.in_flight -= 1
         if not chunk.acked and chunk.in_flight == 0:
-            self.retransmit_queue.append(chunk)
+            self.lanes[chunk.lane].retransmit_queue.append(chunk)
 
     # -- filling a packet: each takes the room left and returns what is left ----
 
-    def add_retransmissions(self, frames: list, chunks: list, room: int, now: float) -> int:
-        queue = self.retransmit_queue
+    def add_reliable(self, frames: list, chunks: list, room: int, now: float, window: int) -> int:
+        """Lane by lane in priority order, its lost chunks then its new ones
+        (as far as ``window``, the peer's receive window, allows); a lane
+        whose next chunk waits (for room or for the window) holds back the
+        lanes after it, so they never take what it waits for."""
+        for lane in self.lanes:
+            room = self._add_retransmissions(lane.retransmit_queue, frames, chunks, room, now)
+            if lane.retransmit_queue:
+                break
+            room = self._add_new(lane, frames, chunks, room, now, window)
+            if lane.queue:
+                break
+        return room
+
+    def _add_retransmissions(self, queue: deque[Chunk], frames: list, chunks: list, room: int,
+                             now: float) -> int:
         while queue:
             chunk = queue[0]
             if chunk.acked or chunk.in_flight:
@@ -215,9 +261,9 @@ class SendBuffer:
             room -= size
         return room
 
-    def add_new(self, frames: list, chunks: list, room: int, now: float, window: int) -> int:
-        """New chunks, as far as ``window`` (the peer's receive window) allows."""
-        queue = self.queue
+    def _add_new(self, lane: SendLane, frames: list, chunks: list, room: int, now: float,
+                 window: int) -> int:
+        queue = lane.queue
         while queue:
             chunk = queue[0]
             frame = chunk.frame()
@@ -225,7 +271,7 @@ class SendBuffer:
             if size > room:
                 break
             if chunk.offset == 0:
-                charge = self.outgoing[chunk.seq].charge
+                charge = lane.outgoing[chunk.seq].charge
                 if self.flow_used + charge > window:
                     # Flow control: the peer would have to buffer too much. A
                     # message larger than the whole window waits for it to

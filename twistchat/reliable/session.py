@@ -29,7 +29,7 @@ one module a job, as aioquic splits its connection:
 - ``paths``: validation of a peer's new address (NAT rebinding);
 - ``reassembly``: fragments back into messages, with a bounded buffer.
 
-At about 610 lines it is over the project's ~450: what is left is the one
+At about 650 lines it is over the project's ~450: what is left is the one
 place that decides what a packet means in each state (opening it, the
 handshake's two messages, every frame), and cutting that would put the
 rules of one state in two files.
@@ -67,7 +67,8 @@ from twistchat.reliable.rtt import RttEstimator
 from twistchat.reliable.sending import SendBuffer, SendQueueBudget
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
-    Accept, Ack, Close, Connect, Cookie, Data, DecodeError, MessageFrame, Packet, PathChallenge,
+    INTERACTIVE_LANE, LANE_COUNT, Accept, Ack, Close, Connect, Cookie, Data, DecodeError,
+    MessageFrame, Packet, PathChallenge,
     PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, Window, decode_frames,
     decode_packet,
 )
@@ -123,7 +124,8 @@ class Session:
         self._reassembler = MessageReassembler(config.max_message_size, config.announced_receive_window,
                                                budget=reassembly_budget)
         self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
-                                  on_tracked_acked=lambda seq: self._events.append(MessageAcked(seq)),
+                                  on_tracked_acked=lambda lane, seq: self._events.append(
+                                      MessageAcked(seq, lane)),
                                   budget=send_budget)
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
         self.congestion = CONGESTION_CONTROLLERS[config.congestion_control](
@@ -245,10 +247,15 @@ class Session:
 
     @property
     def acked_below(self) -> int:
-        """Every reliable message with a sequence number (``send_message``'s
-        return) below this has been acknowledged by the peer, all of it, with
-        every earlier one: a cumulative mark, O(1), no event per message."""
-        return self._buffer.acked_below
+        """Every reliable message of the interactive lane with a sequence
+        number (``send_message``'s return) below this has been acknowledged
+        by the peer, all of it, with every earlier one: a cumulative mark,
+        O(1), no event per message."""
+        return self._buffer.lanes[INTERACTIVE_LANE].acked_below
+
+    def acked_below_on(self, lane: int) -> int:
+        """``acked_below`` of ``lane``: each lane numbers its messages on its own."""
+        return self._buffer.lanes[lane].acked_below
 
     @property
     def loss_estimates(self) -> tuple[float, float]:
@@ -265,7 +272,7 @@ class Session:
     def unsent_chunks(self) -> int:
         """Chunks (whole messages or fragments) queued and never sent: how far
         ahead of the windows a sender is feeding."""
-        return len(self._buffer.queue)
+        return self._buffer.unsent_chunks()
 
     def open_receive_window(self, now: float) -> None:
         """Grow the receive window from what the handshake announced to the
@@ -283,11 +290,15 @@ class Session:
 
     # -- application entry points -------------------------------------------
 
-    def send_message(self, data: bytes, now: float, track: bool = False) -> int:
-        """Queue one reliable message; returns its sequence number. With
-        ``track``, a ``MessageAcked`` event says when the peer has all of it."""
+    def send_message(self, data: bytes, now: float, track: bool = False,
+                     lane: int = INTERACTIVE_LANE) -> int:
+        """Queue one reliable message on ``lane``; returns its sequence number
+        there. With ``track``, a ``MessageAcked`` event says when the peer has
+        all of it."""
         if self.has_ended or self._close_after_flush:
             raise ConnectionClosed("the session has ended")
+        if not 0 <= lane < LANE_COUNT:
+            raise ValueError(f"no lane {lane}: a session has {LANE_COUNT}")
         limit = self.peer_parameters.max_message_size
         if len(data) > limit:
             raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {limit}")
@@ -300,9 +311,9 @@ class Session:
                    f"{queued + len(data)} bytes unacknowledged, more than its share of the server's")
             self._start_closing(now, CloseCode.SEND_QUEUE_EXCEEDED, f"SendQ exceeded: {why}")
             raise ConnectionClosed("send queue exceeded: the session was closed")
-        if not self._buffer.outgoing and not self._recovery.sent:
+        if not self._buffer.has_unacked_data() and not self._recovery.sent:
             self._last_ack_progress = now  # the give-up clock starts with the first unacked byte
-        return self._buffer.queue_message(data, track)
+        return self._buffer.queue_message(data, track, lane)
 
     def send_unreliable(self, data: bytes, now: float) -> None:
         if self.has_ended:
@@ -552,7 +563,7 @@ class Session:
         return after + interval * (1 + KEEPALIVE_JITTER * self._rng.random())
 
     def _on_ack_eliciting_sent(self, now: float) -> None:
-        if not self._recovery.sent and not self._buffer.outgoing:
+        if not self._recovery.sent and not self._buffer.has_unacked_data():
             self._last_ack_progress = now  # a keepalive starts the give-up clock
         if self.keepalive_interval:
             self._keepalive_due = self._next_keepalive(now)

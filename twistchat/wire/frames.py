@@ -20,6 +20,14 @@ MAX_ACK_RANGES = 64
 PATH_DATA_SIZE = 8
 MAX_CLOSE_REASON_SIZE = 256
 
+INTERACTIVE_LANE = 0
+"""Where a message goes unless its sender says otherwise: chat lines, replies, events."""
+BULK_LANE = 1
+"""For bulk data (a transfer's pieces): its own sequence and delivery order,
+so nothing on the interactive lane waits behind it (PROTOCOL.md §6.7)."""
+LANE_COUNT = 2
+"""Lanes a session has; a message on any other is a protocol violation."""
+
 
 class FrameType(enum.IntEnum):
     PADDING = 0x00
@@ -31,6 +39,7 @@ class FrameType(enum.IntEnum):
     PATH_RESPONSE = 0x07
     MESSAGE = 0x08  # | LEN_BIT | FRAGMENT_BIT
     WINDOW = 0x0C
+    LANE_MESSAGE = 0x10  # | LEN_BIT | FRAGMENT_BIT: MESSAGE with a lane number
 
 
 LEN_BIT = 0x01
@@ -67,12 +76,14 @@ class Unreliable:
 
 @attrs.frozen
 class MessageFrame:
-    """A whole message (``total is None``) or one fragment of message ``seq``."""
+    """A whole message (``total is None``) or one fragment of message ``seq``
+    of ``lane`` (each lane numbers its messages from 0: PROTOCOL.md §6.7)."""
 
     seq: int
     data: bytes
     offset: int = 0
     total: int | None = None
+    lane: int = 0
 
 
 @attrs.frozen
@@ -111,8 +122,12 @@ def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
 def encode_frame(frame: Frame, last: bool = False) -> bytes:
     """``last``: the frame ends the packet, so data frames may omit their length."""
     if isinstance(frame, MessageFrame):
-        kind = FrameType.MESSAGE
-        parts = [encode_varint(frame.seq)]
+        if frame.lane:
+            kind = FrameType.LANE_MESSAGE
+            parts = [encode_varint(frame.lane), encode_varint(frame.seq)]
+        else:
+            kind = FrameType.MESSAGE
+            parts = [encode_varint(frame.seq)]
         if frame.total is not None:
             kind |= FRAGMENT_BIT
             parts += [encode_varint(frame.total), encode_varint(frame.offset)]
@@ -159,6 +174,8 @@ def frame_size(frame: Frame, last: bool = False) -> int:
     """Bytes ``encode_frame`` would produce, without building them, for packing."""
     if isinstance(frame, MessageFrame):
         size = 1 + varint_size(frame.seq) + len(frame.data)
+        if frame.lane:
+            size += varint_size(frame.lane)
         if frame.total is not None:
             size += varint_size(frame.total) + varint_size(frame.offset)
         if not last:
@@ -189,7 +206,12 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
         if kind == FrameType.PADDING:
             continue
         if kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.MESSAGE:
-            frames.append(_decode_message(reader, kind))
+            frames.append(_decode_message(reader, kind, lane=0))
+        elif kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.LANE_MESSAGE:
+            lane = reader.read_varint()
+            if lane == 0:
+                raise DecodeError("lane 0 travels as MESSAGE, not LANE_MESSAGE")
+            frames.append(_decode_message(reader, kind, lane))
         elif kind == FrameType.ACK:
             frames.append(_decode_ack(reader))
         elif kind & ~LEN_BIT == FrameType.UNRELIABLE:
@@ -214,7 +236,7 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def _decode_message(reader: Reader, kind: int) -> MessageFrame:
+def _decode_message(reader: Reader, kind: int, lane: int) -> MessageFrame:
     seq = reader.read_varint()
     total = offset = None
     if kind & FRAGMENT_BIT:
@@ -224,8 +246,8 @@ def _decode_message(reader: Reader, kind: int) -> MessageFrame:
     if total is not None:
         if not data or offset + len(data) > total:
             raise DecodeError(f"fragment [{offset}, +{len(data)}) outside message of {total}")
-        return MessageFrame(seq, data, offset, total)
-    return MessageFrame(seq, data)
+        return MessageFrame(seq, data, offset, total, lane)
+    return MessageFrame(seq, data, lane=lane)
 
 
 def _decode_ack(reader: Reader) -> Ack:

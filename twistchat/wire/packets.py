@@ -16,7 +16,8 @@ import attrs
 
 from twistchat.wire.errors import DecodeError
 from twistchat.wire.frames import (  # re-exported: the codec is one import for its users
-    ACK_DELAY_EXPONENT, FRAGMENT_BIT, LEN_BIT, MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
+    ACK_DELAY_EXPONENT, BULK_LANE, FRAGMENT_BIT, INTERACTIVE_LANE, LANE_COUNT, LEN_BIT,
+    MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
     PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFrame, PathChallenge, PathResponse,
     Ping, Unreliable, Window, decode_frames, encode_frame, encode_frames, frame_size,
 )
@@ -32,7 +33,8 @@ __all__ = [
     "decode_packet", "encode_packet", "encode_frame", "frame_size", "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
     "data_header_size", "packet_version", "peek_route",
-    "ACK_DELAY_EXPONENT", "FRAGMENT_BIT", "LEN_BIT", "MAX_CLOSE_REASON_SIZE",
+    "ACK_DELAY_EXPONENT", "BULK_LANE", "FRAGMENT_BIT", "INTERACTIVE_LANE", "LANE_COUNT", "LEN_BIT",
+    "MAX_CLOSE_REASON_SIZE",
 ]
 
 PROTOCOL_VERSION = 1

@@ -31,7 +31,9 @@ from twistchat.chat.protocol import (
 )
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.member import NotAcknowledged
-from twistchat.endpoint.api import CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError
+from twistchat.endpoint.api import (
+    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError,
+)
 from twistchat.endpoint.ratelimit import TokenBucket
 
 
@@ -169,16 +171,17 @@ class ClientSession(MessageProtocol):
         self._unanswered.discard(token)
         return True
 
-    def send(self, message: Message) -> None:
-        self.send_encoded(encode(message))
+    def send(self, message: Message, lane: int = INTERACTIVE_LANE) -> None:
+        self.send_encoded(encode(message), lane)
 
-    def send_encoded(self, data: bytes) -> int | None:
-        """Queue ``data``; returns its transport sequence number (compare with
-        ``acked_below``), or None if the transport would not take it."""
+    def send_encoded(self, data: bytes, lane: int = INTERACTIVE_LANE) -> int | None:
+        """Queue ``data`` on ``lane``; returns its transport sequence number
+        there (on the interactive lane, compare with ``acked_below``), or
+        None if the transport would not take it."""
         if self.connection is None:
             return None
         try:
-            return self.connection.send_message(data)
+            return self.connection.send_message(data, lane=lane)
         except TransportError as error:
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
             return None
@@ -201,7 +204,7 @@ class ClientSession(MessageProtocol):
             self.log.debug("dropped an unreliable message to {peer}: {error}", peer=self.peer,
                            error=error)
 
-    def send_tracked(self, data: bytes) -> Deferred[None]:
+    def send_tracked(self, data: bytes, lane: int = INTERACTIVE_LANE) -> Deferred[None]:
         """Send encoded ``data``; the Deferred fires once the peer's transport
         has acknowledged all of it, and fails with NotAcknowledged if the
         session ends first or cannot take it (closed, over the peer's cap).
@@ -216,7 +219,7 @@ class ClientSession(MessageProtocol):
             if self._awaiting_ack.pop(token, None) is not None:
                 d.callback(None)
         try:
-            self.connection.send_message(data, on_acked=acked)
+            self.connection.send_message(data, on_acked=acked, lane=lane)
         except TransportError as error:
             self._awaiting_ack.pop(token, None)
             self.log.debug("could not send a tracked message to {peer}: {error}", peer=self.peer,

@@ -11,8 +11,13 @@ transfers together (each reserves its window once per recipient:
 ``transfer_memory``), the bytes a user's transfers make the server send
 (``transfer_rate``: pieces wait, and so does the sender), and each
 recipient's SendQ (the transport's own).  Pieces go into a recipient's
-transport only while it has next to nothing unsent (``chat.pacing``), so
-chat to that recipient never queues behind a window of pieces.
+transport only while it has next to nothing unsent (``chat.pacing``).
+
+Lanes: everything a recipient hears of a transfer (the offer, the pieces,
+the end, ``transfer_failed``) goes on the transport's bulk lane, so it
+arrives in the order it was sent and chat on the interactive lane never
+waits behind it; the sender's replies and events stay on the interactive
+lane (PROTOCOL.md C14).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from twistchat.chat.protocol import ErrorCode
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.user import User
+from twistchat.endpoint.api import BULK_LANE
 
 
 MIN_PIECE_BYTES = 1024
@@ -124,7 +130,7 @@ class Transfers:
         offer = p.encode(p.TransferEvent(transfer=relay.id, nick=sender.nick, name=request.name,
                                          size=request.size, room=room))
         for user in recipients:
-            user.send_encoded(offer)
+            user.send_encoded(offer, BULK_LANE)
         return relay
 
     def busy_sending(self, user: User) -> bool:
@@ -218,7 +224,7 @@ class Transfers:
         while outbound.queue and transport_backlog(connection) <= LOW_WATER_CHUNKS:
             parcel = outbound.queue.popleft()
             key = outbound.user.key
-            sent = outbound.user.send_tracked(parcel.event)
+            sent = outbound.user.send_tracked(parcel.event, BULK_LANE)
             sent.addCallbacks(self._acked, self._not_acked, callbackArgs=(relay, parcel, key),
                               errbackArgs=(relay, outbound.user))
         token = (relay, outbound)
@@ -269,7 +275,7 @@ class Transfers:
         if outbound is None or outbound.user is not user or self._closed(relay):
             return
         if tell is not None:
-            user.send(p.TransferFailedEvent(transfer=relay.id, code=tell, message=why))
+            user.send(p.TransferFailedEvent(transfer=relay.id, code=tell, message=why), BULK_LANE)
         del relay.recipients[user.key]
         outbound.queue.clear()
         self._blocked.discard((relay, outbound))
@@ -299,7 +305,7 @@ class Transfers:
         relay.paced.clear()
         for outbound in relay.recipients.values():
             outbound.queue.clear()
-            outbound.user.send(event)
+            outbound.user.send(event, BULK_LANE)
         relay.sender.send(event)
         self.log.info("transfer {id} from {nick} failed: {code} {message}", id=relay.id,
                       nick=relay.sender.nick, code=code.value, message=message)

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twistchat.chat.protocol import Message
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
+from twistchat.endpoint.api import INTERACTIVE_LANE
 from twistchat.endpoint.ratelimit import TokenBucket
 
 
@@ -44,15 +45,15 @@ class User:
     def peer_max_message_size(self) -> int:
         return self.session.peer_max_message_size
 
-    def send_tracked(self, data: bytes) -> Deferred[None]:
-        return self.session.send_tracked(data)
+    def send_tracked(self, data: bytes, lane: int = INTERACTIVE_LANE) -> Deferred[None]:
+        return self.session.send_tracked(data, lane)
 
-    def send(self, message: Message) -> None:
-        self.session.send(message)
+    def send(self, message: Message, lane: int = INTERACTIVE_LANE) -> None:
+        self.session.send(message, lane)
 
-    def send_encoded(self, data: bytes) -> int | None:
+    def send_encoded(self, data: bytes, lane: int = INTERACTIVE_LANE) -> int | None:
         """Returns the transport sequence number, as ``ClientSession.send_encoded``."""
-        return self.session.send_encoded(data)
+        return self.session.send_encoded(data, lane)
 
     @property
     def acked_below(self) -> int:
