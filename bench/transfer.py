@@ -1,4 +1,4 @@
-"""``python -m bench transfer``: a file sent in pieces (PROTOCOL.md C12)
+"""``python -m bench transfer``: a file sent in pieces (PROTOCOL.md C14)
 from one real ``ChatClient`` to a room of two others, through the real
 server and the netem proxy (20 ms round trip, ``--loss`` each way, 10 % by
 default), with the issue's figure beside it: how late a room line said by
