@@ -44,8 +44,12 @@ def contact_fields(nick: str, online: User | None, last_seen: int | None) -> dic
 class ContactBook:
     log = Logger()
 
-    def __init__(self, online: Mapping[str, User], now: Callable[[], float], rate: Rate) -> None:
+    def __init__(self, online: Mapping[str, User], now: Callable[[], float], rate: Rate,
+                 publish: Callable[[str, ContactEvent], None] | None = None) -> None:
         self._online = online
+        self._publish = publish
+        """On a network of nodes: every change of a nick on this node goes to
+        the other nodes too, for their watchers (docs/CLUSTER.md)."""
         self._now = now
         self.watchers: dict[str, set[User]] = {}
         """Watched folded nick to the online users who watch it."""
@@ -103,6 +107,13 @@ class ContactBook:
         self.online(user)
 
     def _changed(self, key: str, event: ContactEvent) -> None:
+        if self._publish is not None:
+            self._publish(key, event)
+        self.changed(key, event)
+
+    def changed(self, key: str, event: ContactEvent) -> None:
+        """A change of ``key`` (on this node, or heard from another), for
+        this node's watchers, at the churn rate."""
         if key not in self.watchers:
             self.held.pop(key, None)
             return

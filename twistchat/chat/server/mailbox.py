@@ -41,7 +41,8 @@ class Mailbox:
 
     def __init__(self, store: ChatStore, capacity: int,
                  find_online: Callable[[str], Member | None], per_sender: int | None = None,
-                 total: int | None = None) -> None:
+                 total: int | None = None,
+                 elsewhere: Callable[[Receipt], None] | None = None) -> None:
         self._store = store
         self._capacity = capacity
         self._per_sender = per_sender
@@ -50,6 +51,9 @@ class Mailbox:
         """DMs all mailboxes together may hold."""
         self._find_online = find_online
         """Folded nick to the member logged in with it, if any."""
+        self._elsewhere = elsewhere
+        """On a network of nodes: a receipt whose sender is not on this node
+        goes to its node, if any (docs/CLUSTER.md)."""
 
     async def store(self, dm: StoredDm, idem: IdemRecord | None = None) -> Mapping[str, Any] | None:
         """Commit ``dm`` (and ``idem`` with it); returns once committed, with
@@ -102,6 +106,8 @@ class Mailbox:
         sender = self._find_online(receipt.sender_key)
         if sender is not None:
             self.send_receipt(sender, receipt)
+        elif self._elsewhere is not None:
+            self._elsewhere(receipt)
 
     def send_receipt(self, sender: Member, receipt: Receipt) -> None:
         """Tell ``sender`` its DM arrived (once per session); forget the

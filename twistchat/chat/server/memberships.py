@@ -39,7 +39,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import JOIN_MEMBERS, JoinEvent, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.protocol import JOIN_MEMBERS, MessageEvent, PartEvent, RejoinedEvent, encode
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
@@ -122,8 +122,14 @@ class Memberships:
     log = Logger()
 
     def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
-                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int) -> None:
+                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int,
+                 on_enter: Callable[[Room[User], User], None], shared: bool = False) -> None:
         self._store = store
+        self._on_enter = on_enter
+        """Tells the room a restored member is back (``ServerCore.entered``)."""
+        self._shared = shared
+        """Other nodes keep memberships in the same store: ``kept`` is this
+        node's view only, so a membership ends in the store whatever it says."""
         self._replay_budget = replay_budget
         """Bytes of missed lines sent before waiting for their acknowledgement."""
         self._rooms = rooms
@@ -159,7 +165,7 @@ class Memberships:
         present): the membership ends."""
         members = self.kept.get(room_key)
         if members is None or key not in members:
-            return succeed(None)
+            return self._store.drop_membership(key, room_key) if self._shared else succeed(None)
         members.discard(key)
         if not members:
             del self.kept[room_key]
@@ -242,7 +248,10 @@ class Memberships:
     # ---- login
 
     async def memberships(self, user: User) -> list[Membership]:
-        return await self._store.get_memberships(user.key)
+        found = await self._store.get_memberships(user.key)
+        for kept in found:  # kept on another node, maybe
+            self.kept.setdefault(kept.room_key, set()).add(user.key)
+        return found
 
     async def restore(self, user: User, memberships: list[Membership]) -> int:
         """Put ``user`` back in its rooms, each followed by what it missed;
@@ -327,10 +336,7 @@ class Memberships:
     def _enter(self, user: User, room: Room[User]) -> None:
         room.add(user)
         user.rooms[room.key] = room
-        join = encode(JoinEvent(room=room.name, nick=user.nick))
-        for member in list(room.members.values()):
-            if member is not user:
-                member.send_encoded(join)
+        self._on_enter(room, user)
 
     def _send_line(self, user: User, mark: DeliveryMark, msg_id: int, data: bytes) -> None:
         mark.sent(user.send_encoded(data), msg_id)

@@ -33,6 +33,7 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.typing_relay import TypingRelay
 from twistchat.chat.server.user import User
+from twistchat.cluster import UNREACHABLE, Broker
 from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.ratelimit import TokenBucket
 from twistchat.store.base import ChatStore
@@ -45,8 +46,9 @@ CHURN: tuple[type[p.Request], ...] = (p.Away, p.Join, p.Create, p.Part, p.Nick)
 
 class ChatServer(ServerCore):
     def __init__(self, store: ChatStore, clock: IReactorTime,
-                 config: ServerConfig | None = None, rng: random.Random | None = None) -> None:
-        super().__init__(store, clock, config, rng)
+                 config: ServerConfig | None = None, rng: random.Random | None = None,
+                 broker: Broker | None = None) -> None:
+        super().__init__(store, clock, config, rng, broker)
         self.reaper = LoopingCall(self.reap)
         self.reaper.clock = clock
         self._last_purge = clock.seconds()
@@ -66,6 +68,8 @@ class ChatServer(ServerCore):
     def start(self) -> Deferred[None]:
         """Reserve ids, load kept rooms, then start the reaper."""
         async def load() -> None:
+            if self.cluster is not None:
+                await self.cluster.start()
             await self.ids.prepare()
             await self.memberships.load()
             now = self.clock.seconds()
@@ -81,6 +85,8 @@ class ChatServer(ServerCore):
         if self.reaper.running:
             self.reaper.stop()
         self.login_deadlines.stop()
+        if self.cluster is not None:
+            self.background(self.cluster.stop(), "leave the network")
 
     def shutdown(self, message: str = "server shutting down") -> Deferred[None]:
         """Tell everyone, wait for every store write (so all acknowledged data
@@ -144,11 +150,20 @@ class ChatServer(ServerCore):
             raise ChatProtocolError(ErrorCode.SHUTTING_DOWN)
         if not user.logged_in and not isinstance(request, p.Login):
             raise ChatProtocolError(ErrorCode.NOT_LOGGED_IN)
-        if (isinstance(request, CHURN) and user.churn is not None
-                and not user.churn.take(self.clock.seconds())):
-            raise ChatProtocolError(ErrorCode.RATE_LIMITED,
-                                    "too many presence, join, part or nick changes; slow down")
-        await self._handlers[type(request)](self, user, request)
+        try:
+            if isinstance(request, CHURN) and not await self._churn(user):
+                raise ChatProtocolError(ErrorCode.RATE_LIMITED,
+                                        "too many presence, join, part or nick changes; slow down")
+            await self._handlers[type(request)](self, user, request)
+        except UNREACHABLE as e:
+            self.log.info("{type} answered UNAVAILABLE: {why}", type=request.TYPE, why=e)
+            raise ChatProtocolError(ErrorCode.UNAVAILABLE) from None
+
+    async def _churn(self, user: User) -> bool:
+        """A token of the churn bucket: the session's, or on a network the user's on every node."""
+        if self.cluster is not None:
+            return await self.take(user, "churn", self.config.churn_rate, self.config.churn_burst)
+        return user.churn is None or user.churn.take(self.clock.seconds())
 
     def unreliable_received(self, session: ClientSession, data: bytes) -> None:
         user = self.sessions.get(session)
@@ -174,6 +189,9 @@ class ChatServer(ServerCore):
         self.transfers.reap(now)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
                                        held=self.memberships.holds):
+            if self.cluster is not None:
+                self.cluster.closed(room)  # the network's: other nodes may have it
+                continue
             self.log.info("reaping empty room {room}", room=room.name)
             self.background(self.store.delete_history(room.key), "delete history")
             self.background(self.store.delete_room(room.key), "delete room")
