@@ -216,11 +216,12 @@ class ClusterLink:
 
     # ---- logins, DMs, receipts, presence
 
-    async def claim(self, user: User) -> None:
-        """``user`` is the nick's login now; a holder on another node is told it was replaced."""
-        previous = await self.broker.claim_login(user.key, self.node_id, user.token)
+    async def claim(self, key: str, user: User) -> None:
+        """``user`` is the login of the folded nick ``key`` now; a holder on
+        another node is told it was replaced."""
+        previous = await self.broker.claim_login(key, self.node_id, user.token)
         if previous is not None and previous.node_id != self.node_id:
-            self._tell_node(previous.node_id, {"k": "replaced", "nick": user.key,
+            self._tell_node(previous.node_id, {"k": "replaced", "nick": key,
                                                "token": previous.session_token})
 
     def released(self, user: User) -> None:

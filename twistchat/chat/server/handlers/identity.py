@@ -99,13 +99,15 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
         await _check_credential(server, user, request, account)  # changed while we checked
     if user.departed:  # the transport went away while we checked
         return
+    if server.cluster is not None:  # the newest login wins on every node
+        await server.bounded(server.cluster.claim(key, user))
+        if user.departed:
+            return
     previous = server.online.get(key)
     if previous is not None and previous is not user:
         server.replace(previous)
     user.key, user.nick = key, account.nick
     server.online[key] = user
-    if server.cluster is not None:  # the newest login wins on every node
-        await server.bounded(server.cluster.claim(user))
     server.logins.succeeded(key, source_of(session.peer))
     session.mark_trusted()  # a full server closes sessions not logged in first
     await server.store.touch_account(key, server.now_ms())
@@ -185,7 +187,7 @@ async def nick(server: ServerCore, user: User, request: p.Nick) -> None:
     user.key, user.nick = new_key, request.nick
     server.online[new_key] = user
     if server.cluster is not None:
-        await server.bounded(server.cluster.claim(user))
+        await server.bounded(server.cluster.claim(new_key, user))
         for room in user.rooms.values():
             server.cluster.left(room, old_key)
             server.background(server.cluster.joined(room, user), "update a roster")

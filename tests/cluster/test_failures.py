@@ -1,0 +1,67 @@
+"""A node that stops heartbeating, and Redis away: members of a dead node
+leave the rooms of the others; what needs Redis is answered UNAVAILABLE,
+within the timeout, never left waiting."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ErrorCode
+from twistchat.chat.server.cluster_link import NODE_LOST
+
+from .network import Network
+
+HEARTBEAT = 5.0
+
+
+def test_a_node_that_stops_heartbeating_has_its_members_removed_by_the_others():
+    net = Network(3, node_heartbeat=HEARTBEAT)
+    alice, bob, carol = net.room_of("#tea", (0, "alice"), (1, "bob"), (2, "carol"))
+    alice.ok("watch", nick="bob")
+    alice.drain()
+    dead = net.nodes[1].server
+    dead.cluster._heartbeat.stop()  # kill -9: it says nothing more, hears nothing more
+    dead.broker.stop()
+    net.advance(4 * HEARTBEAT)
+    quits = alice.events(p.QuitEvent)
+    assert [(q.nick, q.reason, q.timeout) for q in quits] == [("bob", NODE_LOST, True)]
+    assert [q.nick for q in carol.events(p.QuitEvent)] == ["bob"]  # once, though two nodes noticed
+    assert alice.ok("who", room="#tea").result["count"] == 2
+    assert alice.ok("dm", to="bob", text="there?").result["online"] is False
+
+
+def test_requests_that_need_redis_are_answered_unavailable_while_it_is_away():
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    net.hub.unreachable = True
+    assert alice.error("say", room="#tea", text="anyone?") == ErrorCode.UNAVAILABLE
+    assert alice.error("dm", to="bob", text="psst") == ErrorCode.UNAVAILABLE
+    carol = net.nodes[0].connect()
+    assert carol.error("login", nick="carol") == ErrorCode.UNAVAILABLE
+    assert "carol" not in net.nodes[0].server.online
+    net.hub.unreachable = False
+    alice.ok("say", room="#tea", text="back")
+    assert [m.text for m in bob.events(p.MessageEvent)] == ["back"]
+
+
+def test_a_store_that_never_answers_is_unavailable_after_the_timeout():
+    net = Network(2, redis_timeout=2.0)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    net.store.append_line = lambda *args: Deferred()  # Redis took the command, never answers
+    alice.send_raw(p.encode(p.Say(id=50, room="#tea", text="into the void")))
+    assert not [m for m in alice.messages() if getattr(m, "id", None) == 50]
+    net.advance(2.0)
+    [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 50]
+    assert reply.code == ErrorCode.UNAVAILABLE
+    assert alice.ok("ping")  # the session goes on
+
+
+def test_a_broker_that_never_answers_is_unavailable_after_the_timeout():
+    net = Network(2, redis_timeout=2.0)
+    alice = net.nodes[0].login("alice")
+    net.nodes[0].server.broker.take = lambda *args: Deferred()
+    alice.send_raw(p.encode(p.Dm(id=60, to="alice", text="note to self")))
+    net.advance(2.0)
+    [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 60]
+    assert reply.code == ErrorCode.UNAVAILABLE

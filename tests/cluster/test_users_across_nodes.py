@@ -1,0 +1,103 @@
+"""Users on different nodes of one network: DMs and their receipts, the
+newest login winning, presence, and flood control per user."""
+
+from __future__ import annotations
+
+from twistchat.chat import protocol as p
+from twistchat.chat.protocol import ErrorCode
+from twistchat.endpoint.api import CloseCode
+
+from .network import Network
+
+PASSWORD = "a long password"
+
+
+def test_a_dm_to_a_user_on_another_node_arrives_and_its_receipt_comes_back():
+    net = Network(2)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    bob = net.nodes[1].login("bob", password=PASSWORD)
+    sent = alice.ok("dm", to="bob", text="hi bob").result
+    assert sent["online"] is True and sent["status"] == "stored"
+    [dm] = bob.events(p.DmEvent)
+    assert (dm.nick, dm.text, dm.dm_id, dm.stored) == ("alice", "hi bob", sent["dm_id"], False)
+    [receipt] = alice.events(p.DeliveredEvent)
+    assert (receipt.dm_id, receipt.to) == (sent["dm_id"], "bob")
+    assert net.store.get_mailbox("bob").result == []  # deleted on bob's ack
+
+
+def test_a_dm_waits_until_its_recipient_logs_in_on_any_node():
+    net = Network(2)
+    net.nodes[1].login("bob", password=PASSWORD).ok("quit")
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    carol = net.nodes[1].login("carol", password=PASSWORD)
+    assert alice.ok("dm", to="bob", text="from a").result["online"] is False
+    assert carol.ok("dm", to="bob", text="from b").result["online"] is False
+    assert not alice.events(p.DeliveredEvent)
+    bob = net.nodes[0].connect()
+    assert bob.ok("login", nick="bob", password=PASSWORD).result["mailbox"] == 2
+    assert [(d.text, d.stored) for d in bob.events(p.DmEvent)] == [("from a", True), ("from b", True)]
+    assert len(alice.events(p.DeliveredEvent)) == 1
+    assert len(carol.events(p.DeliveredEvent)) == 1  # routed to carol's node
+
+
+def test_an_unacknowledged_dm_stays_for_the_next_login():
+    net = Network(2)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    bob = net.nodes[1].login("bob", password=PASSWORD)
+    bob.connection.hold_acks()
+    alice.ok("dm", to="bob", text="lost on the way")
+    bob.connection.peer_vanishes()
+    assert not alice.events(p.DeliveredEvent)
+    again = net.nodes[0].connect()
+    again.ok("login", nick="bob", password=PASSWORD)
+    assert [d.text for d in again.events(p.DmEvent)] == ["lost on the way"]
+    assert len(alice.events(p.DeliveredEvent)) == 1
+
+
+def test_the_newest_login_on_another_node_replaces_the_older_session():
+    net = Network(2)
+    old = net.nodes[0].login("alice", password=PASSWORD)
+    bob = net.nodes[0].login("bob", password=PASSWORD)
+    old.ok("join", room="#tea")
+    bob.ok("join", room="#tea")
+    bob.drain()
+    new = net.nodes[1].login("alice", password=PASSWORD)
+    assert old.events(p.ReplacedEvent)
+    assert old.closed is not None and old.closed[1] == CloseCode.REPLACED
+    assert [e.nick for e in bob.events(p.QuitEvent)] == ["alice"]
+    assert new.ok("ping")
+    sent = bob.ok("dm", to="alice", text="where are you").result
+    assert sent["online"] is True
+    assert [d.text for d in new.events(p.DmEvent)] == ["where are you"]
+    assert "alice" in net.nodes[1].server.online and "alice" not in net.nodes[0].server.online
+
+
+def test_watchers_hear_of_a_contact_on_another_node():
+    net = Network(2)
+    net.nodes[1].login("bob", password=PASSWORD).ok("quit")
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    alice.ok("watch", nick="bob")
+    alice.drain()
+    bob = net.nodes[1].login("bob", password=PASSWORD)
+    bob.ok("away", message="lunch")
+    bob.ok("quit")
+    assert [e.state for e in alice.events(p.ContactEvent)] == ["online", "away", "offline"]
+
+
+def test_flood_control_holds_per_user_whichever_node_it_is_on():
+    net = Network(2, dm_rate=0.001, dm_burst=2)
+    net.nodes[0].login("bob", password=PASSWORD)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    alice.ok("dm", to="bob", text="1")
+    alice.ok("dm", to="bob", text="2")
+    again = net.nodes[1].login("alice", password=PASSWORD)  # a fresh session elsewhere: the same bucket
+    assert again.error("dm", to="bob", text="3") == ErrorCode.RATE_LIMITED
+
+
+def test_the_churn_bucket_is_the_users_on_every_node():
+    net = Network(2, churn_rate=0.001, churn_burst=2)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    alice.ok("away", message="1")
+    alice.ok("away", message="2")
+    again = net.nodes[1].login("alice", password=PASSWORD)
+    assert again.error("away", message="3") == ErrorCode.RATE_LIMITED
