@@ -160,3 +160,12 @@ def test_the_url_names_host_port_and_database():
     assert (broker._host, broker._port, broker._dbid) == ("10.0.0.5", 6380, 2)
     with pytest.raises(ValueError):
         redis_broker("http://x", reactor, "n1")
+
+
+def test_a_node_of_a_network_gets_its_broker_from_the_url_and_its_config():
+    from twistchat.chat.server import ServerConfig
+    from twistchat.chat.server.service import cluster_broker
+
+    config = ServerConfig(node_name="east-1", redis_timeout=0.5)
+    broker = cluster_broker("redis://127.0.0.1:7000/3", reactor, config)
+    assert (broker.node_id, broker.timeout, broker._port, broker._dbid) == ("east-1", 0.5, 7000, 3)

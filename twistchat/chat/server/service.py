@@ -23,6 +23,8 @@ from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.keyfile import DEFAULT_KEY_NAME, ServerKeyError, key_path, load_server_key
 from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
 from twistchat.chat.server.server import ChatServer
+from twistchat.cluster import Broker
+from twistchat.cluster.redis_broker import RedisBroker, redis_broker
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.keys import key_fingerprint
 from twistchat.endpoint.ratelimit import Rate
@@ -132,16 +134,19 @@ class ChatService(service.MultiService):
     log = Logger()
 
     def __init__(self, reactor: Any, port: int, interface: str, db: str,
-                 config: ServerConfig, static_key: Any = None, key_file: Any = None) -> None:
+                 config: ServerConfig, static_key: Any = None, key_file: Any = None,
+                 broker: Broker | None = None) -> None:
         """``static_key``: the server's X25519 key (``keyfile.load_server_key``),
-        loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one)."""
+        loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one).
+        ``broker``: this node's link to the others of its network
+        (``cluster_broker``); none for a single node."""
         super().__init__()
         self.reactor = reactor
         self.db = db
         self.static_key = static_key if static_key is not None else load_server_key(None)
         self.key_file = key_file
         self.store = open_store(reactor, db)
-        self.chat = ChatServer(self.store, reactor, config)
+        self.chat = ChatServer(self.store, reactor, config, broker=broker)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config),
                                        admission=admission(config),
@@ -181,6 +186,12 @@ class ChatService(service.MultiService):
         yield super().stopService()
         yield self.store.close()
         self.log.info("stopped")
+
+
+def cluster_broker(redis_url: str, reactor: Any, config: ServerConfig) -> RedisBroker:
+    """The broker of a node on ``--redis URL`` (docs/CLUSTER.md): named
+    ``--node-name``, its calls bounded by ``--redis-timeout``."""
+    return redis_broker(redis_url, reactor, config.node_name, timeout=config.redis_timeout)
 
 
 def make_service(options: Options, reactor: Any = None) -> ChatService:
