@@ -7,8 +7,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
-from twistchat.cluster.broker import BrokerUnavailable, LoginHolder
+from twistchat.cluster.broker import BrokerUnavailable
 from twistchat.cluster.redis_broker import RedisBroker, redis_broker
+
+from .broker_contract import CHECKS
 
 pytestmark = pytest.mark.redis
 
@@ -70,56 +72,13 @@ async def test_room_messages_reach_every_subscriber_in_publish_order(redis_url, 
     assert heard_a["room"][-1] == ("#tea", b"after")
 
 
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest_twisted.ensureDeferred
-async def test_claim_login_hands_back_exactly_one_previous_holder_per_claim(redis_url, brokers):
+async def test_the_broker_contract(redis_url, brokers, check):
     a, _ = await _started(redis_url, "a")
     b, _ = await _started(redis_url, "b")
     brokers += [a, b]
-    claims = [(a if i % 2 else b).claim_login("alice", "a" if i % 2 else "b", str(i))
-              for i in range(20)]
-    previous = await defer.gatherResults(claims)
-    holder = await a.login_holder("alice")
-    # Each claim saw the one before it: the holders form one chain, none lost.
-    assert previous.count(None) == 1
-    seen = {p for p in previous if p is not None} | {holder}
-    assert len(seen) == 20
-    assert not await a.release_login("alice", "b", "not-the-holder")
-    assert await a.release_login("alice", holder.node_id, holder.session_token)
-    assert await a.login_holder("alice") is None
-    assert isinstance(holder, LoginHolder)
-
-
-@pytest_twisted.ensureDeferred
-async def test_take_is_one_bucket_for_every_node(redis_url, brokers):
-    a, _ = await _started(redis_url, "a")
-    b, _ = await _started(redis_url, "b")
-    brokers += [a, b]
-    results = await defer.gatherResults([(a if i % 2 else b).take("say:alice", 0.001, 5)
-                                         for i in range(12)])
-    assert results.count(True) == 5
-    assert await a.take("say:bob", 0.001, 5)
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_node_that_stops_heartbeating_is_dropped_once(redis_url, brokers):
-    a, _ = await _started(redis_url, "a")
-    b, _ = await _started(redis_url, "b")
-    brokers += [a, b]
-    await a.heartbeat(0.1)
-    await b.heartbeat(10)
-    await b.roster_add("#tea", "bob", b'{"nick":"Bob"}')
-    await a.roster_add("#tea", "ann", b'{"nick":"Ann"}')
-    await b.claim_login("bob", "b", "1")
-    await a.claim_login("ann", "a", "7")
-    assert await b.drop_node("a") == {}  # still alive: nothing taken
-    await task.deferLater(reactor, 0.5, lambda: None)
-    assert await b.dead_nodes() == {"a"}
-    assert await b.drop_node("a") == {"#tea": {"ann": b'{"nick":"Ann"}'}}
-    assert await b.drop_node("a") == {}
-    assert set(await b.roster("#tea")) == {"bob"}
-    assert await b.login_holder("ann") is None
-    assert await b.login_holder("bob") == LoginHolder("b", "1")
-    assert await b.dead_nodes() == set()
+    await check(a, b, lambda seconds: task.deferLater(reactor, seconds, lambda: None))
 
 
 @pytest_twisted.ensureDeferred

@@ -27,6 +27,7 @@ Redis do.  ``RedisBroker`` (``redis_broker.py``) is the same on Redis.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -159,6 +160,17 @@ class LocalHub:
             handler(room_key, data)
 
 
+def _through_the_hub(method: Callable[..., Any]) -> Callable[..., Deferred[Any]]:
+    """A ``LocalBroker`` call: answered at once, or (the hub made
+    unreachable, as Redis away) failed with BrokerUnavailable, changing nothing."""
+    @functools.wraps(method)
+    def call(self: LocalBroker, *args: Any) -> Deferred[Any]:
+        if self.hub.unreachable:
+            return fail(BrokerUnavailable("the hub is unreachable"))
+        return succeed(method(self, *args))
+    return call
+
+
 class LocalBroker:
     """A ``Broker`` in this process: every call has answered when it returns."""
 
@@ -171,11 +183,6 @@ class LocalBroker:
         self._on_room: RoomHandler | None = None
         self.rooms: set[str] = set()
         """Rooms this node is subscribed to."""
-
-    def _answer(self, value: Any) -> Deferred[Any]:
-        if self.hub.unreachable:
-            return fail(BrokerUnavailable("the hub is unreachable"))
-        return succeed(value)
 
     def start(self, on_room: RoomHandler, on_node: NodeHandler, on_gap: GapHandler) -> Deferred[None]:
         self._on_room = on_room
@@ -195,104 +202,101 @@ class LocalBroker:
     def room_channel(self, room_key: str) -> str:
         return room_key
 
-    def publish_room(self, room_key: str, data: bytes) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def publish_room(self, room_key: str, data: bytes) -> None:
         self.hub.publish(room_key, data)
-        return succeed(None)
+        return None
 
-    def subscribe_room(self, room_key: str) -> Deferred[None]:
+    @_through_the_hub
+    def subscribe_room(self, room_key: str) -> None:
         assert self._on_room is not None, "start the broker first"
         self.rooms.add(room_key)
         self.hub.subscribers.setdefault(room_key, {})[self.node_id] = self._on_room
-        return self._answer(None)
+        return None
 
-    def unsubscribe_room(self, room_key: str) -> Deferred[None]:
+    @_through_the_hub
+    def unsubscribe_room(self, room_key: str) -> None:
         self.rooms.discard(room_key)
         nodes = self.hub.subscribers.get(room_key, {})
         nodes.pop(self.node_id, None)
         if not nodes:
             self.hub.subscribers.pop(room_key, None)
-        return self._answer(None)
+        return None
 
-    def publish_node(self, node_id: str, data: bytes) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def publish_node(self, node_id: str, data: bytes) -> None:
         handler = self.hub.nodes.get(node_id)
         if handler is not None:
             handler(data)
-        return succeed(None)
+        return None
 
-    def publish_all(self, data: bytes) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def publish_all(self, data: bytes) -> None:
         for handler in list(self.hub.nodes.values()):
             handler(data)
-        return succeed(None)
+        return None
 
-    def claim_login(self, nick_key: str, node_id: str, session_token: str) -> Deferred[LoginHolder | None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def claim_login(self, nick_key: str, node_id: str, session_token: str) -> LoginHolder | None:
         previous = self.hub.logins.get(nick_key)
         self.hub.logins[nick_key] = LoginHolder(node_id, session_token)
-        return succeed(previous)
+        return previous
 
-    def release_login(self, nick_key: str, node_id: str, session_token: str) -> Deferred[bool]:
-        if self.hub.unreachable:
-            return self._answer(False)
+    @_through_the_hub
+    def release_login(self, nick_key: str, node_id: str, session_token: str) -> bool:
         mine = self.hub.logins.get(nick_key) == LoginHolder(node_id, session_token)
         if mine:
             del self.hub.logins[nick_key]
-        return succeed(mine)
+        return mine
 
-    def login_holder(self, nick_key: str) -> Deferred[LoginHolder | None]:
-        return self._answer(self.hub.logins.get(nick_key))
+    @_through_the_hub
+    def login_holder(self, nick_key: str) -> LoginHolder | None:
+        return self.hub.logins.get(nick_key)
 
-    def roster_add(self, room_key: str, member_key: str, data: bytes) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def roster_add(self, room_key: str, member_key: str, data: bytes) -> None:
         self.hub.rosters.setdefault(room_key, {})[member_key] = RosterEntry(self.node_id, data)
-        return succeed(None)
+        return None
 
-    def roster_remove(self, room_key: str, member_key: str) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def roster_remove(self, room_key: str, member_key: str) -> None:
         roster = self.hub.rosters.get(room_key, {})
         roster.pop(member_key, None)
         if not roster:
             self.hub.rosters.pop(room_key, None)
-        return succeed(None)
+        return None
 
-    def roster(self, room_key: str) -> Deferred[dict[str, RosterEntry]]:
-        return self._answer(dict(self.hub.rosters.get(room_key, {})))
+    @_through_the_hub
+    def roster(self, room_key: str) -> dict[str, RosterEntry]:
+        return dict(self.hub.rosters.get(room_key, {}))
 
-    def take(self, bucket_key: str, rate: float, burst: float) -> Deferred[bool]:
-        if self.hub.unreachable:
-            return self._answer(False)
+    @_through_the_hub
+    def take(self, bucket_key: str, rate: float, burst: float) -> bool:
         now = self.hub.clock.seconds()
         bucket = self.hub.buckets.setdefault(bucket_key, _Bucket(burst, now))
         bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         if bucket.tokens < 1:
-            return succeed(False)
+            return False
         bucket.tokens -= 1
-        return succeed(True)
+        return True
 
-    def heartbeat(self, interval: float) -> Deferred[None]:
-        if self.hub.unreachable:
-            return self._answer(None)
+    @_through_the_hub
+    def heartbeat(self, interval: float) -> None:
         self.hub.alive_until[self.node_id] = self.hub.clock.seconds() + HEARTBEATS_TO_EXPIRY * interval
-        return succeed(None)
+        return None
 
-    def dead_nodes(self) -> Deferred[set[str]]:
+    @_through_the_hub
+    def dead_nodes(self) -> set[str]:
         now = self.hub.clock.seconds()
-        return self._answer({node for node, until in self.hub.alive_until.items() if until <= now})
+        return {node for node, until in self.hub.alive_until.items() if until <= now}
 
-    def drop_node(self, node_id: str) -> Deferred[NodeRemains]:
-        if self.hub.unreachable:
-            return self._answer({})
-        if self.hub.alive_until.pop(node_id, None) is None:
-            return succeed({})
+    @_through_the_hub
+    def drop_node(self, node_id: str) -> NodeRemains:
+        until = self.hub.alive_until.get(node_id)
+        if until is None or until > self.hub.clock.seconds():
+            return {}  # dropped already, or alive after all
+        del self.hub.alive_until[node_id]
         remains: dict[str, dict[str, bytes]] = {}
         for room_key, roster in list(self.hub.rosters.items()):
             for member_key, entry in list(roster.items()):
@@ -304,7 +308,7 @@ class LocalBroker:
         for nick_key, holder in list(self.hub.logins.items()):
             if holder.node_id == node_id:
                 del self.hub.logins[nick_key]
-        return succeed(remains)
+        return remains
 
     def report_gap(self) -> None:
         """Tests: as RedisBroker after its subscription came back."""
