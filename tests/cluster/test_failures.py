@@ -65,3 +65,22 @@ def test_a_broker_that_never_answers_is_unavailable_after_the_timeout():
     net.advance(2.0)
     [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 60]
     assert reply.code == ErrorCode.UNAVAILABLE
+
+
+def test_any_store_call_that_never_answers_is_unavailable_after_the_timeout():
+    net = Network(2, redis_timeout=2.0)
+    net.store.get_account = lambda key: Deferred()
+    carol = net.nodes[0].connect()
+    carol.send_raw(p.encode(p.Login(id=70, nick="carol")))
+    net.advance(2.0)
+    [reply] = [m for m in carol.messages() if getattr(m, "id", None) == 70]
+    assert reply.code == ErrorCode.UNAVAILABLE
+
+
+def test_a_node_shutting_down_tells_the_others_its_members_left():
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    net.nodes[1].server.shutdown()
+    assert [q.nick for q in alice.events(p.QuitEvent)] == ["bob"]
+    assert alice.ok("who", room="#tea").result["count"] == 1
+    assert alice.ok("dm", to="bob", text="gone?").result["online"] is False

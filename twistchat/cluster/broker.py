@@ -133,6 +133,27 @@ def bounded(d: Deferred[Any], clock: IReactorTime, seconds: float) -> Deferred[A
     return out
 
 
+class Bounded:
+    """Every call of ``target`` that returns a Deferred, ``bounded``: what a
+    node of a network asks of the store it shares (Redis) is answered, or
+    fails with BrokerUnavailable, within ``seconds``."""
+
+    def __init__(self, target: Any, clock: IReactorTime, seconds: float) -> None:
+        self._target, self._clock, self._seconds = target, clock, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if isinstance(result, Deferred):
+                return bounded(result, self._clock, self._seconds)
+            return result
+        return call
+
+
 @attrs.define
 class _Bucket:
     tokens: float

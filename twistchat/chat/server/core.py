@@ -34,7 +34,7 @@ from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.transfers import Transfers
 from twistchat.chat.server.user import User
-from twistchat.cluster.broker import Broker, LocalBroker, bounded
+from twistchat.cluster.broker import Bounded, Broker, LocalBroker, bounded
 from twistchat.endpoint.api import CloseCode
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
@@ -70,16 +70,19 @@ class ServerCore:
                  config: ServerConfig | None = None, rng: random.Random | None = None,
                  broker: Broker | None = None) -> None:
         """``broker``: a shared one makes this a node of a network
-        (docs/CLUSTER.md); none, or an unshared one, is today's single node."""
+        (docs/CLUSTER.md); none, or an unshared one, is today's single node.
+        A node's store calls are bounded by ``redis_timeout``."""
+        c = config or ServerConfig()
+        if broker is not None and broker.shared:
+            store = Bounded(store, clock, c.redis_timeout)
         self.store = store
         self.clock = clock
-        self.config = config or ServerConfig()
+        self.config = c
         self.rooms: RoomRegistry[User] = RoomRegistry(rng or random.SystemRandom())
         self.sessions: dict[ClientSession, User] = {}
         """Every session whose transport is open, and the user behind it."""
         self.online: dict[str, User] = {}
         """Folded nick to its one logged-in user."""
-        c = self.config
         self.broker: Broker = broker if broker is not None else LocalBroker(clock, c.node_name)
         self.cluster = ClusterLink(self, self.broker) if self.broker.shared else None
         """What this node tells the others, and hears from them; None on a single node."""

@@ -73,7 +73,9 @@ class ChatServer(ServerCore):
             await self.ids.prepare()
             await self.memberships.load()
             now = self.clock.seconds()
-            for key, state in (await self.store.load_rooms()).items():
+            # A node of a network opens rooms as its users come to them (cluster_link).
+            kept = {} if self.cluster is not None else await self.store.load_rooms()
+            for key, state in kept.items():
                 if key not in self.rooms.rooms:
                     self.rooms.rooms[key] = Room.from_state(key, state, now)
             if not self.reaper.running:
@@ -82,17 +84,20 @@ class ChatServer(ServerCore):
         return Deferred.fromCoroutine(load())
 
     def stop(self) -> None:
+        self._stop_timers()
+        if self.cluster is not None:
+            self.background(self.cluster.stop(), "leave the network")
+
+    def _stop_timers(self) -> None:
         if self.reaper.running:
             self.reaper.stop()
         self.login_deadlines.stop()
-        if self.cluster is not None:
-            self.background(self.cluster.stop(), "leave the network")
 
     def shutdown(self, message: str = "server shutting down") -> Deferred[None]:
         """Tell everyone, wait for every store write (so all acknowledged data
         is on disk and every pending ack went out), then close sessions."""
         self.shutting_down = True
-        self.stop()
+        self._stop_timers()
         event = p.encode(p.ShutdownEvent(message=message))
         for user in self._live_users():
             user.send_encoded(event)
@@ -101,8 +106,12 @@ class ChatServer(ServerCore):
 
         def close_all(_: Any) -> None:
             for user in self._live_users():
+                if self.cluster is not None:  # the other nodes' members hear it, now
+                    self.depart(user, message)
                 user.departed = True
                 user.session.close(message, CloseCode.SHUTTING_DOWN, graceful=True)
+            if self.cluster is not None:
+                self.background(self.cluster.stop(), "leave the network")
         return self.store.flush().addCallback(close_all)
 
     def _live_users(self) -> list[User]:

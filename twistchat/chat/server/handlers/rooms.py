@@ -142,10 +142,10 @@ async def _say_on_the_network(server: ServerCore, user: User, request: p.Say,
     if not await server.take(user, "say", c.rate, c.burst):
         raise ChatProtocolError(ErrorCode.RATE_LIMITED, "too many lines; slow down")
     ts = server.now_ms()
-    entry, known = await server.bounded(server.store.append_line(
+    entry, known = await server.store.append_line(
         room.key, user.nick, request.text, ts, c.history_size,
         server.idem_record(user, request, {"room": room.name, "ts": ts}),
-        server.broker.room_channel(room.key)))
+        server.broker.room_channel(room.key))
     if known is not None:  # said before: answered as then, not said again
         user.session.reply(request, **known)
         return
