@@ -101,3 +101,20 @@ def test_the_churn_bucket_is_the_users_on_every_node():
     alice.ok("away", message="2")
     again = net.nodes[1].login("alice", password=PASSWORD)
     assert again.error("away", message="3") == ErrorCode.RATE_LIMITED
+
+
+def test_a_contact_list_shows_contacts_online_on_other_nodes():
+    net = Network(2)
+    bob = net.nodes[1].login("bob", password=PASSWORD)
+    bob.ok("away", message="lunch")
+    net.nodes[0].login("carol", password=PASSWORD)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    assert alice.ok("watch", nick="bob").result["state"] == "away"
+    assert alice.ok("watch", nick="carol").result["state"] == "online"
+    alice.ok("quit")
+    again = net.nodes[0].connect()
+    again.ok("login", nick="alice", password=PASSWORD)
+    assert {(e.nick, e.state, e.away) for e in again.events(p.ContactEvent)} == {
+        ("bob", "away", "lunch"), ("carol", "online", None)}
+    listed = again.ok("contacts").result["contacts"]
+    assert [(c["nick"], c["state"]) for c in listed] == [("bob", "away"), ("carol", "online")]

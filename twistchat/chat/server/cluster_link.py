@@ -33,12 +33,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, QuitEvent, encode, fold_nick
-from twistchat.chat.server.contacts import OFFLINE
+from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
-from twistchat.store.social import Membership
+from twistchat.store.social import ContactEntry, Membership
 
 NODE_LOST = "node lost"
 """The quit reason other members see for those of a node that stopped heartbeating."""
@@ -70,6 +70,9 @@ class ClusterLink:
         below it is one already delivered (after a gap's refill)."""
         self.dropped_records = 0
         """Records from the broker that were not ours to read (counted, dropped)."""
+        self.heard: dict[str, ContactEvent] = {}
+        """Folded nick to the last presence change heard from another node
+        (not offline): what a contact list shows of a user online there."""
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = server.clock
         self._reachable = True
@@ -272,12 +275,31 @@ class ClusterLink:
                     server.replace(user)
             elif kind == "contact":
                 if record["from"] != self.node_id:
-                    server.contacts.changed(record["key"], ContactEvent(**record["e"]))
+                    self._heard(record["key"], ContactEvent(**record["e"]))
             else:
                 self.dropped_records += 1
         except (ValueError, KeyError, TypeError, AttributeError):
             self.dropped_records += 1
             self.log.warn("dropped an unreadable record on this node's channel")
+
+    def _heard(self, key: str, event: ContactEvent) -> None:
+        if event.state == OFFLINE:
+            self.heard.pop(key, None)
+        else:
+            self.heard[key] = event
+        self.server.contacts.changed(key, event)
+
+    async def presence_of(self, contacts: list[ContactEntry]) -> dict[str, dict[str, Any]]:
+        """Contacts online on another node, as ``contact`` fields: the last
+        change heard of each, or online (its away message unknown here)."""
+        found = {}
+        for contact in contacts:
+            if await self.holder(contact.key) is None:
+                continue
+            event = self.heard.get(contact.key)
+            found[contact.key] = (attrs.asdict(event) if event is not None else
+                                  {"nick": contact.nick, "state": ONLINE, "away": None, "last_seen": None})
+        return found
 
     # ---- liveness
 
@@ -313,7 +335,9 @@ class ClusterLink:
                     self.tell(room_key, event)
             now = self.server.now_ms()
             for key, nick in gone.items():
-                self.presence(key, ContactEvent(nick=nick, state=OFFLINE, last_seen=now))
+                event = ContactEvent(nick=nick, state=OFFLINE, last_seen=now)
+                self.presence(key, event)
+                self._heard(key, event)
             if remains:
                 self.log.info("node {node} stopped heartbeating: {count} members gone",
                               node=node, count=len(gone))

@@ -60,17 +60,23 @@ class ContactBook:
         self.held: dict[str, ContactEvent] = {}
         """Watched nick to its latest change not told yet (over its bucket)."""
 
-    def entry(self, contact: ContactEntry) -> dict[str, Any]:
-        return contact_fields(contact.nick, self._online.get(contact.key), contact.last_seen)
+    def entry(self, contact: ContactEntry,
+              elsewhere: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``elsewhere``: contacts online on other nodes of a network, as fields."""
+        online = self._online.get(contact.key)
+        if online is None and elsewhere and contact.key in elsewhere:
+            return elsewhere[contact.key]
+        return contact_fields(contact.nick, online, contact.last_seen)
 
     # ---- who watches whom
 
-    def logged_in(self, user: User, contacts: list[ContactEntry]) -> None:
+    def logged_in(self, user: User, contacts: list[ContactEntry],
+                  elsewhere: Mapping[str, dict[str, Any]] | None = None) -> None:
         """``user`` is online with this list: tell it each contact's state."""
         for contact in contacts:
             self.add(user, contact.key)
         for contact in contacts:
-            user.send(ContactEvent(**self.entry(contact)))
+            user.send(ContactEvent(**self.entry(contact, elsewhere)))
 
     def add(self, user: User, key: str) -> None:
         self.watching.setdefault(user, set()).add(key)

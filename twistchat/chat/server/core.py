@@ -38,6 +38,7 @@ from twistchat.cluster.broker import Bounded, Broker, LocalBroker, bounded
 from twistchat.endpoint.api import CloseCode
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
+from twistchat.store.social import ContactEntry
 
 REPLACED = "replaced"
 """Why a session was closed: the nick logged in again (here or on another node)."""
@@ -216,6 +217,13 @@ class ServerCore:
         self.depart(previous, REPLACED)
         previous.session.close(REPLACED, CloseCode.REPLACED, graceful=True)
         self.log.info("{nick} logged in again; older session replaced", nick=previous.nick)
+
+    async def presence_elsewhere(self, contacts: list[ContactEntry]) -> dict[str, dict[str, Any]]:
+        """Of ``contacts`` not online here, those online on other nodes (as ``contact`` fields)."""
+        if self.cluster is None:
+            return {}
+        away = [c for c in contacts if c.key not in self.online]
+        return await self.bounded(self.cluster.presence_of(away))
 
     def bounded(self, call: Awaitable[Any]) -> Deferred[Any]:
         """A call to what the network shares, answered or BrokerUnavailable

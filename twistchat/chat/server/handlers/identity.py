@@ -116,6 +116,7 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     if server.cluster is not None:
         await server.cluster.open_kept(kept_rooms, user)
     contact_list = await server.store.get_contacts(key)
+    elsewhere = await server.presence_elsewhere(contact_list)
     if not user.departed:  # its transport may have gone while we read
         server.contacts.online(user)
     fields: dict[str, Any] = {
@@ -130,7 +131,7 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     server.log.info("{nick} logged in from {peer}", nick=account.nick, peer=session.peer)
     await server.mailbox.replay(user, waiting)
     if not user.departed:
-        server.contacts.logged_in(user, contact_list)
+        server.contacts.logged_in(user, contact_list, elsewhere)
         await server.memberships.restore(user, kept_rooms)
 
 
