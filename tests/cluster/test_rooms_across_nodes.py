@@ -102,3 +102,22 @@ def test_lines_missed_while_the_subscription_was_away_are_refilled_once():
     net.nodes[1].server.broker.report_gap()
     alice.ok("say", room="#tea", text="four")
     assert [m.text for m in bob.events(p.MessageEvent)] == ["one", "two", "three", "four"]
+
+
+def test_a_session_that_ends_while_its_join_waits_for_the_network_is_not_left_in_the_room():
+    from twisted.internet.defer import Deferred
+
+    net = Network(2)
+    alice, = net.room_of("#tea", (0, "alice"))
+    bob = net.nodes[1].login("bob")
+    broker = net.nodes[1].server.broker
+    answer: Deferred = Deferred()
+    real_add = broker.roster_add
+    broker.roster_add = lambda *args: answer  # the network is slow to answer
+    bob.send_raw(p.encode(p.Join(id=80, room="#tea")))
+    bob.connection.peer_vanishes()
+    broker.roster_add = real_add
+    real_add("#tea", "bob", b'{"nick":"bob","away":null,"room":"#tea"}')
+    answer.callback(None)
+    assert alice.ok("who", room="#tea").result["count"] == 1
+    assert "bob" not in net.nodes[1].server.rooms.get("#tea").members

@@ -81,6 +81,9 @@ async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[
     _join_reply(_budget(server, user), request, room, [], members)  # REPLY_TOO_LARGE before joining
     if server.cluster is not None:
         await server.cluster.joined(room, user)
+        if user.departed:  # its session ended while the network answered
+            server.cluster.left(room, user.key)
+            return
     room.add(user)
     user.rooms[room.key] = room
     if room.invite_only:
