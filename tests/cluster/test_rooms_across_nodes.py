@@ -121,3 +121,30 @@ def test_a_session_that_ends_while_its_join_waits_for_the_network_is_not_left_in
     answer.callback(None)
     assert alice.ok("who", room="#tea").result["count"] == 1
     assert "bob" not in net.nodes[1].server.rooms.get("#tea").members
+
+
+def test_a_kept_room_restored_at_login_misses_no_line_said_during_the_replay_read():
+    from twisted.internet.defer import Deferred
+
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    bob.ok("quit")
+    alice.ok("say", room="#tea", text="while away")
+    real_missed = net.store.inner.get_missed
+    held: list = []
+
+    def slow_missed(*args):  # the read is answered after a line was said meanwhile
+        d: Deferred = Deferred()
+        held.append((real_missed(*args), d))
+        return d
+    net.store.get_missed = slow_missed
+    again = net.nodes[1].connect()
+    again.send_raw(p.encode(p.Login(id=1, nick="bob", secret=bob.messages()[0].result["secret"])))
+    net.store.get_missed = real_missed
+    carol = net.nodes[0].login("carol")
+    carol.ok("join", room="#tea")
+    carol.ok("say", room="#tea", text="during the read")
+    answer, d = held.pop()
+    d.callback(answer.result)
+    alice.ok("say", room="#tea", text="after")
+    assert [m.text for m in again.events(p.MessageEvent)] == ["while away", "during the read", "after"]

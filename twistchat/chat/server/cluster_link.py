@@ -191,6 +191,9 @@ class ClusterLink:
             self.dropped_records += 1
             self.log.warn("dropped an unreadable record on {room}'s channel", room=room_key)
 
+    def newest_line(self, room_key: str) -> int:
+        return self.last_line.get(room_key, 0)
+
     def _line(self, room: Room[User], line: HistoryEntry) -> None:
         if line.msg_id <= self.last_line.get(room.key, 0):
             return  # delivered already (a gap's refill overlapping the live lines)

@@ -29,7 +29,7 @@ from twistchat.chat.server.guards import CredentialWork, LoginGuard, WorkRefused
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
-from twistchat.chat.server.memberships import Memberships
+from twistchat.chat.server.memberships import Memberships, nothing_live
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.transfers import Transfers
@@ -112,7 +112,9 @@ class ServerCore:
         """Who watches whom, and presence notices (issue 14)."""
         self.memberships = Memberships(store, self.rooms, c.history_size, self.background,
                                        replay_budget=c.max_send_queue // 4,
-                                       on_enter=self.entered, shared=self.cluster is not None)
+                                       on_enter=self.entered, shared=self.cluster is not None,
+                                       live_since=(self.cluster.newest_line if self.cluster
+                                                   else nothing_live))
         """Rooms kept across sessions, and each member's mark (issue 14)."""
         self.transfers = Transfers(clock, self.config)
 

@@ -71,6 +71,11 @@ transport has not acknowledged (bounded by the SendQ); nothing after a
 refused line (``NEVER_ACKED``)."""
 
 
+def nothing_live(room_key: str) -> int:
+    """A single node: no channel brings lines a replay could miss."""
+    return 0
+
+
 class DeliveryMark:
     """One session's mark in one room: the newest ``msg_id`` with it and
     every line sent before it acknowledged by the transport.  A line costs
@@ -123,10 +128,15 @@ class Memberships:
 
     def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
                  on_failure: Callable[[Deferred[Any], str], None], replay_budget: int,
-                 on_enter: Callable[[Room[User], User], None], shared: bool = False) -> None:
+                 on_enter: Callable[[Room[User], User], None], shared: bool = False,
+                 live_since: Callable[[str], int] = nothing_live) -> None:
         self._store = store
         self._on_enter = on_enter
         """Tells the room a restored member is back (``ServerCore.entered``)."""
+        self._live_since = live_since
+        """On a network: the newest line of a room this node's channel
+        delivered (a replay must hold every line up to it before the user
+        enters the room, or it would miss those delivered meanwhile)."""
         self._shared = shared
         """Other nodes keep memberships in the same store: ``kept`` is this
         node's view only, so a membership ends in the store whatever it says."""
@@ -275,6 +285,8 @@ class Memberships:
         missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
                                               self._history_size)
         lines, mark, told = missed.lines, DeliveryMark(kept.last_seen), False
+        covered = lines[-1].msg_id if lines else kept.last_seen
+        """The newest line this replay holds or has sent."""
         for round in range(MAX_REPLAY_ROUNDS + 1):
             room = self._room_for(user, kept)
             if room is None:
@@ -291,6 +303,12 @@ class Memberships:
                 used += len(encoded[fits])
                 fits += 1
             if fits == len(encoded) or round == MAX_REPLAY_ROUNDS:
+                if round < MAX_REPLAY_ROUNDS and self._live_since(room.key) > covered:
+                    # On a network the room's channel brought this node lines
+                    # committed after the read: read them too before entering.
+                    more = (await self._store.get_missed(room.key, covered, 0, self._history_size)).lines
+                    lines, covered = lines + more, more[-1].msg_id if more else covered
+                    continue
                 self._enter(user, room)
                 for line, data in zip(lines, encoded):
                     self._send_line(user, mark, line.msg_id, data)
@@ -305,6 +323,7 @@ class Memberships:
             mark.sent(HAD, last.msg_id)  # acknowledged: had once every line before it is
             self._advance(user, room.key, mark)
             lines = (await self._store.get_missed(room.key, last.msg_id, 0, self._history_size)).lines
+            covered = lines[-1].msg_id if lines else last.msg_id
         return False  # not reached: the last round enters the room
 
     def _room_for(self, user: User, kept: Membership) -> Room[User] | None:
