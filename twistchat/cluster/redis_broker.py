@@ -173,8 +173,6 @@ def _split(value: str) -> tuple[str, str]:
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
-    broker: RedisBroker
-
     def messageReceived(self, pattern: Any, channel: str, message: str) -> None:
         self.factory.broker.received(channel, message)
 
@@ -210,6 +208,7 @@ class RedisBroker:
         self._channels: set[str] = set()
         """Every channel this node wants (subscribed again after a reconnect)."""
         self._connected_before = False
+        self._stopped = False
         self._on_room: RoomHandler | None = None
         self._on_node: NodeHandler | None = None
         self._on_gap: GapHandler | None = None
@@ -234,6 +233,7 @@ class RedisBroker:
         if self._commands is not None:
             ds.append(self._commands.disconnect())
         self._factory = self._commands = self._subscriber = None
+        self._stopped = True
         return gatherResults(ds, consumeErrors=True).addCallback(lambda _: None)
 
     def subscriber_connected(self, conn: Any) -> None:
@@ -250,7 +250,8 @@ class RedisBroker:
 
     def subscriber_lost(self) -> None:
         self._subscriber = None
-        self.log.warn("lost the Redis subscription; reconnecting")
+        if not self._stopped:
+            self.log.warn("lost the Redis subscription; reconnecting")
 
     def _rooms(self) -> list[str]:
         prefix = room_channel("")
