@@ -33,7 +33,8 @@ async def one_bucket_for_every_node(a, b, sleep) -> None:
 
 
 async def a_silent_node_is_dropped_once(a, b, sleep) -> None:
-    await a.heartbeat(0.1)
+    assert not await a.heartbeat(0.1)  # its first: not listed before
+    assert await a.heartbeat(0.1)
     await b.heartbeat(10)
     await b.roster_add("#tea", "bob", b'{"nick":"Bob"}')
     await a.roster_add("#tea", "ann", b'{"nick":"Ann"}')
@@ -48,6 +49,8 @@ async def a_silent_node_is_dropped_once(a, b, sleep) -> None:
     assert await b.login_holder("ann") is None
     assert await b.login_holder("bob") == LoginHolder("b", "1")
     assert await b.dead_nodes() == set()
+    assert not await a.heartbeat(10)  # back, and told it was taken as dead
+    assert await a.heartbeat(10)
 
 
 CHECKS = [claims_chain_every_holder, one_bucket_for_every_node, a_silent_node_is_dropped_once]

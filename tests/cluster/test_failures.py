@@ -84,3 +84,19 @@ def test_a_node_shutting_down_tells_the_others_its_members_left():
     assert [q.nick for q in alice.events(p.QuitEvent)] == ["bob"]
     assert alice.ok("who", room="#tea").result["count"] == 1
     assert alice.ok("dm", to="bob", text="gone?").result["online"] is False
+
+
+def test_a_node_taken_as_dead_that_comes_back_closes_its_sessions_so_they_log_in_again():
+    from twistchat.endpoint.api import CloseCode
+
+    net = Network(2, node_heartbeat=HEARTBEAT)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    stalled = net.nodes[1].server.cluster
+    stalled._heartbeat.stop()  # a stall: it misses its heartbeats
+    net.advance(4 * HEARTBEAT)
+    assert alice.ok("who", room="#tea").result["count"] == 1  # taken as dead
+    stalled._heartbeat.start(HEARTBEAT, now=True)  # and back
+    assert bob.closed is not None and bob.closed[1] == CloseCode.SHUTTING_DOWN
+    again = net.nodes[1].connect()
+    again.ok("login", nick="bob", secret=bob.messages()[0].result["secret"])
+    assert alice.ok("who", room="#tea").result["count"] == 2

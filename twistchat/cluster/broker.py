@@ -98,8 +98,10 @@ class Broker(Protocol):
     def roster(self, room_key: str) -> Deferred[dict[str, RosterEntry]]: ...
     def take(self, bucket_key: str, rate: float, burst: float) -> Deferred[bool]:
         """Spend one token of the shared bucket; False if it is empty."""
-    def heartbeat(self, interval: float) -> Deferred[None]:
-        """This node is alive for ``HEARTBEATS_TO_EXPIRY`` x ``interval`` seconds."""
+    def heartbeat(self, interval: float) -> Deferred[bool]:
+        """This node is alive for ``HEARTBEATS_TO_EXPIRY`` x ``interval``
+        seconds; False if it was not listed (its first beat, or the others
+        took it as dead meanwhile and dropped what it held)."""
     def dead_nodes(self) -> Deferred[set[str]]:
         """Nodes that heartbeat once and whose liveness has expired since."""
     def drop_node(self, node_id: str) -> Deferred[NodeRemains]:
@@ -303,9 +305,10 @@ class LocalBroker:
         return True
 
     @_through_the_hub
-    def heartbeat(self, interval: float) -> None:
+    def heartbeat(self, interval: float) -> bool:
+        listed = self.node_id in self.hub.alive_until
         self.hub.alive_until[self.node_id] = self.hub.clock.seconds() + HEARTBEATS_TO_EXPIRY * interval
-        return None
+        return listed
 
     @_through_the_hub
     def dead_nodes(self) -> set[str]:

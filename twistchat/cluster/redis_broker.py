@@ -123,8 +123,9 @@ expires once full again, so idle users cost nothing."""
 
 HEARTBEAT = """
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
+return redis.call('SADD', KEYS[2], ARGV[2])
 """
+"""Returns 0 if the node was listed already."""
 
 DEAD_NODES = """
 local dead = {}
@@ -353,10 +354,10 @@ class RedisBroker:
         return self._script(TAKE, [bucket_key(bucket_name)], [rate, burst]).addCallback(
             lambda ok: int(ok) == 1)
 
-    def heartbeat(self, interval: float) -> Deferred[None]:
+    def heartbeat(self, interval: float) -> Deferred[bool]:
         ttl_ms = int(HEARTBEATS_TO_EXPIRY * interval * 1000)
         return self._script(HEARTBEAT, [alive_key(self.node_id), NODES],
-                            [ttl_ms, self.node_id]).addCallback(lambda _: None)
+                            [ttl_ms, self.node_id]).addCallback(lambda added: int(added) == 0)
 
     def dead_nodes(self) -> Deferred[set[str]]:
         return self._script(DEAD_NODES, [NODES], [alive_key("")]).addCallback(set)

@@ -37,11 +37,14 @@ from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
+from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
 from twistchat.store.social import ContactEntry, Membership
 
 NODE_LOST = "node lost"
 """The quit reason other members see for those of a node that stopped heartbeating."""
+REJOIN = "this server lost touch with its network; log in again"
+"""Why a node taken as dead closes its sessions."""
 
 
 @attrs.frozen
@@ -76,6 +79,8 @@ class ClusterLink:
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = server.clock
         self._reachable = True
+        self._beaten = False
+        """This node heartbeat once already."""
 
     # ---- lifecycle
 
@@ -314,9 +319,24 @@ class ClusterLink:
             self._reachable = False
             self.log.warn("cannot reach the broker: {why}", why=failure.value)
 
+    def _taken_as_dead(self) -> None:
+        """The others dropped this node (it missed its heartbeats: Redis was
+        away, or the node stalled): its users' logins and memberships are
+        gone from the network, so their sessions end here and their clients
+        log in again, on this node or another."""
+        users = self.server.live_users()
+        self.log.warn("this node was taken as dead by the others: closing {count} sessions",
+                      count=len(users))
+        for user in users:
+            self.server.depart(user, NODE_LOST)
+            user.session.close(REJOIN, CloseCode.SHUTTING_DOWN, graceful=True)
+
     async def _beat_once(self) -> None:
         """Stay alive; take the users of nodes that did not as gone."""
-        await self.broker.heartbeat(self.server.config.node_heartbeat)
+        listed = await self.broker.heartbeat(self.server.config.node_heartbeat)
+        if not listed and self._beaten:
+            self._taken_as_dead()
+        self._beaten = True
         if not self._reachable:
             self._reachable = True
             self.log.info("the broker is reachable again")

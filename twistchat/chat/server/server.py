@@ -99,13 +99,13 @@ class ChatServer(ServerCore):
         self.shutting_down = True
         self._stop_timers()
         event = p.encode(p.ShutdownEvent(message=message))
-        for user in self._live_users():
+        for user in self.live_users():
             user.send_encoded(event)
         self.log.info("shutting down: {count} sessions", count=len(self.sessions))
         self.background(self.memberships.flush(), "write room marks")
 
         def close_all(_: Any) -> None:
-            for user in self._live_users():
+            for user in self.live_users():
                 if self.cluster is not None:  # the other nodes' members hear it, now
                     self.depart(user, message)
                 user.departed = True
@@ -114,7 +114,7 @@ class ChatServer(ServerCore):
                 self.background(self.cluster.stop(), "leave the network")
         return self.store.flush().addCallback(close_all)
 
-    def _live_users(self) -> list[User]:
+    def live_users(self) -> list[User]:
         """Users the server is not done with yet (a replaced or quitting session
         may still be closing)."""
         return [user for user in self.sessions.values() if not user.departed]
@@ -186,7 +186,7 @@ class ChatServer(ServerCore):
         and now and then purge lapsed password-less registrations and old
         idempotency keys."""
         now = self.clock.seconds()
-        for user in self._live_users():
+        for user in self.live_users():
             session = user.session
             if now - session.last_heard > self.config.idle_timeout:
                 self.log.info("reaping idle session {nick} from {peer}", nick=user.nick or "-",
