@@ -128,3 +128,22 @@ def test_a_node_of_a_network_gets_its_broker_from_the_url_and_its_config():
     config = ServerConfig(node_name="east-1", redis_timeout=0.5)
     broker = cluster_broker("redis://127.0.0.1:7000/3", reactor, config)
     assert (broker.node_id, broker.timeout, broker._port, broker._dbid) == ("east-1", 0.5, 7000, 3)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_the_listener_fails_on_does_not_stop_the_next(redis_url, brokers):
+    a, _ = await _started(redis_url, "a")
+    b, _ = await _started(redis_url, "b")
+    brokers += [a, b]
+    heard = []
+
+    def picky(room: str, data: bytes) -> None:
+        if data == b"bad":
+            raise ValueError("cannot read that")
+        heard.append(data)
+    a._on_room = picky
+    await a.subscribe_room("#tea")
+    await b.publish_room("#tea", b"bad")
+    await b.publish_room("#tea", b"good")
+    await _until(lambda: heard, "the next message")
+    assert heard == [b"good"]

@@ -174,8 +174,13 @@ def _split(value: str) -> tuple[str, str]:
 
 
 class _Subscriber(txredisapi.SubscriberProtocol):
+    log = Logger()
+
     def messageReceived(self, pattern: Any, channel: str, message: str) -> None:
-        self.factory.broker.received(channel, message)
+        try:
+            self.factory.broker.received(channel, message)
+        except Exception:  # never into txredisapi's parser: the next message must still come
+            self.log.failure("a message on {channel} could not be handled", channel=channel)
 
 
 class _SubscriberFactory(txredisapi.SubscriberFactory):
@@ -258,7 +263,10 @@ class RedisBroker:
         prefix = room_channel("")
         return sorted(c[len(prefix):] for c in self._channels if c.startswith(prefix))
 
-    def received(self, channel: str, message: str) -> None:
+    def received(self, channel: str | bytes, message: str | bytes) -> None:
+        """A message on one of this node's channels (txredisapi decoded what is UTF-8)."""
+        if isinstance(channel, bytes):
+            channel = channel.decode(errors="replace")
         data = message.encode() if isinstance(message, str) else message
         room_prefix = room_channel("")
         if channel.startswith(room_prefix):
