@@ -148,3 +148,14 @@ def test_a_kept_room_restored_at_login_misses_no_line_said_during_the_replay_rea
     d.callback(answer.result)
     alice.ok("say", room="#tea", text="after")
     assert [m.text for m in again.events(p.MessageEvent)] == ["while away", "during the read", "after"]
+
+
+def test_the_room_list_shows_the_networks_rooms_with_every_nodes_members():
+    net = Network(2)
+    net.room_of("#tea", (0, "alice"), (0, "carol"))
+    bob = net.nodes[1].login("bob")
+    listed = bob.ok("rooms").result["rooms"]
+    assert [(r["room"], r["members"], r["joined"]) for r in listed] == [("#tea", 2, False)]
+    bob.ok("join", room="#tea")
+    listed = bob.ok("rooms").result["rooms"]
+    assert [(r["room"], r["members"], r["joined"]) for r in listed] == [("#tea", 3, True)]

@@ -28,7 +28,7 @@ import json
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -174,6 +174,19 @@ class ClusterLink:
                 self.dropped_records += 1
         found.update(room.members)
         return found
+
+    async def all_rooms(self) -> list[Room[User]]:
+        """Every room of the network: this node's open ones, and those the
+        shared store holds state for (not opened here: for listing)."""
+        now = self.server.clock.seconds()
+        found = {key: Room.from_state(key, state, now)
+                 for key, state in (await self.server.store.load_rooms()).items()}
+        found.update(self.server.rooms.rooms)
+        return list(found.values())
+
+    async def member_counts(self, rooms: list[Room[User]]) -> dict[str, int]:
+        rosters = await gatherResults([self.broker.roster(room.key) for room in rooms])
+        return {room.key: len(roster) for room, roster in zip(rooms, rosters)}
 
     def _room_message(self, room_key: str, data: bytes) -> None:
         room = self.server.rooms.get(room_key)

@@ -205,6 +205,12 @@ class ServerCore:
             return room.members
         return await self.cluster.members(room)
 
+    async def member_counts(self, rooms: list[Room[User]]) -> dict[str, int]:
+        """Room key to its members on every node of the network."""
+        if self.cluster is None:
+            return {room.key: len(room.members) for room in rooms}
+        return await self.bounded(self.cluster.member_counts(rooms))
+
     def removed_from(self, room: Room[User], target: User) -> None:
         """``target`` (on this node) is out of ``room``: kicked or banned, told already."""
         room.remove(target.key, self.clock.seconds())

@@ -184,9 +184,12 @@ async def who(server: ServerCore, user: User, request: p.Who) -> None:
 
 async def list_rooms(server: ServerCore, user: User, request: p.Rooms) -> None:
     after = None if request.after is None else fold_room(request.after)
-    listed = sorted((r for r in server.rooms if (not r.private or r.key in user.rooms)
+    rooms = server.rooms if server.cluster is None else await server.cluster.all_rooms()
+    listed = sorted((r for r in rooms if (not r.private or r.key in user.rooms)
                      and (after is None or r.key > after)), key=lambda r: r.key)
-    entries = [room_entry(r.name, len(r.members), r.topic, r.key in user.rooms) for r in listed]
+    counts = await server.member_counts(listed)
+    entries = [room_entry(r.name, counts[r.key], r.topic, r.key in user.rooms) for r in listed
+               if counts[r.key] or r.key in server.rooms.rooms]
     user.session.reply(request, **page(_budget(server, user), request.id, {}, "rooms", entries,
                                        "a room"))
 
