@@ -159,3 +159,15 @@ def test_the_room_list_shows_the_networks_rooms_with_every_nodes_members():
     bob.ok("join", room="#tea")
     listed = bob.ok("rooms").result["rooms"]
     assert [(r["room"], r["members"], r["joined"]) for r in listed] == [("#tea", 3, True)]
+
+
+def test_rejoined_at_login_counts_the_members_on_every_node():
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    secret = bob.messages()[0].result["secret"]
+    bob.ok("quit")
+    again = net.nodes[1].connect()
+    again.ok("login", nick="bob", secret=secret)
+    [rejoined] = again.events(p.RejoinedEvent)
+    assert rejoined.member_count == 2
+    assert {m["nick"] for m in rejoined.members} == {"alice", "bob"}

@@ -114,7 +114,8 @@ class ServerCore:
                                        replay_budget=c.max_send_queue // 4,
                                        on_enter=self.entered, shared=self.cluster is not None,
                                        live_since=(self.cluster.newest_line if self.cluster
-                                                   else nothing_live))
+                                                   else nothing_live),
+                                       members_of=self.members_of if self.cluster else None)
         """Rooms kept across sessions, and each member's mark (issue 14)."""
         self.transfers = Transfers(clock, self.config)
 

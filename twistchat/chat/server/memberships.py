@@ -33,7 +33,7 @@ becomes its operator, as a first ``join`` does.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -129,10 +129,13 @@ class Memberships:
     def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
                  on_failure: Callable[[Deferred[Any], str], None], replay_budget: int,
                  on_enter: Callable[[Room[User], User], None], shared: bool = False,
-                 live_since: Callable[[str], int] = nothing_live) -> None:
+                 live_since: Callable[[str], int] = nothing_live,
+                 members_of: Callable[[Room[User]], Awaitable[Mapping[str, Any]]] | None = None) -> None:
         self._store = store
         self._on_enter = on_enter
         """Tells the room a restored member is back (``ServerCore.entered``)."""
+        self._members_of = members_of
+        """On a network: a room's members on every node (for ``rejoined``)."""
         self._live_since = live_since
         """On a network: the newest line of a room this node's channel
         delivered (a replay must hold every line up to it before the user
@@ -292,7 +295,13 @@ class Memberships:
             if room is None:
                 return False
             if not told:
-                user.send(self._rejoined(user, room, len(lines), missed.not_kept))
+                members = None
+                if self._members_of is not None:  # a network's: every node's members
+                    members = dict(await self._members_of(room))
+                    room = self._room_for(user, kept)
+                    if room is None:
+                        return False
+                user.send(self._rejoined(user, room, len(lines), missed.not_kept, members))
                 self._marks.setdefault(user, {})[room.key] = mark
                 told = True
             encoded = [encode(MessageEvent(room=room.name, nick=line.nick, text=line.text,
@@ -342,9 +351,16 @@ class Memberships:
         return None if room.key in user.rooms else room
 
     @staticmethod
-    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int) -> RejoinedEvent:
+    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int,
+                  members: dict[str, Any] | None = None) -> RejoinedEvent:
         """The room as the user will be in it (counted among its members),
-        though it enters only once the replay's last part goes out."""
+        though it enters only once the replay's last part goes out.
+        ``members``: on a network, the room's on every node."""
+        if members is not None:
+            members[user.key] = user
+            return RejoinedEvent(**room.describe(members),
+                                 members=room.member_list(count=JOIN_MEMBERS, members=members),
+                                 missed=missed, not_kept=not_kept)
         room.members[user.key] = user  # for the description only: no event, no line
         try:
             return RejoinedEvent(**room.describe(), members=room.member_list(count=JOIN_MEMBERS),
