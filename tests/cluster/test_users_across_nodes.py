@@ -118,3 +118,16 @@ def test_a_contact_list_shows_contacts_online_on_other_nodes():
         ("bob", "away", "lunch"), ("carol", "online", None)}
     listed = again.ok("contacts").result["contacts"]
     assert [(c["nick"], c["state"]) for c in listed] == [("bob", "away"), ("carol", "online")]
+
+
+def test_typing_notices_reach_room_members_and_nicks_on_other_nodes():
+    net = Network(2)
+    alice, bob, carol = net.room_of("#tea", (0, "alice"), (1, "bob"), (0, "carol"))
+    seen = lambda client: [p.decode_typing_event(d) for d in client.connection.unreliable]  # noqa: E731
+    alice.protocol.unreliable_received(p.encode(p.TypingNotice(to="#tea")))
+    assert seen(bob) == [p.TypingEvent(nick="alice", to="#tea")]
+    assert seen(carol) == [p.TypingEvent(nick="alice", to="#tea")]  # once, not again from the channel
+    assert seen(alice) == []
+    net.advance(5)
+    bob.protocol.unreliable_received(p.encode(p.TypingNotice(to="alice")))
+    assert seen(alice) == [p.TypingEvent(nick="bob", to="alice")]

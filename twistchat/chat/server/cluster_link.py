@@ -175,6 +175,20 @@ class ClusterLink:
         found.update(room.members)
         return found
 
+    def typing_to_room(self, room_key: str, data: bytes, sender_key: str) -> None:
+        """A typing notice (PROTOCOL.md C13) for the room's members on the other nodes."""
+        self._quietly(self.broker.publish_room(room_key, _dump(
+            {"k": "typing", "from": self.node_id, "e": data.decode(), "x": sender_key})),
+            "relay a typing notice")
+
+    def typing_to_nick(self, key: str, data: bytes) -> None:
+        """A typing notice for a nick not on this node: to its node, if any."""
+        async def route() -> None:
+            holder = await self.holder(key)
+            if holder is not None:
+                self._tell_node(holder.node_id, {"k": "typing", "to": key, "e": data.decode()})
+        self._quietly(Deferred.fromCoroutine(route()), "relay a typing notice")
+
     async def all_rooms(self) -> list[Room[User]]:
         """Every room of the network: this node's open ones, and those the
         shared store holds state for (not opened here: for listing)."""
@@ -203,6 +217,12 @@ class ClusterLink:
                 self._event(room, record["e"].encode(), record.get("x"), record.get("rm"))
             elif kind == "state":
                 room.apply_state(record["s"])
+            elif kind == "typing":
+                if record["from"] != self.node_id:
+                    data, sender = record["e"].encode(), record.get("x")
+                    for member in list(room.members.values()):
+                        if member.key != sender:
+                            member.session.send_unreliable(data)
             else:
                 self.dropped_records += 1
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -297,6 +317,10 @@ class ClusterLink:
             elif kind == "contact":
                 if record["from"] != self.node_id:
                     self._heard(record["key"], ContactEvent(**record["e"]))
+            elif kind == "typing":
+                recipient = server.online.get(record["to"])
+                if recipient is not None:
+                    recipient.session.send_unreliable(record["e"].encode())
             else:
                 self.dropped_records += 1
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -57,7 +57,7 @@ class ChatServer(ServerCore):
         self.login_deadlines: Deadlines[ClientSession] = Deadlines(
             clock, self.config.login_timeout, self._login_overdue)
         """Sessions that must log in by ``login_timeout`` (one timer for all)."""
-        self.typing = TypingRelay(clock, self.config, self.online)
+        self.typing = TypingRelay(clock, self.config, self.online, network=self.cluster)
         """Typing notices, relayed over the unreliable channel (PROTOCOL.md C13)."""
 
     # ------------------------------------------------------------ lifecycle
