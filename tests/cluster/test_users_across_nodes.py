@@ -131,3 +131,14 @@ def test_typing_notices_reach_room_members_and_nicks_on_other_nodes():
     net.advance(5)
     bob.protocol.unreliable_received(p.encode(p.TypingNotice(to="alice")))
     assert seen(alice) == [p.TypingEvent(nick="bob", to="alice")]
+
+
+def test_an_invitation_reaches_an_invitee_on_another_node_who_may_then_join():
+    net = Network(2)
+    alice, = net.room_of("#tea", (0, "alice"))
+    alice.ok("mode", room="#tea", invite_only=True)
+    bob = net.nodes[1].login("bob")
+    assert bob.error("join", room="#tea") == ErrorCode.INVITE_ONLY
+    alice.ok("invite", room="#tea", nick="bob")
+    assert [(e.room, e.by) for e in bob.events(p.InvitedEvent)] == [("#tea", "alice")]
+    bob.ok("join", room="#tea")

@@ -14,7 +14,11 @@ What goes where, every record a JSON object:
   delivers them to its local members as they come: one order everywhere.
 - a node's channel: ``{"k": "dm", "dm": ...}`` (a DM for a user logged in
   there), ``{"k": "receipt", "r": ...}`` (a "delivered" for a sender logged
-  in there), ``{"k": "replaced", "nick", "token"}`` (a newer login elsewhere).
+  in there), ``{"k": "replaced", "nick", "token"}`` (a newer login elsewhere),
+  ``{"k": "user", "to", "e", "reliable"}`` (an event for a user there: an
+  invitation, a typing notice).
+- a room's channel also carries ``{"k": "typing", "from", "e", "x"}``: a
+  typing notice for the members on the other nodes.
 - everyone: ``{"k": "contact", "from", "key", "e"}`` (a presence change, for
   the watchers each node has).
 
@@ -183,11 +187,16 @@ class ClusterLink:
 
     def typing_to_nick(self, key: str, data: bytes) -> None:
         """A typing notice for a nick not on this node: to its node, if any."""
+        self.to_user(key, data, reliable=False)
+
+    def to_user(self, key: str, data: bytes, reliable: bool = True) -> None:
+        """An encoded event for the nick ``key``, online on another node, if it is."""
         async def route() -> None:
             holder = await self.holder(key)
             if holder is not None:
-                self._tell_node(holder.node_id, {"k": "typing", "to": key, "e": data.decode()})
-        self._quietly(Deferred.fromCoroutine(route()), "relay a typing notice")
+                self._tell_node(holder.node_id, {"k": "user", "to": key, "e": data.decode(),
+                                                 "reliable": reliable})
+        self._quietly(Deferred.fromCoroutine(route()), "tell a user on another node")
 
     async def all_rooms(self) -> list[Room[User]]:
         """Every room of the network: this node's open ones, and those the
@@ -317,9 +326,11 @@ class ClusterLink:
             elif kind == "contact":
                 if record["from"] != self.node_id:
                     self._heard(record["key"], ContactEvent(**record["e"]))
-            elif kind == "typing":
+            elif kind == "user":
                 recipient = server.online.get(record["to"])
-                if recipient is not None:
+                if recipient is not None and record["reliable"]:
+                    recipient.send_encoded(record["e"].encode())
+                elif recipient is not None:
                     recipient.session.send_unreliable(record["e"].encode())
             else:
                 self.dropped_records += 1

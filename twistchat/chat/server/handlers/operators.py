@@ -97,7 +97,8 @@ async def invite(server: ServerCore, user: User, request: p.Invite) -> None:
     invitee = server.online.get(key)
     if invitee is not None:
         invitee.send(p.InvitedEvent(room=room.name, by=user.nick))
-    # (an invitee on another node is not told: docs/CLUSTER.md, "Not yet")
+    elif server.cluster is not None:  # maybe online on another node
+        server.cluster.to_user(key, p.encode(p.InvitedEvent(room=room.name, by=user.nick)))
     user.session.reply(request)
 
 
