@@ -142,3 +142,36 @@ def test_an_invitation_reaches_an_invitee_on_another_node_who_may_then_join():
     alice.ok("invite", room="#tea", nick="bob")
     assert [(e.room, e.by) for e in bob.events(p.InvitedEvent)] == [("#tea", "alice")]
     bob.ok("join", room="#tea")
+
+
+def test_data_to_a_nick_on_another_node_is_ok_once_its_transport_has_it():
+    net = Network(2)
+    alice = net.nodes[0].login("alice")
+    bob = net.nodes[1].login("bob")
+    bob.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=90, to="bob", payload=b"\x00\xffbinary")))
+    [event] = bob.events(p.DataEvent)
+    assert (event.nick, event.payload) == ("alice", b"\x00\xffbinary")
+    answered = lambda rid: [m for m in alice.messages() if getattr(m, "id", None) == rid]  # noqa: E731
+    assert not answered(90)  # not before bob's transport has it
+    bob.connection.release_acks()
+    [ok] = answered(90)
+    assert isinstance(ok, p.Ok) and ok.result["to"] == "bob"
+    alice.send_raw(p.encode(p.Data(id=91, to="bob", payload=b"lost")))
+    bob.connection.hold_acks()
+    alice.send_raw(p.encode(p.Data(id=92, to="bob", payload=b"lost")))
+    bob.connection.peer_vanishes()
+    [lost] = answered(92)
+    assert lost.code == ErrorCode.NOT_DELIVERED
+    assert alice.error("data", to="nobody", payload=b"x") == ErrorCode.NOT_ONLINE
+
+
+def test_data_whose_recipients_node_never_answers_is_not_delivered_after_the_idle_timeout():
+    net = Network(2, keepalive_interval=5)
+    alice = net.nodes[0].login("alice")
+    net.nodes[1].login("bob")
+    net.nodes[1].server.broker.stop()  # gone, without a word
+    alice.send_raw(p.encode(p.Data(id=93, to="bob", payload=b"x")))
+    net.advance(net.nodes[0].config.idle_timeout)
+    [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 93]
+    assert reply.code == ErrorCode.NOT_DELIVERED

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 
 from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, QuitEvent, encode, fold_nick
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
+from twistchat.chat.server.remote_data import RemoteData
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
@@ -80,6 +81,8 @@ class ClusterLink:
         self.heard: dict[str, ContactEvent] = {}
         """Folded nick to the last presence change heard from another node
         (not offline): what a contact list shows of a user online there."""
+        self.data = RemoteData(self)
+        """Binary ``data`` to nicks on other nodes."""
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = server.clock
         self._reachable = True
@@ -326,6 +329,10 @@ class ClusterLink:
             elif kind == "contact":
                 if record["from"] != self.node_id:
                     self._heard(record["key"], ContactEvent(**record["e"]))
+            elif kind == "data":
+                self.data.received(record)
+            elif kind == "data_done":
+                self.data.done(record)
             elif kind == "user":
                 recipient = server.online.get(record["to"])
                 if recipient is not None and record["reliable"]:

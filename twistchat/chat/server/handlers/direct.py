@@ -81,17 +81,25 @@ async def data(server: ServerCore, user: User, request: p.Data) -> None:
     if request.room is not None:
         return await room_data.relay(server, user, request, token, _forget_relay)
     recipient = server.online.get(fold_nick(request.to))
-    if recipient is None:
-        raise ChatProtocolError(ErrorCode.NOT_ONLINE)
     event = p.encode(p.DataEvent(nick=user.nick, payload=request.payload))
-    check_fits(recipient, event)
-    # Sent now, in request order; the ok waits for the recipient's ack
-    # without holding up this session's next request.
-    sent = recipient.send_tracked(event)
+    if recipient is None and server.cluster is not None:
+        holder = await server.bounded(server.cluster.holder(fold_nick(request.to)))
+        if holder is None:
+            raise ChatProtocolError(ErrorCode.NOT_ONLINE)
+        to_nick = request.to  # its node sends it; the ok waits for its word
+        sent = server.cluster.data.send(holder, fold_nick(request.to), event)
+    else:
+        if recipient is None:
+            raise ChatProtocolError(ErrorCode.NOT_ONLINE)
+        check_fits(recipient, event)
+        to_nick = recipient.nick
+        # Sent now, in request order; the ok waits for the recipient's ack
+        # without holding up this session's next request.
+        sent = recipient.send_tracked(event)
     done: Deferred[None] = Deferred()
     if request.idem is not None:
         server.relaying[token] = done
-    finished = Deferred.fromCoroutine(_settle(server, user, request, recipient.nick, sent))
+    finished = Deferred.fromCoroutine(_settle(server, user, request, to_nick, sent))
     finished.addErrback(_relay_failed, server, user, request)
     finished.addBoth(_forget_relay, server, token, done)
 
