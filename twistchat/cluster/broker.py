@@ -143,6 +143,11 @@ class Bounded:
     def __init__(self, target: Any, clock: IReactorTime, seconds: float) -> None:
         self._target, self._clock, self._seconds = target, clock, seconds
 
+    @property
+    def target(self) -> Any:
+        """What the calls go to."""
+        return self._target
+
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._target, name)
         if not callable(attribute):
