@@ -215,12 +215,18 @@ class FakeClient:
 
 
 class Harness:
-    def __init__(self, store: Any = None, **config: Any) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)  # a realistic epoch, in virtual time
+    def __init__(self, store: Any = None, clock: Clock | None = None, broker: Any = None,
+                 **config: Any) -> None:
+        """``clock``, ``store`` and ``broker`` may be shared with other
+        harnesses: nodes of one network (tests/cluster/)."""
+        if clock is None:
+            clock = Clock()
+            clock.advance(1_700_000_000)  # a realistic epoch, in virtual time
+        self.clock = clock
         self.store = store if store is not None else MemoryStore()
         self.config = ServerConfig(**{**FAST_SCRYPT, **config})
-        self.server = ChatServer(self.store, self.clock, self.config, rng=random.Random(7))
+        self.server = ChatServer(self.store, self.clock, self.config, rng=random.Random(7),
+                                 broker=broker)
         self.server.start()
         self._hosts = itertools.count(1)
 

@@ -182,6 +182,7 @@ def _reach(code: ErrorCode) -> str:
         ErrorCode.RATE_LIMITED: lambda: [c.request("ping") for _ in range(5)][-1].code,
         ErrorCode.REPLY_TOO_LARGE: lambda: _reply_too_large(owner),
         ErrorCode.INTERNAL: lambda: _internal(h, c),
+        ErrorCode.UNAVAILABLE: _unavailable,
         ErrorCode.TOO_MANY_CONTACTS: lambda: c.ok("watch", nick="owner") and c.error(
             "watch", nick="guest"),
     }
@@ -207,6 +208,18 @@ def _dm_over_quota(**quota) -> str:
     sender = h.login("sender")
     sender.ok("dm", to="owner", text="one")
     return sender.error("dm", to="owner", text="two")
+
+
+def _unavailable() -> str:
+    """A node of a network whose Redis is away (docs/CLUSTER.md)."""
+    from twisted.internet.task import Clock
+
+    from twistchat.cluster import LocalBroker, LocalHub
+
+    clock = Clock()
+    hub = LocalHub(clock)
+    hub.unreachable = True
+    return Harness(broker=LocalBroker(clock, "node", hub)).connect().error("login", nick="x")
 
 
 def _internal(h: Harness, c) -> str:

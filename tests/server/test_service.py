@@ -78,7 +78,8 @@ def test_options_reach_the_chat_server_and_the_transport():
 @pytest.mark.parametrize("argv", [
     ["--port", "70000"], ["--port", "x"], ["--history", "0"], ["--rate", "-1"],
     ["--keepalive", "30", "--idle-timeout", "20"], ["--unknown"], ["--scrypt-n", "1000"], ["--max-pending-requests", "0"],
-    ["--sweep", "0"],
+    ["--sweep", "0"], ["--node-name", "a:b"], ["--node-name", ""], ["--node-heartbeat", "0"],
+    ["--redis-timeout", "-1"],
 ])
 def test_bad_options_are_refused_with_a_usage_error(argv):
     with pytest.raises(usage.UsageError):
@@ -171,3 +172,12 @@ def test_the_chat_limits_are_options():
 def test_bad_limits_are_refused_with_a_usage_error(argv):
     with pytest.raises(usage.UsageError):
         parse(*argv)
+
+
+def test_a_node_is_named_and_heartbeats_as_told_or_gets_a_random_name():
+    options = parse("--db", ":memory:", "--node-name", "east-1", "--node-heartbeat", "2",
+                    "--redis-timeout", "0.5")
+    config = options.server_config()
+    assert (config.node_name, config.node_heartbeat, config.redis_timeout) == ("east-1", 2, 0.5)
+    first, second = parse("--db", ":memory:").server_config(), parse("--db", ":memory:").server_config()
+    assert first.node_name != second.node_name

@@ -41,6 +41,7 @@ class ErrorCode(enum.StrEnum):
     REPLY_TOO_LARGE = "REPLY_TOO_LARGE"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
     TOO_MANY_CONTACTS = "TOO_MANY_CONTACTS"
     # transfers (PROTOCOL.md C14)
     NO_SUCH_TRANSFER = "NO_SUCH_TRANSFER"
@@ -87,6 +88,7 @@ ERROR_TEXT: Mapping[ErrorCode, str] = {
     ErrorCode.REPLY_TOO_LARGE: "the answer would not fit in one message your transport takes",
     ErrorCode.SHUTTING_DOWN: "server is shutting down",
     ErrorCode.INTERNAL: "internal server error",
+    ErrorCode.UNAVAILABLE: "the server cannot reach its store; try again",
     ErrorCode.TOO_MANY_CONTACTS: "your contact list is full",
     ErrorCode.NO_SUCH_TRANSFER: "no open transfer of yours has that id",
     ErrorCode.BAD_PIECE: "piece out of order, past the size, over the window, or a wrong end",

@@ -6,6 +6,9 @@ The one source for each: a field declared with ``option(...)`` is also a
 
 from __future__ import annotations
 
+import re
+import secrets
+
 import attrs
 
 from twistchat.chat.protocol import (
@@ -21,8 +24,18 @@ from twistchat.endpoint.server import Admission
 from twistchat.reliable.config import DEFAULT_MAX_SEND_QUEUE, IDLE_TIMEOUT_KEEPALIVES, KEEPALIVE_INTERVAL
 
 DAY = 24 * 3600.0
+NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A node name: it is part of Redis keys and channel names (docs/CLUSTER.md)."""
 _ADMISSION = Admission()
 """The transport's admission defaults: one source for them."""
+
+
+def random_node_name() -> str:
+    return "node-" + secrets.token_hex(4)
+
+
+def node_name_problem(value: str) -> str | None:
+    return None if NODE_NAME.fullmatch(value) else "must be 1-64 of A-Z a-z 0-9 . _ -"
 
 
 def _default_idle_timeout(config: ServerConfig) -> float:
@@ -246,6 +259,17 @@ class ServerConfig:
         "dropped and counted).", positive, default=1.0)
     typing_burst: float = option(
         "typing-burst", "Typing notice bucket size per client.", positive, default=3)
+
+    # a network of nodes sharing one Redis (docs/CLUSTER.md)
+    node_name: str = option(
+        "node-name", "This node's name among the nodes sharing its Redis (default: random).",
+        node_name_problem, default=attrs.Factory(random_node_name))
+    node_heartbeat: float = option(
+        "node-heartbeat", "How often this node tells the others it is alive, seconds; after "
+        "three missed, another node takes its users as gone.", positive, default=5.0)
+    redis_timeout: float = option(
+        "redis-timeout", "Seconds a request may wait for Redis before it is answered "
+        "UNAVAILABLE.", positive, default=2.0)
 
     @property
     def limits(self) -> Limits:

@@ -44,8 +44,12 @@ def contact_fields(nick: str, online: User | None, last_seen: int | None) -> dic
 class ContactBook:
     log = Logger()
 
-    def __init__(self, online: Mapping[str, User], now: Callable[[], float], rate: Rate) -> None:
+    def __init__(self, online: Mapping[str, User], now: Callable[[], float], rate: Rate,
+                 publish: Callable[[str, ContactEvent], None] | None = None) -> None:
         self._online = online
+        self._publish = publish
+        """On a network of nodes: every change of a nick on this node goes to
+        the other nodes too, for their watchers (docs/CLUSTER.md)."""
         self._now = now
         self.watchers: dict[str, set[User]] = {}
         """Watched folded nick to the online users who watch it."""
@@ -56,17 +60,23 @@ class ContactBook:
         self.held: dict[str, ContactEvent] = {}
         """Watched nick to its latest change not told yet (over its bucket)."""
 
-    def entry(self, contact: ContactEntry) -> dict[str, Any]:
-        return contact_fields(contact.nick, self._online.get(contact.key), contact.last_seen)
+    def entry(self, contact: ContactEntry,
+              elsewhere: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """``elsewhere``: contacts online on other nodes of a network, as fields."""
+        online = self._online.get(contact.key)
+        if online is None and elsewhere and contact.key in elsewhere:
+            return elsewhere[contact.key]
+        return contact_fields(contact.nick, online, contact.last_seen)
 
     # ---- who watches whom
 
-    def logged_in(self, user: User, contacts: list[ContactEntry]) -> None:
+    def logged_in(self, user: User, contacts: list[ContactEntry],
+                  elsewhere: Mapping[str, dict[str, Any]] | None = None) -> None:
         """``user`` is online with this list: tell it each contact's state."""
         for contact in contacts:
             self.add(user, contact.key)
         for contact in contacts:
-            user.send(ContactEvent(**self.entry(contact)))
+            user.send(ContactEvent(**self.entry(contact, elsewhere)))
 
     def add(self, user: User, key: str) -> None:
         self.watching.setdefault(user, set()).add(key)
@@ -103,6 +113,13 @@ class ContactBook:
         self.online(user)
 
     def _changed(self, key: str, event: ContactEvent) -> None:
+        if self._publish is not None:
+            self._publish(key, event)
+        self.changed(key, event)
+
+    def changed(self, key: str, event: ContactEvent) -> None:
+        """A change of ``key`` (on this node, or heard from another), for
+        this node's watchers, at the churn rate."""
         if key not in self.watchers:
             self.held.pop(key, None)
             return

@@ -14,25 +14,34 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from twisted.internet import threads
-from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import ChatProtocolError, ErrorCode, Event, QuitEvent, fold_room
+from twistchat.chat.protocol import (
+    ChatProtocolError, ErrorCode, Event, JoinEvent, QuitEvent, ReplacedEvent, fold_room,
+)
 from twistchat.chat.server import identities
+from twistchat.chat.server.cluster_link import ClusterLink
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.contacts import ContactBook
 from twistchat.chat.server.guards import CredentialWork, LoginGuard, WorkRefused, source_of
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
 from twistchat.chat.server.member import broadcast
-from twistchat.chat.server.memberships import Memberships
+from twistchat.chat.server.memberships import Memberships, nothing_live
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.transfers import Transfers
 from twistchat.chat.server.user import User
+from twistchat.cluster.broker import Bounded, Broker, LocalBroker, bounded
+from twistchat.endpoint.api import CloseCode
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
 from twistchat.store.base import Account, ChatStore, IdemRecord
+from twistchat.store.social import ContactEntry
+
+REPLACED = "replaced"
+"""Why a session was closed: the nick logged in again (here or on another node)."""
 
 Handler = Callable[["ServerCore", User, Any], Awaitable[None]]
 """A request handler: ``await handler(server, user, request)``."""
@@ -59,19 +68,29 @@ class ServerCore:
     log = Logger()
 
     def __init__(self, store: ChatStore, clock: IReactorTime,
-                 config: ServerConfig | None = None, rng: random.Random | None = None) -> None:
+                 config: ServerConfig | None = None, rng: random.Random | None = None,
+                 broker: Broker | None = None) -> None:
+        """``broker``: a shared one makes this a node of a network
+        (docs/CLUSTER.md); none, or an unshared one, is today's single node.
+        A node's store calls are bounded by ``redis_timeout``."""
+        c = config or ServerConfig()
+        if broker is not None and broker.shared:
+            store = Bounded(store, clock, c.redis_timeout)
         self.store = store
         self.clock = clock
-        self.config = config or ServerConfig()
+        self.config = c
         self.rooms: RoomRegistry[User] = RoomRegistry(rng or random.SystemRandom())
         self.sessions: dict[ClientSession, User] = {}
         """Every session whose transport is open, and the user behind it."""
         self.online: dict[str, User] = {}
         """Folded nick to its one logged-in user."""
-        c = self.config
+        self.broker: Broker = broker if broker is not None else LocalBroker(clock, c.node_name)
+        self.cluster = ClusterLink(self, self.broker) if self.broker.shared else None
+        """What this node tells the others, and hears from them; None on a single node."""
         self.mailbox = Mailbox(store, c.mailbox_size, self.online.get,
                                per_sender=c.mailbox_per_sender, total=c.max_stored_dms,
-                               replay_budget=c.max_send_queue // 4)
+                               replay_budget=c.max_send_queue // 4,
+                               elsewhere=self.cluster.receipt_elsewhere if self.cluster else None)
         self.dm_senders = KeyedBuckets(Rate(per_second=c.dm_rate, burst=c.dm_burst))
         """The DM rate per sending nick (every DM is stored: PROTOCOL.md C10)."""
         self.credential_work = CredentialWork(c.credential_workers, c.credential_queue,
@@ -89,10 +108,15 @@ class ServerCore:
         """Keyed ``data`` being relayed ((folded nick, idem) to its end): a
         resend with that key waits for it instead of relaying again."""
         self.contacts = ContactBook(self.online, clock.seconds,
-                                    Rate(per_second=c.churn_rate, burst=c.churn_burst))
+                                    Rate(per_second=c.churn_rate, burst=c.churn_burst),
+                                    publish=self.cluster.presence if self.cluster else None)
         """Who watches whom, and presence notices (issue 14)."""
         self.memberships = Memberships(store, self.rooms, c.history_size, self.background,
-                                       replay_budget=c.max_send_queue // 4)
+                                       replay_budget=c.max_send_queue // 4,
+                                       on_enter=self.entered, shared=self.cluster is not None,
+                                       live_since=(self.cluster.newest_line if self.cluster
+                                                   else nothing_live),
+                                       members_of=self.members_of if self.cluster else None)
         """Rooms kept across sessions, and each member's mark (issue 14)."""
         self.transfers = Transfers(clock, self.config)
 
@@ -143,18 +167,82 @@ class ServerCore:
         for room in list(user.rooms.values()):
             room.remove(user.key, now)
             self.tell(room, QuitEvent(room=room.name, nick=user.nick, reason=reason, timeout=timeout))
+            if self.cluster is not None:
+                self.cluster.left(room, user.key)
         user.rooms.clear()
         was_online = self.online.get(user.key) is user
         if was_online:
             del self.online[user.key]
             self.background(self.store.touch_account(user.key, self.now_ms()), "touch")
+            if self.cluster is not None:
+                self.cluster.released(user)
         self.memberships.departed(user)  # its rooms stay its own: only part ends them
         self.contacts.departed(user, was_online, self.now_ms())
         self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
 
-    def tell(self, room: Room[User], event: Event, exclude: User | None = None) -> None:
-        """Send ``event`` to every member of ``room`` but ``exclude``."""
-        broadcast(room.members.values(), event, exclude)
+    def tell(self, room: Room[User], event: Event, exclude: User | None = None,
+             leaving: User | None = None) -> None:
+        """Send ``event`` to every member of ``room`` but ``exclude``; on a
+        network, to its members on every node, through the room's channel
+        (``leaving``, a member about to leave it, is told at once: it is
+        gone from the room before the channel brings the event back)."""
+        if self.cluster is None:
+            broadcast(room.members.values(), event, exclude)
+            return
+        if leaving is not None:
+            leaving.send(event)
+            exclude = leaving
+        self.cluster.tell(room.key, event, exclude.key if exclude is not None else None)
+
+    def entered(self, room: Room[User], user: User) -> None:
+        """``user`` is in ``room`` again (a kept membership, at login): the
+        others hear it joined."""
+        self.tell(room, JoinEvent(room=room.name, nick=user.nick), exclude=user)
+        if self.cluster is not None:
+            self.background(self.cluster.joined(room, user), "join a roster")
+
+    async def members_of(self, room: Room[User]) -> Mapping[str, Any]:
+        """``room``'s members, on every node of the network."""
+        if self.cluster is None:
+            return room.members
+        return await self.cluster.members(room)
+
+    async def member_counts(self, rooms: list[Room[User]]) -> dict[str, int]:
+        """Room key to its members on every node of the network."""
+        if self.cluster is None:
+            return {room.key: len(room.members) for room in rooms}
+        return await self.bounded(self.cluster.member_counts(rooms))
+
+    def removed_from(self, room: Room[User], target: User) -> None:
+        """``target`` (on this node) is out of ``room``: kicked or banned, told already."""
+        room.remove(target.key, self.clock.seconds())
+        target.rooms.pop(room.key, None)
+        self.background(self.memberships.left(target.key, room.key, target), "end a membership")
+        if self.cluster is not None:
+            self.cluster.left(room, target.key)
+
+    def replace(self, previous: User) -> None:
+        """A newer login of ``previous``'s nick (here or on another node): told, and closed."""
+        previous.send(ReplacedEvent())
+        self.depart(previous, REPLACED)
+        previous.session.close(REPLACED, CloseCode.REPLACED, graceful=True)
+        self.log.info("{nick} logged in again; older session replaced", nick=previous.nick)
+
+    async def presence_elsewhere(self, contacts: list[ContactEntry]) -> dict[str, dict[str, Any]]:
+        """Of ``contacts`` not online here, those online on other nodes (as ``contact`` fields)."""
+        if self.cluster is None:
+            return {}
+        away = [c for c in contacts if c.key not in self.online]
+        return await self.bounded(self.cluster.presence_of(away))
+
+    def bounded(self, call: Awaitable[Any]) -> Deferred[Any]:
+        """A call to what the network shares, answered or BrokerUnavailable
+        within ``redis_timeout``: no request waits on Redis for ever."""
+        return bounded(ensureDeferred(call), self.clock, self.config.redis_timeout)
+
+    async def take(self, user: User, bucket: str, rate: float, burst: float) -> bool:
+        """A token of ``user``'s bucket shared by every node of the network."""
+        return await self.bounded(self.broker.take(f"{bucket}:{user.key}", rate, burst))
 
     def room_of(self, user: User, name: str) -> Room[User]:
         room = user.rooms.get(fold_room(name))
@@ -169,8 +257,13 @@ class ServerCore:
         return room
 
     def save_room(self, room: Room[User]) -> None:
-        """Persist operator-set state for rooms worth keeping across restarts."""
-        if room.worth_keeping():
+        """Persist operator-set state for rooms worth keeping across restarts
+        (on a network, of every live room: another node may open it), and
+        tell the other nodes."""
+        if self.cluster is not None:
+            self.background(self.store.put_room(room.key, room.to_state()), "save room")
+            self.cluster.state_changed(room)
+        elif room.worth_keeping():
             self.background(self.store.put_room(room.key, room.to_state()), "save room")
         else:
             self.background(self.store.delete_room(room.key), "delete room")

@@ -41,7 +41,8 @@ class Mailbox:
 
     def __init__(self, store: ChatStore, capacity: int,
                  find_online: Callable[[str], Member | None], per_sender: int | None = None,
-                 total: int | None = None, replay_budget: int = 1 << 20) -> None:
+                 total: int | None = None, replay_budget: int = 1 << 20,
+                 elsewhere: Callable[[Receipt], None] | None = None) -> None:
         self._store = store
         self._capacity = capacity
         self._per_sender = per_sender
@@ -59,6 +60,9 @@ class Mailbox:
         """Members whose replay is under way, and whether a DM came for them
         meanwhile (it is stored: the replay reads the mailbox again, so it
         comes in its order, not ahead of older ones)."""
+        self._elsewhere = elsewhere
+        """On a network of nodes: a receipt whose sender is not on this node
+        goes to its node, if any (docs/CLUSTER.md)."""
 
     async def store(self, dm: StoredDm, idem: IdemRecord | None = None) -> Mapping[str, Any] | None:
         """Commit ``dm`` (and ``idem`` with it); returns once committed, with
@@ -118,6 +122,8 @@ class Mailbox:
         sender = self._find_online(receipt.sender_key)
         if sender is not None:
             self.send_receipt(sender, receipt)
+        elif self._elsewhere is not None:
+            self._elsewhere(receipt)
 
     def send_receipt(self, sender: Member, receipt: Receipt) -> None:
         """Tell ``sender`` its DM arrived (once per session); forget the

@@ -33,13 +33,13 @@ becomes its operator, as a first ``join`` does.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import JOIN_MEMBERS, JoinEvent, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.protocol import JOIN_MEMBERS, MessageEvent, PartEvent, RejoinedEvent, encode
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
@@ -69,6 +69,11 @@ was left, so a member with many lines unacknowledged is not trimmed at every
 line.  What a mark holds is bounded by the larger of this and twice what the
 transport has not acknowledged (bounded by the SendQ); nothing after a
 refused line (``NEVER_ACKED``)."""
+
+
+def nothing_live(room_key: str) -> int:
+    """A single node: no channel brings lines a replay could miss."""
+    return 0
 
 
 class DeliveryMark:
@@ -122,8 +127,22 @@ class Memberships:
     log = Logger()
 
     def __init__(self, store: Any, rooms: RoomRegistry[User], history_size: int,
-                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int) -> None:
+                 on_failure: Callable[[Deferred[Any], str], None], replay_budget: int,
+                 on_enter: Callable[[Room[User], User], None], shared: bool = False,
+                 live_since: Callable[[str], int] = nothing_live,
+                 members_of: Callable[[Room[User]], Awaitable[Mapping[str, Any]]] | None = None) -> None:
         self._store = store
+        self._on_enter = on_enter
+        """Tells the room a restored member is back (``ServerCore.entered``)."""
+        self._members_of = members_of
+        """On a network: a room's members on every node (for ``rejoined``)."""
+        self._live_since = live_since
+        """On a network: the newest line of a room this node's channel
+        delivered (a replay must hold every line up to it before the user
+        enters the room, or it would miss those delivered meanwhile)."""
+        self._shared = shared
+        """Other nodes keep memberships in the same store: ``kept`` is this
+        node's view only, so a membership ends in the store whatever it says."""
         self._replay_budget = replay_budget
         """Bytes of missed lines sent before waiting for their acknowledgement."""
         self._rooms = rooms
@@ -159,7 +178,7 @@ class Memberships:
         present): the membership ends."""
         members = self.kept.get(room_key)
         if members is None or key not in members:
-            return succeed(None)
+            return self._store.drop_membership(key, room_key) if self._shared else succeed(None)
         members.discard(key)
         if not members:
             del self.kept[room_key]
@@ -242,7 +261,10 @@ class Memberships:
     # ---- login
 
     async def memberships(self, user: User) -> list[Membership]:
-        return await self._store.get_memberships(user.key)
+        found = await self._store.get_memberships(user.key)
+        for kept in found:  # kept on another node, maybe
+            self.kept.setdefault(kept.room_key, set()).add(user.key)
+        return found
 
     async def restore(self, user: User, memberships: list[Membership]) -> int:
         """Put ``user`` back in its rooms, each followed by what it missed;
@@ -266,12 +288,20 @@ class Memberships:
         missed = await self._store.get_missed(kept.room_key, kept.last_seen, kept.seen_line,
                                               self._history_size)
         lines, mark, told = missed.lines, DeliveryMark(kept.last_seen), False
+        covered = lines[-1].msg_id if lines else kept.last_seen
+        """The newest line this replay holds or has sent."""
         for round in range(MAX_REPLAY_ROUNDS + 1):
             room = self._room_for(user, kept)
             if room is None:
                 return False
             if not told:
-                user.send(self._rejoined(user, room, len(lines), missed.not_kept))
+                members = None
+                if self._members_of is not None:  # a network's: every node's members
+                    members = dict(await self._members_of(room))
+                    room = self._room_for(user, kept)
+                    if room is None:
+                        return False
+                user.send(self._rejoined(user, room, len(lines), missed.not_kept, members))
                 self._marks.setdefault(user, {})[room.key] = mark
                 told = True
             encoded = [encode(MessageEvent(room=room.name, nick=line.nick, text=line.text,
@@ -282,6 +312,12 @@ class Memberships:
                 used += len(encoded[fits])
                 fits += 1
             if fits == len(encoded) or round == MAX_REPLAY_ROUNDS:
+                if round < MAX_REPLAY_ROUNDS and self._live_since(room.key) > covered:
+                    # On a network the room's channel brought this node lines
+                    # committed after the read: read them too before entering.
+                    more = (await self._store.get_missed(room.key, covered, 0, self._history_size)).lines
+                    lines, covered = lines + more, more[-1].msg_id if more else covered
+                    continue
                 self._enter(user, room)
                 for line, data in zip(lines, encoded):
                     self._send_line(user, mark, line.msg_id, data)
@@ -296,6 +332,7 @@ class Memberships:
             mark.sent(HAD, last.msg_id)  # acknowledged: had once every line before it is
             self._advance(user, room.key, mark)
             lines = (await self._store.get_missed(room.key, last.msg_id, 0, self._history_size)).lines
+            covered = lines[-1].msg_id if lines else last.msg_id
         return False  # not reached: the last round enters the room
 
     def _room_for(self, user: User, kept: Membership) -> Room[User] | None:
@@ -314,9 +351,16 @@ class Memberships:
         return None if room.key in user.rooms else room
 
     @staticmethod
-    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int) -> RejoinedEvent:
+    def _rejoined(user: User, room: Room[User], missed: int, not_kept: int,
+                  members: dict[str, Any] | None = None) -> RejoinedEvent:
         """The room as the user will be in it (counted among its members),
-        though it enters only once the replay's last part goes out."""
+        though it enters only once the replay's last part goes out.
+        ``members``: on a network, the room's on every node."""
+        if members is not None:
+            members[user.key] = user
+            return RejoinedEvent(**room.describe(members),
+                                 members=room.member_list(count=JOIN_MEMBERS, members=members),
+                                 missed=missed, not_kept=not_kept)
         room.members[user.key] = user  # for the description only: no event, no line
         try:
             return RejoinedEvent(**room.describe(), members=room.member_list(count=JOIN_MEMBERS),
@@ -327,10 +371,7 @@ class Memberships:
     def _enter(self, user: User, room: Room[User]) -> None:
         room.add(user)
         user.rooms[room.key] = room
-        join = encode(JoinEvent(room=room.name, nick=user.nick))
-        for member in list(room.members.values()):
-            if member is not user:
-                member.send_encoded(join)
+        self._on_enter(room, user)
 
     def _send_line(self, user: User, mark: DeliveryMark, msg_id: int, data: bytes) -> None:
         mark.sent(user.send_encoded(data), msg_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random as _random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -58,10 +58,13 @@ class Room(Generic[M]):
     def is_op(self, key: str) -> bool:
         return self.op_key == key
 
-    def check_join(self, key: str, given_key: str | None, max_members: int) -> None:
+    def check_join(self, key: str, given_key: str | None, max_members: int,
+                   members: Mapping[str, Any] | None = None) -> None:
         """Raise the error a join by ``key`` must get, if any.  Order matters:
-        a banned nick learns it is banned even if it holds an invitation."""
-        if key in self.members:
+        a banned nick learns it is banned even if it holds an invitation.
+        ``members``: the room's on every node, when not only this node's."""
+        members = self.members if members is None else members
+        if key in members:
             raise ChatProtocolError(ErrorCode.ALREADY_IN_ROOM)
         if key in self.bans:
             raise ChatProtocolError(ErrorCode.BANNED)
@@ -70,9 +73,9 @@ class Room(Generic[M]):
             raise ChatProtocolError(ErrorCode.INVITE_ONLY)
         if self.join_key and not privileged and given_key != self.join_key:
             raise ChatProtocolError(ErrorCode.BAD_KEY)
-        if len(self.members) >= max_members:
+        if len(members) >= max_members:
             raise ChatProtocolError(ErrorCode.ROOM_FULL)
-        if self.member_limit is not None and len(self.members) >= self.member_limit:
+        if self.member_limit is not None and len(members) >= self.member_limit:
             raise ChatProtocolError(ErrorCode.ROOM_FULL,
                                     f"room is full: its operator allows {self.member_limit} members")
 
@@ -86,19 +89,22 @@ class Room(Generic[M]):
         if not self.members:
             self.empty_since = now
 
-    def member_list(self, after: str | None = None, count: int | None = None) -> list[dict[str, Any]]:
+    def member_list(self, after: str | None = None, count: int | None = None,
+                    members: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Members in folded-nick order (the order ``who`` pages in): those
-        whose key is after ``after``, at most ``count`` of them."""
-        keys = (k for k in self.members if after is None or k > after)
+        whose key is after ``after``, at most ``count`` of them (of
+        ``members``, when not only this node's)."""
+        members = self.members if members is None else members
+        keys = (k for k in members if after is None or k > after)
         chosen = sorted(keys) if count is None else heapq.nsmallest(count, keys)
-        return [member_entry(self.members[k].nick, self.members[k].away, self.is_op(k)) for k in chosen]
+        return [member_entry(members[k].nick, members[k].away, self.is_op(k)) for k in chosen]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, members: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The room part of a ``join``/``create`` reply (its members are paged)."""
         return {"room": self.name, "topic": self.topic, "topic_by": self.topic_by,
                 "topic_ts": self.topic_ts, "op": self.op_nick, "invite_only": self.invite_only,
                 "has_key": bool(self.join_key), "limit": self.member_limit,
-                "member_count": len(self.members)}
+                "member_count": len(self.members if members is None else members)}
 
     # persistence: only the operator-set state, never members
     def to_state(self) -> dict[str, Any]:
@@ -110,13 +116,22 @@ class Room(Generic[M]):
 
     @classmethod
     def from_state(cls, key: str, state: dict[str, Any], now: float) -> Room[M]:
-        return cls(key=key, name=state["name"], creator_key=state["creator_key"],
-                   op_key=state.get("op_key"), op_nick=state.get("op_nick"),
-                   topic=state.get("topic"), topic_by=state.get("topic_by"),
-                   topic_ts=state.get("topic_ts"), bans=dict(state.get("bans", {})),
-                   invites=set(state.get("invites", [])),
-                   invite_only=bool(state.get("invite_only")), join_key=state.get("join_key"),
-                   member_limit=state.get("member_limit"), empty_since=now)
+        room: Room[M] = cls(key=key, name=state["name"], creator_key=state["creator_key"],
+                            empty_since=now)
+        room.apply_state(state)
+        return room
+
+    def apply_state(self, state: Mapping[str, Any]) -> None:
+        """Take the operator-set state of ``to_state`` (from the store, or
+        another node of the network); members are not state."""
+        self.creator_key = state.get("creator_key", self.creator_key)
+        self.op_key, self.op_nick = state.get("op_key"), state.get("op_nick")
+        self.topic, self.topic_by = state.get("topic"), state.get("topic_by")
+        self.topic_ts = state.get("topic_ts")
+        self.bans = dict(state.get("bans", {}))
+        self.invites = set(state.get("invites", []))
+        self.invite_only = bool(state.get("invite_only"))
+        self.join_key, self.member_limit = state.get("join_key"), state.get("member_limit")
 
 
 class RoomRegistry(Generic[M]):

@@ -33,6 +33,7 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.typing_relay import TypingRelay
 from twistchat.chat.server.user import User
+from twistchat.cluster import UNREACHABLE, Broker
 from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.ratelimit import TokenBucket
 from twistchat.store.base import ChatStore
@@ -45,8 +46,9 @@ CHURN: tuple[type[p.Request], ...] = (p.Away, p.Join, p.Create, p.Part, p.Nick)
 
 class ChatServer(ServerCore):
     def __init__(self, store: ChatStore, clock: IReactorTime,
-                 config: ServerConfig | None = None, rng: random.Random | None = None) -> None:
-        super().__init__(store, clock, config, rng)
+                 config: ServerConfig | None = None, rng: random.Random | None = None,
+                 broker: Broker | None = None) -> None:
+        super().__init__(store, clock, config, rng, broker)
         self.reaper = LoopingCall(self.reap)
         self.reaper.clock = clock
         self._last_purge = clock.seconds()
@@ -55,7 +57,7 @@ class ChatServer(ServerCore):
         self.login_deadlines: Deadlines[ClientSession] = Deadlines(
             clock, self.config.login_timeout, self._login_overdue)
         """Sessions that must log in by ``login_timeout`` (one timer for all)."""
-        self.typing = TypingRelay(clock, self.config, self.online)
+        self.typing = TypingRelay(clock, self.config, self.online, network=self.cluster)
         """Typing notices, relayed over the unreliable channel (PROTOCOL.md C13)."""
 
     # ------------------------------------------------------------ lifecycle
@@ -66,10 +68,14 @@ class ChatServer(ServerCore):
     def start(self) -> Deferred[None]:
         """Reserve ids, load kept rooms, then start the reaper."""
         async def load() -> None:
+            if self.cluster is not None:
+                await self.cluster.start()
             await self.ids.prepare()
             await self.memberships.load()
             now = self.clock.seconds()
-            for key, state in (await self.store.load_rooms()).items():
+            # A node of a network opens rooms as its users come to them (cluster_link).
+            kept = {} if self.cluster is not None else await self.store.load_rooms()
+            for key, state in kept.items():
                 if key not in self.rooms.rooms:
                     self.rooms.rooms[key] = Room.from_state(key, state, now)
             if not self.reaper.running:
@@ -78,6 +84,11 @@ class ChatServer(ServerCore):
         return Deferred.fromCoroutine(load())
 
     def stop(self) -> None:
+        self._stop_timers()
+        if self.cluster is not None:
+            self.background(self.cluster.stop(), "leave the network")
+
+    def _stop_timers(self) -> None:
         if self.reaper.running:
             self.reaper.stop()
         self.login_deadlines.stop()
@@ -86,20 +97,24 @@ class ChatServer(ServerCore):
         """Tell everyone, wait for every store write (so all acknowledged data
         is on disk and every pending ack went out), then close sessions."""
         self.shutting_down = True
-        self.stop()
+        self._stop_timers()
         event = p.encode(p.ShutdownEvent(message=message))
-        for user in self._live_users():
+        for user in self.live_users():
             user.send_encoded(event)
         self.log.info("shutting down: {count} sessions", count=len(self.sessions))
         self.background(self.memberships.flush(), "write room marks")
 
         def close_all(_: Any) -> None:
-            for user in self._live_users():
+            for user in self.live_users():
+                if self.cluster is not None:  # the other nodes' members hear it, now
+                    self.depart(user, message)
                 user.departed = True
                 user.session.close(message, CloseCode.SHUTTING_DOWN, graceful=True)
+            if self.cluster is not None:
+                self.background(self.cluster.stop(), "leave the network")
         return self.store.flush().addCallback(close_all)
 
-    def _live_users(self) -> list[User]:
+    def live_users(self) -> list[User]:
         """Users the server is not done with yet (a replaced or quitting session
         may still be closing)."""
         return [user for user in self.sessions.values() if not user.departed]
@@ -144,11 +159,20 @@ class ChatServer(ServerCore):
             raise ChatProtocolError(ErrorCode.SHUTTING_DOWN)
         if not user.logged_in and not isinstance(request, p.Login):
             raise ChatProtocolError(ErrorCode.NOT_LOGGED_IN)
-        if (isinstance(request, CHURN) and user.churn is not None
-                and not user.churn.take(self.clock.seconds())):
-            raise ChatProtocolError(ErrorCode.RATE_LIMITED,
-                                    "too many presence, join, part or nick changes; slow down")
-        await self._handlers[type(request)](self, user, request)
+        try:
+            if isinstance(request, CHURN) and not await self._churn(user):
+                raise ChatProtocolError(ErrorCode.RATE_LIMITED,
+                                        "too many presence, join, part or nick changes; slow down")
+            await self._handlers[type(request)](self, user, request)
+        except UNREACHABLE as e:
+            self.log.info("{type} answered UNAVAILABLE: {why}", type=request.TYPE, why=e)
+            raise ChatProtocolError(ErrorCode.UNAVAILABLE) from None
+
+    async def _churn(self, user: User) -> bool:
+        """A token of the churn bucket: the session's, or on a network the user's on every node."""
+        if self.cluster is not None:
+            return await self.take(user, "churn", self.config.churn_rate, self.config.churn_burst)
+        return user.churn is None or user.churn.take(self.clock.seconds())
 
     def unreliable_received(self, session: ClientSession, data: bytes) -> None:
         user = self.sessions.get(session)
@@ -162,7 +186,7 @@ class ChatServer(ServerCore):
         and now and then purge lapsed password-less registrations and old
         idempotency keys."""
         now = self.clock.seconds()
-        for user in self._live_users():
+        for user in self.live_users():
             session = user.session
             if now - session.last_heard > self.config.idle_timeout:
                 self.log.info("reaping idle session {nick} from {peer}", nick=user.nick or "-",
@@ -174,6 +198,9 @@ class ChatServer(ServerCore):
         self.transfers.reap(now)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
                                        held=self.memberships.holds):
+            if self.cluster is not None:
+                self.cluster.closed(room)  # the network's: other nodes may have it
+                continue
             self.log.info("reaping empty room {room}", room=room.name)
             self.background(self.store.delete_history(room.key), "delete history")
             self.background(self.store.delete_room(room.key), "delete room")

@@ -23,6 +23,7 @@ from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.keyfile import DEFAULT_KEY_NAME, ServerKeyError, key_path, load_server_key
 from twistchat.chat.server.options import build_config, opt_parameters, option, option_problems, port_number
 from twistchat.chat.server.server import ChatServer
+from twistchat.cluster import Broker
 from twistchat.endpoint.endpoint import ServerEndpoint
 from twistchat.endpoint.keys import key_fingerprint
 from twistchat.endpoint.ratelimit import Rate
@@ -139,17 +140,19 @@ class ChatService(service.MultiService):
 
     def __init__(self, reactor: Any, port: int, interface: str, db: str,
                  config: ServerConfig, static_key: Any = None, key_file: Any = None,
-                 redis: str = "") -> None:
+                 redis: str = "", broker: Broker | None = None) -> None:
         """``static_key``: the server's X25519 key (``keyfile.load_server_key``),
         loaded from ``key_file`` (None: a throwaway key, or none given: a fresh one);
-        ``redis``: a URL to keep everything in Redis instead of ``db``."""
+        ``redis``: a URL to keep everything in Redis instead of ``db``;
+        ``broker``: this node's link to the others of its network
+        (``cluster_broker``); none for a single node."""
         super().__init__()
         self.reactor = reactor
         self.db = parse_redis_url(redis).url if redis else db
         self.static_key = static_key if static_key is not None else load_server_key(None)
         self.key_file = key_file
         self.store = open_store(reactor, db, redis=redis)
-        self.chat = ChatServer(self.store, reactor, config)
+        self.chat = ChatServer(self.store, reactor, config, broker=broker)
         self.endpoint = ServerEndpoint(reactor, lambda address: self.chat.build_protocol(),
                                        config=session_config(config),
                                        admission=admission(config),
@@ -191,14 +194,27 @@ class ChatService(service.MultiService):
         self.log.info("stopped")
 
 
+def cluster_broker(redis_url: str, reactor: Any, config: ServerConfig) -> Broker:
+    """The broker of a node on ``--redis URL`` (docs/CLUSTER.md): named
+    ``--node-name``, its calls bounded by ``--redis-timeout``.  txredisapi
+    is imported only here: importing it installs the global reactor."""
+    from twistchat.cluster.redis_broker import redis_broker
+
+    return redis_broker(redis_url, reactor, config.node_name, timeout=config.redis_timeout)
+
+
 def make_service(options: Options, reactor: Any = None) -> ChatService:
     if reactor is None:
         from twisted.internet import reactor
     listen = options.listen_config()
+    config = options.server_config()
+    broker = None
     if listen.redis:
         _check_redis(listen.redis)
-    return ChatService(reactor, listen.port, listen.interface, listen.db, options.server_config(),
-                       static_key=_server_key(listen), key_file=listen.key_path, redis=listen.redis)
+        broker = cluster_broker(listen.redis, reactor, config)
+    return ChatService(reactor, listen.port, listen.interface, listen.db, config,
+                       static_key=_server_key(listen), key_file=listen.key_path, redis=listen.redis,
+                       broker=broker)
 
 
 def _check_redis(url: str) -> None:

@@ -12,6 +12,7 @@ transport bounds what waits for room in its windows.
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -39,7 +40,11 @@ class TypingCounters:
 class TypingRelay:
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, config: ServerConfig, online: dict[str, User]) -> None:
+    def __init__(self, clock: IReactorTime, config: ServerConfig, online: dict[str, User],
+                 network: Any = None) -> None:
+        """``network``: on a network of nodes, the ``ClusterLink`` that takes
+        notices to members and nicks on the other nodes."""
+        self.network = network
         self.clock = clock
         self.config = config
         self.online = online
@@ -88,10 +93,17 @@ class TypingRelay:
         for member in list(room.members.values()):
             if member is not user:
                 member.session.send_unreliable(data)
+        if self.network is not None:
+            self.network.typing_to_room(room.key, data, user.key)
         self.counters.relayed += 1
 
     def _to_nick(self, user: User, nick: str) -> None:
         recipient = self.online.get(fold_nick(nick))
+        if recipient is None and self.network is not None and fold_nick(nick) != user.key:
+            # maybe online on another node: its node relays it, or nobody does
+            self.network.typing_to_nick(fold_nick(nick), encode(TypingEvent(nick=user.nick, to=nick)))
+            self.counters.relayed += 1
+            return
         if recipient is None or recipient is user:
             self.counters.no_target += 1
             return

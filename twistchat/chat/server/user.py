@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twistchat.chat.protocol import Message
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
+from twistchat.cluster.broker import session_token
 from twistchat.endpoint.api import INTERACTIVE_LANE
 from twistchat.endpoint.ratelimit import TokenBucket
 
@@ -36,6 +37,8 @@ class User:
     """The slower bucket for what fans out to rooms (away, join, part, nick)."""
     login_failures: int = 0
     """Failed logins on this session (it is closed after a few)."""
+    token: str = attrs.Factory(session_token)
+    """This session among the network's (the broker's login holder)."""
 
     @property
     def logged_in(self) -> bool:

@@ -28,7 +28,9 @@ async def watch(server: ServerCore, user: User, request: p.Watch) -> None:
         server.contacts.add(user, key)
     nick = online.nick if online is not None else account.nick
     last_seen = None if account is None else account.last_seen
-    user.session.reply(request, **server.contacts.entry(ContactEntry(key, nick, last_seen)))
+    contact = ContactEntry(key, nick, last_seen)
+    user.session.reply(request, **server.contacts.entry(
+        contact, await server.presence_elsewhere([contact])))
 
 
 async def unwatch(server: ServerCore, user: User, request: p.Unwatch) -> None:
@@ -40,8 +42,9 @@ async def unwatch(server: ServerCore, user: User, request: p.Unwatch) -> None:
 
 async def contacts(server: ServerCore, user: User, request: p.Contacts) -> None:
     after = None if request.after is None else fold_nick(request.after)
-    entries = [server.contacts.entry(c) for c in await server.store.get_contacts(user.key)
-               if after is None or c.key > after]
+    listed = [c for c in await server.store.get_contacts(user.key) if after is None or c.key > after]
+    elsewhere = await server.presence_elsewhere(listed)
+    entries = [server.contacts.entry(c, elsewhere) for c in listed]
     budget = min(server.config.max_message_bytes, user.peer_max_message_size)
     user.session.reply(request, **page(budget, request.id, {}, "contacts", entries, "a contact"))
 

@@ -36,15 +36,18 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
         if account is None:
             raise ChatProtocolError(ErrorCode.NO_SUCH_NICK)
         to_nick = account.nick
-    if not server.dm_senders.take(user.key, server.clock.seconds()):
+    if not await _may_send_dm(server, user):
         raise ChatProtocolError(ErrorCode.RATE_LIMITED, "too many DMs; slow down")
+    elsewhere = None
+    if recipient is None and server.cluster is not None:
+        elsewhere = await server.bounded(server.cluster.holder(key))  # online on another node
     dm_id, ts = await server.ids.next_id(), server.now_ms()
     stored = StoredDm(dm_id=dm_id, to_key=key, to_nick=to_nick, sender=user.nick,
                       text=request.text, ts=ts, sender_key=user.key)
     if recipient is not None:
         check_fits(recipient, server.mailbox.event(stored, recipient, stored=False))
     answer = {"to": to_nick, "dm_id": dm_id, "ts": ts, "status": "stored",
-              "online": recipient is not None}
+              "online": recipient is not None or elsewhere is not None}
     known = await server.mailbox.store(stored, server.idem_record(user, request, answer))
     if known is not None:
         user.session.reply(request, **known)
@@ -53,6 +56,16 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
     recipient = server.online.get(key)  # who is online now, the commit done
     if recipient is not None:
         server.mailbox.hand_over(recipient, stored, stored=False)
+    elif elsewhere is not None:  # its node hands it over, deletes it on the ack
+        server.cluster.dm_elsewhere(elsewhere, stored)
+
+
+async def _may_send_dm(server: ServerCore, user: User) -> bool:
+    """The nick's DM bucket: on a network, one for all its sessions on every node."""
+    c = server.config
+    if server.cluster is not None:
+        return await server.take(user, "dm", c.dm_rate, c.dm_burst)
+    return server.dm_senders.take(user.key, server.clock.seconds())
 
 
 async def data(server: ServerCore, user: User, request: p.Data) -> None:
@@ -68,17 +81,25 @@ async def data(server: ServerCore, user: User, request: p.Data) -> None:
     if request.room is not None:
         return await room_data.relay(server, user, request, token, _forget_relay)
     recipient = server.online.get(fold_nick(request.to))
-    if recipient is None:
-        raise ChatProtocolError(ErrorCode.NOT_ONLINE)
     event = p.encode(p.DataEvent(nick=user.nick, payload=request.payload))
-    check_fits(recipient, event)
-    # Sent now, in request order; the ok waits for the recipient's ack
-    # without holding up this session's next request.
-    sent = recipient.send_tracked(event)
+    if recipient is None and server.cluster is not None:
+        holder = await server.bounded(server.cluster.holder(fold_nick(request.to)))
+        if holder is None:
+            raise ChatProtocolError(ErrorCode.NOT_ONLINE)
+        to_nick = request.to  # its node sends it; the ok waits for its word
+        sent = server.cluster.data.send(holder, fold_nick(request.to), event)
+    else:
+        if recipient is None:
+            raise ChatProtocolError(ErrorCode.NOT_ONLINE)
+        check_fits(recipient, event)
+        to_nick = recipient.nick
+        # Sent now, in request order; the ok waits for the recipient's ack
+        # without holding up this session's next request.
+        sent = recipient.send_tracked(event)
     done: Deferred[None] = Deferred()
     if request.idem is not None:
         server.relaying[token] = done
-    finished = Deferred.fromCoroutine(_settle(server, user, request, recipient.nick, sent))
+    finished = Deferred.fromCoroutine(_settle(server, user, request, to_nick, sent))
     finished.addErrback(_relay_failed, server, user, request)
     finished.addBoth(_forget_relay, server, token, done)
 

@@ -16,9 +16,6 @@ from twistchat.chat.server.user import User
 from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import Account
 
-REPLACED = "replaced"
-
-
 async def login(server: ServerCore, user: User, request: p.Login) -> None:
     """Refused at once while the nick or the source backs off, or while the
     nick has ``login_queue`` logins being checked; the credential is checked
@@ -102,12 +99,13 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
         await _check_credential(server, user, request, account)  # changed while we checked
     if user.departed:  # the transport went away while we checked
         return
+    if server.cluster is not None:  # the newest login wins on every node
+        await server.bounded(server.cluster.claim(key, user))
+        if user.departed:
+            return
     previous = server.online.get(key)
     if previous is not None and previous is not user:
-        previous.send(p.ReplacedEvent())
-        server.depart(previous, REPLACED)
-        previous.session.close(REPLACED, CloseCode.REPLACED, graceful=True)
-        server.log.info("{nick} logged in again; older session replaced", nick=account.nick)
+        server.replace(previous)
     user.key, user.nick = key, account.nick
     server.online[key] = user
     server.logins.succeeded(key, source_of(session.peer))
@@ -115,7 +113,10 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     await server.store.touch_account(key, server.now_ms())
     waiting = await server.mailbox.pending(key)
     kept_rooms = await server.memberships.memberships(user)  # issue 14: C11, C12
+    if server.cluster is not None:
+        await server.cluster.open_kept(kept_rooms, user)
     contact_list = await server.store.get_contacts(key)
+    elsewhere = await server.presence_elsewhere(contact_list)
     if not user.departed:  # its transport may have gone while we read
         server.contacts.online(user)
     fields: dict[str, Any] = {
@@ -130,7 +131,7 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     server.log.info("{nick} logged in from {peer}", nick=account.nick, peer=session.peer)
     await server.mailbox.replay(user, waiting)
     if not user.departed:
-        server.contacts.logged_in(user, contact_list)
+        server.contacts.logged_in(user, contact_list, elsewhere)
         await server.memberships.restore(user, kept_rooms)
 
 
@@ -169,7 +170,9 @@ async def set_password(server: ServerCore, user: User, request: p.SetPassword) -
 async def nick(server: ServerCore, user: User, request: p.Nick) -> None:
     new_key = fold_nick(request.nick)
     old_key, old_nick = user.key, user.nick
-    if new_key != old_key and (new_key in server.online or await server.registered(new_key) is not None):
+    if new_key != old_key and (new_key in server.online or await server.registered(new_key) is not None
+                               or (server.cluster is not None
+                                   and await server.cluster.holder(new_key) is not None)):
         raise ChatProtocolError(ErrorCode.NICK_TAKEN)
     account = await server.store.get_account(old_key)
     if account is None:
@@ -180,8 +183,15 @@ async def nick(server: ServerCore, user: User, request: p.Nick) -> None:
         key=new_key, nick=request.nick, credential=account.credential,
         has_password=account.has_password, created=account.created, last_seen=server.now_ms()))
     del server.online[old_key]
+    if server.cluster is not None:
+        server.cluster.released(user)
     user.key, user.nick = new_key, request.nick
     server.online[new_key] = user
+    if server.cluster is not None:
+        await server.bounded(server.cluster.claim(new_key, user))
+        for room in user.rooms.values():
+            server.cluster.left(room, old_key)
+            server.background(server.cluster.joined(room, user), "update a roster")
     server.rooms.rename_member(old_key, user)
     server.memberships.renamed(old_key, user)
     server.contacts.renamed(old_key, old_nick, user, server.now_ms())

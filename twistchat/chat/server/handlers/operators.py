@@ -3,6 +3,8 @@ operator status on.  Each is refused with NOT_OPERATOR for anyone else."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ChatProtocolError, ErrorCode, fold_nick
 from twistchat.chat.server.core import Handler, ServerCore
@@ -10,29 +12,35 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.user import User
 
 
-def _target(room: Room[User], user: User, nick: str) -> User:
+async def _target(server: ServerCore, room: Room[User], user: User, nick: str) -> Any:
+    """The member ``nick`` names: a ``User`` here, or (on a network) a
+    ``RemoteMember`` on another node."""
     key = fold_nick(nick)
     if key == user.key:
         raise ChatProtocolError(ErrorCode.NOT_OPERATOR, "an operator cannot target themself")
-    target = room.members.get(key)
+    target = (await server.members_of(room)).get(key)
     if target is None:
         raise ChatProtocolError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in {room.name}")
     return target
 
 
-def _remove_member(server: ServerCore, room: Room[User], target: User, by: User,
+def _remove_member(server: ServerCore, room: Room[User], target: Any, by: User,
                    reason: str | None, banned: bool) -> None:
-    server.tell(room, p.KickEvent(room=room.name, nick=target.nick, by=by.nick, reason=reason,
-                                  banned=banned))
-    room.remove(target.key, server.clock.seconds())
-    target.rooms.pop(room.key, None)
-    server.background(server.memberships.left(target.key, room.key, target), "end a membership")
+    """Told, then out of the room: on a network, by the node it is on, once
+    the channel brought it the kick."""
+    event = p.KickEvent(room=room.name, nick=target.nick, by=by.nick, reason=reason, banned=banned)
+    if server.cluster is not None:
+        server.cluster.tell(room.key, event, remove=target.key)
+        server.background(server.memberships.left(target.key, room.key), "end a membership")
+    else:
+        server.tell(room, event)
+        server.removed_from(room, target)
     server.log.info("{by} removed {nick} from {room}", by=by.nick, nick=target.nick, room=room.name)
 
 
 async def kick(server: ServerCore, user: User, request: p.Kick) -> None:
     room = server.op_room(user, request.room)
-    target = _target(room, user, request.nick)
+    target = await _target(server, room, user, request.nick)
     _remove_member(server, room, target, user, request.reason, banned=False)
     user.session.reply(request)
 
@@ -45,7 +53,7 @@ async def ban(server: ServerCore, user: User, request: p.Ban) -> None:
     room.bans[key] = request.nick
     room.invites.discard(key)
     server.save_room(room)
-    target = room.members.get(key)
+    target = (await server.members_of(room)).get(key)
     if target is not None:
         _remove_member(server, room, target, user, request.reason, banned=True)
     else:
@@ -89,12 +97,14 @@ async def invite(server: ServerCore, user: User, request: p.Invite) -> None:
     invitee = server.online.get(key)
     if invitee is not None:
         invitee.send(p.InvitedEvent(room=room.name, by=user.nick))
+    elif server.cluster is not None:  # maybe online on another node
+        server.cluster.to_user(key, p.encode(p.InvitedEvent(room=room.name, by=user.nick)))
     user.session.reply(request)
 
 
 async def op(server: ServerCore, user: User, request: p.Op) -> None:
     room = server.op_room(user, request.room)
-    target = _target(room, user, request.nick)
+    target = await _target(server, room, user, request.nick)
     room.op_key, room.op_nick = target.key, target.nick
     server.save_room(room)
     server.tell(room, p.OpEvent(room=room.name, nick=target.nick, by=user.nick))

@@ -13,6 +13,8 @@ async def away(server: ServerCore, user: User, request: p.Away) -> None:
     user.away = request.message or None
     for room in list(user.rooms.values()):
         server.tell(room, p.AwayEvent(room=room.name, nick=user.nick, message=user.away))
+        if server.cluster is not None:
+            server.background(server.cluster.joined(room, user), "update a roster")
     server.contacts.online(user)
     user.session.reply(request, away=user.away)
 

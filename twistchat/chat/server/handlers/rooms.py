@@ -33,6 +33,8 @@ async def create(server: ServerCore, user: User, request: p.Create) -> None:
     group = server.rooms.new_group_id()
     room = server.rooms.create(group, group, user)
     server.log.info("{nick} created group {room}", nick=user.nick, room=group)
+    if server.cluster is not None:
+        await server.cluster.created(room)
     await _enter(server, user, request, room)
 
 
@@ -42,12 +44,17 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
         raise ChatProtocolError(ErrorCode.ALREADY_IN_ROOM)
     _check_room_capacity(server, user)
     room = server.rooms.get(key)
+    if room is None and server.cluster is not None:
+        room = await server.cluster.open_room(key)  # on another node, maybe
     if room is None:
         if not request.room.startswith("#"):
             raise ChatProtocolError(ErrorCode.NO_SUCH_ROOM)
         _check_can_create(server, user)
         room = server.rooms.create(key, request.room, user)
-    room.check_join(user.key, request.key, server.config.max_members_per_room)
+        if server.cluster is not None:
+            await server.cluster.created(room)
+    room.check_join(user.key, request.key, server.config.max_members_per_room,
+                    await server.members_of(room))
     await _enter(server, user, request, room)
 
 
@@ -58,18 +65,25 @@ def _budget(server: ServerCore, user: User) -> int:
 
 
 def _join_reply(budget: int, request: p.Request, room: Room[User],
-                entries: list[HistoryEntry]) -> dict[str, Any]:
+                entries: list[HistoryEntry], members: Mapping[str, Any]) -> dict[str, Any]:
     """The room, its member count and first members, and the newest lines
     that fit (``history_more``: older kept lines were left out)."""
-    fields: dict[str, Any] = {**room.describe(), "members": [], "history": [], "history_more": False}
+    fields: dict[str, Any] = {**room.describe(members), "members": [], "history": [],
+                              "history_more": False}
     fields["members"] = fill(budget, request.id, fields, "members",
-                             room.member_list(count=JOIN_MEMBERS))
+                             room.member_list(count=JOIN_MEMBERS, members=members))
     lines = fill(budget, request.id, fields, "history", [_hist(e) for e in entries], newest=True)
     return {**fields, "history": lines, "history_more": len(lines) < len(entries)}
 
 
 async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[User]) -> None:
-    _join_reply(_budget(server, user), request, room, [])  # REPLY_TOO_LARGE before joining
+    members = await server.members_of(room)
+    _join_reply(_budget(server, user), request, room, [], members)  # REPLY_TOO_LARGE before joining
+    if server.cluster is not None:
+        await server.cluster.joined(room, user)
+        if user.departed:  # its session ended while the network answered
+            server.cluster.left(room, user.key)
+            return
     room.add(user)
     user.rooms[room.key] = room
     if room.invite_only:
@@ -78,15 +92,18 @@ async def _enter(server: ServerCore, user: User, request: p.Request, room: Room[
     server.log.info("{nick} joined {room}", nick=user.nick, room=room.name)
     history = await server.store.get_history(room.key, None, server.config.history_size)
     await server.memberships.joined(user, room)  # committed before the ok (C12)
-    user.session.reply(request, **_join_reply(_budget(server, user), request, room, history))
+    user.session.reply(request, **_join_reply(_budget(server, user), request, room, history,
+                                              await server.members_of(room)))
     user.send(p.JoinEvent(room=room.name, nick=user.nick))
 
 
 async def part(server: ServerCore, user: User, request: p.Part) -> None:
     room = server.room_of(user, request.room)
-    server.tell(room, p.PartEvent(room=room.name, nick=user.nick, reason=request.reason))
+    server.tell(room, p.PartEvent(room=room.name, nick=user.nick, reason=request.reason), leaving=user)
     room.remove(user.key, server.clock.seconds())
     del user.rooms[room.key]
+    if server.cluster is not None:
+        server.cluster.left(room, user.key)
     await server.memberships.left(user.key, room.key, user)  # committed before the ok (C12)
     user.session.reply(request, room=room.name)
 
@@ -94,6 +111,8 @@ async def part(server: ServerCore, user: User, request: p.Part) -> None:
 @keyed
 async def say(server: ServerCore, user: User, request: p.Say) -> None:
     room = server.room_of(user, request.room)
+    if server.cluster is not None:
+        return await _say_on_the_network(server, user, request, room)
     msg_id, ts = await server.ids.next_id(), server.now_ms()
     answer = {"room": room.name, "msg_id": msg_id, "ts": ts}
     # The line goes out and is echoed once committed (with its idem), so a
@@ -117,6 +136,25 @@ def _said(known: Mapping[str, Any] | None, server: ServerCore, user: User, reque
     user.session.reply(request, **answer)
 
 
+async def _say_on_the_network(server: ServerCore, user: User, request: p.Say,
+                              room: Room[User]) -> None:
+    """One script in the shared store takes the line's id, keeps it (and its
+    idem) and publishes it on the room's channel, from which every node,
+    this one too, delivers it: the ok comes once the store said so."""
+    c = server.config
+    if not await server.take(user, "say", c.rate, c.burst):
+        raise ChatProtocolError(ErrorCode.RATE_LIMITED, "too many lines; slow down")
+    ts = server.now_ms()
+    entry, known = await server.store.append_line(
+        room.key, user.nick, request.text, ts, c.history_size,
+        server.idem_record(user, request, {"room": room.name, "ts": ts}),
+        server.broker.room_channel(room.key))
+    if known is not None:  # said before: answered as then, not said again
+        user.session.reply(request, **known)
+        return
+    user.session.reply(request, room=room.name, msg_id=entry.msg_id, ts=entry.ts)
+
+
 def _store_failed(failure: Any, server: ServerCore, user: User, request: p.Request) -> None:
     server.log.failure("store write failed for {type}", failure, type=request.TYPE)
     user.session.fail(request, ErrorCode.INTERNAL)
@@ -137,16 +175,21 @@ async def topic(server: ServerCore, user: User, request: p.Topic) -> None:
 async def who(server: ServerCore, user: User, request: p.Who) -> None:
     room = server.room_of(user, request.room)
     after = None if request.after is None else fold_nick(request.after)
+    members = await server.members_of(room)
     user.session.reply(request, **page(_budget(server, user), request.id,
-                                       {"room": room.name, "count": len(room.members)},
-                                       "members", room.member_list(after), "a member"))
+                                       {"room": room.name, "count": len(members)},
+                                       "members", room.member_list(after, members=members),
+                                       "a member"))
 
 
 async def list_rooms(server: ServerCore, user: User, request: p.Rooms) -> None:
     after = None if request.after is None else fold_room(request.after)
-    listed = sorted((r for r in server.rooms if (not r.private or r.key in user.rooms)
+    rooms = server.rooms if server.cluster is None else await server.cluster.all_rooms()
+    listed = sorted((r for r in rooms if (not r.private or r.key in user.rooms)
                      and (after is None or r.key > after)), key=lambda r: r.key)
-    entries = [room_entry(r.name, len(r.members), r.topic, r.key in user.rooms) for r in listed]
+    counts = await server.member_counts(listed)
+    entries = [room_entry(r.name, counts[r.key], r.topic, r.key in user.rooms) for r in listed
+               if counts[r.key] or r.key in server.rooms.rooms]
     user.session.reply(request, **page(_budget(server, user), request.id, {}, "rooms", entries,
                                        "a room"))
 

@@ -1,0 +1,94 @@
+"""Nodes of one network in one process: ChatServers on one Clock, sharing
+one LocalHub (what Redis is to real nodes) and one MemoryStore, with a
+double of the Redis store's ``append_line``, and fake clients (tests/chat/fakes.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from chat.fakes import FakeClient, Harness
+from twistchat.cluster.broker import LocalBroker, LocalHub
+from twistchat.store.base import HistoryEntry, IdemRecord
+from twistchat.store.memory import MemoryStore
+
+
+class LineStore:
+    """A MemoryStore with ``append_line`` as RedisStore's script does it: in
+    one step the line takes the next id of the one counter, is kept with its
+    idem (whose answer gains the id) and is published on ``channel``.  With
+    ``hold()``, lines wait until ``commit(order)``, as lines of several
+    nodes racing to Redis do; the order they commit in is the order ids and
+    channel deliveries follow."""
+
+    def __init__(self, hub: LocalHub) -> None:
+        self.inner = MemoryStore()
+        self.hub = hub
+        self.held: list[tuple[tuple[Any, ...], Deferred[Any]]] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def append_line(self, room_key: str, nick: str, text: str, ts: int, keep: int,
+                    idem: IdemRecord | None, channel: str) -> Deferred[Any]:
+        args = (room_key, nick, text, ts, keep, idem, channel)
+        if self.held is None:
+            return succeed(self._append(*args))
+        d: Deferred[Any] = Deferred()
+        self.held.append((args, d))
+        return d
+
+    def _append(self, room_key: str, nick: str, text: str, ts: int, keep: int,
+                idem: IdemRecord | None, channel: str) -> tuple[HistoryEntry | None, Any]:
+        if idem is not None:
+            known = self.inner._known(idem.nick_key, idem.idem)
+            if known is not None:
+                return None, known
+        msg_id = self.inner._last_id = self.inner._last_id + 1
+        entry = HistoryEntry(room=room_key, msg_id=msg_id, nick=nick, text=text, ts=ts)
+        if idem is not None:
+            idem = attrs.evolve(idem, answer={**idem.answer, "msg_id": msg_id})
+        self.inner.append_history(entry, keep, idem)
+        self.hub.publish(channel, json.dumps({"room": room_key, "msg_id": msg_id, "nick": nick,
+                                              "text": text, "ts": ts}).encode())
+        return entry, None
+
+    def hold(self) -> None:
+        self.held = []
+
+    def commit(self, order: list[int] | None = None) -> None:
+        """Run the held lines (in ``order``, indexes into them), then stop holding."""
+        held, self.held = self.held or [], None
+        for i in (range(len(held)) if order is None else order):
+            args, d = held[i]
+            d.callback(self._append(*args))
+
+
+class Network:
+    def __init__(self, nodes: int = 2, **config: Any) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.hub = LocalHub(self.clock)
+        self.store = LineStore(self.hub)
+        self.nodes = [Harness(store=self.store, clock=self.clock,
+                              broker=LocalBroker(self.clock, f"node{i}", self.hub), **config)
+                      for i in range(nodes)]
+
+    def advance(self, seconds: float, step: float = 1.0) -> None:
+        while seconds > 0:
+            self.clock.advance(min(step, seconds))
+            seconds -= step
+
+    def room_of(self, room: str, *placed: tuple[int, str]) -> list[FakeClient]:
+        """Each (node, nick) logged in on that node and joined to ``room`` in
+        that order; their events so far drained."""
+        clients = [self.nodes[node].login(nick) for node, nick in placed]
+        for client in clients:
+            client.ok("join", room=room)
+        for client in clients:
+            client.drain()
+        return clients
