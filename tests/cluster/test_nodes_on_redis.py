@@ -10,7 +10,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
@@ -21,9 +21,10 @@ from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import HistoryEntry
 from twistchat.store.memory import MemoryStore
 
+from .real_time import until
+
 pytestmark = pytest.mark.redis
 
-WAIT = 5.0
 PASSWORD = "a long password"
 
 
@@ -47,20 +48,12 @@ class RedisLineStore:
         return ensureDeferred(self._append(*args))
 
 
-async def _until(condition, what: str) -> None:
-    deadline = reactor.seconds() + WAIT
-    while not condition():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await task.deferLater(reactor, 0.01, lambda: None)
-
-
 async def _ask(client: FakeClient, kind: str, **fields) -> p.Message:
     rid = next(client.ids)
     client.send_raw(p.encode(p.REQUESTS[kind](id=rid, **fields)))
     replies = lambda: [m for m in client.messages()  # noqa: E731
                        if isinstance(m, p.Ok | p.ErrorReply) and m.id == rid]
-    await _until(replies, f"the answer to {kind}")
+    await until(replies, f"the answer to {kind}")
     [reply] = replies()
     assert isinstance(reply, p.Ok), reply
     return reply
@@ -78,7 +71,7 @@ def network(redis_url):
     nodes = [Harness(store=store, clock=clock, broker=redis_broker(redis_url, reactor, name))
              for name in ("a", "b")]
     for node in nodes:
-        pytest_twisted.blockon(ensureDeferred(_until(
+        pytest_twisted.blockon(ensureDeferred(until(
             lambda node=node: node.server.broker._subscriber is not None, "the subscriber")))
     yield nodes
     for node in nodes:
@@ -100,23 +93,23 @@ async def test_a_room_a_dm_and_a_replaced_login_across_two_nodes_on_redis(networ
     await _ask(alice, "join", room="#tea")
     joined = await _ask(bob, "join", room="#tea")
     assert joined.result["member_count"] == 2 and joined.result["op"] == "alice"
-    await _until(lambda: any(isinstance(m, p.JoinEvent) and m.nick == "bob"
+    await until(lambda: any(isinstance(m, p.JoinEvent) and m.nick == "bob"
                              for m in alice.messages()), "bob's join on alice's node")
     for text in ("one", "two", "three"):
         await _ask(alice, "say", room="#tea", text=text)
     heard = lambda: [m.text for m in bob.messages() if isinstance(m, p.MessageEvent)]  # noqa: E731
-    await _until(lambda: len(heard()) == 3, "three lines on bob's node")
+    await until(lambda: len(heard()) == 3, "three lines on bob's node")
     assert heard() == ["one", "two", "three"]
     assert (await _ask(alice, "who", room="#tea")).result["count"] == 2
 
     sent = await _ask(alice, "dm", to="bob", text="hello")
     assert sent.result["online"] is True
-    await _until(lambda: any(isinstance(m, p.DeliveredEvent) for m in alice.messages()),
+    await until(lambda: any(isinstance(m, p.DeliveredEvent) for m in alice.messages()),
                  "the receipt back on alice's node")
     assert [m.text for m in bob.messages() if isinstance(m, p.DmEvent)] == ["hello"]
 
     again = await _login(a, "bob")
-    await _until(lambda: bob.closed is not None, "the older session closed")
+    await until(lambda: bob.closed is not None, "the older session closed")
     assert bob.closed[1] == CloseCode.REPLACED
     assert any(isinstance(m, p.ReplacedEvent) for m in bob.messages())
     assert again.closed is None

@@ -11,11 +11,10 @@ from twistchat.cluster.broker import BrokerUnavailable
 from twistchat.cluster.redis_broker import RedisBroker, redis_broker
 
 from .broker_contract import CHECKS
+from .real_time import WAIT, until
 
 pytestmark = pytest.mark.redis
 
-WAIT = 5.0
-"""Seconds any one wait in these tests may take before it fails."""
 
 
 
@@ -25,19 +24,11 @@ def _listener():
                    heard["node"].append, heard["gaps"].append)
 
 
-async def _until(condition, what: str) -> None:
-    deadline = reactor.seconds() + WAIT
-    while not condition():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await task.deferLater(reactor, 0.01, lambda: None)
-
-
 async def _started(url: str, node_id: str):
     broker = redis_broker(url, reactor, node_id)
     heard, handlers = _listener()
     await broker.start(*handlers)
-    await _until(lambda: broker._subscriber is not None, "the subscriber connection")
+    await until(lambda: broker._subscriber is not None, "the subscriber connection")
     return broker, heard
 
 
@@ -58,7 +49,7 @@ async def test_room_messages_reach_every_subscriber_in_publish_order(redis_url, 
     sent = [f"line {i}".encode() for i in range(50)]
     await defer.gatherResults([(a if i % 2 else b).publish_room("#tea", data)
                                for i, data in enumerate(sent)])
-    await _until(lambda: len(heard_a["room"]) == 50 and len(heard_b["room"]) == 50, "50 lines")
+    await until(lambda: len(heard_a["room"]) == 50 and len(heard_b["room"]) == 50, "50 lines")
     order = [d for _, d in heard_a["room"]]
     # One order for every subscriber: Redis's, each publisher's own kept.
     assert order == [d for _, d in heard_b["room"]] and sorted(order) == sorted(sent)
@@ -67,7 +58,7 @@ async def test_room_messages_reach_every_subscriber_in_publish_order(redis_url, 
     await b.unsubscribe_room("#tea")
     await a.publish_room("#tea", b"after")
     await a.publish_node("b", b"to b")
-    await _until(lambda: heard_b["node"], "the node message")
+    await until(lambda: heard_b["node"], "the node message")
     assert heard_b["node"] == [b"to b"] and len(heard_b["room"]) == 50
     assert heard_a["room"][-1] == ("#tea", b"after")
 
@@ -90,13 +81,13 @@ async def test_a_lost_subscription_comes_back_and_reports_the_gap(redis_url, bro
     await a.subscribe_room("#tea")
     await a.subscribe_room("#cake")
     a._subscriber.transport.abortConnection()
-    await _until(lambda: a._subscriber is None, "the loss")
+    await until(lambda: a._subscriber is None, "the loss")
     await b.publish_room("#tea", b"missed")
-    await _until(lambda: heard_a["gaps"], "the gap report")
+    await until(lambda: heard_a["gaps"], "the gap report")
     assert heard_a["gaps"] == [["#cake", "#tea"]]
     await task.deferLater(reactor, 0.1, lambda: None)  # the SUBSCRIBE went first
     await b.publish_room("#tea", b"live again")
-    await _until(lambda: heard_a["room"], "a line after the gap")
+    await until(lambda: heard_a["room"], "a line after the gap")
     assert heard_a["room"] == [("#tea", b"live again")]
 
 
@@ -145,5 +136,5 @@ async def test_a_message_the_listener_fails_on_does_not_stop_the_next(redis_url,
     await a.subscribe_room("#tea")
     await b.publish_room("#tea", b"bad")
     await b.publish_room("#tea", b"good")
-    await _until(lambda: heard, "the next message")
+    await until(lambda: heard, "the next message")
     assert heard == [b"good"]

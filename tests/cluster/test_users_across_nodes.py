@@ -175,3 +175,14 @@ def test_data_whose_recipients_node_never_answers_is_not_delivered_after_the_idl
     net.advance(net.nodes[0].config.idle_timeout)
     [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 93]
     assert reply.code == ErrorCode.NOT_DELIVERED
+
+
+def test_a_user_online_on_one_node_for_longer_than_its_expiry_is_not_purged_by_another():
+    day = 24 * 3600
+    net = Network(2, unclaimed_expiry=2 * day, reap_interval=3600, keepalive_interval=3600,
+                  node_heartbeat=3600)
+    bob = net.nodes[1].login("bob")
+    for _ in range(3 * 48):  # three days online, heard from every half hour
+        net.advance(1800, step=1800)
+        bob.ok("ping")
+    assert net.store.get_account("bob").result is not None

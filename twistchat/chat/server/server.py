@@ -206,6 +206,11 @@ class ChatServer(ServerCore):
             self.background(self.store.delete_room(room.key), "delete room")
         if now - self._last_purge >= self.config.purge_interval:
             self._last_purge = now
+            if self.cluster is not None:
+                # Other nodes purge too, knowing only their own online users:
+                # this node's are seen now, so none lapses while online here.
+                for key in list(self.online):
+                    self.background(self.store.touch_account(key, self.now_ms()), "touch")
             d = self.purge_expired()
             d.addCallback(lambda gone: self.memberships.forget(gone) or gone)
             d.addCallback(lambda gone: gone and self.log.info(
