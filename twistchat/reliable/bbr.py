@@ -30,7 +30,6 @@ in-flight bound to the amount delivered in that round x ``BETA``.
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import attrs
 
@@ -76,7 +75,7 @@ class Bbr(CongestionWindow):
     undone_events: int = 0
     min_rtt: float | None = None
     _min_rtt_stamp: float = 0.0
-    _bandwidths: deque = attrs.Factory(deque)
+    _bandwidths: list = attrs.Factory(list)
     """(round, bytes/s), the windowed max filter: decreasing bandwidths."""
     round_count: int = 0
     _next_round_delivered: int = 0
@@ -188,7 +187,7 @@ class Bbr(CongestionWindow):
             filt.pop()
         filt.append((self.round_count, rate))
         while filt[0][0] + BANDWIDTH_WINDOW_ROUNDS <= self.round_count:
-            filt.popleft()
+            del filt[0]
 
     def _update_min_rtt(self, rtt: float, now: float) -> None:
         expired = now > self._min_rtt_stamp + MIN_RTT_WINDOW

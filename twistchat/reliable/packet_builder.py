@@ -36,6 +36,13 @@ MIN_USEFUL_ROOM = 32
 
 
 class PacketBuilder:
+    __slots__ = (
+        "_on_ack_eliciting", "_window_in_flight", "acks", "buffer", "max_datagram_size",
+        "next_packet_number", "paced", "pacer", "paths", "ping_pending", "probes_pending", "protection",
+        "recovery", "stats", "window_update"
+    )
+    # One per session: no per-instance dict (issue 16, idle sessions).
+
     def __init__(self, max_datagram_size: int, acks: AckTracker, buffer: SendBuffer,
                  recovery: Recovery, paths: PathValidator, stats,
                  on_ack_eliciting: Callable[[float], None]) -> None:

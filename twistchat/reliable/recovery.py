@@ -67,6 +67,14 @@ class SentPacket:
 
 
 class Recovery:
+    __slots__ = (
+        "_ack_eliciting_sent", "_episode_losses", "_episode_start", "buffer", "congestion", "delivery",
+        "episode", "first_rtt_sample_time", "largest_acked", "last_ack_eliciting_sent", "loss_estimate",
+        "loss_time", "lost", "on_window_acked", "on_window_lost", "peer_max_ack_delay", "pto_count",
+        "rtt", "sent", "stats", "thresholds"
+    )
+    # One per session: no per-instance dict (issue 16, idle sessions).
+
     def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno | Bbr,
                  buffer: SendBuffer, stats, peer_max_ack_delay: float) -> None:
         self.rtt = rtt
