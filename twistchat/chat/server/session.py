@@ -11,7 +11,6 @@ request escapes ``message_received``.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -63,7 +62,10 @@ class ClientSession(MessageProtocol):
         now = host.clock.seconds()
         self.bucket = TokenBucket(rate=host.config.rate, burst=host.config.burst, updated=now)
         self._last_request = now
-        self._queue: deque[Request] = deque()
+        self._queue: list[Request] = []
+        """Requests waiting their turn, oldest first: at most
+        ``max_pending_requests`` (a list: 56 bytes empty, a deque 760, for
+        every one of 100,000 idle sessions)."""
         self._busy = False
         self._pumping = False
         self._unanswered: set[int] = set()
@@ -126,7 +128,7 @@ class ClientSession(MessageProtocol):
         self._pumping = True
         try:
             while self._queue and not self._busy:
-                request = self._queue.popleft()
+                request = self._queue.pop(0)
                 self._busy = True
                 Deferred.fromCoroutine(self._process(request)).addBoth(self._finished)
         finally:
