@@ -8,9 +8,12 @@ import pytest
 
 from twistchat.reliable.acks import ACK_HORIZON, LATE_REPORTS
 from twistchat.reliable.session import SessionConfig
-from twistchat.wire.packets import Ack, MessageFrame, Ping
+from twistchat.wire.packets import Ack, MessageFrame, Ping, Unreliable
 
 from .session_pair import Peer, frames, server_session
+
+LINE = MessageFrame(0, b"a line")
+"""An ack-eliciting frame that, unlike a lone PING, may wait for company."""
 
 
 def test_scattered_packet_numbers_are_acked_in_descending_ranges():
@@ -33,7 +36,7 @@ def test_reordered_packets_fill_the_ranges_in():
 
 def test_one_packet_is_acked_after_max_ack_delay_not_at_once():
     server = server_session(config=SessionConfig(max_ack_delay=0.025))
-    Peer(server).send(Ping(), now=1.0)
+    Peer(server).send(LINE, now=1.0)
     assert server.datagrams_to_send(1.0) == []
     assert server.get_timer() == pytest.approx(1.025)
     server.handle_timer(1.024)
@@ -47,13 +50,23 @@ def test_one_packet_is_acked_after_max_ack_delay_not_at_once():
 def test_every_second_ack_eliciting_packet_is_acked_at_once():
     server = server_session()
     peer = Peer(server)
-    peer.send(Ping(), now=1.0)
+    peer.send(Unreliable(b"typing"), now=1.0)
     assert server.datagrams_to_send(1.0) == []
-    peer.send(Ping(), now=1.01)
+    peer.send(Unreliable(b"typing"), now=1.01)
     [ack] = frames(server.datagrams_to_send(1.01), Ack)
     assert ack.ranges == ((0, 1),)
-    peer.send(Ping(), now=1.02)  # the count starts again
+    peer.send(Unreliable(b"typing"), now=1.02)  # the count starts again
     assert server.datagrams_to_send(1.02) == []
+
+
+def test_a_keepalive_is_acked_at_once():
+    """A packet of PING alone (a keepalive or a probe): its sender waits for
+    nothing but this ACK, and the server spares a timer per keepalive."""
+    server = server_session(config=SessionConfig(max_ack_delay=0.025))
+    Peer(server).send(Ping(), now=1.0)
+    [ack] = frames(server.datagrams_to_send(1.0), Ack)
+    assert ack.ranges == ((0, 0),)
+    assert server.get_timer() != pytest.approx(1.025)  # no ack timer left behind
 
 
 def test_a_gap_is_acked_at_once():

@@ -69,11 +69,16 @@ class AckTracker:
             self._late[pn] = LATE_REPORTS
         return largest_before is not None and pn != largest_before + 1
 
-    def on_packet_processed(self, ack_eliciting: bool, out_of_order: bool, now: float) -> None:
+    def on_packet_processed(self, ack_eliciting: bool, out_of_order: bool, now: float,
+                            only_ping: bool = False) -> None:
+        """``only_ping``: the packet carried nothing but PING (and ACK), a
+        keepalive or a probe, whose sender waits for this ACK alone:
+        answered at once, which also spares a timer per keepalive (a
+        server's idle work, issue 16)."""
         if ack_eliciting:
             self.pending = True
             self._eliciting_unacked += 1
-            if out_of_order or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD \
+            if out_of_order or only_ping or self._eliciting_unacked >= ACK_ELICITING_THRESHOLD \
                     or self.loss_estimate > LOSSY_PATH_THRESHOLD:
                 self.deadline = now
             elif self.deadline is None:

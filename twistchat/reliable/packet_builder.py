@@ -72,12 +72,19 @@ class PacketBuilder:
     def build(self, dest_cid: int, now: float, flow_window: int) -> bytes | None:
         """The next DATA datagram, or None if nothing is due."""
         buffer = self.buffer
+        acks = self.acks
+        if not (self.probes_pending or self.ping_pending or acks.is_due(now)
+                or buffer.has_data_to_send() or self.paths.responses
+                or (self.window_update is not None and not self._window_in_flight)):
+            # Nothing could go: the common case of every wake-up after the
+            # last datagram (an idle server's keepalive acks: issue 16).
+            self.paced = False
+            return None
         congestion = self.recovery.congestion
         room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number)) \
             - TAG_SIZE
         frames: list = []
         chunks: list = []
-        acks = self.acks
         ack_due = acks.is_due(now)
         ack = acks.frame(now) if acks.pending else None
         if ack is not None:

@@ -30,7 +30,7 @@ class _CandidatePath:
 
 class PathValidator:
     __slots__ = (
-        "_candidate", "_is_client", "_responses", "_rng"
+        "_candidate", "_is_client", "responses", "_rng"
     )
     # One per session: no per-instance dict (issue 16, idle sessions).
 
@@ -38,7 +38,7 @@ class PathValidator:
         self._is_client = is_client
         self._rng = rng
         self._candidate: _CandidatePath | None = None
-        self._responses: list[bytes] = []
+        self.responses: list[bytes] = []
         """PATH_RESPONSEs owed, oldest first (rare and few: a list, 56
         bytes empty, not a deque, 760)."""
 
@@ -83,10 +83,10 @@ class PathValidator:
         return True
 
     def on_challenge(self, data: bytes) -> None:
-        self._responses.append(data)
+        self.responses.append(data)
 
     def add_responses(self, frames: list, room: int) -> int:
-        while self._responses and room >= PATH_RESPONSE_SIZE:
-            frames.append(PathResponse(self._responses.pop(0)))
+        while self.responses and room >= PATH_RESPONSE_SIZE:
+            frames.append(PathResponse(self.responses.pop(0)))
             room -= PATH_RESPONSE_SIZE
         return room

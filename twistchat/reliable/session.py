@@ -490,12 +490,15 @@ class Session:
             self.stats.duplicate_packets += 1
             return
         ack_eliciting = False
+        only_ping = True
         for frame in packet.frames:
             if self.state is not State.ESTABLISHED:
                 break
             if isinstance(frame, Ack):
                 self._receive_ack(frame, now)
-            elif isinstance(frame, MessageFrame):
+                continue
+            only_ping = only_ping and isinstance(frame, Ping)
+            if isinstance(frame, MessageFrame):
                 ack_eliciting = True
                 self._receive_message_frame(frame, now)
             elif isinstance(frame, Unreliable):
@@ -519,7 +522,8 @@ class Session:
                 if self._paths.on_response(frame.data, address):
                     old, self.peer_address = self.peer_address, address
                     self._events.append(PathMigrated(old, address))
-        self._acks.on_packet_processed(ack_eliciting, out_of_order, now)
+        self._acks.on_packet_processed(ack_eliciting, out_of_order, now,
+                                       only_ping=ack_eliciting and only_ping)
 
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
