@@ -91,15 +91,17 @@ class _Handle:
     connected: defer.Deferred | None = None
     made: bool = False
     client_key: tuple | None = None
+    """(address, client connection id) of the CONNECT that opened it (server side)."""
     on_acked: dict[tuple[int, int], Callable[[], None]] = attrs.Factory(dict)
     """Callbacks of tracked messages, by (lane, sequence number), until acknowledged."""
-    """(address, client connection id) of the CONNECT that opened it (server side)."""
 
 
 class SessionConnection:
     """The ``MessageConnection`` a protocol sees: calls go to the session,
     and the endpoint flushes once per reactor turn (so a burst of sends is
     packed into few datagrams)."""
+
+    __slots__ = ("_endpoint", "_handle")
 
     def __init__(self, endpoint: "Endpoint", handle: _Handle) -> None:
         self._endpoint = endpoint
