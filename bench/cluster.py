@@ -176,8 +176,8 @@ def _spread(clients: list[Any], node_count: int, senders: int) -> list[Any]:
     per_node: list[list[Any]] = [[] for _ in range(node_count)]
     for client in clients:
         per_node[int(client.nick[1:]) % node_count].append(client)
-    chosen = []
-    while len(chosen) < senders:
+    chosen: list[Any] = []
+    while len(chosen) < min(senders, len(clients)):
         for group in per_node:
             if group and len(chosen) < senders:
                 chosen.append(group.pop(0))
