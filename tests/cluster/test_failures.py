@@ -4,11 +4,13 @@ within the timeout, never left waiting."""
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
 from twistchat.chat.server.cluster_link import NODE_LOST
+
+from twistchat.store.base import StoreUnavailable
 
 from .network import Network
 
@@ -54,6 +56,17 @@ def test_a_store_that_never_answers_is_unavailable_after_the_timeout():
     net.advance(2.0)
     [reply] = [m for m in alice.messages() if getattr(m, "id", None) == 50]
     assert reply.code == ErrorCode.UNAVAILABLE
+    assert alice.ok("ping")  # the session goes on
+
+
+def test_a_store_that_lost_redis_is_answered_unavailable_not_internal():
+    """What RedisStore raises while its connection is down (StoreUnavailable):
+    the user is told to try again, the log gets one line, no traceback."""
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    net.store.append_line = lambda *args, **kwargs: fail(StoreUnavailable("no connection to Redis"))
+    assert alice.error("say", room="#tea", text="anyone?") == ErrorCode.UNAVAILABLE
+    assert bob.events(p.MessageEvent) == []
     assert alice.ok("ping")  # the session goes on
 
 

@@ -33,10 +33,15 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.typing_relay import TypingRelay
 from twistchat.chat.server.user import User
-from twistchat.cluster import UNREACHABLE, Broker
+from twistchat.cluster import Broker, BrokerUnavailable
 from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.ratelimit import TokenBucket
-from twistchat.store.base import ChatStore
+from twistchat.store.base import ChatStore, StoreUnavailable
+
+UNREACHABLE = (BrokerUnavailable, StoreUnavailable)
+"""What a call to Redis (the broker's, or a Redis store's) raises while
+Redis is away or too slow: the request is answered UNAVAILABLE (PROTOCOL.md
+C9), logged in one line, never as a traceback."""
 
 TIMED_OUT = "timed out"
 LOGIN_TIMEOUT = "login timeout"
