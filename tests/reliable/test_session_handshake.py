@@ -72,6 +72,26 @@ def test_lost_accept_a_repeated_connect_gets_a_new_accept():
     assert pair.client.is_established
 
 
+def test_a_connect_again_then_the_clients_first_data_owes_no_accept():
+    """The client sent CONNECT twice; the second arrives, then (same turn)
+    the client's first DATA: it has ACCEPT, so none is owed any more, and
+    the server forgets the bytes it kept for that (bench cluster found the
+    server writing None in that order)."""
+    pair = Pair()
+    pair.client.datagrams_to_send(0.0)
+    pair.client.receive_datagram(encode_packet(Cookie(pair.client.local_cid, COOKIE)), SERVER, 0.05)
+    [(connect, _)] = pair.client.datagrams_to_send(0.05)
+    pair.accept(connect, 0.06)
+    assert pair.server.receive_datagram(connect, pair.client_address, 0.07)  # the retry, late
+    pair.client.send_message(b"hello", 0.07)
+    pair.c2s(0.07)
+    out = pair.server.datagrams_to_send(0.07)
+    assert all(isinstance(datagram, bytes) for datagram, _ in out)
+    assert not any(isinstance(p, Accept) for p in packets(out))
+    assert pair.server.receive_datagram(connect, pair.client_address, 0.08)  # later still
+    assert not any(isinstance(p, Accept) for p in packets(pair.server.datagrams_to_send(0.08)))
+
+
 def test_no_answer_ends_with_handshake_failed_at_handshake_timeout():
     client = Pair(client_config=SessionConfig(handshake_timeout=4.0)).client
     now = 0.0

@@ -412,6 +412,7 @@ class Session:
         # ACCEPT, so its bytes (padded, ~1.2 KB a session) need not be kept
         # for a CONNECT sent again.
         self._accept_datagram = None
+        self._accept_pending = False
         self._receive_data(Data(packet.dest_cid, packet.packet_number, frames), address, size, now)
         return True
 
