@@ -24,6 +24,9 @@ BAD = {
     "header": lambda s: sealed(s, 5, HELLO)[:6],  # cut inside the connection id
     "length": lambda s: sealed(s, 5, TWO_FRAMES[:-3]),  # authentic, but a frame runs past the end
     "frame-type": lambda s: sealed(s, 5, b"\x7f" + HELLO[1:]),  # authentic, unknown frame type
+    # authentic, a NEXT_MESSAGE (0x14) with no message frame before it to follow
+    "next-message-first": lambda s: sealed(s, 5, b"\x14" + HELLO[2:]),
+    "next-message-after-ping": lambda s: sealed(s, 5, encode_frames((Ping(),)) + b"\x14" + HELLO[2:]),
     "flipped-header": lambda s: _flip(sealed(s, 5, HELLO), 9),  # the packet number changed
     "flipped-body": lambda s: _flip(sealed(s, 5, HELLO), 11),
     "flipped-tag": lambda s: _flip(sealed(s, 5, HELLO), -1),

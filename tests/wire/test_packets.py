@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from twistchat.reliable.config import SessionConfig
 from twistchat.wire.packets import (
-    CONNECTION_ID_SIZE, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
+    CONNECTION_ID_SIZE, FRAGMENT_BIT, LEN_BIT, MAX_ACCEPTED_DATAGRAM_SIZE, MAX_ACK_RANGES, MAX_DATAGRAM_SIZE,
     MIN_HELLO_SIZE, PROTOCOL_VERSION, TAG_SIZE, Accept, Ack, Close, Connect, Cookie, Data,
-    DecodeError, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
+    DecodeError, FrameType, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
     SealedData, Unreliable, Window, data_header_size, decode_frames, decode_plain_data, encode_frame,
     encode_packet, frame_size, packet_version,
 )
@@ -346,7 +346,13 @@ def test_unknown_packet_type_is_rejected(packet_type):
         decode_packet(bytes(((PROTOCOL_VERSION << 4) | packet_type,)) + bytes(40))
 
 
-@pytest.mark.parametrize("kind", [*range(0x0D, 0x100, 7), 0xFF])
+MESSAGE_KINDS = (FrameType.MESSAGE, FrameType.LANE_MESSAGE, FrameType.NEXT_MESSAGE)
+"""Each with its LEN and FRAGMENT variants (type + 0x01, + 0x02, + 0x03)."""
+
+
+@pytest.mark.parametrize("kind", [*(k for k in range(0x0D, 0x100, 7)
+                                    if k & ~(LEN_BIT | FRAGMENT_BIT) not in MESSAGE_KINDS),
+                                  0x18, 0xFF])
 def test_unknown_frame_type_is_rejected(kind):
     datagram = encode_packet(Data(1, 0, (Ping(),))) + bytes((kind,)) + bytes(16)
     with pytest.raises(DecodeError, match="frame type"):

@@ -74,6 +74,9 @@ def worked_handshake() -> dict[str, bytes]:
 ACK = Ack(((95, 100), (80, 90)), 1000)
 """Packets 80-90 and 95-100, 1 ms (1000 µs) after 100 arrived: 91-94 missing, gap 3."""
 ANNOTATED_DATA = Data(SERVER_CID, 1000, (ACK, MessageFrame(7, b"hi"), MessageFrame(8, b"yo")))
+NEXT_MESSAGES = (MessageFrame(5, b"ab", lane=1), MessageFrame(6, b"cd", lane=1),
+                 MessageFrame(3, b"x"), MessageFrame(4, b"y"))
+"""§4 NEXT_MESSAGE's example: two runs, one per lane."""
 
 FRAMES = {  # example as written: the frame it is, and whether it is last in its packet
     "02 40 64 40 7d 01 05 03 0a": (ACK, False),
@@ -97,6 +100,7 @@ OTHER = {  # example as written: what the code produces
         lambda: SessionConfig().transport_parameters().encode(),
     "11 01 02 03 04 05 06 07 08 00 00 …": lambda: encode_packet(Hello(CLIENT_CID), pad_to=1200),
     "40 87": lambda: encode_varint(len(worked_handshake()["accept"]) - 11),
+    "11 01 05 02 61 62 15 02 63 64 09 03 01 78 14 79": lambda: encode_frames(NEXT_MESSAGES),
 }
 BLOCKS = {  # how each hex block starts: what the code produces for the whole block
     "a4 e0 92": lambda: worked_handshake()["keys"],
@@ -170,3 +174,8 @@ def test_the_ack_example_follows_the_gap_formula():
 def test_the_annotated_data_packet_decodes_to_its_frames():
     block = next(b for b in block_examples() if b.startswith("15 11 12 13 14 15 16 17 18 43"))
     assert decode_plain_data(bytes.fromhex(block)) == ANNOTATED_DATA
+
+
+def test_the_next_message_example_decodes_to_its_frames():
+    assert decode_frames(bytes.fromhex("11 01 05 02 61 62 15 02 63 64 09 03 01 78 14 79")) \
+        == NEXT_MESSAGES

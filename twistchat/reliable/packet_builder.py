@@ -25,7 +25,8 @@ from twistchat.reliable.recovery import Recovery, SentPacket
 from twistchat.reliable.sending import SendBuffer
 from twistchat.reliable.protection import PacketProtection
 from twistchat.wire.packets import (
-    CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, Window, encode_frames, frame_size,
+    CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, Window, derived_numbers_saving,
+    encode_frames, frame_size,
 )
 from twistchat.wire.varint import varint_size
 
@@ -109,7 +110,7 @@ class PacketBuilder:
             if probing:
                 # The oldest data in flight first: it is what holds up delivery.
                 room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
-            room = buffer.add_reliable(frames, chunks, room, now, flow_window)
+            room = self._add_reliable(frames, chunks, room, now, flow_window)
             buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
             room = buffer.add_unreliable(frames, room)
             if chunks and self._redundancy_active():
@@ -128,6 +129,24 @@ class PacketBuilder:
             frames.insert(0, ack)
         return self.seal(frames, dest_cid, now, chunks=chunks, ack_eliciting=True,
                          carries_window=carries_window)
+
+    def _add_reliable(self, frames: list, chunks: list, room: int, now: float,
+                      flow_window: int) -> int:
+        """``buffer.add_reliable``, then again with the room that sending
+        messages as NEXT_MESSAGE (PROTOCOL.md §4) gave back: the buffer sizes
+        each frame with its sequence number, as if alone."""
+        room = self.buffer.add_reliable(frames, chunks, room, now, flow_window)
+        refunded = 0
+        while True:
+            saving = derived_numbers_saving(frames) - refunded
+            if saving <= 0:
+                return room
+            refunded += saving
+            room += saving
+            before = len(frames)
+            room = self.buffer.add_reliable(frames, chunks, room, now, flow_window)
+            if len(frames) == before:
+                return room
 
     def seal(self, frames: list, dest_cid: int, now: float, chunks: list | None = None,
              ack_eliciting: bool = False, carries_window: bool = False) -> bytes:

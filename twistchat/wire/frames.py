@@ -13,7 +13,7 @@ from typing import Union
 import attrs
 
 from twistchat.wire.errors import DecodeError
-from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
+from twistchat.wire.varint import MAX_VARINT, BufferUnderflow, Reader, encode_varint, varint_size
 
 MAX_ACK_RANGES = 64
 """An ACK frame with more ranges is malformed (bounds the work per frame)."""
@@ -40,6 +40,7 @@ class FrameType(enum.IntEnum):
     MESSAGE = 0x08  # | LEN_BIT | FRAGMENT_BIT
     WINDOW = 0x0C
     LANE_MESSAGE = 0x10  # | LEN_BIT | FRAGMENT_BIT: MESSAGE with a lane number
+    NEXT_MESSAGE = 0x14  # | LEN_BIT | FRAGMENT_BIT: MESSAGE numbered after the one before it
 
 
 LEN_BIT = 0x01
@@ -115,14 +116,31 @@ def _with_length(data: bytes) -> bytes:
 
 
 def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
-    return b"".join(encode_frame(frame, last=(index == len(frames) - 1))
-                    for index, frame in enumerate(frames))
+    parts = []
+    previous = None
+    last_index = len(frames) - 1
+    for index, frame in enumerate(frames):
+        parts.append(encode_frame(frame, index == last_index, previous))
+        if type(frame) is MessageFrame:
+            previous = frame
+    return b"".join(parts)
 
 
-def encode_frame(frame: Frame, last: bool = False) -> bytes:
-    """``last``: the frame ends the packet, so data frames may omit their length."""
+def follows(frame: MessageFrame, previous: MessageFrame | None) -> bool:
+    """``frame`` may travel as NEXT_MESSAGE after ``previous``, the message
+    frame before it in its packet: same lane, the next sequence number, so
+    the receiver derives both from the frame it has just read."""
+    return previous is not None and frame.seq == previous.seq + 1 and frame.lane == previous.lane
+
+
+def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None = None) -> bytes:
+    """``last``: the frame ends the packet, so data frames may omit their length.
+    ``previous``: the packet's message frame before this one, if any."""
     if isinstance(frame, MessageFrame):
-        if frame.lane:
+        if follows(frame, previous):
+            kind = FrameType.NEXT_MESSAGE
+            parts = []
+        elif frame.lane:
             kind = FrameType.LANE_MESSAGE
             parts = [encode_varint(frame.lane), encode_varint(frame.seq)]
         else:
@@ -170,18 +188,36 @@ def encode_frame(frame: Frame, last: bool = False) -> bytes:
     raise TypeError(f"not a frame: {frame!r}")
 
 
-def frame_size(frame: Frame, last: bool = False) -> int:
-    """Bytes ``encode_frame`` would produce, without building them, for packing."""
+def frame_size(frame: Frame, last: bool = False, previous: MessageFrame | None = None) -> int:
+    """Bytes ``encode_frame`` would produce, without building them, for packing.
+    Without ``previous`` a message frame is sized with its sequence number:
+    never less than it costs wherever it lands in a packet."""
     if isinstance(frame, MessageFrame):
-        size = 1 + varint_size(frame.seq) + len(frame.data)
-        if frame.lane:
-            size += varint_size(frame.lane)
+        size = 1 + len(frame.data)
+        if not follows(frame, previous):
+            size += varint_size(frame.seq)
+            if frame.lane:
+                size += varint_size(frame.lane)
         if frame.total is not None:
             size += varint_size(frame.total) + varint_size(frame.offset)
         if not last:
             size += varint_size(len(frame.data))
         return size
     return len(encode_frame(frame, last))
+
+
+def derived_numbers_saving(frames: list) -> int:
+    """Bytes ``encode_frames`` saves on ``frames`` below the sum of their
+    ``frame_size`` by sending NEXT_MESSAGE where it can: room a packet
+    filled frame by frame gets back."""
+    saving = 0
+    previous = None
+    for frame in frames:
+        if type(frame) is MessageFrame:
+            if follows(frame, previous):
+                saving += varint_size(frame.seq) + (varint_size(frame.lane) if frame.lane else 0)
+            previous = frame
+    return saving
 
 
 def decode_frames(plaintext: bytes) -> tuple["Frame", ...]:
@@ -201,17 +237,29 @@ def decode_frames(plaintext: bytes) -> tuple["Frame", ...]:
 
 def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
     frames: list[Frame] = []
+    previous: MessageFrame | None = None
+    """The last message frame read: what a NEXT_MESSAGE follows."""
     while not reader.at_end():
         kind = reader.read_u8()
         if kind == FrameType.PADDING:
             continue
-        if kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.MESSAGE:
-            frames.append(_decode_message(reader, kind, lane=0))
-        elif kind & ~(LEN_BIT | FRAGMENT_BIT) == FrameType.LANE_MESSAGE:
+        message_kind = kind & ~(LEN_BIT | FRAGMENT_BIT)
+        if message_kind == FrameType.MESSAGE:
+            previous = _decode_message(reader, kind, 0, reader.read_varint())
+            frames.append(previous)
+        elif message_kind == FrameType.LANE_MESSAGE:
             lane = reader.read_varint()
             if lane == 0:
                 raise DecodeError("lane 0 travels as MESSAGE, not LANE_MESSAGE")
-            frames.append(_decode_message(reader, kind, lane))
+            previous = _decode_message(reader, kind, lane, reader.read_varint())
+            frames.append(previous)
+        elif message_kind == FrameType.NEXT_MESSAGE:
+            if previous is None:
+                raise DecodeError("NEXT_MESSAGE with no message frame before it in the packet")
+            if previous.seq == MAX_VARINT:
+                raise DecodeError("NEXT_MESSAGE after the largest sequence number")
+            previous = _decode_message(reader, kind, previous.lane, previous.seq + 1)
+            frames.append(previous)
         elif kind == FrameType.ACK:
             frames.append(_decode_ack(reader))
         elif kind & ~LEN_BIT == FrameType.UNRELIABLE:
@@ -236,8 +284,7 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def _decode_message(reader: Reader, kind: int, lane: int) -> MessageFrame:
-    seq = reader.read_varint()
+def _decode_message(reader: Reader, kind: int, lane: int, seq: int) -> MessageFrame:
     total = offset = None
     if kind & FRAGMENT_BIT:
         total = reader.read_varint()
