@@ -136,6 +136,8 @@ class PacketBuilder:
         messages as NEXT_MESSAGE (PROTOCOL.md §4) gave back: the buffer sizes
         each frame with its sequence number, as if alone."""
         room = self.buffer.add_reliable(frames, chunks, room, now, flow_window)
+        if not self.buffer.has_data_to_send():
+            return room  # it all went: nothing to refill with (most packets of a fan-out)
         refunded = 0
         while True:
             saving = derived_numbers_saving(frames) - refunded

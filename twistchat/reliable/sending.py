@@ -181,12 +181,19 @@ class SendBuffer:
 
     def has_data_to_send(self) -> bool:
         """Chunks waiting for a packet, new or to retransmit."""
-        return bool(self.unreliable_queue) or any(lane.queue or lane.retransmit_queue
-                                                  for lane in self.lanes)
+        if self.unreliable_queue:
+            return True
+        for lane in self.lanes:  # a loop, not any(...): this runs for every packet built
+            if lane.queue or lane.retransmit_queue:
+                return True
+        return False
 
     def has_unacked_data(self) -> bool:
         """Messages queued or sent and not all acknowledged (a queued one is outgoing too)."""
-        return any(lane.outgoing for lane in self.lanes)
+        for lane in self.lanes:  # a loop, not any(...): this runs for every message queued
+            if lane.outgoing:
+                return True
+        return False
 
     def unsent_chunks(self) -> int:
         return sum(len(lane.queue) for lane in self.lanes)

@@ -194,7 +194,7 @@ def frame_size(frame: Frame, last: bool = False, previous: MessageFrame | None =
     never less than it costs wherever it lands in a packet."""
     if isinstance(frame, MessageFrame):
         size = 1 + len(frame.data)
-        if not follows(frame, previous):
+        if previous is None or not follows(frame, previous):  # packing asks without one
             size += varint_size(frame.seq)
             if frame.lane:
                 size += varint_size(frame.lane)
