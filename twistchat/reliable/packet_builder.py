@@ -164,7 +164,7 @@ class PacketBuilder:
             congestion = self.recovery.congestion
             self.pacer.on_packet_sent(size, now, congestion.pacing_rate(self.recovery.rtt.smoothed_rtt))
             app_limited = congestion.bytes_in_flight + 2 * self.max_datagram_size \
-                < congestion.window and not self.buffer.unsent_chunks()
+                < congestion.window and not self.buffer.has_unsent()
             self.recovery.on_packet_sent(SentPacket(pn, now, size, chunks or [], app_limited,
                                                     carries_window))
         self.stats.packets_sent += 1

@@ -32,7 +32,7 @@ import attrs
 
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.wire.packets import (
-    CONNECTION_ID_SIZE, INTERACTIVE_LANE, LANE_COUNT, TAG_SIZE, MessageFrame, Unreliable, frame_size,
+    CONNECTION_ID_SIZE, INTERACTIVE_LANE, TAG_SIZE, MessageFrame, Unreliable, frame_size,
 )
 
 DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
@@ -197,6 +197,13 @@ class SendBuffer:
 
     def unsent_chunks(self) -> int:
         return sum(len(lane.queue) for lane in self.lanes)
+
+    def has_unsent(self) -> bool:
+        """Chunks never sent on any lane (whether the sender is app-limited)."""
+        for lane in self.lanes:  # a loop, not any(...): this runs for every packet sealed
+            if lane.queue:
+                return True
+        return False
 
     def unacked_messages(self) -> tuple[bytes, ...]:
         """Lane by lane, each in order."""
