@@ -284,7 +284,7 @@ async def reassembly(reactor: Any, port: int, seconds: float, ready: Any) -> dic
     def hold_partial(client: LoadClient, size: int) -> None:
         session_ = client.connection.session
         seq = session_.send_message(os.urandom(size), reactor.seconds())
-        queue = session_._buffer.queue
+        queue = session_._buffer.lanes[0].queue  # the interactive lane: the one messages go on by default
         first = next(c for c in queue if c.seq == seq and c.offset == 0)
         queue.remove(first)  # never sent: the rest waits in the server's reassembly
         client.connection._endpoint.mark_dirty(client.connection._handle)
