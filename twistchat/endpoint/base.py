@@ -57,6 +57,10 @@ class EndpointCounters:
     sessions_throttled_in_total: int = 0
     handshakes_dropped: int = 0
     """Valid CONNECTs dropped because too many waited for their turn already."""
+    stranger_datagrams_queued: int = 0
+    """Datagrams of sessions not logged in that waited for a later reactor turn."""
+    stranger_datagrams_dropped: int = 0
+    """... dropped because too many (from their source, or in all) waited already."""
     sessions_evicted: int = 0
     cookies_throttled: int = 0
     shed: int = 0

@@ -4,7 +4,9 @@ robin): a source with a backlog of hundreds delays another source's next
 item by at most one item of its own. The server endpoint queues handshakes
 in one when more arrive in a reactor turn than it does per turn, so an
 attacker re-opening sessions by the hundred does not put a real user's
-handshake behind all of them.
+handshake behind all of them; and likewise the datagrams of sessions not
+yet logged in, so a hundred strangers' requests do not put a real user's
+line behind all of them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ V = TypeVar("V")
 
 
 class FairQueue(Generic[K, V]):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_source_limit: int | None = None) -> None:
         self.limit = limit
+        self.per_source_limit = limit if per_source_limit is None else per_source_limit
         self._by_source: OrderedDict[str, OrderedDict[K, V]] = OrderedDict()
         self._source_of: dict[K, str] = {}
 
@@ -29,10 +32,16 @@ class FairQueue(Generic[K, V]):
         return key in self._source_of
 
     def push(self, source: str, key: K, item: V) -> bool:
-        """Queue ``item`` behind ``source``'s others; False if the queue is full."""
+        """Queue ``item`` behind ``source``'s others; False if the queue, or
+        ``source``'s share of it, is full."""
         if len(self._source_of) >= self.limit:
             return False
-        self._by_source.setdefault(source, OrderedDict())[key] = item
+        items = self._by_source.get(source)
+        if items is None:
+            items = self._by_source[source] = OrderedDict()
+        elif len(items) >= self.per_source_limit:
+            return False
+        items[key] = item
         self._source_of[key] = source
         return True
 
