@@ -203,6 +203,18 @@ def test_a_first_connect_logs_in_on_the_second_server_when_the_first_is_down() -
     assert connecting.called and client.ready and client.address == B
 
 
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "SHUTTING_DOWN", "RATE_LIMITED"])
+def test_a_first_login_refused_for_now_moves_on_to_the_next_server(code) -> None:
+    """A node that cannot reach its store (or is going down) refuses the
+    login for now: another node of the network may well take it."""
+    clock, nodes, client, _ = on_nodes([A, B])
+    nodes.nodes[A].results[p.Login] = lambda request: p.ErrorReply(id=request.id, code=code)
+    connecting = client.connect()
+    run(clock, 2)
+    assert connecting.called and client.ready and client.address == B
+    assert not nodes.nodes[A].current.open  # the refused session was closed, not left half open
+
+
 def test_keep_trying_backs_off_per_round_of_the_list() -> None:
     clock, nodes, client, _ = on_nodes([A, B], keep_trying=True)
     nodes.down.update({A, B})

@@ -27,8 +27,10 @@ from twistchat.client.link import LinkEvent
 from twistchat.client.observer import ChatError, Disconnected, PasswordRequired
 
 RETRYABLE_REFUSALS = frozenset({ErrorCode.RATE_LIMITED.value, ErrorCode.SHUTTING_DOWN.value,
-                                ErrorCode.INTERNAL.value})
-"""Login refusals that another attempt may get past; any other is final."""
+                                ErrorCode.INTERNAL.value, ErrorCode.UNAVAILABLE.value})
+"""Login refusals that another attempt (or another node of the network:
+UNAVAILABLE is a node that cannot reach its store) may get past; any other
+is final."""
 
 
 def _final(error: Exception) -> bool:
