@@ -156,3 +156,36 @@ def test_register_sends_the_current_credential_and_a_wrong_one_is_refused():
     world.wait(alice.register("another long password"))      # now the password it set
     back, _ = world.client("alice", password="another long password")
     world.wait(back.connect())
+
+
+OTHER_NODE = ("127.0.0.11", 9999)
+"""Another node of the network: met before (its key pinned), not reachable now."""
+
+
+def test_a_node_met_for_the_first_time_must_prove_the_key_its_network_proved():
+    """The nodes of one network share a key: a client failing over to a node
+    it never used is not a first contact, and someone on the path to that
+    node cannot take its session there."""
+    world = Pins()
+    known = KnownServers(None)
+    known.pin(OTHER_NODE, server_key(world.seed + 7).public_key().public_bytes_raw())
+    bob, bob_sees = world.pinned_client("bob", known, servers=[SERVER, OTHER_NODE])
+    with pytest.raises(ServerKeyMismatch) as refused:
+        world.wait(bob.connect())
+    error = refused.value
+    assert error.server == NAME and error.proven == key_fingerprint(world.server_key)
+    assert "the key of its network, pinned for 127.0.0.11:9999" in str(error)
+    world.run(5)
+    assert "bob" not in logins(world) and bob_sees.of("pinned") == []
+    assert known.get(SERVER) is None
+
+
+def test_a_new_node_proving_its_networks_key_is_pinned_too():
+    world = Pins()
+    known = KnownServers(None)
+    network_key = world.server_key.public_key().public_bytes_raw()
+    known.pin(OTHER_NODE, network_key)
+    carol, carol_sees = world.pinned_client("carol", known, servers=[SERVER, OTHER_NODE])
+    world.wait(carol.connect())
+    assert carol.ready and known.get(SERVER) == network_key
+    assert carol_sees.of("pinned") == [("pinned", NAME, key_fingerprint(world.server_key), None)]

@@ -121,7 +121,8 @@ class ChatClient:
         self.state = state or ClientState(None)
         self.reconnect = reconnect
         self.rng = rng or random.Random()
-        self.pin = ServerKeyPin(known_servers, server_key, accept_new_server_key)
+        self.pin = ServerKeyPin(known_servers, server_key, accept_new_server_key,
+                                network=self.servers.addresses)
         self.rooms: dict[str, str] = {}
         """Folded room name to its canonical spelling, for re-joining."""
         self.login_reply: dict[str, Any] = {}

@@ -10,7 +10,8 @@ One line per server, ``HOST:PORT KEY`` (``[HOST]:PORT`` for an IPv6
 address), KEY the server's 32-byte X25519 public key in base64; ``#`` starts
 a comment. The host is kept as given (lower-cased): ``localhost`` and
 ``127.0.0.1`` are two entries, as in ssh. So are the nodes of one network
-(``servers.py``): they prove one key, and each is pinned on its own.
+(``servers.py``): each is pinned on its own, and a node met for the first
+time must prove the key its network's other nodes proved (``pinning.py``).
 """
 
 from __future__ import annotations
@@ -48,11 +49,16 @@ class ServerKeyMismatch(Exception):
     gave (``server_key``). Nothing was sent on that session.  ``proven`` is
     None if the key the server proves now could not be learnt."""
 
-    def __init__(self, server: str, expected: str, proven: str | None, pinned: bool) -> None:
+    def __init__(self, server: str, expected: str, proven: str | None, pinned: bool,
+                 via: str | None = None) -> None:
+        """``via``: the node of the same network whose pinned key ``server`` had to prove."""
         self.server, self.expected, self.proven, self.pinned = server, expected, proven, pinned
-        where = "pinned for" if pinned else "given for"
+        if via is not None:
+            where = f"the key of its network, pinned for {via}"
+        else:
+            where = "pinned for it" if pinned else "given for it"
         now = f"the server now proves {proven}" if proven else "the key it proves now is unknown"
-        super().__init__(f"server key mismatch for {server}: {where} it: {expected}, {now}; "
+        super().__init__(f"server key mismatch for {server}: {where}: {expected}, {now}; "
                          "refusing to talk to it (someone may be impersonating the server, "
                          "or its key was replaced)")
 

@@ -13,13 +13,18 @@ only to a server that proves it (ssh's known_hosts, for twistchat):
   key it proved is checked here, before the chat layer sends anything,
   then pinned, and the observer told.
 
-Each ``host:port`` is pinned on its own, as ssh does: the nodes of one
-network (``servers.py``) share one key, so a move to a node met before
-proves its pin and says nothing, and a node met for the first time is
-pinned as any first contact is.
+Each ``host:port`` is pinned on its own, as ssh does, and the nodes of one
+network (``servers.py``) share one key: so a node met for the first time
+must prove the key another node of the list already proved (then it is
+pinned too, and the observer told), and only a network none of whose nodes
+was met before is taken on first contact. Otherwise whoever sits on the
+path to a node a client has not used yet could take its sessions there the
+first time the client fails over.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from twisted.logger import Logger
 
@@ -41,8 +46,11 @@ class ServerKeyPin:
     log = Logger()
 
     def __init__(self, known_servers: KnownServers | None = None,
-                 expected: str | None = None, accept_new: bool = False) -> None:
+                 expected: str | None = None, accept_new: bool = False,
+                 network: Sequence[tuple[str, int]] = ()) -> None:
         self.known_servers = known_servers or KnownServers(None)
+        self.network = tuple(network)
+        """The nodes of the client's network, which all prove one key."""
         self.expected = expected
         """A fingerprint the server must prove (``server_key``), even on first contact."""
         self.accept_new = accept_new
@@ -55,7 +63,8 @@ class ServerKeyPin:
     async def connect(self, endpoint: ClientEndpoint, address: tuple[str, int],
                       protocol: MessageProtocol, observer: ChatObserver) -> None:
         name = server_name(address)
-        pinned = self.held.get(name) or self.known_servers.get(address)
+        own = self.held.get(name) or self.known_servers.get(address)
+        pinned, via = (own, None) if own is not None else self._network_pin(address)
         strict = pinned is not None and not self.accept_new and (
             self.expected in (None, fingerprint(pinned)))
         try:
@@ -63,7 +72,7 @@ class ServerKeyPin:
         except ConnectError as e:
             if e.reason.code is CloseCode.SERVER_KEY_MISMATCH:
                 raise ServerKeyMismatch(name, fingerprint(pinned), await self._probe(endpoint, address),
-                                        pinned=True) from None
+                                        pinned=True, via=via) from None
             raise Disconnected(f"cannot reach {address[0]}:{address[1]}: "
                                f"{e.reason.message or e.reason.code.name}") from None
         proven = protocol.connection.server_key
@@ -71,9 +80,21 @@ class ServerKeyPin:
             protocol.connection.close("server key mismatch", graceful=False)
             raise ServerKeyMismatch(name, self.expected, fingerprint(proven), pinned=False)
         self.accept_new = False
-        if proven != pinned:
-            self._pin(address, proven, pinned, observer)
+        if proven != own:
+            self._pin(address, proven, own, observer)
         self.held[name] = self.key = proven
+
+    def _network_pin(self, address: tuple[str, int]) -> tuple[bytes | None, str | None]:
+        """The key another node of the network proved (this run or pinned
+        earlier), and that node's name; (None, None) if none was met."""
+        for other in self.network:
+            name = server_name(other)
+            if other == address:
+                continue
+            key = self.held.get(name) or self.known_servers.get(other)
+            if key is not None:
+                return key, name
+        return None, None
 
     async def _probe(self, endpoint: ClientEndpoint, address: tuple[str, int]) -> str | None:
         """The fingerprint of the key the server proves when not held to a
