@@ -424,6 +424,10 @@ def summary_line(name: str, r: dict) -> str:
         return f"{name:14s} ERROR {r['error'][:300]}"
     u, a, rss = r["unloaded"], r["loaded"], r["server_rss_mib"]
     missed = [g for g, ok in r["goals"].items() if not ok]
+    if "median_of" in r:
+        return (f"{name:14s} MEDIAN of {r['median_of']} runs: login {r['login_ratio']}x, p99 {r['p99_ratio']}x "
+                f"(p99 by run: {', '.join(str(x.get('p99_ratio')) for x in r['runs'])}) | "
+                f"missed: {', '.join(missed) or 'none'}")
     return (f"{name:14s} rss {rss['before_attack']} -> attack max {rss['peak_during']} MiB "
             f"(setup {rss['attack_setup_max']}, VmHWM {rss['vm_hwm']}) | "
             f"attacker out/in {r['attacker'].get('bytes_out', 0):,}/{r['attacker'].get('bytes_in', 0):,} B | "
@@ -453,14 +457,44 @@ def cpu(probed: dict, who: str = "server") -> str:
 
 
 async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool,
-                  attacker_nice: int = 0) -> dict:
+                  attacker_nice: int = 0, repeat: int = 1) -> dict:
     results = {}
     for name in names:
         say(f"--- scenario {name}: {SCENARIOS[name]['attack']}")
-        try:
-            results[name] = await run_scenario(reactor, name, seconds, quick, attacker_nice)
-        except Exception as e:  # one broken scenario must not hide the others
-            import traceback
-            results[name] = {"error": f"{type(e).__name__}: {e}", "where": traceback.format_exc()[-1500:]}
-        say(summary_line(name, results[name]))
+        runs = []
+        for _ in range(repeat):
+            try:
+                runs.append(await run_scenario(reactor, name, seconds, quick, attacker_nice))
+            except Exception as e:  # one broken scenario must not hide the others
+                import traceback
+                runs.append({"error": f"{type(e).__name__}: {e}", "where": traceback.format_exc()[-1500:]})
+            say(summary_line(name, runs[-1]))
+        results[name] = runs[0] if repeat == 1 else median_of_runs(runs)
+        if repeat > 1:
+            say(summary_line(name, results[name]))
     return results
+
+
+def median_of_runs(runs: list[dict]) -> dict:
+    """The run with the median p99 ratio (the higher of two middles), its ratios replaced by the
+    medians over all runs, and every run kept under ``runs``.
+
+    The login and p99 goals are judged on those medians: one 150-line
+    probe's p99 is its second-worst line, which one hiccup of a virtual
+    machine decides; every other goal must hold in every run."""
+    good = [r for r in runs if "error" not in r]
+    if len(good) < len(runs):
+        return next(r for r in runs if "error" in r)
+    by_p99 = sorted(good, key=lambda r: r["p99_ratio"] if r["p99_ratio"] is not None else float("inf"))
+    result = dict(by_p99[len(by_p99) // 2])
+    for key in ("login_ratio", "p99_ratio"):
+        values = sorted(r[key] for r in good if r[key] is not None)
+        result[key] = values[len(values) // 2] if len(values) == len(good) else None
+    medians = {"login_within_2x": result["login_ratio"], "p99_within_2x": result["p99_ratio"]}
+    result["goals"] = {goal: all(r["goals"][goal] for r in good) for goal in good[0]["goals"]}
+    for goal, value in medians.items():
+        result["goals"][goal] = value is not None and value <= 2.0
+    result["goals"]["login_within_2x"] &= not any(r["loaded"]["login_failed"] for r in good)
+    result["runs"] = runs
+    result["median_of"] = len(runs)
+    return result
