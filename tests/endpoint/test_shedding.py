@@ -54,6 +54,21 @@ def test_a_prefix_that_floods_again_soon_is_shed_twice_as_long_up_to_the_cap():
     assert periods == [5.0, 10.0, 20.0, 40.0, 40.0]
 
 
+def test_a_released_prefix_that_floods_on_is_shed_again_after_its_probation_not_the_full_burst():
+    shedder = Shedder(POLICY)
+    first = 0
+    while shedder.refused("203.0.113.7", 0.0) is None:
+        first += 1
+    shedder.release_due(5.0)
+    again = 0
+    while shedder.refused("203.0.113.7", 5.0) is None:
+        again += 1
+    assert (first, again) == (POLICY.refusals.burst, POLICY.probation_refusals.burst)
+    shedder.release_due(5.0 + 10.0)
+    later = 15.0 + POLICY.max_period + 1  # quiet for long: the full burst again
+    assert [shedder.refused("203.0.113.7", later) for _ in range(50)] == [None] * 50
+
+
 def test_a_prefix_quiet_for_long_starts_again_at_the_first_period():
     shedder = Shedder(POLICY)
     while shedder.refused("203.0.113.7", 0.0) is None:
