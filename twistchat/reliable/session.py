@@ -117,6 +117,7 @@ class Session:
         "_lifecycle",
         "_paths",
         "_protection",
+        "_protection_may_rest",
         "_reassembler",
         "_recovery",
         "_reset_token",
@@ -190,6 +191,9 @@ class Session:
         self._reset_token: bytes | None = None
         self._protection: PacketProtection | None = None
         """Keys of this session's packets: set when the handshake completes."""
+        self._protection_may_rest = False
+        """A keepalive came while nothing of ours was in flight: once its ACK
+        is out, the AEAD contexts can go (``PacketProtection.rest``)."""
         self._accept_datagram: bytes | None = None
         """Server: the ACCEPT sent, kept for a CONNECT that comes again until
         the client's first packet shows it has it."""
@@ -523,8 +527,10 @@ class Session:
                 if self._paths.on_response(frame.data, address):
                     old, self.peer_address = self.peer_address, address
                     self._events.append(PathMigrated(old, address))
-        self._acks.on_packet_processed(ack_eliciting, out_of_order, now,
-                                       only_ping=ack_eliciting and only_ping)
+        keepalive = ack_eliciting and only_ping
+        self._acks.on_packet_processed(ack_eliciting, out_of_order, now, only_ping=keepalive)
+        if keepalive and not self._buffer.has_unacked_data():
+            self._protection_may_rest = True
 
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
@@ -649,6 +655,9 @@ class Session:
             if datagram is None:
                 break
             out.append((datagram, self.peer_address))
+        if self._protection_may_rest:
+            self._protection_may_rest = False
+            self._protection.rest()
         return out
 
     def _handshake_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
