@@ -165,6 +165,7 @@ def test_session_limit_refuses_new_sessions_when_every_session_is_trusted():
     for i in range(3):
         address = ("198.51.100.1", 1000 + i)
         server.datagramReceived(connect(i, cookie_for(server, transport, address, cid=i)), address)
+        clock.advance(0)  # the next turn: handshakes past the per-turn budget run there
         for handle in server.sessions.values():
             handle.connection.mark_trusted()  # e.g. its user logged in
     assert len(opened) == 2 and server.counters.sessions_refused == 1

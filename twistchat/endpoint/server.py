@@ -76,16 +76,20 @@ class Admission:
     also has its own SendQ, ``SessionConfig.max_send_queue``)."""
     shedding: ShedPolicy = ShedPolicy()
     """When a prefix that keeps being refused is ignored for a while (``shedding.py``)."""
-    handshakes_per_turn: int = 8
+    handshakes_per_turn: int = 2
     """Noise handshakes (two X25519 operations, ~0.3 ms each) done in one
     reactor turn; more wait for the next turns, so a burst of CONNECTs
-    cannot stall every other session for the whole burst."""
+    cannot stall every other session for the whole burst. Turns are many
+    (thousands a second when busy), so two a turn still take more than a
+    core can do; eight let the reassembly attack of ``bench abuse`` make
+    the reactor 20-69 ms late, two 5-12 ms."""
     max_queued_handshakes: int = 1_024
-    stranger_datagrams_per_turn: int = 8
+    stranger_datagrams_per_turn: int = 4
     """Datagrams of sessions not yet vouched for (not logged in) handled in
     one reactor turn; more wait their turn, one source address at a time.
     Each can cost a request, a reply and its sealing (~0.2 ms): 300 wrong
-    logins sent at once must not stall every logged-in user's lines."""
+    logins sent at once must not stall every logged-in user's lines (with
+    the two handshakes above, measured together)."""
     max_queued_stranger_datagrams: int = 1_024
     max_queued_stranger_datagrams_per_source: int = 64
     """Past these, a stranger's datagram is dropped (and counted): its
