@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, QuitEvent, encode, fold_nick
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.remote_data import RemoteData
-from twistchat.chat.server.rooms import Room
+from twistchat.chat.server.rooms import Room, founded
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
 from twistchat.endpoint.api import CloseCode
@@ -59,6 +59,10 @@ class RemoteMember:
     key: str
     nick: str
     away: str | None = None
+
+
+GROUP_ID_ATTEMPTS = 16
+"""Group ids tried against the shared store before a ``create`` fails."""
 
 
 def _dump(record: dict[str, Any]) -> bytes:
@@ -144,14 +148,38 @@ class ClusterLink:
         """Before a login's rooms are restored: each opened here, or (no
         node has it) opened again by this first member back, as ``_room_for`` does."""
         for kept in memberships:
-            if await self.open_room(kept.room_key) is None:
-                room = self.server.rooms.create(kept.room_key, kept.room_name, user)
-                await self.created(room)
+            await self.open_or_create(kept.room_key, kept.room_name, user)
 
-    async def created(self, room: Room[User]) -> None:
-        """A room new to the network: its state shared before anyone joins it."""
-        await self.server.store.put_room(room.key, room.to_state())
+    async def open_or_create(self, key: str, name: str, user: User) -> Room[User]:
+        """The room as the network has it, opened on this node; if no node
+        has it, created with ``user`` its operator.  One store step
+        (``create_room``) either creates it or answers the state kept
+        before, so of several nodes opening one new room at once exactly
+        one makes its joiner the operator: the others open the winner's."""
+        room = self.server.rooms.get(key)
+        if room is not None:
+            return room
+        _, state = await self.server.store.create_room(key, founded(key, name, user).to_state())
+        return await self._opened(key, state)
+
+    async def new_group(self, user: User) -> Room[User]:
+        """A private group new to the network: its id is free in the shared
+        store (created there in the step that checks it), not only here."""
+        for _ in range(GROUP_ID_ATTEMPTS):
+            key = self.server.rooms.new_group_id()
+            created, state = await self.server.store.create_room(key, founded(key, key, user).to_state())
+            if created:
+                return await self._opened(key, state)
+        raise RuntimeError(f"no free group id in {GROUP_ID_ATTEMPTS} attempts")
+
+    async def _opened(self, key: str, state: dict[str, Any]) -> Room[User]:
+        room = self.server.rooms.get(key)  # opened meanwhile by another request
+        if room is not None:
+            return room
+        room = Room.from_state(key, state, self.server.clock.seconds())
+        self.server.rooms.rooms[key] = room
         await self.subscribe(room)
+        return room
 
     def closed(self, room: Room[User]) -> None:
         """An empty room reaped here: this node stops hearing it (its history
