@@ -8,7 +8,7 @@ from twisted.internet.defer import Deferred, fail
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
-from twistchat.chat.server.cluster_link import NODE_LOST
+from twistchat.chat.server.cluster_liveness import NODE_LOST
 
 from twistchat.store.base import StoreUnavailable
 

@@ -113,3 +113,19 @@ async def test_a_room_a_dm_and_a_replaced_login_across_two_nodes_on_redis(networ
     assert bob.closed[1] == CloseCode.REPLACED
     assert any(isinstance(m, p.ReplacedEvent) for m in bob.messages())
     assert again.closed is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_room_data_reaches_the_other_nodes_members_in_line_order_on_redis(network):
+    a, b = network
+    alice, carol, bob = await _login(a, "alice"), await _login(a, "carol"), await _login(b, "bob")
+    for client in (alice, carol, bob):
+        await _ask(client, "join", room="#cake")
+    await _ask(alice, "say", room="#cake", text="before")
+    sent = await _ask(alice, "data", room="#cake", payload=b"blob")
+    assert (sent.result["delivered"], sent.result["missed"]) == (2, [])
+    await _ask(alice, "say", room="#cake", text="after")
+    heard = lambda client: [m.text if isinstance(m, p.MessageEvent) else m.payload.decode()  # noqa: E731
+                            for m in client.messages() if isinstance(m, p.MessageEvent | p.DataEvent)]
+    await until(lambda: len(heard(bob)) == 3 and len(heard(carol)) == 3, "both lines and the data")
+    assert heard(bob) == heard(carol) == ["before", "blob", "after"]

@@ -292,8 +292,9 @@ class RedisBroker:
     def room_channel(self, room_key: str) -> str:
         return room_channel(room_key)
 
-    def publish_room(self, room_key: str, data: bytes) -> Deferred[None]:
-        return self._call("publish", room_channel(room_key), data).addCallback(lambda _: None)
+    def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
+        """PUBLISH's answer: the subscribers it reached, one connection per node."""
+        return self._call("publish", room_channel(room_key), data).addCallback(int)
 
     def publish_node(self, node_id: str, data: bytes) -> Deferred[None]:
         return self._call("publish", node_channel(node_id), data).addCallback(lambda _: None)

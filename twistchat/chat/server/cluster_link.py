@@ -18,7 +18,9 @@ What goes where, every record a JSON object:
   ``{"k": "user", "to", "e", "reliable"}`` (an event for a user there: an
   invitation, a typing notice).
 - a room's channel also carries ``{"k": "typing", "from", "e", "x"}``: a
-  typing notice for the members on the other nodes.
+  typing notice for the members on the other nodes, and ``{"k":
+  "room_data", ...}``: a room's ``data``, answered ``{"k":
+  "room_data_done", ...}`` on the sender's node's channel (``room_data_relay``).
 - everyone: ``{"k": "contact", "from", "key", "e"}`` (a presence change, for
   the watchers each node has).
 
@@ -33,23 +35,19 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, QuitEvent, encode, fold_nick
+from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, encode, fold_nick
+from twistchat.chat.server.cluster_liveness import Liveness
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.remote_data import RemoteData
+from twistchat.chat.server.room_data_relay import RoomDataRelay
 from twistchat.chat.server.rooms import Room, founded
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
-from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
 from twistchat.store.social import ContactEntry, Membership
 
-NODE_LOST = "node lost"
-"""The quit reason other members see for those of a node that stopped heartbeating."""
-REJOIN = "this server lost touch with its network; log in again"
-"""Why a node taken as dead closes its sessions."""
 
 
 @attrs.frozen
@@ -87,11 +85,10 @@ class ClusterLink:
         (not offline): what a contact list shows of a user online there."""
         self.data = RemoteData(self)
         """Binary ``data`` to nicks on other nodes."""
-        self._heartbeat = LoopingCall(self._beat)
-        self._heartbeat.clock = server.clock
-        self._reachable = True
-        self._beaten = False
-        """This node heartbeat once already."""
+        self.room_data = RoomDataRelay(self)
+        """Binary ``data`` to rooms, to their members on every node."""
+        self.liveness = Liveness(self)
+        self._heartbeat = self.liveness.heartbeat
 
     # ---- lifecycle
 
@@ -244,12 +241,14 @@ class ClusterLink:
 
     def _room_message(self, room_key: str, data: bytes) -> None:
         room = self.server.rooms.get(room_key)
-        if room is None:
-            return
         try:
             record = json.loads(data)
             kind = record.get("k")
-            if kind is None:
+            if kind == "room_data":  # answered even with no member here
+                self.room_data.received(room, record)
+            elif room is None:
+                return
+            elif kind is None:
                 self._line(room, HistoryEntry(room=room_key, msg_id=int(record["msg_id"]),
                                               nick=record["nick"], text=record["text"],
                                               ts=int(record["ts"])))
@@ -361,6 +360,8 @@ class ClusterLink:
                 self.data.received(record)
             elif kind == "data_done":
                 self.data.done(record)
+            elif kind == "room_data_done":
+                self.room_data.done(record)
             elif kind == "user":
                 recipient = server.online.get(record["to"])
                 if recipient is not None and record["reliable"]:
@@ -391,59 +392,3 @@ class ClusterLink:
             found[contact.key] = (attrs.asdict(event) if event is not None else
                                   {"nick": contact.nick, "state": ONLINE, "away": None, "last_seen": None})
         return found
-
-    # ---- liveness
-
-    def _beat(self) -> None:
-        Deferred.fromCoroutine(self._beat_once()).addErrback(self._unreachable)
-
-    def _unreachable(self, failure: Any) -> None:
-        if self._reachable:
-            self._reachable = False
-            self.log.warn("cannot reach the broker: {why}", why=failure.value)
-
-    def _taken_as_dead(self) -> None:
-        """The others dropped this node (it missed its heartbeats: Redis was
-        away, or the node stalled): its users' logins and memberships are
-        gone from the network, so their sessions end here and their clients
-        log in again, on this node or another."""
-        users = self.server.live_users()
-        self.log.warn("this node was taken as dead by the others: closing {count} sessions",
-                      count=len(users))
-        for user in users:
-            self.server.depart(user, NODE_LOST)
-            user.session.close(REJOIN, CloseCode.SHUTTING_DOWN, graceful=True)
-
-    async def _beat_once(self) -> None:
-        """Stay alive; take the users of nodes that did not as gone."""
-        listed = await self.broker.heartbeat(self.server.config.node_heartbeat)
-        if not listed and self._beaten:
-            self._taken_as_dead()
-        self._beaten = True
-        if not self._reachable:
-            self._reachable = True
-            self.log.info("the broker is reachable again")
-        for node in sorted(await self.broker.dead_nodes()):
-            if node == self.node_id:
-                continue
-            remains = await self.broker.drop_node(node)
-            gone: dict[str, str] = {}
-            for room_key, members in remains.items():
-                for key, data in members.items():
-                    try:
-                        record = json.loads(data)
-                        event = QuitEvent(room=record["room"], nick=record["nick"],
-                                          reason=NODE_LOST, timeout=True)
-                    except (ValueError, KeyError, TypeError):
-                        self.dropped_records += 1
-                        continue
-                    gone[key] = record["nick"]
-                    self.tell(room_key, event)
-            now = self.server.now_ms()
-            for key, nick in gone.items():
-                event = ContactEvent(nick=nick, state=OFFLINE, last_seen=now)
-                self.presence(key, event)
-                self._heard(key, event)
-            if remains:
-                self.log.info("node {node} stopped heartbeating: {count} members gone",
-                              node=node, count=len(gone))
