@@ -87,3 +87,11 @@ def test_room_data_with_the_network_unreachable_is_refused_unavailable():
     assert alice.error("data", room="#tea", payload=b"nowhere") == ErrorCode.UNAVAILABLE
     net.hub.unreachable = False
     assert bob.events(p.DataEvent) == []
+
+
+def test_a_subscriber_that_is_not_a_node_does_not_hold_up_the_ok():
+    net = Network(2)
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    net.hub.subscribers["#tea"]["monitor"] = lambda room, data: None  # counted by PUBLISH, never answers
+    sent = alice.ok("data", room="#tea", payload=b"seen").result
+    assert (sent["delivered"], sent["missed"]) == (1, [])

@@ -6,8 +6,9 @@ sender's too, sends it to its own members in the room's one order, once.
 Each node that heard it answers the sender's node, on that node's channel,
 once each of its members' transports has it (or its session ended): how
 many have it and who missed it.  The sender's ``ok`` comes once every node
-the ``PUBLISH`` reached has answered (Redis says how many it reached), so
-``delivered`` and ``missed`` mean what they mean on one node.
+the ``PUBLISH`` reached has answered (Redis says how many it reached), or
+every node the room's roster has members on, so ``delivered`` and
+``missed`` mean what they mean on one node.
 
 Members on a node that did not answer are missed: the roster is read
 before the publish, and whoever it lists on a node that never answers (its
@@ -112,9 +113,14 @@ class RoomDataRelay:
         self._check(int(record["id"]))
 
     def _check(self, relay_id: int) -> None:
+        """Done once every node reached has answered, or every node the
+        roster has members of but the sender (a subscriber that is not a
+        node, a monitor, is reached too and never answers)."""
         relay = self._waiting.get(relay_id)
-        if relay is not None and relay.reached is not None and relay.roster is not None \
-                and len(relay.answers) >= relay.reached:
+        if relay is None or relay.reached is None or relay.roster is None:
+            return
+        needed = {entry.node_id for key, entry in relay.roster.items() if key != relay.sender_key}
+        if len(relay.answers) >= relay.reached or needed <= relay.answers.keys():
             self._finish(relay_id)
 
     def _finish(self, relay_id: int) -> None:
