@@ -318,8 +318,18 @@ class ClusterLink:
     def _tell_node(self, node_id: str, record: dict[str, Any]) -> None:
         self._quietly(self.broker.publish_node(node_id, _dump(record)), "tell a node")
 
-    def dm_elsewhere(self, holder: LoginHolder, dm: StoredDm) -> None:
-        self._tell_node(holder.node_id, {"k": "dm", "dm": attrs.asdict(dm)})
+    def dm_to_holder(self, key: str, dm: StoredDm) -> None:
+        """A DM committed for the nick ``key``, not on this node: to the node
+        holding its login now.  Looked up after the commit, not before: a
+        login that claimed the nick since (its node read the mailbox after
+        the claim, maybe before this DM was kept) is the holder found here,
+        so the DM is not sent to the node the nick left (dead, maybe) and
+        kept there until its next login."""
+        async def route() -> None:
+            holder = await self.holder(key)
+            if holder is not None:
+                self._tell_node(holder.node_id, {"k": "dm", "dm": attrs.asdict(dm)})
+        self._quietly(Deferred.fromCoroutine(route()), "route a DM")
 
     def receipt_elsewhere(self, receipt: Receipt) -> None:
         """The DM's sender is not on this node: its node, if any, sends the receipt."""

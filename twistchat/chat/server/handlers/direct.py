@@ -56,8 +56,8 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
     recipient = server.online.get(key)  # who is online now, the commit done
     if recipient is not None:
         server.mailbox.hand_over(recipient, stored, stored=False)
-    elif elsewhere is not None:  # its node hands it over, deletes it on the ack
-        server.cluster.dm_elsewhere(elsewhere, stored)
+    elif server.cluster is not None:  # its node, if any, hands it over, deletes it on the ack
+        server.cluster.dm_to_holder(key, stored)
 
 
 async def _may_send_dm(server: ServerCore, user: User) -> bool:
