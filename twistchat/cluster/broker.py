@@ -105,9 +105,9 @@ class Broker(Protocol):
         took it as dead meanwhile and dropped what it held)."""
     def dead_nodes(self) -> Deferred[set[str]]:
         """Nodes that heartbeat once and whose liveness has expired since."""
-    def drop_node(self, node_id: str) -> Deferred[NodeRemains]:
-        """Take a dead node's rosters and logins away; what it held (empty
-        for every caller but the first)."""
+    def drop_node(self, node_id: str) -> Deferred[NodeRemains | None]:
+        """Take a dead node's rosters and logins away; what it held (None
+        for every caller but the first, and if it is alive after all)."""
 
 
 def bounded(d: Deferred[Any], clock: IReactorTime, seconds: float) -> Deferred[Any]:
@@ -324,10 +324,10 @@ class LocalBroker:
         return {node for node, until in self.hub.alive_until.items() if until <= now}
 
     @_through_the_hub
-    def drop_node(self, node_id: str) -> NodeRemains:
+    def drop_node(self, node_id: str) -> NodeRemains | None:
         until = self.hub.alive_until.get(node_id)
         if until is None or until > self.hub.clock.seconds():
-            return {}  # dropped already, or alive after all
+            return None  # dropped already, or alive after all
         del self.hub.alive_until[node_id]
         remains: dict[str, dict[str, bytes]] = {}
         for room_key, roster in list(self.hub.rosters.items()):

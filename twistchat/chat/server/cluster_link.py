@@ -372,6 +372,8 @@ class ClusterLink:
                 self.data.done(record)
             elif kind == "room_data_done":
                 self.room_data.done(record)
+            elif kind == "node_lost":
+                self.liveness.node_lost()
             elif kind == "user":
                 recipient = server.online.get(record["to"])
                 if recipient is not None and record["reliable"]:

@@ -70,6 +70,8 @@ class Liveness:
             if node == self._link.node_id:
                 continue
             remains = await self._link.broker.drop_node(node)
+            if remains is None:
+                continue  # alive after all, or another node dropped it
             gone: dict[str, str] = {}
             for room_key, members in remains.items():
                 for key, data in members.items():
@@ -87,6 +89,20 @@ class Liveness:
                 event = ContactEvent(nick=nick, state=OFFLINE, last_seen=now)
                 self._link.presence(key, event)
                 self._link._heard(key, event)
-            if remains:
-                self.log.info("node {node} stopped heartbeating: {count} members gone",
-                              node=node, count=len(gone))
+            self.log.info("node {node} stopped heartbeating: {count} members gone",
+                          node=node, count=len(gone))
+            # What it committed and had not passed on yet (a DM for a user
+            # on another node, a receipt for its sender) waits in the store:
+            # every node hands its own users theirs.
+            self._link._quietly(self._link.broker.publish_all(json.dumps(
+                {"k": "node_lost", "node": node}).encode()), "tell the nodes one was lost")
+
+    def node_lost(self) -> None:
+        """Another node died (``node_lost`` on ``tc:b:all``): the DMs and
+        receipts waiting for this node's users are read again and sent
+        (once per session: those on their way already are not sent again)."""
+        server = self._link.server
+        for user in list(server.online.values()):
+            if not user.departed and not server.mailbox.replaying(user):
+                server.background(Deferred.fromCoroutine(server.mailbox.replay(user)),
+                                  "hand over what a lost node left")
