@@ -22,7 +22,9 @@ What goes where, every record a JSON object:
   "room_data", ...}``: a room's ``data``, answered ``{"k":
   "room_data_done", ...}`` on the sender's node's channel (``room_data_relay``).
 - everyone: ``{"k": "contact", "from", "key", "e"}`` (a presence change, for
-  the watchers each node has).
+  the watchers each node has), ``{"k": "node_lost"}`` (``cluster_liveness``).
+- node channels also carry ``data`` to a nick (``remote_data``) and
+  transfers (``xfer*``, ``remote_transfers``).
 
 A room's members on other nodes are the broker's roster (one record per
 member: nick, away, room name), read when a listing needs them.
@@ -41,6 +43,8 @@ from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, encode, f
 from twistchat.chat.server.cluster_liveness import Liveness
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.remote_data import RemoteData
+from twistchat.chat.server.remote_transfers import KINDS as TRANSFER_KINDS
+from twistchat.chat.server.remote_transfers import RemoteTransfers
 from twistchat.chat.server.room_data_relay import RoomDataRelay
 from twistchat.chat.server.rooms import Room, founded
 from twistchat.chat.server.user import User
@@ -87,6 +91,8 @@ class ClusterLink:
         """Binary ``data`` to nicks on other nodes."""
         self.room_data = RoomDataRelay(self)
         """Binary ``data`` to rooms, to their members on every node."""
+        self.transfers = RemoteTransfers(self)
+        """Transfers to and from users on other nodes."""
         self.liveness = Liveness(self)
         self._heartbeat = self.liveness.heartbeat
 
@@ -374,6 +380,8 @@ class ClusterLink:
                 self.room_data.done(record)
             elif kind == "node_lost":
                 self.liveness.node_lost()
+            elif kind in TRANSFER_KINDS:
+                self.transfers.received(record)
             elif kind == "user":
                 recipient = server.online.get(record["to"])
                 if recipient is not None and record["reliable"]:

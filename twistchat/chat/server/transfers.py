@@ -105,7 +105,10 @@ class Transfers:
         self.sending: dict[User, set[Relay]] = {}
         self.receiving: dict[User, set[Relay]] = {}
         self.reserved = 0
-        """Bytes reserved by all open transfers (window x recipients)."""
+        """Bytes reserved by all open transfers (window x recipients), and
+        by those from other nodes of a network to users here (``remote_transfers``)."""
+        self.elsewhere: dict[User, int] = {}
+        """Transfers from other nodes each user here receives (``remote_transfers``)."""
         self.pacers: dict[User, Pacer] = {}
         self._ids = itertools.count(1)
         self._blocked: set[tuple[Relay, Outbound]] = set()
@@ -137,7 +140,8 @@ class Transfers:
         return len(self.sending.get(user, ())) >= self.config.max_transfers_per_user
 
     def busy_receiving(self, user: User) -> bool:
-        return len(self.receiving.get(user, ())) >= self.config.max_transfers_per_user
+        receiving = len(self.receiving.get(user, ())) + self.elsewhere.get(user, 0)
+        return receiving >= self.config.max_transfers_per_user
 
     def room_for(self, recipients: int) -> bool:
         """Whether the server may hold one more transfer's window per recipient."""
