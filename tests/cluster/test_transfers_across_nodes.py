@@ -149,3 +149,16 @@ def test_a_transfer_whose_senders_node_went_silent_fails_on_the_recipients_node(
     [failed] = [e for e in bob.events(p.TransferFailedEvent)]
     assert (failed.transfer, failed.code) == (offer.transfer, ErrorCode.TIMED_OUT)
     assert net.nodes[1].server.transfers.reserved == 0
+
+
+def test_a_recipient_on_another_node_that_leaves_is_dropped_at_once():
+    net = Network(3)
+    alice, bob, carol = net.room_of("#tea", (0, "alice"), (1, "bob"), (2, "carol"))
+    tid = alice.ok("transfer", room="#tea", name="f", size=len(DATA)).result["transfer"]
+    bob.ok("quit")  # before any piece: the sender's node hears it now, not at the next piece
+    [failed] = alice.events(p.TransferFailedEvent)
+    assert (failed.nick, failed.code) == ("bob", ErrorCode.NOT_DELIVERED)
+    assert "left the server" in failed.message
+    end = _send_all(alice, tid)
+    assert (end["delivered"], end["missed"]) == (1, ["bob"])
+    assert all(node.server.transfers.reserved == 0 for node in net.nodes)

@@ -21,7 +21,8 @@ Records, on node channels: ``xfer_ask`` {from, t, to: [key]} and its
 answer ``xfer_asked`` {t, ok: {key: nick}, busy: [nick], full: [nick]};
 ``xfer`` {from, t, to, seq (0: not tracked), e: base64 event}, answered
 ``xfer_ack`` {t, to, seq, ok}; ``xfer_forget`` {t, to} (asked, not used);
-``xfer_cancel`` {t, to, why} from the recipient's node.
+``xfer_cancel`` {t, to, why} from the recipient's node (a decline, or the
+recipient left).
 """
 
 from __future__ import annotations
@@ -179,8 +180,7 @@ class RemoteTransfers:
     def _cancelled(self, record: dict[str, Any]) -> None:
         recipient = self._recipients.pop((int(record["t"]), record["to"]), None)
         if recipient is not None and recipient.relay is not None:
-            self._server.transfers.recipient_lost(recipient.relay, recipient,
-                                                  f"declined: {record['why']}")
+            self._server.transfers.recipient_lost(recipient.relay, recipient, str(record["why"]))
 
     # ---- the recipient's node
 
@@ -196,7 +196,7 @@ class RemoteTransfers:
             elif not transfers.room_for(1):
                 full.append(user.nick)
             else:
-                inbound = Inbound(record["from"], int(record["t"]), user, next(transfers._ids),
+                inbound = Inbound(record["from"], int(record["t"]), user, transfers.new_id(),
                                   server.clock.seconds())
                 self.inbound[(inbound.origin, inbound.token, key)] = inbound
                 transfers.reserved += server.config.transfer_window
@@ -253,16 +253,20 @@ class RemoteTransfers:
         """A recipient here declines a transfer from another node; False if it has none by that id."""
         for inbound in list(self.inbound.values()):
             if inbound.user is user and inbound.local_id == transfer:
-                self._close(inbound)
-                self._link._tell_node(inbound.origin, {"k": "xfer_cancel", "t": inbound.token,
-                                                       "to": user.key, "why": why})
+                self._end(inbound, f"declined: {why}")
                 return True
         return False
 
     def departed(self, user: User) -> None:
-        """Its transfers from other nodes end; their next piece is answered lost."""
+        """Its transfers from other nodes end, and their senders' nodes are told."""
         for inbound in [i for i in self.inbound.values() if i.user is user]:
-            self._close(inbound)
+            self._end(inbound, "left the server")
+
+    def _end(self, inbound: Inbound, why: str) -> None:
+        """The recipient here will not take the rest: the sender's node goes on without it."""
+        self._close(inbound)
+        self._link._tell_node(inbound.origin, {"k": "xfer_cancel", "t": inbound.token,
+                                               "to": inbound.user.key, "why": why})
 
     def reap(self, now: float) -> None:
         """A transfer from a node silent for ``transfer_idle`` (it died) fails here."""

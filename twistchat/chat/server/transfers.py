@@ -122,7 +122,7 @@ class Transfers:
         """Register a transfer to ``recipients`` (limits checked by the caller's
         ``check_open``) and offer it to each of them."""
         reserved = self.config.transfer_window * len(recipients)
-        relay = Relay(next(self._ids), sender, request.name, request.size, room, to_nick,
+        relay = Relay(self.new_id(), sender, request.name, request.size, room, to_nick,
                       {user.key: Outbound(user) for user in recipients}, reserved,
                       self.clock.seconds())
         self.relays[relay.id] = relay
@@ -135,6 +135,11 @@ class Transfers:
         for user in recipients:
             user.send_encoded(offer, BULK_LANE)
         return relay
+
+    def new_id(self) -> int:
+        """A transfer id of this node (``remote_transfers`` numbers those
+        from other nodes with these too, so a user never sees one twice)."""
+        return next(self._ids)
 
     def busy_sending(self, user: User) -> bool:
         return len(self.sending.get(user, ())) >= self.config.max_transfers_per_user
