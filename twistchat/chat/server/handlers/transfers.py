@@ -37,8 +37,8 @@ async def open_transfer(server: ServerCore, user: User, request: p.TransferOpen)
             recipients += remote
             skipped += busy + full
         if not recipients:
-            raise ChatProtocolError(ErrorCode.NOT_ONLINE if not (others or skipped) else ErrorCode.TOO_MANY_TRANSFERS,
-                                    "nobody else in the room can take it now")
+            code = ErrorCode.TOO_MANY_TRANSFERS if others or skipped else ErrorCode.NOT_ONLINE
+            raise ChatProtocolError(code, "nobody else in the room can take it now")
         target = {"room": room.name}
         room_name, to_nick = room.name, None
     else:
@@ -50,7 +50,7 @@ async def open_transfer(server: ServerCore, user: User, request: p.TransferOpen)
                 remote, busy, full = await _ask(server, {holder.node_id: [key]})
                 if busy or full:
                     raise ChatProtocolError(ErrorCode.TOO_MANY_TRANSFERS, (
-                        f"{(busy + full)[0]} is receiving as many as one may" if busy else
+                        f"{busy[0]} is receiving as many as one may" if busy else
                         "the recipient's server is relaying all it may hold; try again later"))
                 recipient = remote[0] if remote else None
         if recipient is None:
