@@ -29,9 +29,32 @@ class LineStore:
         self.inner = MemoryStore()
         self.hub = hub
         self.held: list[tuple[tuple[Any, ...], Deferred[Any]]] | None = None
+        self.queued: list[tuple[str, tuple[Any, ...], Deferred[Any]]] | None = None
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        method = getattr(self.inner, name)
+        if self.queued is None or not callable(method):
+            return method
+
+        def queue(*args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            self.queued.append((name, args, d))
+            return d
+        return queue
+
+    def pause(self) -> None:
+        """From now on every call but ``append_line`` waits for ``run_queued``:
+        the calls of several nodes in flight at once, as on one Redis."""
+        self.queued = []
+
+    def run_queued(self) -> None:
+        """Run the waiting calls in the order they came (each one's effect
+        when it runs, as Redis does), those they lead to as well, then stop queueing."""
+        queued = self.queued or []
+        while queued:
+            name, args, d = queued.pop(0)
+            getattr(self.inner, name)(*args).chainDeferred(d)
+        self.queued = None
 
     def append_line(self, room_key: str, nick: str, text: str, ts: int, keep: int,
                     idem: IdemRecord | None, channel: str) -> Deferred[Any]:

@@ -8,7 +8,7 @@ from twisted.internet.defer import Deferred, fail
 
 from twistchat.chat import protocol as p
 from twistchat.chat.protocol import ErrorCode
-from twistchat.chat.server.cluster_link import NODE_LOST
+from twistchat.chat.server.cluster_liveness import NODE_LOST
 
 from twistchat.store.base import StoreUnavailable
 
@@ -113,3 +113,31 @@ def test_a_node_taken_as_dead_that_comes_back_closes_its_sessions_so_they_log_in
     again = net.nodes[1].connect()
     again.ok("login", nick="bob", secret=bob.messages()[0].result["secret"])
     assert alice.ok("who", room="#tea").result["count"] == 2
+
+
+def test_what_a_dead_node_committed_and_did_not_pass_on_reaches_users_on_the_other_nodes():
+    """A DM it kept and answered but did not tell the recipient's node of,
+    and a receipt it kept for a DM its user acknowledged but did not tell
+    the sender's node of: once it is taken as dead, every node hands its
+    own online users what waits for them (a way the e2e test of the
+    cluster timed out waiting for receipts after its kill)."""
+    net = Network(3, node_heartbeat=HEARTBEAT)
+    alice = net.nodes[0].login("alice", password="a long password")
+    bob = net.nodes[1].login("bob", password="a long password")
+    carol = net.nodes[0].login("carol", password="a long password")
+    dan = net.nodes[2].login("dan", password="a long password")
+    dying = net.nodes[0].server
+    dying.cluster.dm_to_holder = lambda key, dm: None  # it dies before telling another node
+    dying.mailbox._elsewhere = lambda receipt: None
+    sent = alice.ok("dm", to="bob", text="kept on node0").result
+    assert bob.events(p.DmEvent) == []
+    to_carol = dan.ok("dm", to="carol", text="acknowledged on node0").result
+    assert [d.text for d in carol.events(p.DmEvent)] == ["acknowledged on node0"]
+    assert dan.events(p.DeliveredEvent) == []
+    dying.cluster._heartbeat.stop()
+    dying.broker.stop()
+    net.advance(4 * HEARTBEAT)
+    assert [(d.text, d.dm_id) for d in bob.events(p.DmEvent)] == [("kept on node0", sent["dm_id"])]
+    assert [r.dm_id for r in dan.events(p.DeliveredEvent)] == [to_carol["dm_id"]]
+    net.advance(2 * HEARTBEAT)
+    assert bob.events(p.DmEvent) == [] and dan.events(p.DeliveredEvent) == []  # once

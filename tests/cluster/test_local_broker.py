@@ -39,7 +39,8 @@ def test_room_messages_reach_subscribed_nodes_only_in_publish_order():
     for i in range(5):
         (a if i % 2 else b).publish_room("#tea", b"%d" % i)
     b.unsubscribe_room("#tea")
-    a.publish_room("#tea", b"after")
+    assert a.publish_room("#tea", b"after").result == 1  # the nodes it reached
+    assert a.publish_room("#nobody", b"lost").result == 0
     assert heard["a"] == [b"0", b"1", b"2", b"3", b"4", b"after"]
     assert heard["b"] == [b"0", b"1", b"2", b"3", b"4"]
 

@@ -113,3 +113,38 @@ async def test_a_room_a_dm_and_a_replaced_login_across_two_nodes_on_redis(networ
     assert bob.closed[1] == CloseCode.REPLACED
     assert any(isinstance(m, p.ReplacedEvent) for m in bob.messages())
     assert again.closed is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_room_data_reaches_the_other_nodes_members_in_line_order_on_redis(network):
+    a, b = network
+    alice, carol, bob = await _login(a, "alice"), await _login(a, "carol"), await _login(b, "bob")
+    for client in (alice, carol, bob):
+        await _ask(client, "join", room="#cake")
+    await _ask(alice, "say", room="#cake", text="before")
+    sent = await _ask(alice, "data", room="#cake", payload=b"blob")
+    assert (sent.result["delivered"], sent.result["missed"]) == (2, [])
+    await _ask(alice, "say", room="#cake", text="after")
+    heard = lambda client: [m.text if isinstance(m, p.MessageEvent) else m.payload.decode()  # noqa: E731
+                            for m in client.messages() if isinstance(m, p.MessageEvent | p.DataEvent)]
+    await until(lambda: len(heard(bob)) == 3 and len(heard(carol)) == 3, "both lines and the data")
+    assert heard(bob) == heard(carol) == ["before", "blob", "after"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_goes_to_a_nick_on_the_other_node_on_redis(network):
+    import hashlib
+
+    a, b = network
+    alice, bob = await _login(a, "alice"), await _login(b, "bob")
+    data = bytes(range(256)) * 64  # 16 KiB in four pieces
+    opened = await _ask(alice, "transfer", to="bob", name="f.bin", size=len(data))
+    tid = opened.result["transfer"]
+    for offset in range(0, len(data), 4096):
+        await _ask(alice, "piece", transfer=tid, offset=offset, payload=data[offset:offset + 4096])
+    end = await _ask(alice, "transfer_end", transfer=tid, size=len(data),
+                     sha256=hashlib.sha256(data).hexdigest())
+    assert (end.result["delivered"], end.result["missed"]) == (1, [])
+    got = b"".join(m.payload for m in bob.messages() if isinstance(m, p.PieceEvent))
+    assert got == data
+    assert any(isinstance(m, p.TransferEndEvent) for m in bob.messages())

@@ -55,11 +55,13 @@ async def test_room_messages_reach_every_subscriber_in_publish_order(redis_url, 
     assert order == [d for _, d in heard_b["room"]] and sorted(order) == sorted(sent)
     assert [d for d in order if d in sent[1::2]] == sent[1::2]
     assert [d for d in order if d in sent[0::2]] == sent[0::2]
+    assert await b.publish_room("#tea", b"to both") == 2  # the nodes it reached
+    await until(lambda: len(heard_a["room"]) == 51 and len(heard_b["room"]) == 51, "one more")
     await b.unsubscribe_room("#tea")
-    await a.publish_room("#tea", b"after")
+    assert await a.publish_room("#tea", b"after") == 1
     await a.publish_node("b", b"to b")
     await until(lambda: heard_b["node"], "the node message")
-    assert heard_b["node"] == [b"to b"] and len(heard_b["room"]) == 50
+    assert heard_b["node"] == [b"to b"] and len(heard_b["room"]) == 51
     assert heard_a["room"][-1] == ("#tea", b"after")
 
 

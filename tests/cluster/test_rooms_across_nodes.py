@@ -8,7 +8,7 @@ import random
 import pytest
 
 from twistchat.chat import protocol as p
-from twistchat.chat.protocol import ErrorCode
+from twistchat.chat.protocol import ErrorCode, fold_room
 
 from .network import Network
 
@@ -171,3 +171,49 @@ def test_rejoined_at_login_counts_the_members_on_every_node():
     [rejoined] = again.events(p.RejoinedEvent)
     assert rejoined.member_count == 2
     assert {m["nick"] for m in rejoined.members} == {"alice", "bob"}
+
+
+def _answer(client, rid: int):
+    [reply] = [m for m in client.messages() if isinstance(m, p.Ok | p.ErrorReply) and m.id == rid]
+    return reply
+
+
+def test_two_nodes_opening_one_new_room_at_once_agree_on_one_operator():
+    net = Network(2)
+    alice, bob = net.nodes[0].login("alice"), net.nodes[1].login("bob")
+    net.store.pause()  # both joins reach the shared store before either is answered
+    alice.send_raw(p.encode(p.Join(id=50, room="#new")))
+    bob.send_raw(p.encode(p.Join(id=50, room="#New")))
+    net.store.run_queued()
+    ops = {_answer(alice, 50).result["op"], _answer(bob, 50).result["op"]}
+    assert len(ops) == 1
+    [op] = ops
+    assert [net.nodes[n].server.rooms.get("#new").op_nick for n in (0, 1)] == [op, op]
+    assert net.store.load_rooms().result["#new"]["op_nick"] == op
+    assert {m["nick"]: m["op"] for m in alice.ok("who", room="#new").result["members"]} == {
+        "alice": op == "alice", "bob": op == "bob"}
+    other = bob if op == "alice" else alice
+    assert other.error("topic", room="#new", topic="mine") == ErrorCode.NOT_OPERATOR
+
+
+def test_a_group_id_taken_on_another_node_is_not_handed_out_again():
+    net = Network(2)  # the nodes' generators are seeded alike: they draw the same ids
+    alice, bob = net.nodes[0].login("alice"), net.nodes[1].login("bob")
+    first = alice.ok("create").result
+    second = bob.ok("create").result
+    assert first["room"] != second["room"]
+    assert (first["op"], second["op"]) == ("alice", "bob")
+    kept = net.store.load_rooms().result
+    assert (kept[fold_room(first["room"])]["op_key"], kept[fold_room(second["room"])]["op_key"]) == \
+        ("alice", "bob")
+
+
+def test_joining_a_room_another_node_has_open_costs_one_store_step_and_keeps_its_operator():
+    net = Network(2)
+    alice, = net.room_of("#tea", (0, "alice"))
+    bob = net.nodes[1].login("bob")
+    net.store.pause()
+    bob.send_raw(p.encode(p.Join(id=60, room="#tea")))
+    assert len(net.store.queued) == 1  # no more than before atomic creation (load_rooms then)
+    net.store.run_queued()
+    assert _answer(bob, 60).result["op"] == "alice"

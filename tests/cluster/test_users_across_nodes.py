@@ -186,3 +186,57 @@ def test_a_user_online_on_one_node_for_longer_than_its_expiry_is_not_purged_by_a
         net.advance(1800, step=1800)
         bob.ok("ping")
     assert net.store.get_account("bob").result is not None
+
+
+def test_a_dm_committed_while_its_recipient_moves_off_a_dead_node_reaches_it_on_the_new_one():
+    """What tests/e2e/test_cluster_e2e.py once timed out on (a DM, and so
+    its receipt, never came): the sender's node looked up the recipient's
+    node before the DM was kept, found the node it had left (dead, its
+    login not dropped yet), and sent the DM there after the recipient's
+    new login on a third node had read its mailbox without it."""
+    from twisted.internet.defer import Deferred
+
+    net = Network(3)
+    bob = net.nodes[0].login("bob", password=PASSWORD)
+    alice = net.nodes[1].login("alice", password=PASSWORD)
+    dead = net.nodes[0].server
+    dead.cluster._heartbeat.stop()  # kill -9: bob's login still names node0 for a while
+    dead.broker.stop()
+    real_store_dm, held = net.store.inner.store_dm, []
+
+    def slow_store_dm(*args, **kwargs):  # the commit is answered late
+        d: Deferred = Deferred()
+        held.append((args, kwargs, d))
+        return d
+    net.store.inner.store_dm = slow_store_dm
+    alice.send_raw(p.encode(p.Dm(id=60, to="bob", text="while you move")))
+    net.store.inner.store_dm = real_store_dm
+    again = net.nodes[2].connect()
+    assert again.ok("login", nick="bob", password=PASSWORD).result["mailbox"] == 0  # not kept yet
+    [(args, kwargs, d)] = held
+    real_store_dm(*args, **kwargs).chainDeferred(d)
+    assert [dm.text for dm in again.events(p.DmEvent)] == ["while you move"]
+    assert len(alice.events(p.DeliveredEvent)) == 1
+
+
+def test_a_dm_kept_by_a_node_that_died_before_handing_it_over_is_handed_over_when_resent():
+    """The other way a DM (and its receipt) was lost after the kill in
+    tests/e2e/test_cluster_e2e.py: its node committed it and died before
+    telling the recipient's node; the client resent it (same idem) to
+    another node, which answered as the first time and did nothing more."""
+    net = Network(3)
+    bob = net.nodes[1].login("bob", password=PASSWORD)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    dying = net.nodes[0].server
+    dying.cluster.dm_to_holder = lambda key, dm: None  # killed right after the commit
+    alice.send_raw(p.encode(p.Dm(id=61, to="bob", text="kept, then the node died", idem="dm-61")))
+    assert bob.events(p.DmEvent) == []
+    moved = net.nodes[2].connect()
+    moved.ok("login", nick="alice", password=PASSWORD)
+    first = [m for m in alice.messages() if isinstance(m, p.Ok) and m.id == 61][0].result
+    assert moved.ok("dm", to="bob", text="kept, then the node died", idem="dm-61").result == first
+    assert [(dm.text, dm.dm_id) for dm in bob.events(p.DmEvent)] == [("kept, then the node died",
+                                                                      first["dm_id"])]
+    assert [r.dm_id for r in moved.events(p.DeliveredEvent)] == [first["dm_id"]]
+    assert moved.ok("dm", to="bob", text="kept, then the node died", idem="dm-61")  # again:
+    assert bob.events(p.DmEvent) == []  # delivered already, not again

@@ -182,6 +182,17 @@ async def test_rooms(store: ChatStore):
     await store.flush()
 
 
+@synchronously
+async def test_a_room_is_created_once_and_a_later_creator_gets_the_first_state(store: ChatStore):
+    first = {"name": "#Tea", "creator_key": "alice", "op_key": "alice", "topic_ts": 2 ** 53 + 1}
+    second = {"name": "#TEA", "creator_key": "bob", "op_key": "bob", "topic_ts": None}
+    assert await store.create_room("#tea", first) == (True, first)
+    assert await store.create_room("#tea", second) == (False, first)
+    assert await store.load_rooms() == {"#tea": first}
+    await store.put_room("#tea", {**first, "topic": "changed"})
+    assert await store.create_room("#tea", second) == (False, {**first, "topic": "changed"})
+
+
 @pytest.mark.e2e
 @on_a_real_thread
 async def test_sqlite_runs_every_query_on_one_worker_thread_not_the_callers(reactor):

@@ -84,6 +84,21 @@ async def test_lines_from_two_nodes_get_ids_in_history_order_and_are_published_s
 
 
 @pytest_twisted.ensureDeferred
+async def test_two_nodes_creating_one_room_at_once_agree_on_its_first_state(nodes):
+    """Both creates are on the wire before either is answered: one wins,
+    the other is told the winner's state (HSETNX and HGET in one script)."""
+    for n in range(20):
+        room = f"#race{n}"
+        states = [{"name": room, "creator_key": nick, "op_key": nick} for nick in ("alice", "bob")]
+        results = await within(defer.gatherResults(
+            [nodes[i].create_room(room, states[i]) for i in ((0, 1) if n % 2 else (1, 0))]))
+        assert sorted(created for created, _ in results) == [False, True]
+        [winner] = [state for created, state in results if created]
+        assert [state for _, state in results] == [winner, winner]
+        assert (await nodes[n % 2].load_rooms())[room] == winner
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_resent_line_gets_its_first_answer_and_is_not_kept_twice(nodes):
     def idem(ts):
         return IdemRecord(nick_key="alice", idem="k1", answer={"room": "#Tea", "ts": ts}, ts=ts)

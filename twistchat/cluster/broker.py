@@ -83,7 +83,8 @@ class Broker(Protocol):
     def stop(self) -> Deferred[None]: ...
     def room_channel(self, room_key: str) -> str:
         """The channel a room's messages go on (a store's ``append_line`` publishes there too)."""
-    def publish_room(self, room_key: str, data: bytes) -> Deferred[None]: ...
+    def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
+        """How many nodes it reached (those subscribed to the room then)."""
     def subscribe_room(self, room_key: str) -> Deferred[None]: ...
     def unsubscribe_room(self, room_key: str) -> Deferred[None]: ...
     def publish_node(self, node_id: str, data: bytes) -> Deferred[None]: ...
@@ -104,9 +105,9 @@ class Broker(Protocol):
         took it as dead meanwhile and dropped what it held)."""
     def dead_nodes(self) -> Deferred[set[str]]:
         """Nodes that heartbeat once and whose liveness has expired since."""
-    def drop_node(self, node_id: str) -> Deferred[NodeRemains]:
-        """Take a dead node's rosters and logins away; what it held (empty
-        for every caller but the first)."""
+    def drop_node(self, node_id: str) -> Deferred[NodeRemains | None]:
+        """Take a dead node's rosters and logins away; what it held (None
+        for every caller but the first, and if it is alive after all)."""
 
 
 def bounded(d: Deferred[Any], clock: IReactorTime, seconds: float) -> Deferred[Any]:
@@ -183,9 +184,12 @@ class LocalHub:
         self.unreachable = False
         """Tests: every call fails as an unreachable Redis's would."""
 
-    def publish(self, room_key: str, data: bytes) -> None:
-        for handler in list(self.subscribers.get(room_key, {}).values()):
+    def publish(self, room_key: str, data: bytes) -> int:
+        """To every node subscribed to the room; how many."""
+        handlers = list(self.subscribers.get(room_key, {}).values())
+        for handler in handlers:
             handler(room_key, data)
+        return len(handlers)
 
 
 def _through_the_hub(method: Callable[..., Any]) -> Callable[..., Deferred[Any]]:
@@ -231,9 +235,8 @@ class LocalBroker:
         return room_key
 
     @_through_the_hub
-    def publish_room(self, room_key: str, data: bytes) -> None:
-        self.hub.publish(room_key, data)
-        return None
+    def publish_room(self, room_key: str, data: bytes) -> int:
+        return self.hub.publish(room_key, data)
 
     @_through_the_hub
     def subscribe_room(self, room_key: str) -> None:
@@ -321,10 +324,10 @@ class LocalBroker:
         return {node for node, until in self.hub.alive_until.items() if until <= now}
 
     @_through_the_hub
-    def drop_node(self, node_id: str) -> NodeRemains:
+    def drop_node(self, node_id: str) -> NodeRemains | None:
         until = self.hub.alive_until.get(node_id)
         if until is None or until > self.hub.clock.seconds():
-            return {}  # dropped already, or alive after all
+            return None  # dropped already, or alive after all
         del self.hub.alive_until[node_id]
         remains: dict[str, dict[str, bytes]] = {}
         for room_key, roster in list(self.hub.rosters.items()):

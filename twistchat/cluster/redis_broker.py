@@ -138,7 +138,7 @@ return dead
 DROP_NODE = """
 local node, sep = ARGV[1], ARGV[2]
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SREM', KEYS[1], node) == 0 then
-  return {}
+  return false
 end
 local mine = node .. sep
 local out = {}
@@ -165,7 +165,7 @@ return out
 """
 """Once, by whichever node calls first, and only if the node is still
 dead: its roster entries (returned as room, member, record triples) and its
-logins go."""
+logins go; nil for every other call."""
 
 
 def _split(value: str) -> tuple[str, str]:
@@ -292,8 +292,9 @@ class RedisBroker:
     def room_channel(self, room_key: str) -> str:
         return room_channel(room_key)
 
-    def publish_room(self, room_key: str, data: bytes) -> Deferred[None]:
-        return self._call("publish", room_channel(room_key), data).addCallback(lambda _: None)
+    def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
+        """PUBLISH's answer: the subscribers it reached, one connection per node."""
+        return self._call("publish", room_channel(room_key), data).addCallback(int)
 
     def publish_node(self, node_id: str, data: bytes) -> Deferred[None]:
         return self._call("publish", node_channel(node_id), data).addCallback(lambda _: None)
@@ -370,8 +371,10 @@ class RedisBroker:
     def dead_nodes(self) -> Deferred[set[str]]:
         return self._script(DEAD_NODES, [NODES], [alive_key("")]).addCallback(set)
 
-    def drop_node(self, node_id: str) -> Deferred[NodeRemains]:
-        def remains(flat: list[str]) -> NodeRemains:
+    def drop_node(self, node_id: str) -> Deferred[NodeRemains | None]:
+        def remains(flat: list[str] | None) -> NodeRemains | None:
+            if flat is None:
+                return None  # not dropped by this call
             out: dict[str, dict[str, bytes]] = {}
             for i in range(0, len(flat), 3):
                 out.setdefault(flat[i], {})[flat[i + 1]] = flat[i + 2].encode()

@@ -179,6 +179,11 @@ class ChatStore(Protocol):
 
     # rooms worth keeping across restarts
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]: ...
+    def create_room(self, key: str, state: Mapping[str, Any]) -> Deferred[tuple[bool, dict[str, Any]]]:
+        """Keep ``state`` for ``key`` unless a state is kept for it already,
+        in one step (racing creators on several nodes: one wins); returns
+        (True, ``state``) if this call created it, else (False, the state
+        kept before)."""
     def delete_room(self, key: str) -> Deferred[None]: ...
     def load_rooms(self) -> Deferred[dict[str, dict[str, Any]]]: ...
 

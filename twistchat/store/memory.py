@@ -216,6 +216,12 @@ class MemoryStore(MemorySocial):
         self.rooms[key] = copy.deepcopy(dict(state))
         return succeed(None)
 
+    def create_room(self, key: str, state: Mapping[str, Any]) -> Deferred[tuple[bool, dict[str, Any]]]:
+        created = key not in self.rooms
+        if created:
+            self.rooms[key] = copy.deepcopy(dict(state))
+        return succeed((created, copy.deepcopy(self.rooms[key])))
+
     def delete_room(self, key: str) -> Deferred[None]:
         self.rooms.pop(key, None)
         return succeed(None)

@@ -233,6 +233,14 @@ class RedisStore(RedisSocial):
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]:
         return self.link.command("HSET", keys.ROOMS, key, json.dumps(dict(state))).addCallback(lambda _: None)
 
+    def create_room(self, key: str, state: Mapping[str, Any]) -> Deferred[tuple[bool, dict[str, Any]]]:
+        """``HSETNX`` and, if the room was kept already, its state, in one
+        script: nodes racing to open one new room agree on its first state."""
+        def kept(reply: list[Any]) -> tuple[bool, dict[str, Any]]:
+            created, value = reply
+            return int(created) == 1, json.loads(value)
+        return self.link.script(scripts.CREATE_ROOM, key, json.dumps(dict(state))).addCallback(kept)
+
     def delete_room(self, key: str) -> Deferred[None]:
         return self.link.command("HDEL", keys.ROOMS, key).addCallback(lambda _: None)
 

@@ -137,6 +137,13 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], with_id(msg_id, ARGV[5])) e
 return {'line', msg_id}
 """)
 
+CREATE_ROOM = Script("create_room", """
+-- room key, state (JSON): kept unless a state is kept already; {1, state}
+-- if created here, else {0, the state kept before}
+if redis.call('HSETNX', K.rooms, ARGV[1], ARGV[2]) == 1 then return {1, ARGV[2]} end
+return {0, redis.call('HGET', K.rooms, ARGV[1])}
+""")
+
 PUT_IDEM = Script("put_idem", """
 local r = idem_args(1)
 local known = idem_known(r)

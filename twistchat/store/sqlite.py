@@ -340,6 +340,15 @@ class SQLiteStore(SQLiteSocial):
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]:
         return self._write(("INSERT OR REPLACE INTO rooms VALUES (?, ?)", (key, json.dumps(dict(state)))))
 
+    def create_room(self, key: str, state: Mapping[str, Any]) -> Deferred[tuple[bool, dict[str, Any]]]:
+        def work(conn: sqlite3.Connection) -> tuple[bool, dict[str, Any]]:
+            with _transaction(conn):
+                created = conn.execute("INSERT OR IGNORE INTO rooms VALUES (?, ?)",
+                                       (key, json.dumps(dict(state)))).rowcount == 1
+                kept = conn.execute("SELECT state FROM rooms WHERE key = ?", (key,)).fetchone()[0]
+            return created, json.loads(kept)
+        return self._run(work)
+
     def delete_room(self, key: str) -> Deferred[None]:
         return self._write(("DELETE FROM rooms WHERE key = ?", (key,)))
 

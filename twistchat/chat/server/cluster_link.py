@@ -18,9 +18,13 @@ What goes where, every record a JSON object:
   ``{"k": "user", "to", "e", "reliable"}`` (an event for a user there: an
   invitation, a typing notice).
 - a room's channel also carries ``{"k": "typing", "from", "e", "x"}``: a
-  typing notice for the members on the other nodes.
+  typing notice for the members on the other nodes, and ``{"k":
+  "room_data", ...}``: a room's ``data``, answered ``{"k":
+  "room_data_done", ...}`` on the sender's node's channel (``room_data_relay``).
 - everyone: ``{"k": "contact", "from", "key", "e"}`` (a presence change, for
-  the watchers each node has).
+  the watchers each node has), ``{"k": "node_lost"}`` (``cluster_liveness``).
+- node channels also carry ``data`` to a nick (``remote_data``) and
+  transfers (``xfer*``, ``remote_transfers``).
 
 A room's members on other nodes are the broker's roster (one record per
 member: nick, away, room name), read when a listing needs them.
@@ -33,23 +37,21 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, QuitEvent, encode, fold_nick
+from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, encode, fold_nick
+from twistchat.chat.server.cluster_liveness import Liveness
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.remote_data import RemoteData
-from twistchat.chat.server.rooms import Room
+from twistchat.chat.server.remote_transfers import KINDS as TRANSFER_KINDS
+from twistchat.chat.server.remote_transfers import RemoteTransfers
+from twistchat.chat.server.room_data_relay import RoomDataRelay
+from twistchat.chat.server.rooms import Room, founded
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
-from twistchat.endpoint.api import CloseCode
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
 from twistchat.store.social import ContactEntry, Membership
 
-NODE_LOST = "node lost"
-"""The quit reason other members see for those of a node that stopped heartbeating."""
-REJOIN = "this server lost touch with its network; log in again"
-"""Why a node taken as dead closes its sessions."""
 
 
 @attrs.frozen
@@ -59,6 +61,10 @@ class RemoteMember:
     key: str
     nick: str
     away: str | None = None
+
+
+GROUP_ID_ATTEMPTS = 16
+"""Group ids tried against the shared store before a ``create`` fails."""
 
 
 def _dump(record: dict[str, Any]) -> bytes:
@@ -83,11 +89,12 @@ class ClusterLink:
         (not offline): what a contact list shows of a user online there."""
         self.data = RemoteData(self)
         """Binary ``data`` to nicks on other nodes."""
-        self._heartbeat = LoopingCall(self._beat)
-        self._heartbeat.clock = server.clock
-        self._reachable = True
-        self._beaten = False
-        """This node heartbeat once already."""
+        self.room_data = RoomDataRelay(self)
+        """Binary ``data`` to rooms, to their members on every node."""
+        self.transfers = RemoteTransfers(self)
+        """Transfers to and from users on other nodes."""
+        self.liveness = Liveness(self)
+        self._heartbeat = self.liveness.heartbeat
 
     # ---- lifecycle
 
@@ -144,14 +151,38 @@ class ClusterLink:
         """Before a login's rooms are restored: each opened here, or (no
         node has it) opened again by this first member back, as ``_room_for`` does."""
         for kept in memberships:
-            if await self.open_room(kept.room_key) is None:
-                room = self.server.rooms.create(kept.room_key, kept.room_name, user)
-                await self.created(room)
+            await self.open_or_create(kept.room_key, kept.room_name, user)
 
-    async def created(self, room: Room[User]) -> None:
-        """A room new to the network: its state shared before anyone joins it."""
-        await self.server.store.put_room(room.key, room.to_state())
+    async def open_or_create(self, key: str, name: str, user: User) -> Room[User]:
+        """The room as the network has it, opened on this node; if no node
+        has it, created with ``user`` its operator.  One store step
+        (``create_room``) either creates it or answers the state kept
+        before, so of several nodes opening one new room at once exactly
+        one makes its joiner the operator: the others open the winner's."""
+        room = self.server.rooms.get(key)
+        if room is not None:
+            return room
+        _, state = await self.server.store.create_room(key, founded(key, name, user).to_state())
+        return await self._opened(key, state)
+
+    async def new_group(self, user: User) -> Room[User]:
+        """A private group new to the network: its id is free in the shared
+        store (created there in the step that checks it), not only here."""
+        for _ in range(GROUP_ID_ATTEMPTS):
+            key = self.server.rooms.new_group_id()
+            created, state = await self.server.store.create_room(key, founded(key, key, user).to_state())
+            if created:
+                return await self._opened(key, state)
+        raise RuntimeError(f"no free group id in {GROUP_ID_ATTEMPTS} attempts")
+
+    async def _opened(self, key: str, state: dict[str, Any]) -> Room[User]:
+        room = self.server.rooms.get(key)  # opened meanwhile by another request
+        if room is not None:
+            return room
+        room = Room.from_state(key, state, self.server.clock.seconds())
+        self.server.rooms.rooms[key] = room
         await self.subscribe(room)
+        return room
 
     def closed(self, room: Room[User]) -> None:
         """An empty room reaped here: this node stops hearing it (its history
@@ -216,12 +247,14 @@ class ClusterLink:
 
     def _room_message(self, room_key: str, data: bytes) -> None:
         room = self.server.rooms.get(room_key)
-        if room is None:
-            return
         try:
             record = json.loads(data)
             kind = record.get("k")
-            if kind is None:
+            if kind == "room_data":  # answered even with no member here
+                self.room_data.received(room, record)
+            elif room is None:
+                return
+            elif kind is None:
                 self._line(room, HistoryEntry(room=room_key, msg_id=int(record["msg_id"]),
                                               nick=record["nick"], text=record["text"],
                                               ts=int(record["ts"])))
@@ -291,8 +324,18 @@ class ClusterLink:
     def _tell_node(self, node_id: str, record: dict[str, Any]) -> None:
         self._quietly(self.broker.publish_node(node_id, _dump(record)), "tell a node")
 
-    def dm_elsewhere(self, holder: LoginHolder, dm: StoredDm) -> None:
-        self._tell_node(holder.node_id, {"k": "dm", "dm": attrs.asdict(dm)})
+    def dm_to_holder(self, key: str, dm: StoredDm) -> None:
+        """A DM committed for the nick ``key``, not on this node: to the node
+        holding its login now.  Looked up after the commit, not before: a
+        login that claimed the nick since (its node read the mailbox after
+        the claim, maybe before this DM was kept) is the holder found here,
+        so the DM is not sent to the node the nick left (dead, maybe) and
+        kept there until its next login."""
+        async def route() -> None:
+            holder = await self.holder(key)
+            if holder is not None:
+                self._tell_node(holder.node_id, {"k": "dm", "dm": attrs.asdict(dm)})
+        self._quietly(Deferred.fromCoroutine(route()), "route a DM")
 
     def receipt_elsewhere(self, receipt: Receipt) -> None:
         """The DM's sender is not on this node: its node, if any, sends the receipt."""
@@ -333,6 +376,12 @@ class ClusterLink:
                 self.data.received(record)
             elif kind == "data_done":
                 self.data.done(record)
+            elif kind == "room_data_done":
+                self.room_data.done(record)
+            elif kind == "node_lost":
+                self.liveness.node_lost()
+            elif kind in TRANSFER_KINDS:
+                self.transfers.received(record)
             elif kind == "user":
                 recipient = server.online.get(record["to"])
                 if recipient is not None and record["reliable"]:
@@ -363,59 +412,3 @@ class ClusterLink:
             found[contact.key] = (attrs.asdict(event) if event is not None else
                                   {"nick": contact.nick, "state": ONLINE, "away": None, "last_seen": None})
         return found
-
-    # ---- liveness
-
-    def _beat(self) -> None:
-        Deferred.fromCoroutine(self._beat_once()).addErrback(self._unreachable)
-
-    def _unreachable(self, failure: Any) -> None:
-        if self._reachable:
-            self._reachable = False
-            self.log.warn("cannot reach the broker: {why}", why=failure.value)
-
-    def _taken_as_dead(self) -> None:
-        """The others dropped this node (it missed its heartbeats: Redis was
-        away, or the node stalled): its users' logins and memberships are
-        gone from the network, so their sessions end here and their clients
-        log in again, on this node or another."""
-        users = self.server.live_users()
-        self.log.warn("this node was taken as dead by the others: closing {count} sessions",
-                      count=len(users))
-        for user in users:
-            self.server.depart(user, NODE_LOST)
-            user.session.close(REJOIN, CloseCode.SHUTTING_DOWN, graceful=True)
-
-    async def _beat_once(self) -> None:
-        """Stay alive; take the users of nodes that did not as gone."""
-        listed = await self.broker.heartbeat(self.server.config.node_heartbeat)
-        if not listed and self._beaten:
-            self._taken_as_dead()
-        self._beaten = True
-        if not self._reachable:
-            self._reachable = True
-            self.log.info("the broker is reachable again")
-        for node in sorted(await self.broker.dead_nodes()):
-            if node == self.node_id:
-                continue
-            remains = await self.broker.drop_node(node)
-            gone: dict[str, str] = {}
-            for room_key, members in remains.items():
-                for key, data in members.items():
-                    try:
-                        record = json.loads(data)
-                        event = QuitEvent(room=record["room"], nick=record["nick"],
-                                          reason=NODE_LOST, timeout=True)
-                    except (ValueError, KeyError, TypeError):
-                        self.dropped_records += 1
-                        continue
-                    gone[key] = record["nick"]
-                    self.tell(room_key, event)
-            now = self.server.now_ms()
-            for key, nick in gone.items():
-                event = ContactEvent(nick=nick, state=OFFLINE, last_seen=now)
-                self.presence(key, event)
-                self._heard(key, event)
-            if remains:
-                self.log.info("node {node} stopped heartbeating: {count} members gone",
-                              node=node, count=len(gone))

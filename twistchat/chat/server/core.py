@@ -166,6 +166,8 @@ class ServerCore:
         if not user.logged_in:
             return
         self.transfers.departed(user)
+        if self.cluster is not None:
+            self.cluster.transfers.departed(user)
         now = self.clock.seconds()
         for room in list(user.rooms.values()):
             room.remove(user.key, now)

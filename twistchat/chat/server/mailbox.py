@@ -152,6 +152,10 @@ class Mailbox:
         """Kept, so sent again at the next login; clients de-duplicate by dm_id."""
         self.log.failure("could not {what}", failure, what=what)
 
+    def replaying(self, member: Member) -> bool:
+        """A replay of ``member``'s mailbox is on its way."""
+        return member in self._replaying
+
     async def replay(self, member: Member, dms: list[StoredDm] | None = None) -> int:
         """After a login: the receipts owed to ``member``, and every DM
         waiting for it, in order, a replay budget at a time: the first now,
@@ -201,4 +205,4 @@ class Mailbox:
         finally:
             # All on their way and nothing new came meanwhile (checked in
             # the reactor turn the last read returned in): live from here.
-            del self._replaying[member]
+            self._replaying.pop(member, None)  # (a second replay may have ended it)

@@ -134,6 +134,12 @@ class Room(Generic[M]):
         self.join_key, self.member_limit = state.get("join_key"), state.get("member_limit")
 
 
+def founded(key: str, name: str, creator: M) -> Room[M]:
+    """A new room: ``creator`` is its operator."""
+    return Room(key=key, name=name, creator_key=creator.key, op_key=creator.key,
+                op_nick=creator.nick)
+
+
 class RoomRegistry(Generic[M]):
     """Every live room by folded key, plus the id generator and the reaping rule."""
 
@@ -148,8 +154,7 @@ class RoomRegistry(Generic[M]):
         return self.rooms.get(key)
 
     def create(self, key: str, name: str, creator: M) -> Room[M]:
-        room: Room[M] = Room(key=key, name=name, creator_key=creator.key, op_key=creator.key,
-                    op_nick=creator.nick)
+        room: Room[M] = founded(key, name, creator)
         self.rooms[key] = room
         return room
 

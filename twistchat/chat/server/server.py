@@ -201,6 +201,8 @@ class ChatServer(ServerCore):
         self.background(self.memberships.flush(), "write room marks")
         self.contacts.tick()
         self.transfers.reap(now)
+        if self.cluster is not None:
+            self.cluster.transfers.reap(now)
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
                                        held=self.memberships.holds):
             if self.cluster is not None:

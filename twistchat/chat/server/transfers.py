@@ -105,7 +105,10 @@ class Transfers:
         self.sending: dict[User, set[Relay]] = {}
         self.receiving: dict[User, set[Relay]] = {}
         self.reserved = 0
-        """Bytes reserved by all open transfers (window x recipients)."""
+        """Bytes reserved by all open transfers (window x recipients), and
+        by those from other nodes of a network to users here (``remote_transfers``)."""
+        self.elsewhere: dict[User, int] = {}
+        """Transfers from other nodes each user here receives (``remote_transfers``)."""
         self.pacers: dict[User, Pacer] = {}
         self._ids = itertools.count(1)
         self._blocked: set[tuple[Relay, Outbound]] = set()
@@ -119,7 +122,7 @@ class Transfers:
         """Register a transfer to ``recipients`` (limits checked by the caller's
         ``check_open``) and offer it to each of them."""
         reserved = self.config.transfer_window * len(recipients)
-        relay = Relay(next(self._ids), sender, request.name, request.size, room, to_nick,
+        relay = Relay(self.new_id(), sender, request.name, request.size, room, to_nick,
                       {user.key: Outbound(user) for user in recipients}, reserved,
                       self.clock.seconds())
         self.relays[relay.id] = relay
@@ -133,11 +136,17 @@ class Transfers:
             user.send_encoded(offer, BULK_LANE)
         return relay
 
+    def new_id(self) -> int:
+        """A transfer id of this node (``remote_transfers`` numbers those
+        from other nodes with these too, so a user never sees one twice)."""
+        return next(self._ids)
+
     def busy_sending(self, user: User) -> bool:
         return len(self.sending.get(user, ())) >= self.config.max_transfers_per_user
 
     def busy_receiving(self, user: User) -> bool:
-        return len(self.receiving.get(user, ())) >= self.config.max_transfers_per_user
+        receiving = len(self.receiving.get(user, ())) + self.elsewhere.get(user, 0)
+        return receiving >= self.config.max_transfers_per_user
 
     def room_for(self, recipients: int) -> bool:
         """Whether the server may hold one more transfer's window per recipient."""

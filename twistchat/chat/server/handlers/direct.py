@@ -51,13 +51,31 @@ async def dm(server: ServerCore, user: User, request: p.Dm) -> None:
     known = await server.mailbox.store(stored, server.idem_record(user, request, answer))
     if known is not None:
         user.session.reply(request, **known)
+        if server.cluster is not None and "dm_id" in known:
+            await _hand_over_again(server, key, int(known["dm_id"]))
         return
     user.session.reply(request, **answer)
     recipient = server.online.get(key)  # who is online now, the commit done
     if recipient is not None:
         server.mailbox.hand_over(recipient, stored, stored=False)
-    elif elsewhere is not None:  # its node hands it over, deletes it on the ack
-        server.cluster.dm_elsewhere(elsewhere, stored)
+    elif server.cluster is not None:  # its node, if any, hands it over, deletes it on the ack
+        server.cluster.dm_to_holder(key, stored)
+
+
+async def _hand_over_again(server: ServerCore, key: str, dm_id: int) -> None:
+    """A resent DM, on a network: the node that kept it first may have died
+    before it handed it over (it answers nothing more, so the client sent
+    it again here), leaving it in the mailbox of a recipient online
+    elsewhere that reads it only at its next login.  If it is still there,
+    it goes to the recipient now (a session that has it already is not sent
+    it twice: ``Mailbox.hand_over``)."""
+    waiting = [dm for dm in await server.store.get_mailbox(key) if dm.dm_id == dm_id]
+    recipient = server.online.get(key)
+    for dm in waiting:
+        if recipient is not None:
+            server.mailbox.hand_over(recipient, dm, stored=False)
+        else:
+            server.cluster.dm_to_holder(key, dm)
 
 
 async def _may_send_dm(server: ServerCore, user: User) -> bool:

@@ -22,19 +22,24 @@ def _check_room_capacity(server: ServerCore, user: User) -> None:
         raise ChatProtocolError(ErrorCode.TOO_MANY_ROOMS)
 
 
+def _may_create(server: ServerCore, user: User) -> bool:
+    return server.rooms.created_by(user.key) < server.config.max_rooms_created
+
+
 def _check_can_create(server: ServerCore, user: User) -> None:
-    if server.rooms.created_by(user.key) >= server.config.max_rooms_created:
+    if not _may_create(server, user):
         raise ChatProtocolError(ErrorCode.TOO_MANY_CREATED)
 
 
 async def create(server: ServerCore, user: User, request: p.Create) -> None:
     _check_room_capacity(server, user)
     _check_can_create(server, user)
-    group = server.rooms.new_group_id()
-    room = server.rooms.create(group, group, user)
-    server.log.info("{nick} created group {room}", nick=user.nick, room=group)
     if server.cluster is not None:
-        await server.cluster.created(room)
+        room = await server.cluster.new_group(user)
+    else:
+        group = server.rooms.new_group_id()
+        room = server.rooms.create(group, group, user)
+    server.log.info("{nick} created group {room}", nick=user.nick, room=room.key)
     await _enter(server, user, request, room)
 
 
@@ -45,14 +50,16 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
     _check_room_capacity(server, user)
     room = server.rooms.get(key)
     if room is None and server.cluster is not None:
-        room = await server.cluster.open_room(key)  # on another node, maybe
+        if request.room.startswith("#") and _may_create(server, user):
+            # one step in the shared store: opened as the network has it, or created
+            room = await server.cluster.open_or_create(key, request.room, user)
+        else:
+            room = await server.cluster.open_room(key)  # on another node, maybe
     if room is None:
         if not request.room.startswith("#"):
             raise ChatProtocolError(ErrorCode.NO_SUCH_ROOM)
         _check_can_create(server, user)
         room = server.rooms.create(key, request.room, user)
-        if server.cluster is not None:
-            await server.cluster.created(room)
     room.check_join(user.key, request.key, server.config.max_members_per_room,
                     await server.members_of(room))
     await _enter(server, user, request, room)
