@@ -24,7 +24,10 @@ What it does on a full queue is what the model does (the bandwidth samples
 stop growing, the 3/4 phase drains), plus one rule from BBR v2: a round
 in which more than ``LOSS_THRESHOLD`` of the packets are lost *and* the RTT
 is up by a quarter over the min RTT (a queue, not noise) lowers the
-in-flight bound to the amount delivered in that round x ``BETA``.
+in-flight bound to the amount delivered in that round x ``BETA``; and so
+does a round with any loss whose smallest RTT stood above 1.25 x (min RTT
++ spread), a full queue that every flow through it sees in the same round
+(flows sharing a link cut together, so their shares even out).
 """
 
 from __future__ import annotations
