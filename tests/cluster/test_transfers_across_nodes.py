@@ -60,13 +60,19 @@ def test_a_room_transfer_reaches_every_other_member_on_every_node():
         assert _received(client, offer.transfer) == DATA
 
 
-def test_a_piece_is_answered_once_the_recipient_on_the_other_node_has_it():
+def _first_piece_held():
+    """alice on node 0 sends bob on node 1 a first piece his transport holds unacknowledged."""
     net = Network(2)
     alice, bob = net.nodes[0].login("alice"), net.nodes[1].login("bob")
     tid = alice.ok("transfer", to="bob", name="f", size=len(DATA)).result["transfer"]
     bob.connection.hold_acks()
     rid = next(alice.ids)
     alice.send_raw(p.encode(p.Piece(id=rid, transfer=tid, offset=0, payload=DATA[:4096])))
+    return net, alice, bob, rid
+
+
+def test_a_piece_is_answered_once_the_recipient_on_the_other_node_has_it():
+    net, alice, bob, rid = _first_piece_held()
     assert _reply(alice, rid) == []
     bob.connection.release_acks()
     assert isinstance(_reply(alice, rid)[0], p.Ok)
@@ -96,12 +102,7 @@ def test_the_recipients_node_keeps_its_bounds_per_user_and_in_total():
 
 
 def test_a_recipient_leaving_on_its_node_is_told_to_the_sender():
-    net = Network(2)
-    alice, bob = net.nodes[0].login("alice"), net.nodes[1].login("bob")
-    tid = alice.ok("transfer", to="bob", name="f", size=len(DATA)).result["transfer"]
-    bob.connection.hold_acks()
-    rid = next(alice.ids)
-    alice.send_raw(p.encode(p.Piece(id=rid, transfer=tid, offset=0, payload=DATA[:4096])))
+    net, alice, bob, rid = _first_piece_held()
     bob.connection.peer_vanishes()
     [failed] = _reply(alice, rid)
     assert failed.code == ErrorCode.NOT_DELIVERED
