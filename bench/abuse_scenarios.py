@@ -475,6 +475,13 @@ async def run_all(reactor: Any, names: list[str], seconds: float, quick: bool,
     return results
 
 
+def upper_median(values: list[float | None]) -> float | None:
+    """The middle value (the higher of two middles); None if any run had none."""
+    if any(v is None for v in values):
+        return None
+    return sorted(values)[len(values) // 2]
+
+
 def median_of_runs(runs: list[dict]) -> dict:
     """The run with the median p99 ratio (the higher of two middles), its ratios replaced by the
     medians over all runs, and every run kept under ``runs``.
@@ -488,8 +495,7 @@ def median_of_runs(runs: list[dict]) -> dict:
     by_p99 = sorted(good, key=lambda r: r["p99_ratio"] if r["p99_ratio"] is not None else float("inf"))
     result = dict(by_p99[len(by_p99) // 2])
     for key in ("login_ratio", "p99_ratio"):
-        values = sorted(r[key] for r in good if r[key] is not None)
-        result[key] = values[len(values) // 2] if len(values) == len(good) else None
+        result[key] = upper_median([r[key] for r in good])
     medians = {"login_within_2x": result["login_ratio"], "p99_within_2x": result["p99_ratio"]}
     result["goals"] = {goal: all(r["goals"][goal] for r in good) for goal in good[0]["goals"]}
     for goal, value in medians.items():
