@@ -146,14 +146,14 @@ class Recovery:
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
             self.rtt.update(now - newest.sent_time, frame.delay_us / 1e6, self.peer_max_ack_delay)
-        on_chunk_acked = self.buffer.on_chunk_acked
+        chunks_acked = self.buffer.on_chunks_acked
         delivery = self.delivery
         for packet in newly_acked:
             delivery.on_packet_acked(packet, now)
             self.congestion.on_packet_acked(packet.size, packet.sent_time, packet.app_limited)
             self.loss_estimate -= self.loss_estimate * LOSS_ESTIMATE_GAIN
-            for chunk in packet.chunks:
-                on_chunk_acked(chunk)
+            if packet.chunks:
+                chunks_acked(packet.chunks)
             if packet.carries_window:
                 self.on_window_acked()
         self.pto_count = 0
@@ -256,15 +256,14 @@ class Recovery:
         highest = ranges[0][1]
         found = [pn for pn in self.lost if lowest <= pn <= highest
                  and any(low <= pn <= high for low, high in ranges)]
-        on_chunk_acked = self.buffer.on_chunk_acked_after_loss
+        chunks_acked = self.buffer.on_chunks_acked
         for pn in found:
             packet = self.lost.pop(pn)
             self.stats.spurious_losses += 1
             self.delivery.on_late_ack(packet.size, now)
             self.thresholds.on_spurious_loss(packet.largest_acked_at_loss - pn,
                                              now - packet.declared_lost_at)
-            for chunk in packet.chunks:
-                on_chunk_acked(chunk)
+            chunks_acked(packet.chunks, in_flight=False)
             if packet.carries_window:
                 self.on_window_acked()
             if packet.episode == self.episode:

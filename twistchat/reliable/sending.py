@@ -220,36 +220,46 @@ class SendBuffer:
 
     # -- what recovery reports ----------------------------------------------
 
-    def on_chunk_acked(self, chunk: Chunk) -> None:
-        chunk.in_flight -= 1
-        self.on_chunk_acked_after_loss(chunk)
-
-    def on_chunk_acked_after_loss(self, chunk: Chunk) -> None:
-        """A packet already declared lost (so no longer counted in flight) was
-        acknowledged after all: its chunks arrived."""
-        if chunk.acked:
-            return
-        chunk.acked = True
-        lane = self.lanes[chunk.lane]
-        message = lane.outgoing.get(chunk.seq)
-        if message is None:
-            return
-        message.chunks_left -= 1
-        if message.chunks_left:
-            return
-        message.done = True
-        self._account(-len(message.data))
-        if message.tracked:
-            self._on_tracked_acked(chunk.lane, chunk.seq)
-        outgoing = lane.outgoing
-        while outgoing:
-            seq = next(iter(outgoing))
-            head = outgoing[seq]
-            if not head.done:
-                break
-            del outgoing[seq]
-            self.flow_used -= head.charge
-            lane.acked_below = seq + 1
+    def on_chunks_acked(self, chunks: list[Chunk], in_flight: bool = True) -> None:
+        """The chunks of one acknowledged packet: retired in one pass, and
+        each lane's head of fully acknowledged messages cleared as it moves
+        (a fan-out retires a chunk per member per line: issue 16).
+        ``in_flight`` False: the packet had been declared lost (so was no
+        longer counted in flight) and was acknowledged after all."""
+        lanes = self.lanes
+        released = 0
+        for chunk in chunks:
+            if in_flight:
+                chunk.in_flight -= 1
+            if chunk.acked:
+                continue
+            chunk.acked = True
+            seq = chunk.seq
+            lane = lanes[chunk.lane]
+            outgoing = lane.outgoing
+            message = outgoing.get(seq)
+            if message is None:
+                continue
+            message.chunks_left -= 1
+            if message.chunks_left:
+                continue
+            message.done = True
+            released += len(message.data)
+            if message.tracked:
+                self._on_tracked_acked(chunk.lane, seq)
+            below = lane.acked_below
+            if seq != below:
+                continue
+            # Messages are numbered without gaps, so the head is found by
+            # number: no iterator over a dict whose front keeps being deleted.
+            while message is not None and message.done:
+                del outgoing[below]
+                self.flow_used -= message.charge
+                below += 1
+                message = outgoing.get(below)
+            lane.acked_below = below
+        if released:
+            self._account(-released)
 
     def on_chunk_lost(self, chunk: Chunk) -> None:
         chunk.in_flight -= 1
