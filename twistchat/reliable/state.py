@@ -38,6 +38,11 @@ class State(enum.Enum):
     CLOSED = "closed"
     """Nothing left: the endpoint may forget this session."""
 
+    # Members are singletons compared by identity, so identity's C hash is
+    # as good as Enum's ``hash(self._name_)``, a Python call on every
+    # ``state in SILENT`` (several per datagram: issue 16).
+    __hash__ = object.__hash__
+
 
 class Move(enum.Enum):
     ACCEPTED = "accepted"
