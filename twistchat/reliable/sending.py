@@ -32,7 +32,7 @@ import attrs
 
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.wire.packets import (
-    CONNECTION_ID_SIZE, INTERACTIVE_LANE, TAG_SIZE, MessageFrame, Unreliable, frame_size,
+    CONNECTION_ID_SIZE, INTERACTIVE_LANE, TAG_SIZE, MessageFields, Unreliable, frame_size,
 )
 
 DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
@@ -46,26 +46,39 @@ UNRELIABLE_FRAME_OVERHEAD = 10
 """Type byte and a length varint, with slack."""
 
 
-@attrs.define(slots=True, eq=False)
-class Chunk:
-    """A whole small message, or one fragment of a large one, as it is (re)sent."""
+class Chunk(MessageFields):
+    """A whole small message, or one fragment of a large one, as it is
+    (re)sent: it goes into packets as its own message frame. A whole
+    message's chunk is also its record in ``SendLane.outgoing`` (one object
+    per message per member in a fan-out, not two: issue 16)."""
 
-    seq: int
-    data: bytes
-    offset: int
-    total: int | None
-    lane: int = INTERACTIVE_LANE
-    acked: bool = False
-    in_flight: int = 0
-    copies: int = 0
-    last_sent: float = 0.0
+    __slots__ = ("seq", "data", "offset", "total", "lane", "size", "acked", "in_flight", "copies",
+                 "last_sent", "charge", "chunks_left", "done", "tracked")
 
-    def frame(self) -> MessageFrame:
-        return MessageFrame(self.seq, self.data, self.offset, self.total, self.lane)
+    def __init__(self, seq: int, data: bytes, offset: int, total: int | None,
+                 lane: int = INTERACTIVE_LANE, charge: int = 0, tracked: bool = False) -> None:
+        self.seq = seq
+        self.data = data
+        self.offset = offset
+        self.total = total
+        self.lane = lane
+        self.size = frame_size(self)
+        """Its frame's bytes sent alone and not last: what packing reserves."""
+        self.acked = False
+        self.in_flight = 0
+        self.copies = 0
+        self.last_sent = 0.0
+        # As the message's record (a whole message only): see _OutgoingMessage.
+        self.charge = charge
+        self.chunks_left = 1
+        self.done = False
+        self.tracked = tracked
 
 
 @attrs.define(slots=True, eq=False)
 class _OutgoingMessage:
+    """A fragmented message's record in ``SendLane.outgoing``."""
+
     data: bytes
     charge: int
     chunks_left: int
@@ -161,13 +174,15 @@ class SendBuffer:
         on_lane.next_seq += 1
         piece = self.fragment_size
         if len(data) <= piece:
-            chunks = [Chunk(seq, data, 0, None, lane)]
+            chunk = Chunk(seq, data, 0, None, lane, flow_charge(len(data), 1), tracked)
+            on_lane.queue.append(chunk)
+            on_lane.outgoing[seq] = chunk
         else:
             chunks = [Chunk(seq, data[i:i + piece], i, len(data), lane)
                       for i in range(0, len(data), piece)]
-        on_lane.queue.extend(chunks)
-        on_lane.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)),
-                                                 len(chunks), tracked=tracked)
+            on_lane.queue.extend(chunks)
+            on_lane.outgoing[seq] = _OutgoingMessage(data, flow_charge(len(data), len(chunks)),
+                                                     len(chunks), tracked=tracked)
         self._account(len(data))
         self.stats.messages_sent += 1
         return seq
@@ -289,12 +304,11 @@ class SendBuffer:
             if chunk.acked or chunk.in_flight:
                 taken += 1
                 continue
-            frame = chunk.frame()
-            size = frame_size(frame)
+            size = chunk.size
             if size > room:
                 break
             taken += 1
-            _put(chunk, frame, frames, chunks, now)
+            _put(chunk, frames, chunks, now)
             self.stats.retransmitted_frames += 1
             # A repair is as worth protecting as the original: let the
             # next packets carry redundant copies of it too.
@@ -310,8 +324,7 @@ class SendBuffer:
         queue = lane.queue
         while queue:
             chunk = queue[0]
-            frame = chunk.frame()
-            size = frame_size(frame)
+            size = chunk.size
             if size > room:
                 break
             if chunk.offset == 0:
@@ -323,7 +336,7 @@ class SendBuffer:
                     break
                 self.flow_used += charge
             queue.popleft()
-            _put(chunk, frame, frames, chunks, now)
+            _put(chunk, frames, chunks, now)
             self.recent.append(chunk)
             room -= size
         return room
@@ -346,11 +359,10 @@ class SendBuffer:
         for chunk in list(self.recent):
             if chunk in chunks or chunk.acked or chunk.copies > self.redundancy:
                 continue
-            frame = chunk.frame()
-            size = frame_size(frame)
+            size = chunk.size
             if size > room:
                 break
-            _put(chunk, frame, frames, chunks, now)
+            _put(chunk, frames, chunks, now)
             self.stats.redundant_frames += 1
             room -= size
         return room
@@ -363,11 +375,10 @@ class SendBuffer:
             for chunk in packet.chunks:
                 if chunk.acked or chunk in chunks:
                     continue
-                frame = chunk.frame()
-                size = frame_size(frame)
+                size = chunk.size
                 if size > room:
                     return room
-                _put(chunk, frame, frames, chunks, now)
+                _put(chunk, frames, chunks, now)
                 self.stats.retransmitted_frames += 1
                 room -= size
             if chunks:
@@ -375,8 +386,8 @@ class SendBuffer:
         return room
 
 
-def _put(chunk: Chunk, frame: MessageFrame, frames: list, chunks: list, now: float) -> None:
-    frames.append(frame)
+def _put(chunk: Chunk, frames: list, chunks: list, now: float) -> None:
+    frames.append(chunk)
     chunks.append(chunk)
     chunk.in_flight += 1
     chunk.copies += 1

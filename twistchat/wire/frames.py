@@ -45,6 +45,8 @@ class FrameType(enum.IntEnum):
 
 LEN_BIT = 0x01
 FRAGMENT_BIT = 0x02
+_MESSAGE, _LANE_MESSAGE, _NEXT_MESSAGE = (
+    int(FrameType.MESSAGE), int(FrameType.LANE_MESSAGE), int(FrameType.NEXT_MESSAGE))
 
 
 @attrs.frozen
@@ -75,8 +77,18 @@ class Unreliable:
     data: bytes
 
 
+class MessageFields:
+    """What encoding reads of a message frame (``seq``, ``data``, ``offset``,
+    ``total``, ``lane``). ``MessageFrame`` is one; so is the sender's record
+    of each chunk it sends (``reliable.sending.Chunk``), which goes into a
+    packet as it is: no frame object is built per chunk per send (a
+    fan-out sends one per member per line: issue 16)."""
+
+    __slots__ = ()
+
+
 @attrs.frozen
-class MessageFrame:
+class MessageFrame(MessageFields):
     """A whole message (``total is None``) or one fragment of message ``seq``
     of ``lane`` (each lane numbers its messages from 0: PROTOCOL.md §6.7)."""
 
@@ -117,16 +129,20 @@ def _with_length(data: bytes) -> bytes:
 
 def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
     parts = []
+    append = parts.append
     previous = None
     last_index = len(frames) - 1
     for index, frame in enumerate(frames):
-        parts.append(encode_frame(frame, index == last_index, previous))
-        if type(frame) is MessageFrame:
+        if isinstance(frame, MessageFields):
+            append(_message_head(frame, index == last_index, previous))
+            append(frame.data)
             previous = frame
+        else:
+            append(encode_frame(frame, index == last_index))
     return b"".join(parts)
 
 
-def follows(frame: MessageFrame, previous: MessageFrame | None) -> bool:
+def follows(frame: MessageFields, previous: MessageFields | None) -> bool:
     """``frame`` may travel as NEXT_MESSAGE after ``previous``, the message
     frame before it in its packet: same lane, the next sequence number, so
     the receiver derives both from the frame it has just read."""
@@ -136,23 +152,8 @@ def follows(frame: MessageFrame, previous: MessageFrame | None) -> bool:
 def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None = None) -> bytes:
     """``last``: the frame ends the packet, so data frames may omit their length.
     ``previous``: the packet's message frame before this one, if any."""
-    if isinstance(frame, MessageFrame):
-        if follows(frame, previous):
-            kind = FrameType.NEXT_MESSAGE
-            parts = []
-        elif frame.lane:
-            kind = FrameType.LANE_MESSAGE
-            parts = [encode_varint(frame.lane), encode_varint(frame.seq)]
-        else:
-            kind = FrameType.MESSAGE
-            parts = [encode_varint(frame.seq)]
-        if frame.total is not None:
-            kind |= FRAGMENT_BIT
-            parts += [encode_varint(frame.total), encode_varint(frame.offset)]
-        if not last:
-            kind |= LEN_BIT
-            parts.append(encode_varint(len(frame.data)))
-        return bytes((kind,)) + b"".join(parts) + frame.data
+    if isinstance(frame, MessageFields):
+        return _message_head(frame, last, previous) + frame.data
     if isinstance(frame, Ack):
         (first_low, largest), *rest = frame.ranges
         parts = [
@@ -188,11 +189,33 @@ def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None
     raise TypeError(f"not a frame: {frame!r}")
 
 
+def _message_head(frame: MessageFields, last: bool, previous: MessageFields | None) -> bytes:
+    """A message frame's bytes before its data: type, sequence number (not
+    for NEXT_MESSAGE), fragment fields, and the length unless ``last``."""
+    seq, lane = frame.seq, frame.lane
+    if follows(frame, previous):
+        kind = _NEXT_MESSAGE
+        head = b""
+    elif lane:
+        kind = _LANE_MESSAGE
+        head = encode_varint(lane) + encode_varint(seq)
+    else:
+        kind = _MESSAGE
+        head = encode_varint(seq)
+    if frame.total is not None:
+        kind |= FRAGMENT_BIT
+        head += encode_varint(frame.total) + encode_varint(frame.offset)
+    if not last:
+        kind |= LEN_BIT
+        head += encode_varint(len(frame.data))
+    return bytes((kind,)) + head
+
+
 def frame_size(frame: Frame, last: bool = False, previous: MessageFrame | None = None) -> int:
     """Bytes ``encode_frame`` would produce, without building them, for packing.
     Without ``previous`` a message frame is sized with its sequence number:
     never less than it costs wherever it lands in a packet."""
-    if isinstance(frame, MessageFrame):
+    if isinstance(frame, MessageFields):
         size = 1 + len(frame.data)
         if previous is None or not follows(frame, previous):  # packing asks without one
             size += varint_size(frame.seq)
@@ -213,7 +236,7 @@ def derived_numbers_saving(frames: list) -> int:
     saving = 0
     previous = None
     for frame in frames:
-        if type(frame) is MessageFrame:
+        if isinstance(frame, MessageFields):
             if follows(frame, previous):
                 saving += varint_size(frame.seq) + (varint_size(frame.lane) if frame.lane else 0)
             previous = frame

@@ -18,8 +18,8 @@ from twistchat.wire.errors import DecodeError
 from twistchat.wire.frames import (  # re-exported: the codec is one import for its users
     ACK_DELAY_EXPONENT, BULK_LANE, FRAGMENT_BIT, INTERACTIVE_LANE, LANE_COUNT, LEN_BIT,
     MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
-    PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFrame, PathChallenge, PathResponse,
-    Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame, encode_frames,
+    PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFields, MessageFrame, PathChallenge,
+    PathResponse, Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame, encode_frames,
     frame_size,
 )
 from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
@@ -29,7 +29,7 @@ __all__ = [
     "MIN_HELLO_SIZE", "CONNECTION_ID_SIZE", "MAX_ACK_RANGES", "PATH_DATA_SIZE",
     "PacketType", "FrameType", "DecodeError", "TransportParameters",
     "Hello", "Cookie", "Connect", "Accept", "Reset", "Data", "SealedData",
-    "Ping", "Ack", "Close", "Unreliable", "MessageFrame", "PathChallenge",
+    "Ping", "Ack", "Close", "Unreliable", "MessageFields", "MessageFrame", "PathChallenge",
     "PathResponse", "Window", "Frame", "Packet",
     "decode_packet", "encode_packet", "encode_frame", "frame_size", "derived_numbers_saving",
     "decode_frames",
