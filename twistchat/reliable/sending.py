@@ -53,7 +53,7 @@ class Chunk(MessageFields):
     per message per member in a fan-out, not two: issue 16)."""
 
     __slots__ = ("seq", "data", "offset", "total", "lane", "size", "acked", "in_flight", "copies",
-                 "last_sent", "charge", "chunks_left", "done", "tracked")
+                 "last_sent", "charge", "tracked")
 
     def __init__(self, seq: int, data: bytes, offset: int, total: int | None,
                  lane: int = INTERACTIVE_LANE, charge: int = 0, tracked: bool = False) -> None:
@@ -65,13 +65,12 @@ class Chunk(MessageFields):
         self.size = frame_size(self)
         """Its frame's bytes sent alone and not last: what packing reserves."""
         self.acked = False
+        """Acknowledged; for a whole message's chunk, so is its message."""
         self.in_flight = 0
         self.copies = 0
         self.last_sent = 0.0
         # As the message's record (a whole message only): see _OutgoingMessage.
         self.charge = charge
-        self.chunks_left = 1
-        self.done = False
         self.tracked = tracked
 
 
@@ -82,7 +81,8 @@ class _OutgoingMessage:
     data: bytes
     charge: int
     chunks_left: int
-    done: bool = False
+    acked: bool = False
+    """All of it acknowledged."""
     tracked: bool = False
 
 
@@ -169,9 +169,10 @@ class SendBuffer:
 
     def queue_message(self, data: bytes, tracked: bool = False, lane: int = INTERACTIVE_LANE) -> int:
         """Its sequence number on ``lane``."""
-        on_lane = self.lane(lane)
+        lanes = self.lanes
+        on_lane = lanes[lane] if lane < len(lanes) else self.lane(lane)
         seq = on_lane.next_seq
-        on_lane.next_seq += 1
+        on_lane.next_seq = seq + 1
         piece = self.fragment_size
         if len(data) <= piece:
             chunk = Chunk(seq, data, 0, None, lane, flow_charge(len(data), 1), tracked)
@@ -222,7 +223,7 @@ class SendBuffer:
 
     def unacked_messages(self) -> tuple[bytes, ...]:
         """Lane by lane, each in order."""
-        return tuple(m.data for lane in self.lanes for m in lane.outgoing.values() if not m.done)
+        return tuple(m.data for lane in self.lanes for m in lane.outgoing.values() if not m.acked)
 
     def clear(self) -> None:
         for lane in self.lanes:
@@ -255,10 +256,11 @@ class SendBuffer:
             message = outgoing.get(seq)
             if message is None:
                 continue
-            message.chunks_left -= 1
-            if message.chunks_left:
-                continue
-            message.done = True
+            if message is not chunk:  # a fragment: its message's record counts them
+                message.chunks_left -= 1
+                if message.chunks_left:
+                    continue
+                message.acked = True
             released += len(message.data)
             if message.tracked:
                 self._on_tracked_acked(chunk.lane, seq)
@@ -267,7 +269,7 @@ class SendBuffer:
                 continue
             # Messages are numbered without gaps, so the head is found by
             # number: no iterator over a dict whose front keeps being deleted.
-            while message is not None and message.done:
+            while message is not None and message.acked:
                 del outgoing[below]
                 self.flow_used -= message.charge
                 below += 1

@@ -342,25 +342,27 @@ class Session:
         """Queue one reliable message on ``lane``; returns its sequence number
         there. With ``track``, a ``MessageAcked`` event says when the peer has
         all of it."""
-        if self.has_ended or self._close_after_flush:
+        if self._lifecycle.state in ENDED or self._close_after_flush:
             raise ConnectionClosed("the session has ended")
         if not 0 <= lane < LANE_COUNT:
             raise ValueError(f"no lane {lane}: a session has {LANE_COUNT}")
+        size = len(data)
         limit = self.peer_parameters.max_message_size
-        if len(data) > limit:
-            raise MessageTooLarge(f"{len(data)} bytes over the peer's cap of {limit}")
-        queued = self._buffer.unacked_bytes
-        budget = self._buffer.budget
-        if queued + len(data) > self.config.max_send_queue or (
-                budget is not None and budget.refuses(queued, len(data))):
+        if size > limit:
+            raise MessageTooLarge(f"{size} bytes over the peer's cap of {limit}")
+        buffer = self._buffer
+        queued = buffer.unacked_bytes
+        budget = buffer.budget
+        if queued + size > self.config.max_send_queue or (
+                budget is not None and budget.refuses(queued, size)):
             why = (f"over {self.config.max_send_queue} bytes unacknowledged"
-                   if queued + len(data) > self.config.max_send_queue else
-                   f"{queued + len(data)} bytes unacknowledged, more than its share of the server's")
+                   if queued + size > self.config.max_send_queue else
+                   f"{queued + size} bytes unacknowledged, more than its share of the server's")
             self._start_closing(now, CloseCode.SEND_QUEUE_EXCEEDED, f"SendQ exceeded: {why}")
             raise ConnectionClosed("send queue exceeded: the session was closed")
-        if not self._buffer.has_unacked_data() and not self._recovery.sent:
+        if not queued and not buffer.has_unacked_data() and not self._recovery.sent:
             self._last_ack_progress = now  # the give-up clock starts with the first unacked byte
-        return self._buffer.queue_message(data, track, lane)
+        return buffer.queue_message(data, track, lane)
 
     def send_unreliable(self, data: bytes, now: float) -> None:
         if self.has_ended:
