@@ -141,11 +141,12 @@ class SessionConnection:
     def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None,
                      lane: int = INTERACTIVE_LANE) -> int:
         handle = self._handle
-        seq = handle.session.send_message(bytes(data), self._endpoint.now(), track=on_acked is not None,
-                                          lane=lane)
+        endpoint = self._endpoint
+        seq = handle.session.send_message(data if type(data) is bytes else bytes(data),
+                                          endpoint.now(), track=on_acked is not None, lane=lane)
         if on_acked is not None:
             handle.on_acked[lane, seq] = on_acked
-        self._endpoint.mark_dirty(handle)
+        endpoint.mark_dirty(handle)
         return seq
 
     @property

@@ -33,6 +33,7 @@ import attrs
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, INTERACTIVE_LANE, TAG_SIZE, MessageFields, Unreliable, frame_size,
+    message_frame_size,
 )
 
 DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
@@ -62,7 +63,7 @@ class Chunk(MessageFields):
         self.offset = offset
         self.total = total
         self.lane = lane
-        self.size = frame_size(self)
+        self.size = message_frame_size(seq, len(data), lane, total, offset)
         """Its frame's bytes sent alone and not last: what packing reserves."""
         self.acked = False
         """Acknowledged; for a whole message's chunk, so is its message."""

@@ -211,22 +211,35 @@ def _message_head(frame: MessageFields, last: bool, previous: MessageFields | No
     return bytes((kind,)) + head
 
 
+def message_frame_size(seq: int, length: int, lane: int = 0, total: int | None = None,
+                       offset: int = 0) -> int:
+    """``frame_size`` of a message frame sent alone and not last, from its
+    fields: what a sender computes once for each chunk it queues."""
+    size = 1 + length + varint_size(seq) + varint_size(length)
+    if lane:
+        size += varint_size(lane)
+    if total is not None:
+        size += varint_size(total) + varint_size(offset)
+    return size
+
+
 def frame_size(frame: Frame, last: bool = False, previous: MessageFrame | None = None) -> int:
     """Bytes ``encode_frame`` would produce, without building them, for packing.
     Without ``previous`` a message frame is sized with its sequence number:
     never less than it costs wherever it lands in a packet."""
     if isinstance(frame, MessageFields):
-        size = 1 + len(frame.data)
-        if previous is None or not follows(frame, previous):  # packing asks without one
-            size += varint_size(frame.seq)
-            if frame.lane:
-                size += varint_size(frame.lane)
-        if frame.total is not None:
-            size += varint_size(frame.total) + varint_size(frame.offset)
-        if not last:
-            size += varint_size(len(frame.data))
+        size = message_frame_size(frame.seq, len(frame.data), frame.lane, frame.total, frame.offset)
+        if previous is not None and follows(frame, previous):  # packing asks without one
+            size -= _derived_numbers_size(frame)
+        if last:
+            size -= varint_size(len(frame.data))
         return size
     return len(encode_frame(frame, last))
+
+
+def _derived_numbers_size(frame: MessageFields) -> int:
+    """What NEXT_MESSAGE leaves out: the sequence number and lane number."""
+    return varint_size(frame.seq) + (varint_size(frame.lane) if frame.lane else 0)
 
 
 def derived_numbers_saving(frames: list) -> int:
@@ -238,7 +251,7 @@ def derived_numbers_saving(frames: list) -> int:
     for frame in frames:
         if isinstance(frame, MessageFields):
             if follows(frame, previous):
-                saving += varint_size(frame.seq) + (varint_size(frame.lane) if frame.lane else 0)
+                saving += _derived_numbers_size(frame)
             previous = frame
     return saving
 

@@ -19,8 +19,8 @@ from twistchat.wire.frames import (  # re-exported: the codec is one import for 
     ACK_DELAY_EXPONENT, BULK_LANE, FRAGMENT_BIT, INTERACTIVE_LANE, LANE_COUNT, LEN_BIT,
     MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
     PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFields, MessageFrame, PathChallenge,
-    PathResponse, Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame, encode_frames,
-    frame_size,
+    PathResponse, Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame,
+    encode_frames, frame_size, message_frame_size,
 )
 from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
 
@@ -31,7 +31,8 @@ __all__ = [
     "Hello", "Cookie", "Connect", "Accept", "Reset", "Data", "SealedData",
     "Ping", "Ack", "Close", "Unreliable", "MessageFields", "MessageFrame", "PathChallenge",
     "PathResponse", "Window", "Frame", "Packet",
-    "decode_packet", "encode_packet", "encode_frame", "frame_size", "derived_numbers_saving",
+    "decode_packet", "encode_packet", "encode_frame", "frame_size", "message_frame_size",
+    "derived_numbers_saving",
     "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
     "data_header_size", "packet_version", "peek_route",
