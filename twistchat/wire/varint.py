@@ -75,10 +75,16 @@ class Reader:
         return int.from_bytes(self.read_bytes(8), "big")
 
     def read_varint(self) -> int:
-        first = self.read_u8()
+        data, pos = self.data, self.pos
+        if pos >= len(data):
+            raise BufferUnderflow("varint")
+        first = data[pos]
+        if first < 0x40:  # one byte: most numbers in a packet, read with no further call
+            self.pos = pos + 1
+            return first
         length = 1 << (first >> 6)
-        value = first & 0x3F
-        if length > 1:
-            rest = self.read_bytes(length - 1)
-            value = (value << (8 * (length - 1))) | int.from_bytes(rest, "big")
-        return value
+        end = pos + length
+        if end > len(data):
+            raise BufferUnderflow(f"{length}-byte varint")
+        self.pos = end
+        return int.from_bytes(data[pos:end], "big") & ((1 << (8 * length - 2)) - 1)
