@@ -65,6 +65,29 @@ def test_lines_seen_in_an_earlier_run_are_not_shown_again_when_the_server_sends_
     assert _lines(again_sees) == [("new", True)]
 
 
+def test_a_client_stopped_the_moment_lines_were_replayed_does_not_show_them_again_next_run(tmp_path):
+    """``stop()`` saves what was seen there and then: a program that exits
+    as it stops (Ctrl-C, a login given up on) had no reactor turn for the
+    save that closing the session makes, and the server's marks may lag."""
+    world, alice, bob = _alice_and_bob_in_tea(tmp_path)
+    world.wait(bob.quit())
+    for n in range(3):
+        world.wait(alice.say("#tea", f"missed {n}"))
+    first, first_sees = world.client("bob", state=_state(tmp_path, "bob"))
+    world.wait(first.connect())
+    world.run(1)
+    assert _lines(first_sees) == [(f"missed {n}", True) for n in range(3)]
+    first.stop()
+    again_state = _state(tmp_path, "bob")  # the next run starts at once
+    world.run(1)
+    world.store.memberships["bob"]["#tea"] = world.store.memberships["bob"]["#tea"].__class__(
+        "bob", "#tea", "#tea", 0, 0)  # as after a crash between two reaper ticks
+    again, again_sees = world.client("bob", state=again_state)
+    world.wait(again.connect())
+    world.run(1)
+    assert _lines(again_sees) == []
+
+
 def test_a_part_survives_a_server_restart_and_quit_does_not_end_membership():
     world = World()
     bob, bob_sees = world.client("bob")

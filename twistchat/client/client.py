@@ -530,6 +530,13 @@ class ChatClient:
         self._cancel_retry()
         self._outbox.fail_held("stopped")
         self._close_link(graceful=False)
+        self._save_state()  # now: the program may exit before the close is flushed
+
+    def _save_state(self) -> None:
+        try:
+            self.state.save()
+        except Exception:
+            self.log.failure("could not save the client state")
 
     def _cancel_retry(self) -> None:
         if self._retry_call is not None and self._retry_call.active():
@@ -627,10 +634,7 @@ class ChatClient:
         if was_ready and not will_retry:
             self._lifecycle.fire(LinkEvent.GIVE_UP)
         self._outbox.session_lost(reason, will_retry)
-        try:
-            self.state.save()
-        except Exception:
-            self.log.failure("could not save the client state")
+        self._save_state()
         if self._quit_waiter is not None and self._quit_waiter[0] is link:
             ended, self._quit_waiter = self._quit_waiter[1], None
             ended.callback(reason)
