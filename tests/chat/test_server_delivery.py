@@ -257,6 +257,26 @@ def test_a_say_reaches_the_room_only_once_committed():
     assert isinstance(_reply(alice, 50)[0], p.Ok)
 
 
+def test_a_quit_waits_for_the_answers_of_the_requests_before_it():
+    """A say is answered once committed, and the session's later requests
+    do not wait for that; a quit does, or the session closed on the way and
+    the sender never heard that its line was kept (PROTOCOL.md C2)."""
+    store = SlowStore(MemoryStore(), held=("append_history",))
+    h = Harness(store=store)
+    alice, bob = h.login("alice"), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    alice.send_raw(p.encode(p.Say(id=60, room="#tea", text="last words", idem="s")))
+    alice.send_raw(p.encode(p.Quit(id=62, reason="bye")))
+    assert alice.closed is None and _reply(alice, 62) == []
+    store.commit()
+    answers = [m for m in alice.messages() if isinstance(m, p.Ok | p.ErrorReply)]
+    assert [(type(m), m.id) for m in answers[-2:]] == [(p.Ok, 60), (p.Ok, 62)]
+    assert alice.closed is not None
+    assert [m.text for m in bob.events(p.MessageEvent)] == ["last words"]
+
+
 def test_racing_dms_never_overfill_a_mailbox():
     """The store sees the writes only later, as a worker thread would: the
     capacity must be checked with each insert, not before it."""

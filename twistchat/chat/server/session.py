@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -70,6 +70,8 @@ class ClientSession(MessageProtocol):
         self._pumping = False
         self._unanswered: set[int] = set()
         """id() of requests dispatched but not yet answered: exactly one reply each."""
+        self._answers_awaited: tuple[int, Deferred[None]] | None = None
+        """A request waiting for every other one to be answered (``others_answered``)."""
         self._awaiting_ack: dict[int, Deferred[None]] = {}
         """Tracked messages sent and not yet acknowledged; failed when the session ends."""
         self._tracking = itertools.count()
@@ -115,6 +117,7 @@ class ClientSession(MessageProtocol):
 
     def connection_lost(self, reason: CloseReason) -> None:
         self._queue.clear()
+        self._release_awaiting()
         waiting, self._awaiting_ack = self._awaiting_ack, {}
         for d in waiting.values():
             d.errback(NotAcknowledged(f"session ended: {reason.code.name}"))
@@ -158,13 +161,15 @@ class ClientSession(MessageProtocol):
             if self.connection is not None and len(data) > self.peer_max_message_size:
                 code = ErrorCode.REPLY_TOO_LARGE
                 self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
-                return
-            self.send_encoded(data)
+            else:
+                self.send_encoded(data)
+            self._sent_answer()
 
     def fail(self, request: Request, code: ErrorCode, message: str | None = None) -> None:
         """The one error reply for ``request`` (ignored if it was answered already)."""
         if self._mark_replied(request):
             self.send(ErrorReply(id=request.id, code=str(code), message=message or code.text))
+            self._sent_answer()
 
     def _mark_replied(self, request: Request) -> bool:
         token = id(request)
@@ -172,6 +177,30 @@ class ClientSession(MessageProtocol):
             return False
         self._unanswered.discard(token)
         return True
+
+    def _sent_answer(self) -> None:
+        """An answer went out: the request waiting for the others may go on."""
+        if self._answers_awaited is not None and self._unanswered <= {self._answers_awaited[0]}:
+            self._release_awaiting()
+
+    def others_answered(self, request: Request) -> Deferred[None]:
+        """Fires once every request dispatched before ``request`` is answered,
+        or the session ended. A say is answered when its commit lands (a
+        data when its recipient acknowledged it), after later requests have
+        begun, so a quit waits on this
+        before it closes the session: otherwise the sender never hears that
+        its line was kept (PROTOCOL.md C2). Requests run one at a time, so
+        one waits at most."""
+        if self._unanswered <= {id(request)}:
+            return succeed(None)
+        waiting: Deferred[None] = Deferred()
+        self._answers_awaited = (id(request), waiting)
+        return waiting
+
+    def _release_awaiting(self) -> None:
+        if self._answers_awaited is not None:
+            waiting, self._answers_awaited = self._answers_awaited[1], None
+            waiting.callback(None)
 
     def send(self, message: Message, lane: int = INTERACTIVE_LANE) -> None:
         self.send_encoded(encode(message), lane)

@@ -24,6 +24,9 @@ async def ping(server: ServerCore, user: User, request: p.Ping) -> None:
 
 
 async def quit_server(server: ServerCore, user: User, request: p.Quit) -> None:
+    await user.session.others_answered(request)
+    if user.departed:
+        return  # the session ended meanwhile: departed once, for that reason
     user.session.reply(request)
     server.depart(user, request.reason or "quit")
     user.session.close(request.reason or "quit", CloseCode.NORMAL, graceful=True)
