@@ -86,6 +86,9 @@ class ScriptedServer:
         protocol.connection_made(connection)
         return defer.succeed(protocol)
 
+    def flush_now(self) -> None:
+        """Nothing waits for a flush here: every message is handed over as it is pushed."""
+
     def sent(self, request_type: type) -> list:
         """The requests of that type the client sent, oldest first."""
         return [r for r in self.requests if isinstance(r, request_type)]

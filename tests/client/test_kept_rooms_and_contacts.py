@@ -88,6 +88,33 @@ def test_a_client_stopped_the_moment_lines_were_replayed_does_not_show_them_agai
     assert _lines(again_sees) == []
 
 
+def test_what_a_client_had_read_when_it_stopped_is_shown_once_and_saved_before_stop_returns(tmp_path):
+    """A DM read off the socket but not yet handed over when ``stop()`` is
+    called: ``stop`` hands it over and saves, there and then. Its ack goes
+    out with the CLOSE; if the server never gets it (killed, or the ack
+    lost) it replays the DM to the next run, which must know it saw it."""
+    world = World()
+    bob, bob_sees = world.client("bob", state=_state(tmp_path, "bob"))
+    alice, _ = world.client("alice")
+    for client in (alice, bob):
+        world.wait(client.connect())
+    world.run(1)
+    read = bob.endpoint.datagramReceived
+    seen_at_stop, saved_at_stop = [], []
+
+    def read_then_stop(datagram, address):
+        """The program stops in the turn that read the DM, before its flush."""
+        read(datagram, address)
+        bob.endpoint.datagramReceived = read
+        seen_at_stop.extend(bob_sees.of("dm"))
+        bob.stop()
+        saved_at_stop.append(len(_state(tmp_path, "bob").dm_ids))
+    bob.endpoint.datagramReceived = read_then_stop
+    world.wait(alice.msg("bob", "read but not handed over"))
+    assert seen_at_stop == [] and saved_at_stop == [1]
+    assert bob_sees.of("dm") == [("dm", "alice", "read but not handed over", False)]
+
+
 def test_a_part_survives_a_server_restart_and_quit_does_not_end_membership():
     world = World()
     bob, bob_sees = world.client("bob")

@@ -530,7 +530,8 @@ class ChatClient:
         self._cancel_retry()
         self._outbox.fail_held("stopped")
         self._close_link(graceful=False)
-        self._save_state()  # now: the program may exit before the close is flushed
+        self.endpoint.flush_now()  # what was read is shown and acknowledged, the CLOSE sent
+        self._save_state()  # now: the program may exit straight after
 
     def _save_state(self) -> None:
         try:

@@ -220,6 +220,12 @@ class Endpoint(DatagramProtocol):
         self._dirty[handle] = None
         self._schedule_flush()
 
+    def flush_now(self) -> None:
+        """Service every session now, not at the end of the reactor turn: for
+        a program about to exit, whose CLOSE must go out and whose sessions
+        must hand over what they already read (and acknowledge with it)."""
+        self._flush()
+
     def _schedule_flush(self) -> None:
         # Once per reactor turn, not once per datagram: everything read and
         # sent in one turn (a burst of messages and acks) shares datagrams.
