@@ -243,13 +243,19 @@ def test_a_resent_data_is_answered_and_not_relayed_again(h: Harness):
     assert len(carol.events(p.DataEvent)) == 1
 
 
-def test_a_say_reaches_the_room_only_once_committed():
+def _in_tea_with_a_slow_history():
+    """alice and bob in #tea, on a store whose history writes wait for ``commit()``."""
     store = SlowStore(MemoryStore(), held=("append_history",))
     h = Harness(store=store)
     alice, bob = h.login("alice"), h.login("bob")
     for member in (alice, bob):
         member.ok("join", room="#tea")
     bob.drain()
+    return store, alice, bob
+
+
+def test_a_say_reaches_the_room_only_once_committed():
+    store, alice, bob = _in_tea_with_a_slow_history()
     alice.send_raw(p.encode(p.Say(id=50, room="#tea", text="wait for it", idem="x")))
     assert bob.events(p.MessageEvent) == [] and _reply(alice, 50) == []
     store.commit()
@@ -261,12 +267,7 @@ def test_a_quit_waits_for_the_answers_of_the_requests_before_it():
     """A say is answered once committed, and the session's later requests
     do not wait for that; a quit does, or the session closed on the way and
     the sender never heard that its line was kept (PROTOCOL.md C2)."""
-    store = SlowStore(MemoryStore(), held=("append_history",))
-    h = Harness(store=store)
-    alice, bob = h.login("alice"), h.login("bob")
-    for member in (alice, bob):
-        member.ok("join", room="#tea")
-    bob.drain()
+    store, alice, bob = _in_tea_with_a_slow_history()
     alice.send_raw(p.encode(p.Say(id=60, room="#tea", text="last words", idem="s")))
     alice.send_raw(p.encode(p.Quit(id=62, reason="bye")))
     assert alice.closed is None and _reply(alice, 62) == []
