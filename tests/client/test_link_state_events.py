@@ -140,3 +140,23 @@ def test_keep_trying_retries_a_login_refused_for_now_on_a_new_session():
     assert connected.called and client.link_state is S.READY
     assert len(server.connections) == 2 and not server.connections[0].open
     assert "SHUTTING_DOWN" in seen.of("disconnected")[0][1]
+
+
+@pytest.mark.parametrize("end", ["quit", "stop"])
+def test_ending_the_client_while_a_reconnect_attempt_is_opening_its_session_ends_that_attempt(end):
+    """The attempt's handshake was on its way when the user quit: if it
+    completes later, that session is closed unused, never logged in (it
+    would show the user's rooms and DMs to a client that has quit, and take
+    them from the next one)."""
+    world = World()
+    alice, seen = client_with_states(world, "alice")
+    world.wait(alice.connect())
+    world.kill_server()
+    world.network.run(until=world.clock.seconds() + 120, stop=lambda: (
+        alice.link_state is S.RECONNECTING and alice._retry_call is None))
+    assert alice.link_state is S.RECONNECTING and not alice.connected
+    getattr(alice, end)()
+    world.start_server()
+    world.run(60)
+    assert alice.link_state is S.CLOSED and not alice.connected
+    assert "alice" not in world.server.online

@@ -200,6 +200,11 @@ class ChatClient:
         """Open a session, log in, re-join: one try, first or not."""
         link = _Link(self)
         await self.pin.connect(self.endpoint, self.address, link, self.observer)
+        if self._lifecycle.final:
+            # quit() or stop() came while this session was opening: closed
+            # unused, or it would log in for a client that has ended.
+            link.connection.close("bye", graceful=False)
+            raise Disconnected("ended while connecting")
         self._link = link
         self.kept.new_session()
         reply = await self._login()

@@ -85,7 +85,7 @@ TRANSITIONS: dict[LinkState, dict[LinkEvent, LinkState]] = {
     },
     S.LEAVING: {E.LINK_LOST: S.CLOSED, E.STOP: S.LEAVING},
     S.CLOSED: {
-        E.CONNECT: S.CLOSED,          # allowed, but that session is the last
+        E.CONNECT: S.CLOSED,          # allowed, and fails: a session opened once ended is closed unused
         E.LOGGED_IN: S.LEAVING,       # a login already under way when quit() came
         E.LINK_LOST: S.CLOSED,
         E.GIVE_UP: S.CLOSED,
