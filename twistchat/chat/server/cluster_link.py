@@ -39,7 +39,15 @@ import attrs
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, encode, fold_nick
+from twistchat.chat.protocol import (
+    ChatProtocolError,
+    ContactEvent,
+    ErrorCode,
+    Event,
+    MessageEvent,
+    encode,
+    fold_nick,
+)
 from twistchat.chat.server.cluster_liveness import Liveness
 from twistchat.chat.server.contacts import OFFLINE, ONLINE
 from twistchat.chat.server.remote_data import RemoteData
@@ -49,7 +57,7 @@ from twistchat.chat.server.room_data_relay import RoomDataRelay
 from twistchat.chat.server.rooms import Room, founded
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
-from twistchat.store.base import HistoryEntry, Receipt, StoredDm
+from twistchat.store.base import HistoryEntry, Receipt, StoredDm, TooManyCreated
 from twistchat.store.social import ContactEntry, Membership
 
 
@@ -149,31 +157,43 @@ class ClusterLink:
 
     async def open_kept(self, memberships: list[Membership], user: User) -> None:
         """Before a login's rooms are restored: each opened here, or (no
-        node has it) opened again by this first member back, as ``_room_for`` does."""
+        node has it) opened again by this first member back, as ``_room_for``
+        does (not refused for ``max_rooms_created``: the user was in it)."""
         for kept in memberships:
             await self.open_or_create(kept.room_key, kept.room_name, user)
 
-    async def open_or_create(self, key: str, name: str, user: User) -> Room[User]:
+    async def open_or_create(self, key: str, name: str, user: User,
+                             created_limit: int | None = None) -> Room[User]:
         """The room as the network has it, opened on this node; if no node
         has it, created with ``user`` its operator.  One store step
         (``create_room``) either creates it or answers the state kept
         before, so of several nodes opening one new room at once exactly
-        one makes its joiner the operator: the others open the winner's."""
+        one makes its joiner the operator: the others open the winner's.
+        With ``created_limit``, a user who created that many rooms the
+        network still has is refused ``TOO_MANY_CREATED`` in that step."""
         room = self.server.rooms.get(key)
         if room is not None:
             return room
-        _, state = await self.server.store.create_room(key, founded(key, name, user).to_state())
+        _, state = await self._create(key, founded(key, name, user), created_limit)
         return await self._opened(key, state)
 
-    async def new_group(self, user: User) -> Room[User]:
+    async def new_group(self, user: User, created_limit: int | None = None) -> Room[User]:
         """A private group new to the network: its id is free in the shared
-        store (created there in the step that checks it), not only here."""
+        store (created there in the step that checks it), not only here;
+        ``created_limit`` as for ``open_or_create``."""
         for _ in range(GROUP_ID_ATTEMPTS):
             key = self.server.rooms.new_group_id()
-            created, state = await self.server.store.create_room(key, founded(key, key, user).to_state())
+            created, state = await self._create(key, founded(key, key, user), created_limit)
             if created:
                 return await self._opened(key, state)
         raise RuntimeError(f"no free group id in {GROUP_ID_ATTEMPTS} attempts")
+
+    async def _create(self, key: str, room: Room[User],
+                      created_limit: int | None) -> tuple[bool, dict[str, Any]]:
+        try:
+            return await self.server.store.create_room(key, room.to_state(), created_limit=created_limit)
+        except TooManyCreated:
+            raise ChatProtocolError(ErrorCode.TOO_MANY_CREATED) from None
 
     async def _opened(self, key: str, state: dict[str, Any]) -> Room[User]:
         room = self.server.rooms.get(key)  # opened meanwhile by another request
