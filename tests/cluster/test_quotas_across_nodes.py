@@ -74,3 +74,17 @@ def test_a_rename_takes_the_count_with_the_user():
     assert alice.error("join", room="#three") == ErrorCode.TOO_MANY_CREATED
     newcomer = net.nodes[1].login("alice")  # the old nick counts nothing now
     newcomer.ok("join", room="#three")
+
+
+def test_a_created_room_the_network_dropped_no_longer_counts():
+    ttl = 10.0
+    net = Network(2, max_rooms_created=1, room_ttl=ttl, reap_interval=1.0, idle_timeout=3600.0)
+    alice = net.nodes[0].login("alice", password=PASSWORD)
+    alice.ok("join", room="#one")
+    alice.ok("part", room="#one")
+    alice.ok("quit")
+    again = net.nodes[1].login("alice", password=PASSWORD)
+    assert again.error("join", room="#two") == ErrorCode.TOO_MANY_CREATED
+    net.advance(ttl + 2)  # node 0 reaps #one: nobody is in it anywhere, it is dropped
+    assert net.store.created_by("alice") == set()
+    again.ok("join", room="#two")

@@ -83,6 +83,9 @@ class Broker(Protocol):
     def stop(self) -> Deferred[None]: ...
     def room_channel(self, room_key: str) -> str:
         """The channel a room's messages go on (a store's ``append_line`` publishes there too)."""
+    def roster_key(self, room_key: str) -> str:
+        """Where a room's roster is kept: a store's ``drop_room`` checks it is empty
+        (on Redis, the hash's key; on a ``LocalHub``, its key in ``rosters``)."""
     def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
         """How many nodes it reached (those subscribed to the room then)."""
     def subscribe_room(self, room_key: str) -> Deferred[None]: ...
@@ -232,6 +235,9 @@ class LocalBroker:
         return succeed(None)
 
     def room_channel(self, room_key: str) -> str:
+        return room_key
+
+    def roster_key(self, room_key: str) -> str:
         return room_key
 
     @_through_the_hub

@@ -292,6 +292,9 @@ class RedisBroker:
     def room_channel(self, room_key: str) -> str:
         return room_channel(room_key)
 
+    def roster_key(self, room_key: str) -> str:
+        return roster_key(room_key)
+
     def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
         """PUBLISH's answer: the subscribers it reached, one connection per node."""
         return self._call("publish", room_channel(room_key), data).addCallback(int)

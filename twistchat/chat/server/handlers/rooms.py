@@ -32,7 +32,7 @@ def _check_can_create(server: ServerCore, user: User) -> None:
 async def create(server: ServerCore, user: User, request: p.Create) -> None:
     _check_room_capacity(server, user)
     if server.cluster is not None:  # counted over the network, in the step that creates
-        room = await server.cluster.new_group(user, server.config.max_rooms_created)
+        room = await server.cluster.shared_rooms.new_group(user, server.config.max_rooms_created)
     else:
         _check_can_create(server, user)
         group = server.rooms.new_group_id()
@@ -51,10 +51,10 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
         if request.room.startswith("#"):
             # one step in the shared store: opened as the network has it, or
             # created if the user has created fewer than the quota network-wide
-            room = await server.cluster.open_or_create(key, request.room, user,
+            room = await server.cluster.shared_rooms.open_or_create(key, request.room, user,
                                                        server.config.max_rooms_created)
         else:
-            room = await server.cluster.open_room(key)  # on another node, maybe
+            room = await server.cluster.shared_rooms.open_room(key)  # on another node, maybe
     if room is None:
         if not request.room.startswith("#"):
             raise ChatProtocolError(ErrorCode.NO_SUCH_ROOM)
