@@ -100,6 +100,8 @@ class Broker(Protocol):
     def roster_add(self, room_key: str, member_key: str, data: bytes) -> Deferred[None]: ...
     def roster_remove(self, room_key: str, member_key: str) -> Deferred[None]: ...
     def roster(self, room_key: str) -> Deferred[dict[str, RosterEntry]]: ...
+    def roster_sizes(self, room_keys: list[str]) -> Deferred[dict[str, int]]:
+        """Each room's members on every node, in one call (a listing of every room)."""
     def take(self, bucket_key: str, rate: float, burst: float) -> Deferred[bool]:
         """Spend one token of the shared bucket; False if it is empty."""
     def heartbeat(self, interval: float) -> Deferred[bool]:
@@ -306,6 +308,10 @@ class LocalBroker:
     @_through_the_hub
     def roster(self, room_key: str) -> dict[str, RosterEntry]:
         return dict(self.hub.rosters.get(room_key, {}))
+
+    @_through_the_hub
+    def roster_sizes(self, room_keys: list[str]) -> dict[str, int]:
+        return {key: len(self.hub.rosters.get(key, {})) for key in room_keys}
 
     @_through_the_hub
     def take(self, bucket_key: str, rate: float, burst: float) -> bool:
