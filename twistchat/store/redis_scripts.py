@@ -155,7 +155,7 @@ local room, creator, limit = ARGV[1], ARGV[3], tonumber(ARGV[4])
 local kept = redis.call('HGET', K.rooms, room)
 if kept then return {0, kept} end
 if limit >= 0 and redis.call('SCARD', K.created .. creator) >= limit then return {-1} end
-redis.call('HSET', K.rooms, room, ARGV[2])
+redis.call('HSETNX', K.rooms, room, ARGV[2])
 redis.call('SADD', K.created .. creator, room)
 redis.call('HSET', K.room_creator, room, creator)
 return {1, ARGV[2]}

@@ -136,4 +136,3 @@ class SharedRooms:
             del self._server.rooms.rooms[room.key]
         self._link.last_line.pop(room.key, None)
         self._link._quietly(self._link.broker.unsubscribe_room(room.key), "unsubscribe a room")
-

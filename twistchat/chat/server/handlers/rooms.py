@@ -24,7 +24,7 @@ def _check_room_capacity(server: ServerCore, user: User) -> None:
 
 def _check_can_create(server: ServerCore, user: User) -> None:
     """One node's count: the rooms it has open that ``user`` created (a
-    network's is kept in the shared store: ``ClusterLink.open_or_create``)."""
+    network's is kept in the shared store: ``SharedRooms.open_or_create``)."""
     if server.rooms.created_by(user.key) >= server.config.max_rooms_created:
         raise ChatProtocolError(ErrorCode.TOO_MANY_CREATED)
 
@@ -51,8 +51,8 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
         if request.room.startswith("#"):
             # one step in the shared store: opened as the network has it, or
             # created if the user has created fewer than the quota network-wide
-            room = await server.cluster.shared_rooms.open_or_create(key, request.room, user,
-                                                       server.config.max_rooms_created)
+            room = await server.cluster.shared_rooms.open_or_create(
+                key, request.room, user, server.config.max_rooms_created)
         else:
             room = await server.cluster.shared_rooms.open_room(key)  # on another node, maybe
     if room is None:
