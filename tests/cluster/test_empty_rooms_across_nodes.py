@@ -5,6 +5,8 @@ is its operator (docs/CLUSTER.md, "Empty rooms")."""
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
+
 from twistchat.chat import protocol as p
 
 from .network import Network
@@ -71,3 +73,35 @@ def test_a_room_a_kept_membership_names_is_not_dropped():
     assert back.ok("topic", room="#tea").result["topic"] == "scones"
     carol = net.nodes[1].login("carol")
     assert carol.ok("join", room="#tea").result["op"] == "alice"
+
+
+def test_a_join_on_its_way_into_the_roster_keeps_a_room_another_node_drops():
+    """Node 0 drops the room while node 1's join of it has not reached the
+    roster yet: node 1 keeps its copy and the room's state again."""
+    net = _network()
+    alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))
+    alice.ok("part", room="#tea")
+    net.advance(TTL / 2)
+    bob.ok("part", room="#tea")  # node 1 has the room open, empty
+    broker = net.nodes[1].server.cluster.broker
+    real_add, held = broker.roster_add, []
+
+    def slow_add(*args):
+        d = Deferred()
+        held.append((args, d))
+        return d
+    broker.roster_add = slow_add
+    carol = net.nodes[1].login("carol")
+    carol.send_raw(p.encode(p.Join(id=77, room="#tea")))
+    net.advance(TTL / 2 + 2)  # node 0 reaps and drops: the roster is empty
+    assert "#tea" in net.nodes[1].server.rooms.rooms
+    broker.roster_add = real_add
+    [(args, d)] = held
+    real_add(*args).chainDeferred(d)
+    [reply] = [m for m in carol.messages() if isinstance(m, p.Ok) and m.id == 77]
+    assert reply.result["member_count"] == 1
+    assert _kept(net, "#tea")
+    net.advance(3 * TTL)
+    assert _kept(net, "#tea")  # carol is in it
+    dave = net.nodes[0].login("dave")
+    assert dave.ok("join", room="#tea").result["member_count"] == 2
