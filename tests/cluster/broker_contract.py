@@ -53,4 +53,15 @@ async def a_silent_node_is_dropped_once(a, b, sleep) -> None:
     assert await a.heartbeat(10)
 
 
-CHECKS = [claims_chain_every_holder, one_bucket_for_every_node, a_silent_node_is_dropped_once]
+async def roster_sizes_count_every_nodes_members(a, b, sleep) -> None:
+    await a.roster_add("#tea", "ann", b"{}")
+    await b.roster_add("#tea", "bob", b"{}")
+    await b.roster_add("#cake", "bob", b"{}")
+    await a.roster_add("#cake", "ann", b"{}")
+    await a.roster_remove("#cake", "ann")
+    assert await b.roster_sizes(["#tea", "#cake", "#none"]) == {"#tea": 2, "#cake": 1, "#none": 0}
+    assert await a.roster_sizes([]) == {}
+
+
+CHECKS = [claims_chain_every_holder, one_bucket_for_every_node, a_silent_node_is_dropped_once,
+          roster_sizes_count_every_nodes_members]

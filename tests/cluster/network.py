@@ -1,6 +1,7 @@
 """Nodes of one network in one process: ChatServers on one Clock, sharing
-one LocalHub (what Redis is to real nodes) and one MemoryStore, with a
-double of the Redis store's ``append_line``, and fake clients (tests/chat/fakes.py)."""
+one LocalHub (what Redis is to real nodes) and one MemoryStore, with
+doubles of the Redis store's own steps (``append_line``, the creator's
+count of ``create_room``, ``drop_room``), and fake clients (tests/chat/fakes.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import json
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from chat.fakes import FakeClient, Harness
 from twistchat.cluster.broker import LocalBroker, LocalHub
-from twistchat.store.base import HistoryEntry, IdemRecord
+from twistchat.store.base import HistoryEntry, IdemRecord, TooManyCreated
 from twistchat.store.memory import MemoryStore
 
 
@@ -29,18 +30,61 @@ class LineStore:
         self.inner = MemoryStore()
         self.hub = hub
         self.held: list[tuple[tuple[Any, ...], Deferred[Any]]] | None = None
-        self.queued: list[tuple[str, tuple[Any, ...], Deferred[Any]]] | None = None
+        self.queued: list[tuple[str, tuple[Any, ...], dict[str, Any], Deferred[Any]]] | None = None
+        self.creators: dict[str, str] = {}
+        """Room key to the nick key it is counted for, as RedisStore's
+        ``tc:s:room-creator`` (with ``tc:s:created:<nick>``, its inverse)."""
+
+    def _method(self, name: str) -> Any:
+        """Redis's own steps are done here (``_redis_<name>``), the rest by the MemoryStore."""
+        own = getattr(type(self), f"_redis_{name}", None)
+        return own.__get__(self) if own is not None else getattr(self.inner, name)
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
+        method = self._method(name)
         if self.queued is None or not callable(method):
             return method
 
-        def queue(*args: Any) -> Deferred[Any]:
+        def queue(*args: Any, **kwargs: Any) -> Deferred[Any]:
             d: Deferred[Any] = Deferred()
-            self.queued.append((name, args, d))
+            self.queued.append((name, args, kwargs, d))
             return d
         return queue
+
+    def created_by(self, nick_key: str) -> set[str]:
+        return {room for room, creator in self.creators.items() if creator == nick_key}
+
+    def _redis_create_room(self, key: str, state: Any, created_limit: int | None = None) -> Deferred[Any]:
+        """RedisStore's ``CREATE_ROOM``: counted for its creator, refused at the limit."""
+        if key not in self.inner.rooms:
+            creator = state["creator_key"]
+            if created_limit is not None and len(self.created_by(creator)) >= created_limit:
+                return fail(TooManyCreated(creator))
+            self.creators[key] = creator
+        return self.inner.create_room(key, state)
+
+    def _redis_delete_room(self, key: str) -> Deferred[None]:
+        self.creators.pop(key, None)
+        return self.inner.delete_room(key)
+
+    def _redis_rename_account(self, old_key: str, account: Any) -> Deferred[None]:
+        for room, creator in list(self.creators.items()):
+            if creator == old_key:
+                self.creators[room] = account.key
+        return self.inner.rename_account(old_key, account)
+
+    def _redis_drop_room(self, key: str, roster_key: str, channel: str | None = None,
+                         record: bytes = b"") -> Deferred[bool]:
+        """RedisStore's ``DROP_ROOM``: gone only if no roster entry nor kept membership names it."""
+        if self.hub.rosters.get(roster_key) or any(
+                key in rooms for rooms in self.inner.memberships.values()):
+            return succeed(False)
+        self.creators.pop(key, None)
+        self.inner.rooms.pop(key, None)
+        self.inner.delete_history(key)
+        if channel:
+            self.hub.publish(channel, record)
+        return succeed(True)
 
     def pause(self) -> None:
         """From now on every call but ``append_line`` waits for ``run_queued``:
@@ -52,8 +96,8 @@ class LineStore:
         when it runs, as Redis does), those they lead to as well, then stop queueing."""
         queued = self.queued or []
         while queued:
-            name, args, d = queued.pop(0)
-            getattr(self.inner, name)(*args).chainDeferred(d)
+            name, args, kwargs, d = queued.pop(0)
+            self._method(name)(*args, **kwargs).chainDeferred(d)
         self.queued = None
 
     def append_line(self, room_key: str, nick: str, text: str, ts: int, keep: int,

@@ -9,6 +9,7 @@ from twisted.internet import defer, reactor, task
 
 from twistchat.cluster.broker import BrokerUnavailable
 from twistchat.cluster.redis_broker import RedisBroker, redis_broker
+from twistchat.store import open_store
 
 from .broker_contract import CHECKS
 from .real_time import WAIT, until
@@ -140,3 +141,25 @@ async def test_a_message_the_listener_fails_on_does_not_stop_the_next(redis_url,
     await b.publish_room("#tea", b"good")
     await until(lambda: heard, "the next message")
     assert heard == [b"good"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_store_drops_a_room_only_once_the_brokers_roster_of_it_is_empty(redis_url, brokers):
+    """``roster_key`` names the hash ``roster_add`` writes, which the
+    store's ``drop_room`` script checks; its record reaches the room's subscribers."""
+    a, heard_a = await _started(redis_url, "a")
+    b, _ = await _started(redis_url, "b")
+    brokers += [a, b]
+    store = open_store(reactor, "", redis=redis_url)
+    try:
+        await store.create_room("#tea", {"name": "#tea", "creator_key": "alice"})
+        await a.subscribe_room("#tea")
+        await b.roster_add("#tea", "bob", b"record")
+        assert not await store.drop_room("#tea", b.roster_key("#tea"), b.room_channel("#tea"), b"gone")
+        await b.roster_remove("#tea", "bob")
+        assert await store.drop_room("#tea", b.roster_key("#tea"), b.room_channel("#tea"), b"gone")
+        await until(lambda: heard_a["room"], "the dropped record")
+        assert heard_a["room"] == [("#tea", b"gone")]
+        assert "#tea" not in await store.load_rooms()
+    finally:
+        await store.close()

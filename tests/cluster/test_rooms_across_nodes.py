@@ -161,6 +161,21 @@ def test_the_room_list_shows_the_networks_rooms_with_every_nodes_members():
     assert [(r["room"], r["members"], r["joined"]) for r in listed] == [("#tea", 3, True)]
 
 
+def test_the_room_list_reads_every_rooms_member_count_in_one_broker_call():
+    net = Network(2)
+    for n, room in enumerate(["#a", "#b", "#c", "#d"]):
+        net.room_of(room, (n % 2, f"user{n}"), ((n + 1) % 2, f"other{n}"))
+    bob = net.nodes[1].login("bob")
+    broker = net.nodes[1].server.cluster.broker
+    calls = []
+    for name in ("roster", "roster_sizes"):
+        real = getattr(broker, name)
+        setattr(broker, name, lambda *args, real=real, name=name: calls.append(name) or real(*args))
+    listed = bob.ok("rooms").result["rooms"]
+    assert [(r["room"], r["members"]) for r in listed] == [(room, 2) for room in ["#a", "#b", "#c", "#d"]]
+    assert calls == ["roster_sizes"]
+
+
 def test_rejoined_at_login_counts_the_members_on_every_node():
     net = Network(2)
     alice, bob = net.room_of("#tea", (0, "alice"), (1, "bob"))

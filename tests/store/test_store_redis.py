@@ -21,7 +21,15 @@ from support.redis_server import RedisServer, free_tcp_port
 from support.waiting import until, within
 from twistchat.store import open_store
 from twistchat.store import redis_keys as keys
-from twistchat.store.base import Account, DmRefused, HistoryEntry, IdemRecord, StoredDm, StoreUnavailable
+from twistchat.store.base import (
+    Account,
+    DmRefused,
+    HistoryEntry,
+    IdemRecord,
+    StoredDm,
+    StoreUnavailable,
+    TooManyCreated,
+)
 from twistchat.store.redis import RedisStore
 
 pytestmark = pytest.mark.redis
@@ -96,6 +104,73 @@ async def test_two_nodes_creating_one_room_at_once_agree_on_its_first_state(node
         [winner] = [state for created, state in results if created]
         assert [state for _, state in results] == [winner, winner]
         assert (await nodes[n % 2].load_rooms())[room] == winner
+
+
+def _founded(room, nick):
+    return {"name": room, "creator_key": nick, "op_key": nick}
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_nodes_creating_at_once_never_exceed_a_creators_limit(nodes):
+    """Every create is on the wire before any is answered: the count is
+    checked in the script that creates, so exactly ``limit`` rooms are kept."""
+    limit = 3
+    results = await within(defer.gatherResults(
+        [nodes[n % 2].create_room(f"#r{n}", _founded(f"#r{n}", "alice"), created_limit=limit)
+         .addCallbacks(lambda created: "created", lambda f: f.trap(TooManyCreated) and "refused")
+         for n in range(8)]))
+    assert sorted(results) == ["created"] * limit + ["refused"] * (8 - limit)
+    created = await nodes[0].link.command("SMEMBERS", keys.CREATED + "alice")
+    assert sorted(await nodes[1].load_rooms()) == sorted(created)
+    # someone else's count is their own; a kept room is opened whatever the count
+    assert (await nodes[0].create_room("#bob", _founded("#bob", "bob"), created_limit=1))[0]
+    assert await nodes[1].create_room(created[0], _founded(created[0], "alice"), created_limit=limit) \
+        == (False, _founded(created[0], "alice"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_deleted_or_dropped_room_leaves_its_creators_count_and_a_rename_moves_it(nodes):
+    for room in ("#a", "#b"):
+        await nodes[0].create_room(room, _founded(room, "alice"), created_limit=2)
+    with pytest.raises(TooManyCreated):
+        await nodes[1].create_room("#c", _founded("#c", "alice"), created_limit=2)
+    await nodes[1].delete_room("#a")
+    await nodes[1].create_room("#c", _founded("#c", "alice"), created_limit=2)
+    await nodes[0].rename_account("alice", Account("alicia", "Alicia", "x", True, 1, 2))
+    assert sorted(await nodes[0].link.command("SMEMBERS", keys.CREATED + "alicia")) == ["#b", "#c"]
+    with pytest.raises(TooManyCreated):
+        await nodes[1].create_room("#d", _founded("#d", "alicia"), created_limit=2)
+    assert await nodes[0].drop_room("#b", "no-roster")
+    await nodes[1].create_room("#d", _founded("#d", "alicia"), created_limit=2)
+    assert sorted(await nodes[0].link.command("SMEMBERS", keys.CREATED + "alicia")) == ["#c", "#d"]
+    flat = await nodes[0].link.command("HGETALL", keys.ROOM_CREATOR)
+    assert dict(zip(flat[::2], flat[1::2])) == {"#c": "alicia", "#d": "alicia"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_room_is_dropped_only_when_no_roster_entry_nor_kept_membership_names_it(
+        nodes, redis_server):
+    roster = "tc:b:roster:" + ROOM
+    await nodes[0].create_room(ROOM, _founded(ROOM, "alice"))
+    await nodes[0].append_line(ROOM, "alice", "hi", 5, keep=10)
+    await nodes[0].link.command("HSET", roster, "bob", "node1\trecord")
+    assert not await nodes[1].drop_room(ROOM, roster)  # bob is in it, on some node
+    await nodes[0].link.command("DEL", roster)
+    await nodes[0].keep_membership("carol", ROOM, "#Tea")
+    assert not await nodes[1].drop_room(ROOM, roster)  # carol comes back to it
+    assert ROOM in await nodes[0].load_rooms()
+    await nodes[0].drop_membership("carol", ROOM)
+    subscriber = await subscribed(redis_server, "room-channel")
+    try:
+        assert await nodes[1].drop_room(ROOM, roster, "room-channel", b'{"k":"dropped"}')
+        await until(lambda: subscriber.messages)
+    finally:
+        subscriber.transport.loseConnection()
+    assert subscriber.messages == ['{"k":"dropped"}']
+    assert ROOM not in await nodes[0].load_rooms()
+    assert await nodes[0].get_history(ROOM, None, 10) == []
+    assert await nodes[0].link.command("SMEMBERS", keys.CREATED + "alice") == []
+    assert (await nodes[1].create_room(ROOM, _founded(ROOM, "bob")))[0]  # new, bob its operator
 
 
 @pytest_twisted.ensureDeferred

@@ -83,6 +83,9 @@ class Broker(Protocol):
     def stop(self) -> Deferred[None]: ...
     def room_channel(self, room_key: str) -> str:
         """The channel a room's messages go on (a store's ``append_line`` publishes there too)."""
+    def roster_key(self, room_key: str) -> str:
+        """Where a room's roster is kept: a store's ``drop_room`` checks it is empty
+        (on Redis, the hash's key; on a ``LocalHub``, its key in ``rosters``)."""
     def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
         """How many nodes it reached (those subscribed to the room then)."""
     def subscribe_room(self, room_key: str) -> Deferred[None]: ...
@@ -97,6 +100,8 @@ class Broker(Protocol):
     def roster_add(self, room_key: str, member_key: str, data: bytes) -> Deferred[None]: ...
     def roster_remove(self, room_key: str, member_key: str) -> Deferred[None]: ...
     def roster(self, room_key: str) -> Deferred[dict[str, RosterEntry]]: ...
+    def roster_sizes(self, room_keys: list[str]) -> Deferred[dict[str, int]]:
+        """Each room's members on every node, in one call (a listing of every room)."""
     def take(self, bucket_key: str, rate: float, burst: float) -> Deferred[bool]:
         """Spend one token of the shared bucket; False if it is empty."""
     def heartbeat(self, interval: float) -> Deferred[bool]:
@@ -234,6 +239,9 @@ class LocalBroker:
     def room_channel(self, room_key: str) -> str:
         return room_key
 
+    def roster_key(self, room_key: str) -> str:
+        return room_key
+
     @_through_the_hub
     def publish_room(self, room_key: str, data: bytes) -> int:
         return self.hub.publish(room_key, data)
@@ -300,6 +308,10 @@ class LocalBroker:
     @_through_the_hub
     def roster(self, room_key: str) -> dict[str, RosterEntry]:
         return dict(self.hub.rosters.get(room_key, {}))
+
+    @_through_the_hub
+    def roster_sizes(self, room_keys: list[str]) -> dict[str, int]:
+        return {key: len(self.hub.rosters.get(key, {})) for key in room_keys}
 
     @_through_the_hub
     def take(self, bucket_key: str, rate: float, burst: float) -> bool:

@@ -101,6 +101,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 """
 
+ROSTER_SIZES = """
+local sizes = {}
+for i, key in ipairs(KEYS) do sizes[i] = redis.call('HLEN', key) end
+return sizes
+"""
+
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -292,6 +298,9 @@ class RedisBroker:
     def room_channel(self, room_key: str) -> str:
         return room_channel(room_key)
 
+    def roster_key(self, room_key: str) -> str:
+        return roster_key(room_key)
+
     def publish_room(self, room_key: str, data: bytes) -> Deferred[int]:
         """PUBLISH's answer: the subscribers it reached, one connection per node."""
         return self._call("publish", room_channel(room_key), data).addCallback(int)
@@ -356,6 +365,13 @@ class RedisBroker:
                 out[member] = RosterEntry(node, data.encode())
             return out
         return self._call("hgetall", roster_key(room_key)).addCallback(entries)
+
+    def roster_sizes(self, room_keys: list[str]) -> Deferred[dict[str, int]]:
+        """One script's ``HLEN`` of every roster: one round trip, not one a room."""
+        if not room_keys:
+            return succeed({})
+        return self._script(ROSTER_SIZES, [roster_key(key) for key in room_keys], []).addCallback(
+            lambda sizes: {key: int(size) for key, size in zip(room_keys, sizes)})
 
     # ---- buckets and liveness
 

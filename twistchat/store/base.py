@@ -62,6 +62,12 @@ class StoreFull(DmRefused):
     """All mailboxes together hold ``total`` DMs already."""
 
 
+class TooManyCreated(Exception):
+    """``create_room`` with a ``created_limit``: the room is not kept, and
+    its creator has that many rooms kept already (created by it, not
+    dropped since): nothing stored."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached now (a Redis connection down or silent):
     the request is refused at once, never left waiting.  Nothing is half

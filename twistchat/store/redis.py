@@ -35,6 +35,7 @@ from twistchat.store.base import (
     SenderQuotaFull,
     StoredDm,
     StoreFull,
+    TooManyCreated,
 )
 from twistchat.store import redis_keys as keys
 from twistchat.store import redis_scripts as scripts
@@ -47,6 +48,8 @@ NO_BOUND = -1
 BATCH = 1000
 """Accounts expired, or idempotency keys purged, per script: a purge of many
 runs as several short scripts, so Redis never blocks long on one."""
+CREATOR_AT_LIMIT = -1
+"""``CREATE_ROOM``'s answer when the creator has ``created_limit`` rooms kept."""
 _REFUSALS = {"mailbox": MailboxFull, "sender": SenderQuotaFull, "store": StoreFull}
 
 LineAppended = tuple["HistoryEntry | None", "Mapping[str, Any] | None"]
@@ -233,16 +236,35 @@ class RedisStore(RedisSocial):
     def put_room(self, key: str, state: Mapping[str, Any]) -> Deferred[None]:
         return self.link.command("HSET", keys.ROOMS, key, json.dumps(dict(state))).addCallback(lambda _: None)
 
-    def create_room(self, key: str, state: Mapping[str, Any]) -> Deferred[tuple[bool, dict[str, Any]]]:
+    def create_room(self, key: str, state: Mapping[str, Any],
+                    created_limit: int | None = None) -> Deferred[tuple[bool, dict[str, Any]]]:
         """``HSETNX`` and, if the room was kept already, its state, in one
-        script: nodes racing to open one new room agree on its first state."""
+        script: nodes racing to open one new room agree on its first state.
+        A room created here is counted for its creator (``state``'s
+        ``creator_key``) until it is dropped; with ``created_limit`` a
+        creator who has that many already is refused ``TooManyCreated``, in
+        the same script, so nodes creating at the same instant cannot exceed
+        it (``max_rooms_created`` per user, not per node)."""
         def kept(reply: list[Any]) -> tuple[bool, dict[str, Any]]:
+            if int(reply[0]) == CREATOR_AT_LIMIT:
+                raise TooManyCreated(state["creator_key"])
             created, value = reply
             return int(created) == 1, json.loads(value)
-        return self.link.script(scripts.CREATE_ROOM, key, json.dumps(dict(state))).addCallback(kept)
+        return self.link.script(scripts.CREATE_ROOM, key, json.dumps(dict(state)), state["creator_key"],
+                                _quota(created_limit)).addCallback(kept)
 
     def delete_room(self, key: str) -> Deferred[None]:
-        return self.link.command("HDEL", keys.ROOMS, key).addCallback(lambda _: None)
+        return self._write(scripts.DELETE_ROOM, key)
+
+    def drop_room(self, key: str, roster_key: str, channel: str | None = None,
+                  record: bytes = b"") -> Deferred[bool]:
+        """The room leaves the network, if nobody is in it: in one script,
+        unless the broker's roster ``roster_key`` has a member or a kept
+        membership names the room, its state and history are deleted, it
+        leaves its creator's count, and ``record`` is published on
+        ``channel`` (the other nodes drop their copies).  True if dropped."""
+        return self.link.script(scripts.DROP_ROOM, key, roster_key, channel or "",
+                                record.decode()).addCallback(lambda dropped: int(dropped) == 1)
 
     def load_rooms(self) -> Deferred[dict[str, dict[str, Any]]]:
         def rooms(flat: list[Any]) -> dict[str, dict[str, Any]]:

@@ -56,6 +56,12 @@ IDEM_SEQ = PREFIX + "idem-seq"
 
 ROOMS = PREFIX + "rooms"
 """Hash: room key to its kept state (JSON)."""
+CREATED = PREFIX + "created:"
+"""+ creator's nick key. Set of the room keys it created that are kept
+(``max_rooms_created`` counts these, network-wide)."""
+ROOM_CREATOR = PREFIX + "room-creator"
+"""Hash: room key to the nick key whose ``CREATED`` set holds it (a rename
+moves both, so a room dropped later leaves the right set)."""
 
 CONTACTS = PREFIX + "contacts:"
 """+ owner key. Set of watched nick keys."""
@@ -72,6 +78,7 @@ LUA_KEYS = {
     "dm": DM, "mailbox": MAILBOX, "mailbox_senders": MAILBOX_SENDERS, "sent": SENT,
     "dm_count": DM_COUNT, "receipt": RECEIPT, "receipts": RECEIPTS, "idem": IDEM,
     "idem_order": IDEM_ORDER, "idem_age": IDEM_AGE, "idem_seq": IDEM_SEQ, "rooms": ROOMS,
+    "created": CREATED, "room_creator": ROOM_CREATOR,
     "contacts": CONTACTS, "memberships": MEMBERSHIPS, "members": MEMBERS,
     "membership_seq": MEMBERSHIP_SEQ,
 }

@@ -93,6 +93,15 @@ local function put_account(i)
   index_account(key, ARGV[i + 3], ARGV[i + 5])
 end
 
+local function forget_room(room)
+  redis.call('HDEL', K.rooms, room)
+  local creator = redis.call('HGET', K.room_creator, room)
+  if creator then
+    redis.call('SREM', K.created .. creator, room)
+    redis.call('HDEL', K.room_creator, room)
+  end
+end
+
 local function forget_dm(id, to, sender)
   redis.call('DEL', K.dm .. id)
   redis.call('ZREM', K.mailbox .. to, id)
@@ -138,10 +147,40 @@ return {'line', msg_id}
 """)
 
 CREATE_ROOM = Script("create_room", """
--- room key, state (JSON): kept unless a state is kept already; {1, state}
--- if created here, else {0, the state kept before}
-if redis.call('HSETNX', K.rooms, ARGV[1], ARGV[2]) == 1 then return {1, ARGV[2]} end
-return {0, redis.call('HGET', K.rooms, ARGV[1])}
+-- room key, state (JSON), creator key, limit (-1: none): kept unless a
+-- state is kept already, and counted in the creator's set; {1, state} if
+-- created here, {0, the state kept before}, or {-1} if the creator's set
+-- holds limit rooms already (nothing kept)
+local room, creator, limit = ARGV[1], ARGV[3], tonumber(ARGV[4])
+local kept = redis.call('HGET', K.rooms, room)
+if kept then return {0, kept} end
+if limit >= 0 and redis.call('SCARD', K.created .. creator) >= limit then return {-1} end
+redis.call('HSETNX', K.rooms, room, ARGV[2])
+redis.call('SADD', K.created .. creator, room)
+redis.call('HSET', K.room_creator, room, creator)
+return {1, ARGV[2]}
+""")
+
+DELETE_ROOM = Script("delete_room", """
+-- room key: its state goes, and it leaves its creator's set
+forget_room(ARGV[1])
+return false
+""")
+
+DROP_ROOM = Script("drop_room", """
+-- room key, its roster's key (the broker's), channel ('' none), record:
+-- the room's state and history go, it leaves its creator's set, and the
+-- record is published, only if no node has a member in it (the roster is
+-- empty) and no kept membership names it; 1 dropped, 0 held
+local room = ARGV[1]
+if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
+for _, nick in ipairs(redis.call('SMEMBERS', K.members)) do
+  if redis.call('HEXISTS', K.memberships .. nick, room) == 1 then return 0 end
+end
+forget_room(room)
+redis.call('DEL', K.history .. room)
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1
 """)
 
 PUT_IDEM = Script("put_idem", """
@@ -281,6 +320,12 @@ if redis.call('EXISTS', K.contacts .. old) == 1 then
   redis.call('SUNIONSTORE', K.contacts .. new, K.contacts .. new, K.contacts .. old)
   redis.call('DEL', K.contacts .. old)
 end
+local made = redis.call('SMEMBERS', K.created .. old)
+for _, room in ipairs(made) do
+  redis.call('SADD', K.created .. new, room)
+  redis.call('HSET', K.room_creator, room, new)
+end
+redis.call('DEL', K.created .. old)
 local rooms = redis.call('HGETALL', K.memberships .. old)
 if #rooms > 0 then
   for i = 1, #rooms, 2 do redis.call('HSET', K.memberships .. new, rooms[i], rooms[i + 1]) end

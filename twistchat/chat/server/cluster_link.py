@@ -9,9 +9,11 @@ What goes where, every record a JSON object:
 - a room's channel: the store's line records (``append_line``:
   ``room``, ``msg_id``, ``nick``, ``text``, ``ts``), and this module's
   ``{"k": "event", "e": <the encoded event>, "x": <member key not told>,
-  "rm": <member key to take out of the room>}`` and ``{"k": "state", "s":
-  <the room's operator-set state>}``.  Every node, this one included,
-  delivers them to its local members as they come: one order everywhere.
+  "rm": <member key to take out of the room>}``, ``{"k": "state", "s":
+  <the room's operator-set state>}`` and ``{"k": "dropped", "from":
+  <node>}`` (the store's ``drop_room``: the network no longer has the
+  room; ``shared_rooms``).  Every node, this one included, delivers
+  them to its local members as they come: one order everywhere.
 - a node's channel: ``{"k": "dm", "dm": ...}`` (a DM for a user logged in
   there), ``{"k": "receipt", "r": ...}`` (a "delivered" for a sender logged
   in there), ``{"k": "replaced", "nick", "token"}`` (a newer login elsewhere),
@@ -36,7 +38,7 @@ import json
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import ContactEvent, Event, MessageEvent, encode, fold_nick
@@ -46,11 +48,12 @@ from twistchat.chat.server.remote_data import RemoteData
 from twistchat.chat.server.remote_transfers import KINDS as TRANSFER_KINDS
 from twistchat.chat.server.remote_transfers import RemoteTransfers
 from twistchat.chat.server.room_data_relay import RoomDataRelay
-from twistchat.chat.server.rooms import Room, founded
+from twistchat.chat.server.rooms import Room
+from twistchat.chat.server.shared_rooms import SharedRooms
 from twistchat.chat.server.user import User
 from twistchat.cluster.broker import Broker, LoginHolder
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
-from twistchat.store.social import ContactEntry, Membership
+from twistchat.store.social import ContactEntry
 
 
 
@@ -61,10 +64,6 @@ class RemoteMember:
     key: str
     nick: str
     away: str | None = None
-
-
-GROUP_ID_ATTEMPTS = 16
-"""Group ids tried against the shared store before a ``create`` fails."""
 
 
 def _dump(record: dict[str, Any]) -> bytes:
@@ -82,6 +81,10 @@ class ClusterLink:
         self.last_line: dict[str, int] = {}
         """Room key to the newest ``msg_id`` delivered here: a line at or
         below it is one already delivered (after a gap's refill)."""
+        self.joining: dict[str, int] = {}
+        """Room key to roster entries on their way (``joined``)."""
+        self.shared_rooms = SharedRooms(self)
+        """Rooms opened, created and dropped as the network has them."""
         self.dropped_records = 0
         """Records from the broker that were not ours to read (counted, dropped)."""
         self.heard: dict[str, ContactEvent] = {}
@@ -126,76 +129,21 @@ class ClusterLink:
         self._quietly(self.broker.publish_room(room.key, _dump({"k": "state", "s": room.to_state()})),
                       "publish a room's state")
 
-    async def open_room(self, key: str) -> Room[User] | None:
-        """The room as the network has it, opened on this node; None if no
-        node has it (its state is in the shared store while it lives)."""
-        room = self.server.rooms.get(key)
-        if room is not None:
-            return room
-        state = (await self.server.store.load_rooms()).get(key)
-        room = self.server.rooms.get(key)  # opened meanwhile by another request
-        if room is not None or state is None:
-            return room
-        room = Room.from_state(key, state, self.server.clock.seconds())
-        self.server.rooms.rooms[key] = room
-        await self.subscribe(room)
-        return room
-
-    async def subscribe(self, room: Room[User]) -> None:
-        """Hear ``room``'s channel; lines from the newest one kept on are live."""
-        await self.broker.subscribe_room(room.key)
-        newest = await self.server.store.get_history(room.key, None, 1)
-        self.last_line.setdefault(room.key, newest[-1].msg_id if newest else 0)
-
-    async def open_kept(self, memberships: list[Membership], user: User) -> None:
-        """Before a login's rooms are restored: each opened here, or (no
-        node has it) opened again by this first member back, as ``_room_for`` does."""
-        for kept in memberships:
-            await self.open_or_create(kept.room_key, kept.room_name, user)
-
-    async def open_or_create(self, key: str, name: str, user: User) -> Room[User]:
-        """The room as the network has it, opened on this node; if no node
-        has it, created with ``user`` its operator.  One store step
-        (``create_room``) either creates it or answers the state kept
-        before, so of several nodes opening one new room at once exactly
-        one makes its joiner the operator: the others open the winner's."""
-        room = self.server.rooms.get(key)
-        if room is not None:
-            return room
-        _, state = await self.server.store.create_room(key, founded(key, name, user).to_state())
-        return await self._opened(key, state)
-
-    async def new_group(self, user: User) -> Room[User]:
-        """A private group new to the network: its id is free in the shared
-        store (created there in the step that checks it), not only here."""
-        for _ in range(GROUP_ID_ATTEMPTS):
-            key = self.server.rooms.new_group_id()
-            created, state = await self.server.store.create_room(key, founded(key, key, user).to_state())
-            if created:
-                return await self._opened(key, state)
-        raise RuntimeError(f"no free group id in {GROUP_ID_ATTEMPTS} attempts")
-
-    async def _opened(self, key: str, state: dict[str, Any]) -> Room[User]:
-        room = self.server.rooms.get(key)  # opened meanwhile by another request
-        if room is not None:
-            return room
-        room = Room.from_state(key, state, self.server.clock.seconds())
-        self.server.rooms.rooms[key] = room
-        await self.subscribe(room)
-        return room
-
-    def closed(self, room: Room[User]) -> None:
-        """An empty room reaped here: this node stops hearing it (its history
-        and state stay: members on other nodes may still be in it)."""
-        self.last_line.pop(room.key, None)
-        self._quietly(self.broker.unsubscribe_room(room.key), "unsubscribe a room")
-
     def _record(self, room: Room[User], user: User) -> bytes:
         return _dump({"nick": user.nick, "away": user.away, "room": room.name})
 
     def joined(self, room: Room[User], user: User) -> Deferred[None]:
-        """``user`` is in ``room`` (or changed its away message there)."""
-        return self.broker.roster_add(room.key, user.key, self._record(room, user))
+        """``user`` is in ``room`` (or changed its away message there); until
+        the roster has it, the room is not dropped by this node nor given up
+        for another's drop."""
+        self.joining[room.key] = self.joining.get(room.key, 0) + 1
+
+        def done(result: Any) -> Any:
+            self.joining[room.key] -= 1
+            if not self.joining[room.key]:
+                del self.joining[room.key]
+            return result
+        return self.broker.roster_add(room.key, user.key, self._record(room, user)).addBoth(done)
 
     def left(self, room: Room[User], key: str) -> None:
         self._quietly(self.broker.roster_remove(room.key, key), "leave a roster")
@@ -242,8 +190,8 @@ class ClusterLink:
         return list(found.values())
 
     async def member_counts(self, rooms: list[Room[User]]) -> dict[str, int]:
-        rosters = await gatherResults([self.broker.roster(room.key) for room in rooms])
-        return {room.key: len(roster) for room, roster in zip(rooms, rosters)}
+        """Each room's members on every node: one broker call for them all."""
+        return await self.broker.roster_sizes([room.key for room in rooms])
 
     def _room_message(self, room_key: str, data: bytes) -> None:
         room = self.server.rooms.get(room_key)
@@ -262,6 +210,9 @@ class ClusterLink:
                 self._event(room, record["e"].encode(), record.get("x"), record.get("rm"))
             elif kind == "state":
                 room.apply_state(record["s"])
+            elif kind == "dropped":
+                if record["from"] != self.node_id:
+                    self.shared_rooms.dropped(room)
             elif kind == "typing":
                 if record["from"] != self.node_id:
                     data, sender = record["e"].encode(), record.get("x")

@@ -206,7 +206,7 @@ class ChatServer(ServerCore):
         for room in self.rooms.expired(now, self.config.room_ttl, self.config.kept_room_ttl,
                                        held=self.memberships.holds):
             if self.cluster is not None:
-                self.cluster.closed(room)  # the network's: other nodes may have it
+                self.cluster.shared_rooms.closed(room)  # the network's: other nodes may have it
                 continue
             self.log.info("reaping empty room {room}", room=room.name)
             self.background(self.store.delete_history(room.key), "delete history")

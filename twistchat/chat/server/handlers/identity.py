@@ -114,7 +114,7 @@ async def _login_locked(server: ServerCore, user: User, request: p.Login, key: s
     waiting = await server.mailbox.pending(key)
     kept_rooms = await server.memberships.memberships(user)  # issue 14: C11, C12
     if server.cluster is not None:
-        await server.cluster.open_kept(kept_rooms, user)
+        await server.cluster.shared_rooms.open_kept(kept_rooms, user)
     contact_list = await server.store.get_contacts(key)
     elsewhere = await server.presence_elsewhere(contact_list)
     if not user.departed:  # its transport may have gone while we read

@@ -22,21 +22,19 @@ def _check_room_capacity(server: ServerCore, user: User) -> None:
         raise ChatProtocolError(ErrorCode.TOO_MANY_ROOMS)
 
 
-def _may_create(server: ServerCore, user: User) -> bool:
-    return server.rooms.created_by(user.key) < server.config.max_rooms_created
-
-
 def _check_can_create(server: ServerCore, user: User) -> None:
-    if not _may_create(server, user):
+    """One node's count: the rooms it has open that ``user`` created (a
+    network's is kept in the shared store: ``SharedRooms.open_or_create``)."""
+    if server.rooms.created_by(user.key) >= server.config.max_rooms_created:
         raise ChatProtocolError(ErrorCode.TOO_MANY_CREATED)
 
 
 async def create(server: ServerCore, user: User, request: p.Create) -> None:
     _check_room_capacity(server, user)
-    _check_can_create(server, user)
-    if server.cluster is not None:
-        room = await server.cluster.new_group(user)
+    if server.cluster is not None:  # counted over the network, in the step that creates
+        room = await server.cluster.shared_rooms.new_group(user, server.config.max_rooms_created)
     else:
+        _check_can_create(server, user)
         group = server.rooms.new_group_id()
         room = server.rooms.create(group, group, user)
     server.log.info("{nick} created group {room}", nick=user.nick, room=room.key)
@@ -50,11 +48,13 @@ async def join(server: ServerCore, user: User, request: p.Join) -> None:
     _check_room_capacity(server, user)
     room = server.rooms.get(key)
     if room is None and server.cluster is not None:
-        if request.room.startswith("#") and _may_create(server, user):
-            # one step in the shared store: opened as the network has it, or created
-            room = await server.cluster.open_or_create(key, request.room, user)
+        if request.room.startswith("#"):
+            # one step in the shared store: opened as the network has it, or
+            # created if the user has created fewer than the quota network-wide
+            room = await server.cluster.shared_rooms.open_or_create(
+                key, request.room, user, server.config.max_rooms_created)
         else:
-            room = await server.cluster.open_room(key)  # on another node, maybe
+            room = await server.cluster.shared_rooms.open_room(key)  # on another node, maybe
     if room is None:
         if not request.room.startswith("#"):
             raise ChatProtocolError(ErrorCode.NO_SUCH_ROOM)
