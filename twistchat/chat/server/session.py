@@ -187,10 +187,9 @@ class ClientSession(MessageProtocol):
         """Fires once every request dispatched before ``request`` is answered,
         or the session ended. A say is answered when its commit lands (a
         data when its recipient acknowledged it), after later requests have
-        begun, so a quit waits on this
-        before it closes the session: otherwise the sender never hears that
-        its line was kept (PROTOCOL.md C2). Requests run one at a time, so
-        one waits at most."""
+        begun, so a quit waits on this before it closes the session:
+        otherwise the sender never hears that its line was kept (PROTOCOL.md
+        C2). Requests run one at a time, so one waits at most."""
         if self._unanswered <= {id(request)}:
             return succeed(None)
         waiting: Deferred[None] = Deferred()
