@@ -379,7 +379,9 @@ class Endpoint(DatagramProtocol):
         return True
 
     def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
-        self._dirty[handle] = None
+        dirty = self._dirty
+        was_dirty = handle in dirty
+        dirty[handle] = None
         session = handle.session
         unauthenticated = session.stats.unauthenticated
         try:
@@ -392,6 +394,11 @@ class Endpoint(DatagramProtocol):
                 self.counters.unauthenticated += 1
             else:
                 self.counters.malformed += 1
+        elif session.answer_at_once and not was_dirty and not self._flushing:
+            # A keepalive: nothing to pack with its ACK, so no later turn
+            # (a callLater(0) and a flush) for it: most of an idle server's work.
+            del dirty[handle]
+            self._service(handle)
 
     def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
                   graceful: bool = False) -> None:

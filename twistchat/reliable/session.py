@@ -122,6 +122,7 @@ class Session:
         "_recovery",
         "_reset_token",
         "_rng",
+        "answer_at_once",
         "config",
         "congestion",
         "created_at",
@@ -199,6 +200,11 @@ class Session:
         the client's first packet shows it has it."""
         self._accept_pending = False
         """Server: ACCEPT is owed (first, or again because CONNECT came again)."""
+        self.answer_at_once = False
+        """The last datagram was a keepalive (PING alone) from the peer's
+        address that made no event: all it asks for is its ACK, now, so the
+        endpoint may answer it there and then instead of at the end of the
+        reactor turn (issue 16: an idle server's work is mostly these)."""
 
         # closing
         self._close_after_flush: tuple[CloseCode, str] | None = None
@@ -395,6 +401,7 @@ class Session:
         """One datagram routed to this session; False if it was dropped as
         malformed or not authentic (``stats.unauthenticated`` tells which),
         for the endpoint to count: nothing in the session changed."""
+        self.answer_at_once = False
         try:
             packet = decode_packet(data)
         except DecodeError:
@@ -531,8 +538,10 @@ class Session:
                     self._events.append(PathMigrated(old, address))
         keepalive = ack_eliciting and only_ping
         self._acks.on_packet_processed(ack_eliciting, out_of_order, now, only_ping=keepalive)
-        if keepalive and not self._buffer.has_unacked_data():
-            self._protection_may_rest = True
+        if keepalive:
+            if not self._buffer.has_unacked_data():
+                self._protection_may_rest = True
+            self.answer_at_once = not self._events and address == self.peer_address
 
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
