@@ -49,6 +49,9 @@ READ_BYTES_PER_TURN = 16 * 1024
 256 KiB: thousands of small datagrams, hundreds of requests, before any
 reply is flushed or any timer runs). A flood then costs its own latency,
 not a stall of everyone else's timers and replies."""
+_DATA = PacketType.DATA
+"""A module global: on Python 3.11 ``PacketType.DATA`` is a lookup through
+``EnumType.__getattr__``'s slot, on every datagram (issue 16)."""
 RESETS_PER_SECOND = 100
 """Answers to packets for unknown sessions are rate limited: they are
 small (never larger than what provoked them) but free to provoke."""
@@ -160,7 +163,7 @@ class ServerEndpoint(Endpoint):
             self.transport.maxThroughput = READ_BYTES_PER_TURN
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
-        if packet_type is PacketType.DATA:
+        if packet_type is _DATA:
             handle = self.sessions.get(cid)
             if handle is None:
                 if self._unknown_connection(datagram):

@@ -75,6 +75,12 @@ from twistchat.wire.packets import (
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
            "ConnectionClosed"]
 
+_HANDSHAKE, _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = (
+    State.HANDSHAKE, State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED)
+"""The states as module globals: on Python 3.11 ``State.CLOSED`` is looked
+up through the slot ``EnumType.__getattr__`` installs (~250 instructions),
+a global in one dict probe; a datagram took a dozen such lookups (issue 16)."""
+
 CONGESTION_CONTROLLERS = {"bbr": Bbr, "newreno": NewReno}
 """What ``SessionConfig.congestion_control`` names."""
 
@@ -141,7 +147,7 @@ class Session:
 
     def __init__(self, *, is_client: bool, now: float, local_cid: int, peer_address: tuple,
                  config: SessionConfig, rng: random.Random,
-                 state: State = State.HANDSHAKE,
+                 state: State = _HANDSHAKE,
                  reassembly_budget: ReassemblyBudget | None = None,
                  send_budget: SendQueueBudget | None = None) -> None:
         self.is_client = is_client
@@ -241,7 +247,7 @@ class Session:
             connect, static_key, local_cid, reset_token, config.transport_parameters())
         session = cls(is_client=False, now=now, local_cid=local_cid,
                       peer_address=client_address, config=config,
-                      rng=rng or random.SystemRandom(), state=State.ESTABLISHED,
+                      rng=rng or random.SystemRandom(), state=_ESTABLISHED,
                       reassembly_budget=reassembly_budget, send_budget=send_budget)
         session.peer_cid = connect.client_cid
         session._adopt_parameters(client_parameters)
@@ -268,11 +274,11 @@ class Session:
 
     @property
     def is_established(self) -> bool:
-        return self._lifecycle.state is State.ESTABLISHED
+        return self._lifecycle.state is _ESTABLISHED
 
     @property
     def is_closed(self) -> bool:
-        return self._lifecycle.state is State.CLOSED
+        return self._lifecycle.state is _CLOSED
 
     @property
     def has_ended(self) -> bool:
@@ -387,7 +393,7 @@ class Session:
         """Close; ``graceful`` first waits until everything queued is acknowledged."""
         if self.has_ended:
             return
-        if self.state is State.HANDSHAKE:
+        if self.state is _HANDSHAKE:
             self._abandon(code, reason, by_peer=False)
             return
         if graceful and self._buffer.has_unacked_data():
@@ -447,19 +453,19 @@ class Session:
         elif isinstance(packet, Connect) and not self.is_client:
             # Our ACCEPT was lost: the client asks again (the same bytes, or
             # it would not be routed here: the endpoint keys on them).
-            if address == self.peer_address and self.state is State.ESTABLISHED \
+            if address == self.peer_address and self.state is _ESTABLISHED \
                     and self._accept_datagram is not None:
                 self._accept_pending = True
         return True
 
     def _receive_cookie(self, packet: Cookie, address: tuple, now: float) -> None:
-        if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
+        if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is not None:
             return
         self._handshake.on_cookie(packet.cookie, now, self.config.transport_parameters())
 
     def _receive_accept(self, packet: Accept, address: tuple, now: float) -> bool:
-        if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
+        if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is None:
             return True
         try:
@@ -488,7 +494,7 @@ class Session:
         return True
 
     def _receive_data(self, packet: Data, address: tuple, size: int, now: float) -> None:
-        if self.state is State.HANDSHAKE:
+        if self.state is _HANDSHAKE:
             return  # data before ACCEPT: the server will send it again
         if address != self.peer_address and not self._paths.accept_from_new_address(address, size):
             self.stats.dropped_from_unvalidated_path += 1
@@ -496,7 +502,7 @@ class Session:
         self.stats.packets_received += 1
         self.stats.bytes_received += size
         self._last_receive_time = now
-        if self.state is State.CLOSING:
+        if self.state is _CLOSING:
             self._close_send_pending = True
             return
         out_of_order = self._acks.on_packet_number(packet.packet_number, now)
@@ -506,7 +512,7 @@ class Session:
         ack_eliciting = False
         only_ping = True
         for frame in packet.frames:
-            if self.state is not State.ESTABLISHED:
+            if self.state is not _ESTABLISHED:
                 break
             if isinstance(frame, Ack):
                 self._receive_ack(frame, now)
@@ -571,11 +577,11 @@ class Session:
     def get_timer(self) -> float | None:
         """The next time ``handle_timer`` wants to run, or None."""
         state = self.state
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return None
-        if state in (State.CLOSING, State.DRAINING):
+        if state is _CLOSING or state is _DRAINING:
             return self._closing_deadline
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             deadline = self.created_at + self.config.handshake_timeout
             retry = self._handshake.retry_time()
             return deadline if retry is None else min(deadline, retry)
@@ -596,13 +602,13 @@ class Session:
 
     def handle_timer(self, now: float) -> None:
         state = self.state
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return
-        if state in (State.CLOSING, State.DRAINING):
+        if state is _CLOSING or state is _DRAINING:
             if self._closing_deadline is not None and now >= self._closing_deadline:
                 self._lifecycle.move(Move.PERIOD_OVER)
             return
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             if now >= self.created_at + self.config.handshake_timeout:
                 self._abandon(CloseCode.HANDSHAKE_FAILED, "no answer from the server", by_peer=False)
             else:
@@ -643,12 +649,12 @@ class Session:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
         """Everything the session wants on the wire now, with destinations."""
         state = self.state
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             return self._handshake_datagrams(now)
         if state in SILENT:
             return []
         out: list[tuple[bytes, tuple]] = []
-        if state is State.CLOSING:
+        if state is _CLOSING:
             if self._close_send_pending and self._close_frame is not None:
                 self._close_send_pending = False
                 out.append((self._builder.seal([self._close_frame], self.peer_cid, now),

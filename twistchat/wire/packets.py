@@ -162,6 +162,16 @@ def _first_byte(packet_type: PacketType) -> bytes:
     return bytes(((PROTOCOL_VERSION << 4) | packet_type,))
 
 
+_PACKET_TYPES = {int(t): t for t in PacketType}
+_HELLO, _DATA, _COOKIE, _CONNECT, _ACCEPT, _RESET = (int(t) for t in (
+    PacketType.HELLO, PacketType.DATA, PacketType.COOKIE, PacketType.CONNECT, PacketType.ACCEPT,
+    PacketType.RESET))
+_DATA_FIRST_BYTE = _first_byte(PacketType.DATA)
+"""Plain ints and bytes for the per-datagram code: on Python 3.11 each
+``PacketType.DATA`` is a lookup through ``EnumType.__getattr__``'s slot
+(~250 instructions) and ``PacketType(code)`` a Python call (issue 16)."""
+
+
 def _cid(value: int) -> bytes:
     return value.to_bytes(CONNECTION_ID_SIZE, "big")
 
@@ -175,7 +185,7 @@ def data_header_size(dest_cid: int, packet_number: int) -> int:
 
 
 def encode_data_header(dest_cid: int, packet_number: int) -> bytes:
-    return _first_byte(PacketType.DATA) + _cid(dest_cid) + encode_varint(packet_number)
+    return _DATA_FIRST_BYTE + _cid(dest_cid) + encode_varint(packet_number)
 
 
 def encode_packet(packet: Packet, pad_to: int = 0) -> bytes:
@@ -220,10 +230,9 @@ def peek_route(datagram: bytes) -> tuple[PacketType, int]:
     version, type_code = datagram[0] >> 4, datagram[0] & 0x0F
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"unknown version {version}")
-    try:
-        packet_type = PacketType(type_code)
-    except ValueError:
-        raise DecodeError(f"unknown packet type {type_code}") from None
+    packet_type = _PACKET_TYPES.get(type_code)
+    if packet_type is None:
+        raise DecodeError(f"unknown packet type {type_code}")
     return packet_type, int.from_bytes(datagram[1:1 + CONNECTION_ID_SIZE], "big")
 
 
@@ -246,9 +255,9 @@ def _decode_packet(datagram: bytes) -> Packet:
     version, type_code = first >> 4, first & 0x0F
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"unknown version {version}")
-    if type_code == PacketType.HELLO:
+    if type_code == _HELLO:
         return Hello(client_cid=reader.read_u64())
-    if type_code == PacketType.DATA:
+    if type_code == _DATA:
         dest_cid = reader.read_u64()
         packet_number = reader.read_varint()
         header_size = len(datagram) - reader.remaining()
@@ -256,17 +265,17 @@ def _decode_packet(datagram: bytes) -> Packet:
         if len(sealed) <= TAG_SIZE:
             raise DecodeError("DATA packet without sealed frames")
         return SealedData(dest_cid, packet_number, datagram[:header_size], sealed)
-    if type_code == PacketType.COOKIE:
+    if type_code == _COOKIE:
         client_cid = reader.read_u64()
         return Cookie(client_cid, _read_cookie(reader))
-    if type_code == PacketType.CONNECT:
+    if type_code == _CONNECT:
         client_cid = reader.read_u64()
         cookie = _read_cookie(reader)
         return Connect(client_cid, cookie, _read_handshake(reader))
-    if type_code == PacketType.ACCEPT:
+    if type_code == _ACCEPT:
         client_cid = reader.read_u64()
         return Accept(client_cid, _read_handshake(reader))
-    if type_code == PacketType.RESET:
+    if type_code == _RESET:
         return Reset(reader.read_u64(), reader.read_bytes(RESET_TOKEN_SIZE))
     raise DecodeError(f"unknown packet type {type_code}")
 
