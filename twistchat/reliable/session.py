@@ -66,10 +66,10 @@ from twistchat.reliable.rtt import RttEstimator
 from twistchat.reliable.sending import SendBuffer, SendQueueBudget
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
-    INTERACTIVE_LANE, LANE_COUNT, Accept, Ack, Close, Connect, Cookie, Data, DecodeError,
+    DATA_FIRST_BYTE, INTERACTIVE_LANE, LANE_COUNT, Accept, Ack, Close, Connect, Cookie, DecodeError,
     MessageFrame, Packet, PathChallenge,
     PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, Window, decode_frames,
-    decode_packet,
+    data_header, decode_packet,
 )
 
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
@@ -408,18 +408,28 @@ class Session:
         malformed or not authentic (``stats.unauthenticated`` tells which),
         for the endpoint to count: nothing in the session changed."""
         self.answer_at_once = False
+        if data and data[0] == DATA_FIRST_BYTE:
+            # Nearly every datagram: opened from its parts, no SealedData (issue 16).
+            try:
+                packet_number, header_size = data_header(data)
+            except DecodeError:
+                return False
+            return self._receive_sealed(packet_number, data[:header_size], data[header_size:],
+                                        address, len(data), now)
         try:
             packet = decode_packet(data)
         except DecodeError:
             return False
         if isinstance(packet, SealedData):
-            return self._receive_sealed(packet, address, len(data), now)
+            return self._receive_sealed(packet.packet_number, packet.header, packet.sealed,
+                                        address, len(data), now)
         return self._receive_packet(packet, address, len(data), now)
 
-    def _receive_sealed(self, packet: SealedData, address: tuple, size: int, now: float) -> bool:
+    def _receive_sealed(self, packet_number: int, header: bytes, sealed: bytes, address: tuple,
+                        size: int, now: float) -> bool:
         if self._protection is None or self.state in SILENT:
             return True  # data before ACCEPT: the server will send it again
-        plaintext = self._protection.open(packet)
+        plaintext = self._protection.open_parts(packet_number, header, sealed)
         if plaintext is None:
             self.stats.unauthenticated += 1
             return False
@@ -432,7 +442,7 @@ class Session:
         # for a CONNECT sent again.
         self._accept_datagram = None
         self._accept_pending = False
-        self._receive_data(Data(packet.dest_cid, packet.packet_number, frames), address, size, now)
+        self._receive_data(packet_number, frames, address, size, now)
         return True
 
     def _receive_packet(self, packet: Packet, address: tuple, size: int, now: float) -> bool:
@@ -493,7 +503,8 @@ class Session:
         self._events.append(HandshakeCompleted())
         return True
 
-    def _receive_data(self, packet: Data, address: tuple, size: int, now: float) -> None:
+    def _receive_data(self, packet_number: int, frames: tuple, address: tuple, size: int,
+                      now: float) -> None:
         if self.state is _HANDSHAKE:
             return  # data before ACCEPT: the server will send it again
         if address != self.peer_address and not self._paths.accept_from_new_address(address, size):
@@ -505,13 +516,13 @@ class Session:
         if self.state is _CLOSING:
             self._close_send_pending = True
             return
-        out_of_order = self._acks.on_packet_number(packet.packet_number, now)
+        out_of_order = self._acks.on_packet_number(packet_number, now)
         if out_of_order is None:
             self.stats.duplicate_packets += 1
             return
         ack_eliciting = False
         only_ping = True
-        for frame in packet.frames:
+        for frame in frames:
             if self.state is not _ESTABLISHED:
                 break
             if isinstance(frame, Ack):

@@ -35,7 +35,7 @@ __all__ = [
     "derived_numbers_saving",
     "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
-    "data_header_size", "packet_version", "peek_route",
+    "data_header_size", "data_header", "DATA_FIRST_BYTE", "packet_version", "peek_route",
     "ACK_DELAY_EXPONENT", "BULK_LANE", "FRAGMENT_BIT", "INTERACTIVE_LANE", "LANE_COUNT", "LEN_BIT",
     "MAX_CLOSE_REASON_SIZE",
 ]
@@ -167,6 +167,8 @@ _HELLO, _DATA, _COOKIE, _CONNECT, _ACCEPT, _RESET = (int(t) for t in (
     PacketType.HELLO, PacketType.DATA, PacketType.COOKIE, PacketType.CONNECT, PacketType.ACCEPT,
     PacketType.RESET))
 _DATA_FIRST_BYTE = _first_byte(PacketType.DATA)
+DATA_FIRST_BYTE = _DATA_FIRST_BYTE[0]
+"""The first byte of every DATA packet of this version."""
 """Plain ints and bytes for the per-datagram code: on Python 3.11 each
 ``PacketType.DATA`` is a lookup through ``EnumType.__getattr__``'s slot
 (~250 instructions) and ``PacketType(code)`` a Python call (issue 16)."""
@@ -258,13 +260,9 @@ def _decode_packet(datagram: bytes) -> Packet:
     if type_code == _HELLO:
         return Hello(client_cid=reader.read_u64())
     if type_code == _DATA:
-        dest_cid = reader.read_u64()
-        packet_number = reader.read_varint()
-        header_size = len(datagram) - reader.remaining()
-        sealed = reader.read_rest()
-        if len(sealed) <= TAG_SIZE:
-            raise DecodeError("DATA packet without sealed frames")
-        return SealedData(dest_cid, packet_number, datagram[:header_size], sealed)
+        packet_number, header_size = data_header(datagram)
+        return SealedData(int.from_bytes(datagram[1:1 + CONNECTION_ID_SIZE], "big"), packet_number,
+                          datagram[:header_size], datagram[header_size:])
     if type_code == _COOKIE:
         client_cid = reader.read_u64()
         return Cookie(client_cid, _read_cookie(reader))
@@ -278,6 +276,31 @@ def _decode_packet(datagram: bytes) -> Packet:
     if type_code == _RESET:
         return Reset(reader.read_u64(), reader.read_bytes(RESET_TOKEN_SIZE))
     raise DecodeError(f"unknown packet type {type_code}")
+
+
+def data_header(datagram: bytes) -> tuple[int, int]:
+    """(packet number, header size) of a DATA datagram whose first byte is
+    ``DATA_FIRST_BYTE``: what a session needs to open it, without a Reader
+    or a ``SealedData`` (the per-datagram path, issue 16). Raises
+    ``DecodeError`` as ``decode_packet`` does."""
+    size = len(datagram)
+    if size > MAX_ACCEPTED_DATAGRAM_SIZE:
+        raise DecodeError(f"oversized datagram: {size} bytes")
+    pos = 1 + CONNECTION_ID_SIZE
+    if size <= pos:
+        raise DecodeError(f"truncated: {size} bytes")
+    first = datagram[pos]
+    if first < 0x40:
+        packet_number, end = first, pos + 1
+    else:
+        length = 1 << (first >> 6)
+        end = pos + length
+        if end > size:
+            raise DecodeError(f"truncated: needed {length}-byte varint")
+        packet_number = int.from_bytes(datagram[pos:end], "big") & ((1 << (8 * length - 2)) - 1)
+    if size - end <= TAG_SIZE:
+        raise DecodeError("DATA packet without sealed frames")
+    return packet_number, end
 
 
 def _read_handshake(reader: Reader) -> bytes:
