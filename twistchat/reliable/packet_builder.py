@@ -178,6 +178,8 @@ class PacketBuilder:
 
     def path_challenge(self, dest_cid: int, now: float) -> tuple[bytes, tuple] | None:
         """A PATH_CHALLENGE datagram to a candidate address, if one is due and allowed."""
+        if not self.paths.has_candidate:
+            return None  # every call but after a peer's move: no probe timeout to work out
         due = self.paths.challenge_due(now, self.recovery.probe_timeout())
         if due is None:
             return None
