@@ -596,20 +596,27 @@ class Session:
             deadline = self.created_at + self.config.handshake_timeout
             retry = self._handshake.retry_time()
             return deadline if retry is None else min(deadline, retry)
-        timers = [self._last_receive_time + self.idle_timeout]
+        # The earliest of the clocks below, with no list or call for those
+        # not running: an idle server session has only the first (issue 16).
+        deadline = self._last_receive_time + self.idle_timeout
         ack_deadline = self._acks.timer()
-        if ack_deadline is not None:
-            timers.append(ack_deadline)
-        recovery_deadline = self._recovery.timer()
-        if recovery_deadline is not None:
-            timers.append(recovery_deadline)
-        if self._awaiting_acks():
-            timers.append(self._last_ack_progress + self.config.give_up_timeout)
-        if self.keepalive_interval:
-            timers.append(self._keepalive_due)
-        if self._builder.paced:
-            timers.append(self._builder.pacer.next_send_time)
-        return min(timers)
+        if ack_deadline is not None and ack_deadline < deadline:
+            deadline = ack_deadline
+        recovery = self._recovery
+        if recovery.sent or recovery.loss_time is not None:
+            recovery_deadline = recovery.timer()
+            if recovery_deadline < deadline:
+                deadline = recovery_deadline
+        if recovery.sent or self._buffer.has_unacked_data():  # _awaiting_acks
+            give_up = self._last_ack_progress + self.config.give_up_timeout
+            if give_up < deadline:
+                deadline = give_up
+        if self.keepalive_interval and self._keepalive_due < deadline:
+            deadline = self._keepalive_due
+        builder = self._builder
+        if builder.paced and builder.pacer.next_send_time < deadline:
+            deadline = builder.pacer.next_send_time
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         state = self.state
