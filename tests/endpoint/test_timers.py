@@ -90,3 +90,12 @@ def test_a_keepalive_is_answered_in_the_call_that_reads_it():
     assert len(keepalives) >= 2
     assert all(item == (1, None) for item in keepalives)
     assert len(server.sessions) == 1 and connected[0].connection is not None
+
+
+def test_a_server_on_the_simulator_writes_through_its_transport():
+    """``raw_sendto`` is only for a Twisted UDP port: anything else keeps its ``write``."""
+    clock = Clock()
+    network = SimulatedNetwork(clock, seed=1, rtt=0.02)
+    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1))
+    network.attach(server, SERVER)
+    assert server._sendto is None

@@ -197,6 +197,8 @@ class Endpoint(DatagramProtocol):
         self._dirty: dict[_Handle, None] = {}
         self._flush_call = None
         self._flushing = False
+        self._sendto: Callable[[bytes, tuple], object] | None = None
+        """Set by endpoints that write straight to their socket (``ServerEndpoint``)."""
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -204,10 +206,15 @@ class Endpoint(DatagramProtocol):
     # -- sending -------------------------------------------------------------
 
     def _write(self, datagram: bytes, address: tuple) -> None:
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
+        sendto = self._sendto
         try:
-            self.transport.write(datagram, address)
+            if sendto is not None:
+                sendto(datagram, address)
+            else:
+                transport.write(datagram, address)
         except OSError as e:  # e.g. no route; the session's timers will cope
             self.counters.write_errors += 1
             self.log.debug("write to {address} failed: {error}", address=address, error=e)
