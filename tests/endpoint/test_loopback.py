@@ -75,6 +75,9 @@ def test_handshake_thousands_of_ordered_messages_and_close_over_loopback(host):
         own = yield client_protocol.lost.addTimeout(5, reactor)
         assert own.unacked == ()
         assert server.counters.malformed == 0 and client.counters.malformed == 0
+        # The server wrote to its socket itself (no udp.Port.write address checks).
+        assert server._sendto == server_port.socket.sendto
+        assert server.counters.datagrams_sent > 0 and server.counters.write_errors == 0
     finally:
         yield client_port.stopListening()
         yield server_port.stopListening()

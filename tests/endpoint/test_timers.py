@@ -61,3 +61,41 @@ def test_a_thousand_sessions_share_one_timer():
     # Delayed calls: the two endpoints' timers plus datagrams in flight.
     timers = [c for c in clock.getDelayedCalls() if "TimerQueue" in repr(c.func)]
     assert len(timers) == 2
+
+
+def test_a_keepalive_is_answered_in_the_call_that_reads_it():
+    """No later reactor turn for a keepalive's ACK: the server's write is
+    made from ``datagramReceived`` itself, and nothing is left scheduled."""
+    clock = Clock()
+    network = SimulatedNetwork(clock, seed=1, rtt=0.02)
+    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1),
+                            admission=Admission.for_load_generators())
+    client = ClientEndpoint(clock, rng=random.Random(2))
+    network.attach(server, SERVER)
+    network.attach(client, ("127.0.0.20", 40000))
+    connected = []
+    client.connect(SERVER, MessageProtocol()).addCallback(connected.append)
+    network.run(until=5, stop=lambda: bool(connected))
+    network.run(until=10)
+    keepalives = []
+    real = server.datagramReceived
+
+    def received(datagram, address):
+        sent = server.counters.datagrams_sent
+        real(datagram, address)
+        keepalives.append((server.counters.datagrams_sent - sent, server._flush_call))
+
+    server.datagramReceived = received
+    network.run(until=60)  # two or three keepalives
+    assert len(keepalives) >= 2
+    assert all(item == (1, None) for item in keepalives)
+    assert len(server.sessions) == 1 and connected[0].connection is not None
+
+
+def test_a_server_on_the_simulator_writes_through_its_transport():
+    """``raw_sendto`` is only for a Twisted UDP port: anything else keeps its ``write``."""
+    clock = Clock()
+    network = SimulatedNetwork(clock, seed=1, rtt=0.02)
+    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1))
+    network.attach(server, SERVER)
+    assert server._sendto is None

@@ -15,7 +15,7 @@ from twistchat.wire.packets import (
     MIN_HELLO_SIZE, PROTOCOL_VERSION, TAG_SIZE, Accept, Ack, Close, Connect, Cookie, Data,
     DecodeError, FrameType, Hello, MessageFrame, PacketType, PathChallenge, PathResponse, Ping, Reset,
     SealedData, Unreliable, Window, data_header_size, decode_frames, decode_plain_data, encode_frame,
-    encode_packet, frame_size, packet_version,
+    DATA_FIRST_BYTE, data_header, encode_data_header, encode_packet, frame_size, packet_version,
 )
 from twistchat.wire.packets import decode_packet as decode_wire
 from twistchat.wire.varint import MAX_VARINT, encode_varint
@@ -203,6 +203,24 @@ def test_data_travels_sealed_the_decoder_splits_header_and_body():
     assert decode_wire(datagram) == SealedData(CID_INT, 300, datagram[:11], bytes(TAG_SIZE + 3))
     with pytest.raises(DecodeError):  # no room for even a tag and a frame
         decode_wire(b"\x15" + CID + b"\x00" + bytes(TAG_SIZE))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, MAX_VARINT), st.binary(min_size=TAG_SIZE + 1, max_size=40))
+def test_data_header_reads_what_decode_packet_reads(packet_number, sealed):
+    """The session's per-datagram path (``data_header``) and ``decode_packet``
+    agree on every DATA packet, and refuse the same truncated ones."""
+    datagram = encode_data_header(CID_INT, packet_number) + sealed
+    assert datagram[0] == DATA_FIRST_BYTE
+    packet = decode_wire(datagram)
+    number, size = data_header(datagram)
+    assert (number, datagram[:size], datagram[size:]) == (packet.packet_number, packet.header,
+                                                          packet.sealed)
+    for cut in range(size + TAG_SIZE + 1):
+        with pytest.raises(DecodeError):
+            data_header(datagram[:cut])
+        with pytest.raises(DecodeError):
+            decode_wire(datagram[:cut])
 
 
 def test_data_packet_bytes():

@@ -197,6 +197,8 @@ class Endpoint(DatagramProtocol):
         self._dirty: dict[_Handle, None] = {}
         self._flush_call = None
         self._flushing = False
+        self._sendto: Callable[[bytes, tuple], object] | None = None
+        """Set by endpoints that write straight to their socket (``ServerEndpoint``)."""
 
     def now(self) -> float:
         return self.reactor.seconds()
@@ -204,10 +206,15 @@ class Endpoint(DatagramProtocol):
     # -- sending -------------------------------------------------------------
 
     def _write(self, datagram: bytes, address: tuple) -> None:
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
+        sendto = self._sendto
         try:
-            self.transport.write(datagram, address)
+            if sendto is not None:
+                sendto(datagram, address)
+            else:
+                transport.write(datagram, address)
         except OSError as e:  # e.g. no route; the session's timers will cope
             self.counters.write_errors += 1
             self.log.debug("write to {address} failed: {error}", address=address, error=e)
@@ -385,7 +392,9 @@ class Endpoint(DatagramProtocol):
         return True
 
     def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
-        self._dirty[handle] = None
+        dirty = self._dirty
+        was_dirty = handle in dirty
+        dirty[handle] = None
         session = handle.session
         unauthenticated = session.stats.unauthenticated
         try:
@@ -398,6 +407,11 @@ class Endpoint(DatagramProtocol):
                 self.counters.unauthenticated += 1
             else:
                 self.counters.malformed += 1
+        elif session.answer_at_once and not was_dirty and not self._flushing:
+            # A keepalive: nothing to pack with its ACK, so no later turn
+            # (a callLater(0) and a flush) for it: most of an idle server's work.
+            del dirty[handle]
+            self._service(handle)
 
     def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
                   graceful: bool = False) -> None:

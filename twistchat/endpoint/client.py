@@ -10,6 +10,12 @@ from twistchat.reliable.session import Session
 from twistchat.wire.packets import PacketType
 
 
+_RESET = PacketType.RESET
+_TO_A_SESSION = frozenset({PacketType.DATA, PacketType.COOKIE, PacketType.ACCEPT})
+"""Module globals: on Python 3.11 ``PacketType.DATA`` is a lookup through
+``EnumType.__getattr__``'s slot, on every datagram (issue 16)."""
+
+
 class ClientEndpoint(Endpoint):
     """Opens sessions to servers; one socket can carry several."""
 
@@ -28,10 +34,10 @@ class ClientEndpoint(Endpoint):
         return connected
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
-        if packet_type is PacketType.RESET:
+        if packet_type is _RESET:
             # A RESET names the server's connection id: find who talks to it.
             handle = next((h for h in self.sessions.values() if h.session.peer_cid == cid), None)
-        elif packet_type in (PacketType.DATA, PacketType.COOKIE, PacketType.ACCEPT):
+        elif packet_type in _TO_A_SESSION:
             handle = self.sessions.get(cid)
         else:
             self.counters.unexpected_packet += 1

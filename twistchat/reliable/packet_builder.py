@@ -74,13 +74,18 @@ class PacketBuilder:
         """The next DATA datagram, or None if nothing is due."""
         buffer = self.buffer
         acks = self.acks
-        if not (self.probes_pending or self.ping_pending or acks.is_due(now)
-                or buffer.has_data_to_send() or self.paths.responses
+        if not (self.probes_pending or self.ping_pending or buffer.has_data_to_send()
+                or self.paths.responses
                 or (self.window_update is not None and not self._window_in_flight)):
-            # Nothing could go: the common case of every wake-up after the
-            # last datagram (an idle server's keepalive acks: issue 16).
+            # Nothing but an ACK could go: the common case of every wake-up
+            # after the last datagram, and of an idle server's answer to a
+            # keepalive (issue 16), which needs no room, window or pacer.
             self.paced = False
-            return None
+            if not acks.is_due(now):
+                return None
+            if buffer.recent:
+                buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
+            return self.seal([acks.frame(now)], dest_cid, now)
         congestion = self.recovery.congestion
         room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number)) \
             - TAG_SIZE
@@ -173,6 +178,8 @@ class PacketBuilder:
 
     def path_challenge(self, dest_cid: int, now: float) -> tuple[bytes, tuple] | None:
         """A PATH_CHALLENGE datagram to a candidate address, if one is due and allowed."""
+        if not self.paths.has_candidate:
+            return None  # every call but after a peer's move: no probe timeout to work out
         due = self.paths.challenge_due(now, self.recovery.probe_timeout())
         if due is None:
             return None

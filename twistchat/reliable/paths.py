@@ -30,7 +30,7 @@ class _CandidatePath:
 
 class PathValidator:
     __slots__ = (
-        "_candidate", "_is_client", "responses", "_rng"
+        "_candidate", "_is_client", "has_candidate", "responses", "_rng"
     )
     # One per session: no per-instance dict (issue 16, idle sessions).
 
@@ -38,6 +38,8 @@ class PathValidator:
         self._is_client = is_client
         self._rng = rng
         self._candidate: _CandidatePath | None = None
+        self.has_candidate = False
+        """A new address of the peer's is being validated (read for every datagram sent)."""
         self.responses: list[bytes] = []
         """PATH_RESPONSEs owed, oldest first (rare and few: a list, 56
         bytes empty, not a deque, 760)."""
@@ -51,6 +53,7 @@ class PathValidator:
         if candidate is None or candidate.address != address:
             candidate = self._candidate = _CandidatePath(
                 address, self._rng.getrandbits(8 * PATH_DATA_SIZE).to_bytes(PATH_DATA_SIZE, "big"))
+            self.has_candidate = True
         candidate.bytes_received += size
         return True
 
@@ -80,6 +83,7 @@ class PathValidator:
         if candidate is None or candidate.address != address or data != candidate.challenge:
             return False
         self._candidate = None
+        self.has_candidate = False
         return True
 
     def on_challenge(self, data: bytes) -> None:

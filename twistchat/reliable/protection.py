@@ -56,11 +56,15 @@ class PacketProtection:
 
     def open(self, packet: SealedData) -> bytes | None:
         """The plaintext frames, or None if the packet is not authentic."""
+        return self.open_parts(packet.packet_number, packet.header, packet.sealed)
+
+    def open_parts(self, packet_number: int, header: bytes, sealed: bytes) -> bytes | None:
+        """``open`` of a packet given by its parts (``packets.data_header``)."""
         receive = self._receive
         if receive is None:
             receive = self._receive = ChaCha20Poly1305(self._receive_key)
         try:
-            return receive.decrypt(aead_nonce(packet.packet_number), packet.sealed, packet.header)
+            return receive.decrypt(aead_nonce(packet_number), sealed, header)
         except InvalidTag:
             return None
 

@@ -66,14 +66,20 @@ from twistchat.reliable.rtt import RttEstimator
 from twistchat.reliable.sending import SendBuffer, SendQueueBudget
 from twistchat.reliable.state import ENDED, SILENT, Lifecycle, Move, State
 from twistchat.wire.packets import (
-    INTERACTIVE_LANE, LANE_COUNT, Accept, Ack, Close, Connect, Cookie, Data, DecodeError,
+    DATA_FIRST_BYTE, INTERACTIVE_LANE, LANE_COUNT, Accept, Ack, Close, Connect, Cookie, DecodeError,
     MessageFrame, Packet, PathChallenge,
     PathResponse, Ping, Reset, SealedData, TransportParameters, Unreliable, Window, decode_frames,
-    decode_packet,
+    data_header, decode_packet,
 )
 
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
            "ConnectionClosed"]
+
+_HANDSHAKE, _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = (
+    State.HANDSHAKE, State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED)
+"""The states as module globals: on Python 3.11 ``State.CLOSED`` is looked
+up through the slot ``EnumType.__getattr__`` installs (~250 instructions),
+a global in one dict probe; a datagram took a dozen such lookups (issue 16)."""
 
 CONGESTION_CONTROLLERS = {"bbr": Bbr, "newreno": NewReno}
 """What ``SessionConfig.congestion_control`` names."""
@@ -122,6 +128,7 @@ class Session:
         "_recovery",
         "_reset_token",
         "_rng",
+        "answer_at_once",
         "config",
         "congestion",
         "created_at",
@@ -140,7 +147,7 @@ class Session:
 
     def __init__(self, *, is_client: bool, now: float, local_cid: int, peer_address: tuple,
                  config: SessionConfig, rng: random.Random,
-                 state: State = State.HANDSHAKE,
+                 state: State = _HANDSHAKE,
                  reassembly_budget: ReassemblyBudget | None = None,
                  send_budget: SendQueueBudget | None = None) -> None:
         self.is_client = is_client
@@ -199,6 +206,11 @@ class Session:
         the client's first packet shows it has it."""
         self._accept_pending = False
         """Server: ACCEPT is owed (first, or again because CONNECT came again)."""
+        self.answer_at_once = False
+        """The last datagram was a keepalive (PING alone) from the peer's
+        address that made no event: all it asks for is its ACK, now, so the
+        endpoint may answer it there and then instead of at the end of the
+        reactor turn (issue 16: an idle server's work is mostly these)."""
 
         # closing
         self._close_after_flush: tuple[CloseCode, str] | None = None
@@ -235,7 +247,7 @@ class Session:
             connect, static_key, local_cid, reset_token, config.transport_parameters())
         session = cls(is_client=False, now=now, local_cid=local_cid,
                       peer_address=client_address, config=config,
-                      rng=rng or random.SystemRandom(), state=State.ESTABLISHED,
+                      rng=rng or random.SystemRandom(), state=_ESTABLISHED,
                       reassembly_budget=reassembly_budget, send_budget=send_budget)
         session.peer_cid = connect.client_cid
         session._adopt_parameters(client_parameters)
@@ -262,11 +274,11 @@ class Session:
 
     @property
     def is_established(self) -> bool:
-        return self._lifecycle.state is State.ESTABLISHED
+        return self._lifecycle.state is _ESTABLISHED
 
     @property
     def is_closed(self) -> bool:
-        return self._lifecycle.state is State.CLOSED
+        return self._lifecycle.state is _CLOSED
 
     @property
     def has_ended(self) -> bool:
@@ -381,7 +393,7 @@ class Session:
         """Close; ``graceful`` first waits until everything queued is acknowledged."""
         if self.has_ended:
             return
-        if self.state is State.HANDSHAKE:
+        if self.state is _HANDSHAKE:
             self._abandon(code, reason, by_peer=False)
             return
         if graceful and self._buffer.has_unacked_data():
@@ -395,18 +407,29 @@ class Session:
         """One datagram routed to this session; False if it was dropped as
         malformed or not authentic (``stats.unauthenticated`` tells which),
         for the endpoint to count: nothing in the session changed."""
+        self.answer_at_once = False
+        if data and data[0] == DATA_FIRST_BYTE:
+            # Nearly every datagram: opened from its parts, no SealedData (issue 16).
+            try:
+                packet_number, header_size = data_header(data)
+            except DecodeError:
+                return False
+            return self._receive_sealed(packet_number, data[:header_size], data[header_size:],
+                                        address, len(data), now)
         try:
             packet = decode_packet(data)
         except DecodeError:
             return False
         if isinstance(packet, SealedData):
-            return self._receive_sealed(packet, address, len(data), now)
+            return self._receive_sealed(packet.packet_number, packet.header, packet.sealed,
+                                        address, len(data), now)
         return self._receive_packet(packet, address, len(data), now)
 
-    def _receive_sealed(self, packet: SealedData, address: tuple, size: int, now: float) -> bool:
+    def _receive_sealed(self, packet_number: int, header: bytes, sealed: bytes, address: tuple,
+                        size: int, now: float) -> bool:
         if self._protection is None or self.state in SILENT:
             return True  # data before ACCEPT: the server will send it again
-        plaintext = self._protection.open(packet)
+        plaintext = self._protection.open_parts(packet_number, header, sealed)
         if plaintext is None:
             self.stats.unauthenticated += 1
             return False
@@ -419,7 +442,7 @@ class Session:
         # for a CONNECT sent again.
         self._accept_datagram = None
         self._accept_pending = False
-        self._receive_data(Data(packet.dest_cid, packet.packet_number, frames), address, size, now)
+        self._receive_data(packet_number, frames, address, size, now)
         return True
 
     def _receive_packet(self, packet: Packet, address: tuple, size: int, now: float) -> bool:
@@ -440,19 +463,19 @@ class Session:
         elif isinstance(packet, Connect) and not self.is_client:
             # Our ACCEPT was lost: the client asks again (the same bytes, or
             # it would not be routed here: the endpoint keys on them).
-            if address == self.peer_address and self.state is State.ESTABLISHED \
+            if address == self.peer_address and self.state is _ESTABLISHED \
                     and self._accept_datagram is not None:
                 self._accept_pending = True
         return True
 
     def _receive_cookie(self, packet: Cookie, address: tuple, now: float) -> None:
-        if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
+        if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is not None:
             return
         self._handshake.on_cookie(packet.cookie, now, self.config.transport_parameters())
 
     def _receive_accept(self, packet: Accept, address: tuple, now: float) -> bool:
-        if self.state is not State.HANDSHAKE or packet.client_cid != self.local_cid \
+        if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
                 or address != self.peer_address or self._handshake.cookie is None:
             return True
         try:
@@ -480,8 +503,9 @@ class Session:
         self._events.append(HandshakeCompleted())
         return True
 
-    def _receive_data(self, packet: Data, address: tuple, size: int, now: float) -> None:
-        if self.state is State.HANDSHAKE:
+    def _receive_data(self, packet_number: int, frames: tuple, address: tuple, size: int,
+                      now: float) -> None:
+        if self.state is _HANDSHAKE:
             return  # data before ACCEPT: the server will send it again
         if address != self.peer_address and not self._paths.accept_from_new_address(address, size):
             self.stats.dropped_from_unvalidated_path += 1
@@ -489,17 +513,17 @@ class Session:
         self.stats.packets_received += 1
         self.stats.bytes_received += size
         self._last_receive_time = now
-        if self.state is State.CLOSING:
+        if self.state is _CLOSING:
             self._close_send_pending = True
             return
-        out_of_order = self._acks.on_packet_number(packet.packet_number, now)
+        out_of_order = self._acks.on_packet_number(packet_number, now)
         if out_of_order is None:
             self.stats.duplicate_packets += 1
             return
         ack_eliciting = False
         only_ping = True
-        for frame in packet.frames:
-            if self.state is not State.ESTABLISHED:
+        for frame in frames:
+            if self.state is not _ESTABLISHED:
                 break
             if isinstance(frame, Ack):
                 self._receive_ack(frame, now)
@@ -531,8 +555,10 @@ class Session:
                     self._events.append(PathMigrated(old, address))
         keepalive = ack_eliciting and only_ping
         self._acks.on_packet_processed(ack_eliciting, out_of_order, now, only_ping=keepalive)
-        if keepalive and not self._buffer.has_unacked_data():
-            self._protection_may_rest = True
+        if keepalive:
+            if not self._buffer.has_unacked_data():
+                self._protection_may_rest = True
+            self.answer_at_once = not self._events and address == self.peer_address
 
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
@@ -562,38 +588,45 @@ class Session:
     def get_timer(self) -> float | None:
         """The next time ``handle_timer`` wants to run, or None."""
         state = self.state
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return None
-        if state in (State.CLOSING, State.DRAINING):
+        if state is _CLOSING or state is _DRAINING:
             return self._closing_deadline
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             deadline = self.created_at + self.config.handshake_timeout
             retry = self._handshake.retry_time()
             return deadline if retry is None else min(deadline, retry)
-        timers = [self._last_receive_time + self.idle_timeout]
+        # The earliest of the clocks below, with no list or call for those
+        # not running: an idle server session has only the first (issue 16).
+        deadline = self._last_receive_time + self.idle_timeout
         ack_deadline = self._acks.timer()
-        if ack_deadline is not None:
-            timers.append(ack_deadline)
-        recovery_deadline = self._recovery.timer()
-        if recovery_deadline is not None:
-            timers.append(recovery_deadline)
-        if self._awaiting_acks():
-            timers.append(self._last_ack_progress + self.config.give_up_timeout)
-        if self.keepalive_interval:
-            timers.append(self._keepalive_due)
-        if self._builder.paced:
-            timers.append(self._builder.pacer.next_send_time)
-        return min(timers)
+        if ack_deadline is not None and ack_deadline < deadline:
+            deadline = ack_deadline
+        recovery = self._recovery
+        if recovery.sent or recovery.loss_time is not None:
+            recovery_deadline = recovery.timer()
+            if recovery_deadline < deadline:
+                deadline = recovery_deadline
+        if recovery.sent or self._buffer.has_unacked_data():  # _awaiting_acks
+            give_up = self._last_ack_progress + self.config.give_up_timeout
+            if give_up < deadline:
+                deadline = give_up
+        if self.keepalive_interval and self._keepalive_due < deadline:
+            deadline = self._keepalive_due
+        builder = self._builder
+        if builder.paced and builder.pacer.next_send_time < deadline:
+            deadline = builder.pacer.next_send_time
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         state = self.state
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return
-        if state in (State.CLOSING, State.DRAINING):
+        if state is _CLOSING or state is _DRAINING:
             if self._closing_deadline is not None and now >= self._closing_deadline:
                 self._lifecycle.move(Move.PERIOD_OVER)
             return
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             if now >= self.created_at + self.config.handshake_timeout:
                 self._abandon(CloseCode.HANDSHAKE_FAILED, "no answer from the server", by_peer=False)
             else:
@@ -634,12 +667,12 @@ class Session:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
         """Everything the session wants on the wire now, with destinations."""
         state = self.state
-        if state is State.HANDSHAKE:
+        if state is _HANDSHAKE:
             return self._handshake_datagrams(now)
         if state in SILENT:
             return []
         out: list[tuple[bytes, tuple]] = []
-        if state is State.CLOSING:
+        if state is _CLOSING:
             if self._close_send_pending and self._close_frame is not None:
                 self._close_send_pending = False
                 out.append((self._builder.seal([self._close_frame], self.peer_cid, now),

@@ -47,11 +47,23 @@ LEN_BIT = 0x01
 FRAGMENT_BIT = 0x02
 _MESSAGE, _LANE_MESSAGE, _NEXT_MESSAGE = (
     int(FrameType.MESSAGE), int(FrameType.LANE_MESSAGE), int(FrameType.NEXT_MESSAGE))
+_PADDING, _PING, _ACK, _CLOSE, _UNRELIABLE, _PATH_CHALLENGE, _PATH_RESPONSE, _WINDOW = (
+    int(FrameType.PADDING), int(FrameType.PING), int(FrameType.ACK), int(FrameType.CLOSE),
+    int(FrameType.UNRELIABLE), int(FrameType.PATH_CHALLENGE), int(FrameType.PATH_RESPONSE),
+    int(FrameType.WINDOW))
+_ACK_BYTE, _PING_BYTE = bytes((_ACK,)), bytes((_PING,))
+"""Plain ints for the per-frame code: on Python 3.11 each ``FrameType.ACK``
+is a lookup through ``EnumType.__getattr__``'s slot (~250 instructions);
+decoding a PING took seven (issue 16)."""
 
 
 @attrs.frozen
 class Ping:
     pass
+
+
+_A_PING = Ping()
+"""Every decoded PING: it has no fields, and a frozen attrs instance costs ~1 us to make."""
 
 
 @attrs.frozen
@@ -157,7 +169,7 @@ def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None
     if isinstance(frame, Ack):
         (first_low, largest), *rest = frame.ranges
         parts = [
-            bytes((FrameType.ACK,)),
+            _ACK_BYTE,
             encode_varint(largest),
             encode_varint(frame.delay_us >> ACK_DELAY_EXPONENT),
             encode_varint(len(rest)),
@@ -174,7 +186,7 @@ def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None
             return bytes((FrameType.UNRELIABLE,)) + frame.data
         return bytes((FrameType.UNRELIABLE | LEN_BIT,)) + _with_length(frame.data)
     if isinstance(frame, Ping):
-        return bytes((FrameType.PING,))
+        return _PING_BYTE
     if isinstance(frame, Close):
         # Cut at a character boundary, so the peer always gets valid UTF-8.
         reason = frame.reason.encode("utf-8")[:MAX_CLOSE_REASON_SIZE] \
@@ -277,43 +289,43 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
     """The last message frame read: what a NEXT_MESSAGE follows."""
     while not reader.at_end():
         kind = reader.read_u8()
-        if kind == FrameType.PADDING:
+        if kind == _PADDING:
             continue
         message_kind = kind & ~(LEN_BIT | FRAGMENT_BIT)
-        if message_kind == FrameType.MESSAGE:
+        if message_kind == _MESSAGE:
             previous = _decode_message(reader, kind, 0, reader.read_varint())
             frames.append(previous)
-        elif message_kind == FrameType.LANE_MESSAGE:
+        elif message_kind == _LANE_MESSAGE:
             lane = reader.read_varint()
             if lane == 0:
                 raise DecodeError("lane 0 travels as MESSAGE, not LANE_MESSAGE")
             previous = _decode_message(reader, kind, lane, reader.read_varint())
             frames.append(previous)
-        elif message_kind == FrameType.NEXT_MESSAGE:
+        elif message_kind == _NEXT_MESSAGE:
             if previous is None:
                 raise DecodeError("NEXT_MESSAGE with no message frame before it in the packet")
             if previous.seq == MAX_VARINT:
                 raise DecodeError("NEXT_MESSAGE after the largest sequence number")
             previous = _decode_message(reader, kind, previous.lane, previous.seq + 1)
             frames.append(previous)
-        elif kind == FrameType.ACK:
+        elif kind == _ACK:
             frames.append(_decode_ack(reader))
-        elif kind & ~LEN_BIT == FrameType.UNRELIABLE:
+        elif kind & ~LEN_BIT == _UNRELIABLE:
             data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
             frames.append(Unreliable(data))
-        elif kind == FrameType.PING:
-            frames.append(Ping())
-        elif kind == FrameType.CLOSE:
+        elif kind == _PING:
+            frames.append(_A_PING)
+        elif kind == _CLOSE:
             code = reader.read_varint()
             length = reader.read_varint()
             if length > MAX_CLOSE_REASON_SIZE:
                 raise DecodeError(f"close reason of {length} bytes")
             frames.append(Close(code, reader.read_bytes(length).decode("utf-8", "replace")))
-        elif kind == FrameType.PATH_CHALLENGE:
+        elif kind == _PATH_CHALLENGE:
             frames.append(PathChallenge(reader.read_bytes(PATH_DATA_SIZE)))
-        elif kind == FrameType.PATH_RESPONSE:
+        elif kind == _PATH_RESPONSE:
             frames.append(PathResponse(reader.read_bytes(PATH_DATA_SIZE)))
-        elif kind == FrameType.WINDOW:
+        elif kind == _WINDOW:
             frames.append(Window(reader.read_varint()))
         else:
             raise DecodeError(f"unknown frame type 0x{kind:02x}")

@@ -35,7 +35,7 @@ __all__ = [
     "derived_numbers_saving",
     "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",
-    "data_header_size", "packet_version", "peek_route",
+    "data_header_size", "data_header", "DATA_FIRST_BYTE", "packet_version", "peek_route",
     "ACK_DELAY_EXPONENT", "BULK_LANE", "FRAGMENT_BIT", "INTERACTIVE_LANE", "LANE_COUNT", "LEN_BIT",
     "MAX_CLOSE_REASON_SIZE",
 ]
@@ -162,6 +162,18 @@ def _first_byte(packet_type: PacketType) -> bytes:
     return bytes(((PROTOCOL_VERSION << 4) | packet_type,))
 
 
+_PACKET_TYPES = {int(t): t for t in PacketType}
+_HELLO, _DATA, _COOKIE, _CONNECT, _ACCEPT, _RESET = (int(t) for t in (
+    PacketType.HELLO, PacketType.DATA, PacketType.COOKIE, PacketType.CONNECT, PacketType.ACCEPT,
+    PacketType.RESET))
+_DATA_FIRST_BYTE = _first_byte(PacketType.DATA)
+DATA_FIRST_BYTE = _DATA_FIRST_BYTE[0]
+"""The first byte of every DATA packet of this version."""
+"""Plain ints and bytes for the per-datagram code: on Python 3.11 each
+``PacketType.DATA`` is a lookup through ``EnumType.__getattr__``'s slot
+(~250 instructions) and ``PacketType(code)`` a Python call (issue 16)."""
+
+
 def _cid(value: int) -> bytes:
     return value.to_bytes(CONNECTION_ID_SIZE, "big")
 
@@ -175,7 +187,7 @@ def data_header_size(dest_cid: int, packet_number: int) -> int:
 
 
 def encode_data_header(dest_cid: int, packet_number: int) -> bytes:
-    return _first_byte(PacketType.DATA) + _cid(dest_cid) + encode_varint(packet_number)
+    return _DATA_FIRST_BYTE + _cid(dest_cid) + encode_varint(packet_number)
 
 
 def encode_packet(packet: Packet, pad_to: int = 0) -> bytes:
@@ -220,10 +232,9 @@ def peek_route(datagram: bytes) -> tuple[PacketType, int]:
     version, type_code = datagram[0] >> 4, datagram[0] & 0x0F
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"unknown version {version}")
-    try:
-        packet_type = PacketType(type_code)
-    except ValueError:
-        raise DecodeError(f"unknown packet type {type_code}") from None
+    packet_type = _PACKET_TYPES.get(type_code)
+    if packet_type is None:
+        raise DecodeError(f"unknown packet type {type_code}")
     return packet_type, int.from_bytes(datagram[1:1 + CONNECTION_ID_SIZE], "big")
 
 
@@ -246,29 +257,50 @@ def _decode_packet(datagram: bytes) -> Packet:
     version, type_code = first >> 4, first & 0x0F
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"unknown version {version}")
-    if type_code == PacketType.HELLO:
+    if type_code == _HELLO:
         return Hello(client_cid=reader.read_u64())
-    if type_code == PacketType.DATA:
-        dest_cid = reader.read_u64()
-        packet_number = reader.read_varint()
-        header_size = len(datagram) - reader.remaining()
-        sealed = reader.read_rest()
-        if len(sealed) <= TAG_SIZE:
-            raise DecodeError("DATA packet without sealed frames")
-        return SealedData(dest_cid, packet_number, datagram[:header_size], sealed)
-    if type_code == PacketType.COOKIE:
+    if type_code == _DATA:
+        packet_number, header_size = data_header(datagram)
+        return SealedData(int.from_bytes(datagram[1:1 + CONNECTION_ID_SIZE], "big"), packet_number,
+                          datagram[:header_size], datagram[header_size:])
+    if type_code == _COOKIE:
         client_cid = reader.read_u64()
         return Cookie(client_cid, _read_cookie(reader))
-    if type_code == PacketType.CONNECT:
+    if type_code == _CONNECT:
         client_cid = reader.read_u64()
         cookie = _read_cookie(reader)
         return Connect(client_cid, cookie, _read_handshake(reader))
-    if type_code == PacketType.ACCEPT:
+    if type_code == _ACCEPT:
         client_cid = reader.read_u64()
         return Accept(client_cid, _read_handshake(reader))
-    if type_code == PacketType.RESET:
+    if type_code == _RESET:
         return Reset(reader.read_u64(), reader.read_bytes(RESET_TOKEN_SIZE))
     raise DecodeError(f"unknown packet type {type_code}")
+
+
+def data_header(datagram: bytes) -> tuple[int, int]:
+    """(packet number, header size) of a DATA datagram whose first byte is
+    ``DATA_FIRST_BYTE``: what a session needs to open it, without a Reader
+    or a ``SealedData`` (the per-datagram path, issue 16). Raises
+    ``DecodeError`` as ``decode_packet`` does."""
+    size = len(datagram)
+    if size > MAX_ACCEPTED_DATAGRAM_SIZE:
+        raise DecodeError(f"oversized datagram: {size} bytes")
+    pos = 1 + CONNECTION_ID_SIZE
+    if size <= pos:
+        raise DecodeError(f"truncated: {size} bytes")
+    first = datagram[pos]
+    if first < 0x40:
+        packet_number, end = first, pos + 1
+    else:
+        length = 1 << (first >> 6)
+        end = pos + length
+        if end > size:
+            raise DecodeError(f"truncated: needed {length}-byte varint")
+        packet_number = int.from_bytes(datagram[pos:end], "big") & ((1 << (8 * length - 2)) - 1)
+    if size - end <= TAG_SIZE:
+        raise DecodeError("DATA packet without sealed frames")
+    return packet_number, end
 
 
 def _read_handshake(reader: Reader) -> bytes:
