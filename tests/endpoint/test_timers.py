@@ -43,7 +43,8 @@ def test_timer_queue_rescheduling_and_discard():
     assert fired == [("a", 5.0)]
 
 
-def test_a_thousand_sessions_share_one_timer():
+def _server_and_client():
+    """A server endpoint that admits as fast as asked and a client endpoint, on the simulator."""
     clock = Clock()
     network = SimulatedNetwork(clock, seed=1, rtt=0.02)
     server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1),
@@ -51,6 +52,11 @@ def test_a_thousand_sessions_share_one_timer():
     client = ClientEndpoint(clock, rng=random.Random(2))
     network.attach(server, SERVER)
     network.attach(client, ("127.0.0.20", 40000))
+    return clock, network, server, client
+
+
+def test_a_thousand_sessions_share_one_timer():
+    clock, network, server, client = _server_and_client()
     connected = []
     for _ in range(1000):
         client.connect(SERVER, MessageProtocol()).addCallback(connected.append)
@@ -66,13 +72,7 @@ def test_a_thousand_sessions_share_one_timer():
 def test_a_keepalive_is_answered_in_the_call_that_reads_it():
     """No later reactor turn for a keepalive's ACK: the server's write is
     made from ``datagramReceived`` itself, and nothing is left scheduled."""
-    clock = Clock()
-    network = SimulatedNetwork(clock, seed=1, rtt=0.02)
-    server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1),
-                            admission=Admission.for_load_generators())
-    client = ClientEndpoint(clock, rng=random.Random(2))
-    network.attach(server, SERVER)
-    network.attach(client, ("127.0.0.20", 40000))
+    _, network, server, client = _server_and_client()
     connected = []
     client.connect(SERVER, MessageProtocol()).addCallback(connected.append)
     network.run(until=5, stop=lambda: bool(connected))
