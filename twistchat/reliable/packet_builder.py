@@ -83,8 +83,7 @@ class PacketBuilder:
             self.paced = False
             if not acks.is_due(now):
                 return None
-            if buffer.recent:
-                buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
+            self._forget_old_recent(now)
             return self.seal([acks.frame(now)], dest_cid, now)
         congestion = self.recovery.congestion
         room = self.max_datagram_size - (1 + CONNECTION_ID_SIZE + varint_size(self.next_packet_number)) \
@@ -116,7 +115,7 @@ class PacketBuilder:
                 # The oldest data in flight first: it is what holds up delivery.
                 room = buffer.add_probe_copies(self.recovery.sent.values(), frames, chunks, room, now)
             room = self._add_reliable(frames, chunks, room, now, flow_window)
-            buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
+            self._forget_old_recent(now)
             room = buffer.add_unreliable(frames, room)
             if chunks and self._redundancy_active():
                 room = buffer.add_redundant(frames, chunks, room, now)
@@ -134,6 +133,11 @@ class PacketBuilder:
             frames.insert(0, ack)
         return self.seal(frames, dest_cid, now, chunks=chunks, ack_eliciting=True,
                          carries_window=carries_window)
+
+    def _forget_old_recent(self, now: float) -> None:
+        """Redundancy candidates acknowledged, or older than two round trips, are no use to copy."""
+        if self.buffer.recent:
+            self.buffer.forget_old_recent(now - 2 * self.recovery.rtt.smoothed_rtt)
 
     def _add_reliable(self, frames: list, chunks: list, room: int, now: float,
                       flow_window: int) -> int:

@@ -596,18 +596,16 @@ class Session:
             deadline = self.created_at + self.config.handshake_timeout
             retry = self._handshake.retry_time()
             return deadline if retry is None else min(deadline, retry)
-        # The earliest of the clocks below, with no list or call for those
-        # not running: an idle server session has only the first (issue 16).
+        # The earliest of the clocks below, with no list built for it: this
+        # runs after every datagram of every session (issue 16).
         deadline = self._last_receive_time + self.idle_timeout
         ack_deadline = self._acks.timer()
         if ack_deadline is not None and ack_deadline < deadline:
             deadline = ack_deadline
-        recovery = self._recovery
-        if recovery.sent or recovery.loss_time is not None:
-            recovery_deadline = recovery.timer()
-            if recovery_deadline < deadline:
-                deadline = recovery_deadline
-        if recovery.sent or self._buffer.has_unacked_data():  # _awaiting_acks
+        recovery_deadline = self._recovery.timer()
+        if recovery_deadline is not None and recovery_deadline < deadline:
+            deadline = recovery_deadline
+        if self._awaiting_acks():
             give_up = self._last_ack_progress + self.config.give_up_timeout
             if give_up < deadline:
                 deadline = give_up

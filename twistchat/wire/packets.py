@@ -22,7 +22,7 @@ from twistchat.wire.frames import (  # re-exported: the codec is one import for 
     PathResponse, Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame,
     encode_frames, frame_size, message_frame_size,
 )
-from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_size
+from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_at, varint_size
 
 __all__ = [
     "PROTOCOL_VERSION", "MAX_DATAGRAM_SIZE", "MAX_ACCEPTED_DATAGRAM_SIZE",
@@ -167,11 +167,11 @@ _HELLO, _DATA, _COOKIE, _CONNECT, _ACCEPT, _RESET = (int(t) for t in (
     PacketType.HELLO, PacketType.DATA, PacketType.COOKIE, PacketType.CONNECT, PacketType.ACCEPT,
     PacketType.RESET))
 _DATA_FIRST_BYTE = _first_byte(PacketType.DATA)
-DATA_FIRST_BYTE = _DATA_FIRST_BYTE[0]
-"""The first byte of every DATA packet of this version."""
 """Plain ints and bytes for the per-datagram code: on Python 3.11 each
 ``PacketType.DATA`` is a lookup through ``EnumType.__getattr__``'s slot
 (~250 instructions) and ``PacketType(code)`` a Python call (issue 16)."""
+DATA_FIRST_BYTE = _DATA_FIRST_BYTE[0]
+"""The first byte of every DATA packet of this version."""
 
 
 def _cid(value: int) -> bytes:
@@ -286,18 +286,10 @@ def data_header(datagram: bytes) -> tuple[int, int]:
     size = len(datagram)
     if size > MAX_ACCEPTED_DATAGRAM_SIZE:
         raise DecodeError(f"oversized datagram: {size} bytes")
-    pos = 1 + CONNECTION_ID_SIZE
-    if size <= pos:
-        raise DecodeError(f"truncated: {size} bytes")
-    first = datagram[pos]
-    if first < 0x40:
-        packet_number, end = first, pos + 1
-    else:
-        length = 1 << (first >> 6)
-        end = pos + length
-        if end > size:
-            raise DecodeError(f"truncated: needed {length}-byte varint")
-        packet_number = int.from_bytes(datagram[pos:end], "big") & ((1 << (8 * length - 2)) - 1)
+    try:
+        packet_number, end = varint_at(datagram, 1 + CONNECTION_ID_SIZE)
+    except BufferUnderflow as e:
+        raise DecodeError(f"truncated: needed {e}") from None
     if size - end <= TAG_SIZE:
         raise DecodeError("DATA packet without sealed frames")
     return packet_number, end

@@ -36,6 +36,21 @@ def varint_size(value: int) -> int:
     return 8
 
 
+def varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, end) of the varint that starts at ``pos``: for a caller
+    that reads one number without a ``Reader``."""
+    if pos >= len(data):
+        raise BufferUnderflow("varint")
+    first = data[pos]
+    if first < 0x40:
+        return first, pos + 1
+    length = 1 << (first >> 6)
+    end = pos + length
+    if end > len(data):
+        raise BufferUnderflow(f"{length}-byte varint")
+    return int.from_bytes(data[pos:end], "big") & ((1 << (8 * length - 2)) - 1), end
+
+
 class Reader:
     """A cursor over one datagram; every read checks the bounds."""
 
@@ -82,9 +97,5 @@ class Reader:
         if first < 0x40:  # one byte: most numbers in a packet, read with no further call
             self.pos = pos + 1
             return first
-        length = 1 << (first >> 6)
-        end = pos + length
-        if end > len(data):
-            raise BufferUnderflow(f"{length}-byte varint")
-        self.pos = end
-        return int.from_bytes(data[pos:end], "big") & ((1 << (8 * length - 2)) - 1)
+        value, self.pos = varint_at(data, pos)
+        return value
