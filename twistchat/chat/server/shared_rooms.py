@@ -41,13 +41,9 @@ class SharedRooms:
         if room is not None:
             return room
         state = (await self._server.store.load_rooms()).get(key)
-        room = self._server.rooms.get(key)  # opened meanwhile by another request
-        if room is not None or state is None:
-            return room
-        room = Room.from_state(key, state, self._server.clock.seconds())
-        self._server.rooms.rooms[key] = room
-        await self.subscribe(room)
-        return room
+        if state is None:
+            return self._server.rooms.get(key)  # opened meanwhile by another request, or none
+        return await self._opened(key, state)
 
     async def subscribe(self, room: Room[User]) -> None:
         """Hear ``room``'s channel; lines from the newest one kept on are live."""
@@ -112,8 +108,7 @@ class SharedRooms:
         and the memberships, deletes its state and history and tells the
         other nodes, which drop their copies), as one node drops a reaped
         room's state: its next joiner is its operator."""
-        self._link.last_line.pop(room.key, None)
-        self._link._quietly(self._link.broker.unsubscribe_room(room.key), "unsubscribe a room")
+        self._stop_hearing(room)
         if self._link.joining.get(room.key):
             return  # a join here is on its way into the roster
         broker = self._link.broker
@@ -134,5 +129,8 @@ class SharedRooms:
             return
         if self._server.rooms.rooms.get(room.key) is room:
             del self._server.rooms.rooms[room.key]
+        self._stop_hearing(room)
+
+    def _stop_hearing(self, room: Room[User]) -> None:
         self._link.last_line.pop(room.key, None)
         self._link._quietly(self._link.broker.unsubscribe_room(room.key), "unsubscribe a room")
