@@ -20,7 +20,6 @@ import argparse
 import gc
 import io
 import json
-import os
 import random
 import subprocess
 import sys
@@ -132,15 +131,16 @@ def _child(tree: Path | None, members: int, rounds: int, lines: int) -> dict:
     command = [sys.executable, "-m", "bench.hotpath", "--child", str(members), str(rounds), str(lines)]
     if tree is not None:
         command += ["--tree", str(tree)]
-    out = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], check=True,
+    from bench.common import REPO  # in the parent only: it imports twistchat
+    out = subprocess.run(command, cwd=REPO, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def _unpack(commit: str, into: Path) -> Path:
     """The ``twistchat`` package as it was at ``commit``."""
-    repo = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "twistchat"], cwd=repo,
+    from bench.common import REPO
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "twistchat"], cwd=REPO,
                              check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
