@@ -5,7 +5,8 @@ An ACK first when one is owed; then answers to the peer's path challenges,
 probe copies of the oldest data in flight (RFC 9002 §6.2.4), lost chunks
 and new chunks lane by lane (lane 0 first) as far as the congestion and
 flow windows allow, unreliable
-messages, and on a lossy path redundant copies of recent chunks. A packet is
+messages, and on a lossy path redundant copies of recent chunks whose ack is
+overdue (a packet goes for them alone when nothing else does). A packet is
 capped at what the congestion window has left rather than not sent at all,
 so small messages are never held behind a full-size packet's worth of room.
 Ack-eliciting packets (probes excepted) also wait for the pacer
