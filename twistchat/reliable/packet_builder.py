@@ -5,7 +5,8 @@ An ACK first when one is owed; then answers to the peer's path challenges,
 probe copies of the oldest data in flight (RFC 9002 §6.2.4), lost chunks
 and new chunks lane by lane (lane 0 first) as far as the congestion and
 flow windows allow, unreliable
-messages, and on a lossy path redundant copies of recent chunks. A packet is
+messages, and on a lossy path redundant copies of recent chunks whose ack is
+overdue (a packet goes for them alone when nothing else does). A packet is
 capped at what the congestion window has left rather than not sent at all,
 so small messages are never held behind a full-size packet's worth of room.
 Ack-eliciting packets (probes excepted) also wait for the pacer
@@ -22,6 +23,7 @@ from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
 from twistchat.reliable.pacing import Pacer
 from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
+from twistchat.reliable.rtt import K_GRANULARITY
 from twistchat.reliable.sending import SendBuffer
 from twistchat.reliable.protection import PacketProtection
 from twistchat.wire.packets import (
@@ -35,12 +37,23 @@ WINDOW_FRAME_MAX = 1 + 8
 MIN_USEFUL_ROOM = 32
 """Below this much congestion-window room, wait for acks instead of sending."""
 
+REPAIR_RTTVAR_MULTIPLIER = 1.5
+"""A recent chunk's acknowledgement is overdue once it is smoothed RTT +
+1.5 x RTT variance old (the receiver acks at once on a lossy path, §6.2, so
+no ack delay is added). RFC 6298 and RFC 9002 §6.2.1 take 4 x RTT variance
+for a timeout that must rarely fire early, because firing early costs a
+congestion response; an early repair costs one copy and nothing else, a
+late one costs the latency the copy is for. 1.5 is measured, not derived:
+the largest multiplier (of 1, 1.5, 2, 3, 4) that kept chat's p99 at 10%
+loss at what copies in the very next packet gave (docs/benchmarks.md,
+issue 15, step 6)."""
+
 
 class PacketBuilder:
     __slots__ = (
         "_on_ack_eliciting", "_window_in_flight", "acks", "buffer", "max_datagram_size",
         "next_packet_number", "paced", "pacer", "paths", "ping_pending", "probes_pending", "protection",
-        "recovery", "stats", "window_update"
+        "recovery", "repair_not_before", "stats", "window_update"
     )
     # One per session: no per-instance dict (issue 16, idle sessions).
 
@@ -67,6 +80,8 @@ class PacketBuilder:
         self.pacer = Pacer(max_datagram_size)
         self.paced = False
         """The last ``build`` held data back for the pacer: wake at ``pacer.next_send_time``."""
+        self.repair_not_before = 0.0
+        """A repair found due could not go (no room): not reported due again before this."""
         recovery.on_window_acked = self._window_acked
         recovery.on_window_lost = self._window_lost
 
@@ -74,8 +89,9 @@ class PacketBuilder:
         """The next DATA datagram, or None if nothing is due."""
         buffer = self.buffer
         acks = self.acks
+        repair_due = self._repair_due(now)
         if not (self.probes_pending or self.ping_pending or buffer.has_data_to_send()
-                or self.paths.responses
+                or self.paths.responses or repair_due
                 or (self.window_update is not None and not self._window_in_flight)):
             # Nothing but an ACK could go: the common case of every wake-up
             # after the last datagram, and of an idle server's answer to a
@@ -100,7 +116,7 @@ class PacketBuilder:
             overhead = self.max_datagram_size - room
             room = min(room, congestion.available() - overhead)
             if room >= MIN_USEFUL_ROOM and not self.pacer.may_send(now):
-                self.paced = buffer.has_data_to_send()
+                self.paced = repair_due or buffer.has_data_to_send()
                 room = 0
         carries_window = False
         if probing or room >= MIN_USEFUL_ROOM:
@@ -117,10 +133,15 @@ class PacketBuilder:
             room = self._add_reliable(frames, chunks, room, now, flow_window)
             self._forget_old_recent(now)
             room = buffer.add_unreliable(frames, room)
-            if chunks and self._redundancy_active():
-                room = buffer.add_redundant(frames, chunks, room, now)
+            if (chunks or repair_due) and self._redundancy_active():
+                room = buffer.add_redundant(frames, chunks, room, now,
+                                            now + K_GRANULARITY - self._overdue_delay())
             if (probing or self.ping_pending) and not frames:
                 frames.append(Ping())
+        if repair_due and not self.paced and self._repair_due(now):
+            # No room for it (a large ACK beside a fragment): look again a
+            # timer granularity later rather than wake at once forever.
+            self.repair_not_before = now + K_GRANULARITY
         if not frames:
             if not ack_due:
                 return None
@@ -203,6 +224,28 @@ class PacketBuilder:
 
     def _window_lost(self) -> None:
         self._window_in_flight = False
+
+    def _overdue_delay(self) -> float:
+        rtt = self.recovery.rtt
+        return rtt.smoothed_rtt + REPAIR_RTTVAR_MULTIPLIER * rtt.rttvar
+
+    def repair_deadline(self) -> float | None:
+        """When a recent chunk sent once will be overdue (and a packet
+        should go with a copy of it, alone if nothing else goes), or None:
+        only while redundancy is active (§6.5)."""
+        if not self.buffer.recent or not self._redundancy_active():
+            return None
+        sent = self.buffer.oldest_unrepaired_send()
+        if sent is None:
+            return None
+        return max(sent + self._overdue_delay(), self.repair_not_before)
+
+    def _repair_due(self, now: float) -> bool:
+        """A repair is due now, or within a timer granularity (RFC 9002
+        §6.1.2's kGranularity): it goes in this packet rather than alone a
+        moment later."""
+        due = self.repair_deadline()
+        return due is not None and due <= now + K_GRANULARITY
 
     def _redundancy_active(self) -> bool:
         congestion = self.recovery.congestion

@@ -18,9 +18,13 @@ it waits for that one) by what the peer said it would buffer, each message
 charged as the receiver's reassembly charges it (``reassembly.flow_charge``).
 
 Loss-adaptive redundancy: while the flow is application-limited and loss is
-observed, recent unacknowledged chunks ride again in packets that go out
-anyway, so a loss is repaired one packet later instead of one round trip
-later. It costs nothing on a clean path.
+observed, a recent chunk whose acknowledgement is overdue (smoothed RTT +
+1.5 x RTT variance after it was sent: ``packet_builder``) is copied, in a
+packet of its own if none goes out then, and rides again in the packets
+that go out after it until it is acknowledged (at most ``redundancy``
+copies), so a loss is repaired well before loss detection would find it,
+and a chunk acknowledged in time is not copied at all. It costs nothing
+on a clean path.
 """
 
 from __future__ import annotations
@@ -357,10 +361,27 @@ class SendBuffer:
         while recent and (recent[0].acked or recent[0].last_sent < horizon):
             recent.popleft()
 
-    def add_redundant(self, frames: list, chunks: list, room: int, now: float) -> int:
-        """Resend recent unacked chunks in a packet that goes out anyway."""
+    def oldest_unrepaired_send(self) -> float | None:
+        """When the oldest recent chunk sent once and not acknowledged was
+        sent: its repair is due an overdue delay after that. ``recent`` is
+        in send order, and a chunk sent once was last sent when appended,
+        but for a retransmission of a chunk still in it (it keeps its
+        place): then this errs late, never early, and only until that one's
+        repair is due (``add_redundant`` copies every overdue chunk)."""
+        for chunk in self.recent:
+            if chunk.copies == 1 and not chunk.acked:
+                return chunk.last_sent
+        return None
+
+    def add_redundant(self, frames: list, chunks: list, room: int, now: float,
+                      overdue_sent: float) -> int:
+        """Copy recent unacked chunks whose acknowledgement is overdue: sent
+        once, at or before ``overdue_sent``; or already copied once (found
+        overdue before, and still unacknowledged), as far as ``redundancy``."""
         for chunk in list(self.recent):
             if chunk in chunks or chunk.acked or chunk.copies > self.redundancy:
+                continue
+            if chunk.copies == 1 and chunk.last_sent > overdue_sent:
                 continue
             size = chunk.size
             if size > room:

@@ -612,8 +612,13 @@ class Session:
         if self.keepalive_interval and self._keepalive_due < deadline:
             deadline = self._keepalive_due
         builder = self._builder
-        if builder.paced and builder.pacer.next_send_time < deadline:
-            deadline = builder.pacer.next_send_time
+        if builder.paced:
+            if builder.pacer.next_send_time < deadline:
+                deadline = builder.pacer.next_send_time
+        elif builder.buffer.recent:
+            repair = builder.repair_deadline()
+            if repair is not None and repair < deadline:
+                deadline = repair
         return deadline
 
     def handle_timer(self, now: float) -> None:
