@@ -89,7 +89,8 @@ class PacketBuilder:
         """The next DATA datagram, or None if nothing is due."""
         buffer = self.buffer
         acks = self.acks
-        repair_due = self._repair_due(now)
+        redundancy = self._redundancy_active()
+        repair_due = redundancy and self._repair_due(now)
         if not (self.probes_pending or self.ping_pending or buffer.has_data_to_send()
                 or self.paths.responses or repair_due
                 or (self.window_update is not None and not self._window_in_flight)):
@@ -133,7 +134,7 @@ class PacketBuilder:
             room = self._add_reliable(frames, chunks, room, now, flow_window)
             self._forget_old_recent(now)
             room = buffer.add_unreliable(frames, room)
-            if (chunks or repair_due) and self._redundancy_active():
+            if (chunks or repair_due) and redundancy:
                 room = buffer.add_redundant(frames, chunks, room, now,
                                             now + K_GRANULARITY - self._overdue_delay())
             if (probing or self.ping_pending) and not frames:
@@ -233,7 +234,13 @@ class PacketBuilder:
         """When a recent chunk sent once will be overdue (and a packet
         should go with a copy of it, alone if nothing else goes), or None:
         only while redundancy is active (§6.5)."""
-        if not self.buffer.recent or not self._redundancy_active():
+        if not self._redundancy_active():
+            return None
+        return self._next_repair()
+
+    def _next_repair(self) -> float | None:
+        """``repair_deadline`` once redundancy is known to be active."""
+        if not self.buffer.recent:
             return None
         sent = self.buffer.oldest_unrepaired_send()
         if sent is None:
@@ -243,8 +250,8 @@ class PacketBuilder:
     def _repair_due(self, now: float) -> bool:
         """A repair is due now, or within a timer granularity (RFC 9002
         §6.1.2's kGranularity): it goes in this packet rather than alone a
-        moment later."""
-        due = self.repair_deadline()
+        moment later. Redundancy is active (``build`` asked once)."""
+        due = self._next_repair()
         return due is not None and due <= now + K_GRANULARITY
 
     def _redundancy_active(self) -> bool:
