@@ -6,6 +6,7 @@ payload; decoding arbitrary bytes raises only ChatProtocolError.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -16,26 +17,48 @@ from twistchat.chat.protocol.errors import ChatProtocolError
 from twistchat.chat.protocol.limits import DEFAULT_LIMITS, MAX_REQUEST_ID, Limits
 from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Kind, Message, Request
 from twistchat.chat.protocol.server_messages import ErrorReply
-from twistchat.chat.protocol.validation import validate
+from twistchat.chat.protocol.validation import Check, checker
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""Made once: ``json.dumps`` with any option builds a new encoder per call."""
+
+
+@functools.cache
+def _encode_plan(cls: type[Message]) -> tuple[tuple[str, int], ...]:
+    """A class's fields in wire order, each with how ``encode`` treats it
+    (worked out once a class, not per message)."""
+    keep_none = issubclass(cls, ErrorReply)
+    return tuple((field.name, _PAYLOAD if field.name == "payload" else _RESULT
+                  if field.name == "result" else _ALWAYS if keep_none and field.name == "id"
+                  else _UNLESS_NONE)
+                 for field in attrs.fields(cls))
+
+
+_UNLESS_NONE, _ALWAYS, _PAYLOAD, _RESULT = range(4)
+"""How ``encode`` writes a field: left out when None; always (an error
+reply's id, null when the request had none); after the newline; merged."""
 
 
 def encode(message: Message) -> bytes:
     """Serialise one message to the bytes of one reliable transport message."""
     obj: dict[str, Any] = {"t": message.TYPE}
     payload = b""
-    for field in attrs.fields(type(message)):
-        value = getattr(message, field.name)
-        if field.name == "payload":
+    for name, how in _encode_plan(type(message)):
+        value = getattr(message, name)
+        if how == _UNLESS_NONE:
+            if value is not None:
+                obj[name] = value
+        elif how == _PAYLOAD:
             payload = value
-        elif field.name == "result":
+        elif how == _RESULT:
             for key, item in value.items():
                 if key in ("t", "id"):
                     raise ValueError(f"reply field {key!r} is reserved")
                 obj[key] = item
-        elif value is not None or (field.name == "id" and isinstance(message, ErrorReply)):
-            obj[field.name] = value
-    header = json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
-                        allow_nan=False).encode("utf-8")
+        else:
+            obj[name] = value
+    header = _ENCODER.encode(obj).encode("utf-8")
     if message.HAS_PAYLOAD:
         return header + b"\n" + bytes(payload)
     return header
@@ -50,6 +73,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(obj) != len(pairs):
         raise ValueError("duplicate key")
     return obj
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+"""Made once, as ``_ENCODER``: no NaN or Infinity, no duplicate keys."""
 
 
 def _id_in(header: bytes) -> int | None:
@@ -73,7 +100,7 @@ def _parse(data: bytes, header_cap: int | None) -> tuple[dict[str, Any], bytes |
         raise ChatProtocolError(ErrorCode.TOO_LARGE, "JSON part too large", _id_in(header))
     try:
         text = header.decode("utf-8")
-        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        obj = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "not valid UTF-8") from None
     except (ValueError, RecursionError):
@@ -83,13 +110,23 @@ def _parse(data: bytes, header_cap: int | None) -> tuple[dict[str, Any], bytes |
     return obj, payload
 
 
+@functools.cache
+def _build_plan(cls: type[Message]) -> tuple[tuple[str, Check | None, bool, bool], ...]:
+    """A class's fields, each as (name, its kind's check, optional, has a
+    default); payload and result have no check."""
+    return tuple((field.name,
+                  None if field.name in ("payload", "result") else checker(field.metadata["kind"]),
+                  field.metadata.get("optional", False), field.default is not attrs.NOTHING)
+                 for field in attrs.fields(cls))
+
+
 def _build(cls: type[Message], obj: dict[str, Any], payload: bytes | None,
            limits: Limits, rid: int | None) -> Message:
     if payload is not None and not cls.HAS_PAYLOAD:
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, f"{cls.TYPE} carries no payload", rid)
     kwargs: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        if field.name == "payload":
+    for name, check, optional, has_default in _build_plan(cls):
+        if name == "payload":
             if payload is None:
                 raise ChatProtocolError(ErrorCode.BAD_FIELD, "payload missing", rid)
             if len(payload) > limits.max_payload_bytes:
@@ -98,20 +135,18 @@ def _build(cls: type[Message], obj: dict[str, Any], payload: bytes | None,
                     f"payload is {len(payload)} bytes, limit {limits.max_payload_bytes}", rid)
             kwargs["payload"] = payload
             continue
-        if field.name == "result":
+        if name == "result":
             kwargs["result"] = {k: v for k, v in obj.items() if k not in ("t", "id")}
             continue
-        kind: Kind = field.metadata["kind"]
-        optional = field.metadata["optional"]
-        value = obj.get(field.name)
+        value = obj.get(name)
         if value is None:
             if optional:
-                kwargs[field.name] = None
+                kwargs[name] = None
                 continue
-            if field.default is not attrs.NOTHING and field.name not in obj:
+            if has_default and name not in obj:
                 continue
-            raise ChatProtocolError(ErrorCode.BAD_FIELD, f"{field.name} missing", rid)
-        kwargs[field.name] = validate(kind, value, field.name, limits, rid)
+            raise ChatProtocolError(ErrorCode.BAD_FIELD, f"{name} missing", rid)
+        kwargs[name] = check(value, name, limits, rid)  # type: ignore[misc]
     return cls(**kwargs)
 
 
