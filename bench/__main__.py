@@ -10,7 +10,7 @@ import time
 
 from bench.common import REPO, emit
 
-BENCHES = ["fanout", "hotpath", "latency", "scale", "abuse", "handshake", "transport", "transfer", "cluster"]
+BENCHES = ["fanout", "hotpath", "serverpath", "latency", "scale", "abuse", "handshake", "transport", "transfer", "cluster"]
 
 
 def run_all(argv: list[str]) -> dict:

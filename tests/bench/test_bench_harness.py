@@ -114,3 +114,27 @@ def test_the_cluster_bench_spreads_its_senders_over_the_nodes() -> None:
     assert [int(c.nick[1:]) % 3 for c in _spread(clients, 3, 6)] == [0, 1, 2, 0, 1, 2]
     assert [c.nick for c in _spread(clients, 3, 4)] == ["m0", "m1", "m2", "m3"]
     assert len(_spread(clients[:2], 3, 6)) == 2  # never more senders than members
+
+
+def test_the_serverpath_clock_runs_calls_as_task_clock_does() -> None:
+    from bench.serverpath import _lazy_clock
+    clock, ran = _lazy_clock(), []
+    clock.callLater(2, ran.append, "b")
+    clock.callLater(1, ran.append, "a")
+    dropped = clock.callLater(1.5, ran.append, "cancelled")
+    moved = clock.callLater(0.5, ran.append, "moved")
+    clock.callLater(1, ran.append, "a2")
+    dropped.cancel()
+    moved.reset(3)
+    assert [call.getTime() for call in clock.getDelayedCalls()] == [1, 1, 2, 3]
+    clock.advance(2.5)
+    assert ran == ["a", "a2", "b"]
+    clock.advance(1)
+    assert ran == ["a", "a2", "b", "moved"] and clock.calls == []
+
+
+def test_serverpath_counts_every_line_each_member_got() -> None:
+    from bench.serverpath import measure
+    result = measure(members=4, rounds=3)
+    assert result["deliveries"] == 3 * 4 * 3  # four senders, three others each
+    assert result["us_per_delivery"] > 0 and result["lines_per_datagram"] > 0
