@@ -15,7 +15,10 @@ and the simulator's clock sorts its calls when it runs them rather than at
 every ``callLater`` (the reactor keeps a heap), so neither is charged to
 the server. Each timed call also runs through ``operator.call``, so the
 same loop can be counted in instructions (``valgrind --tool=callgrind
---collect-atstart=no --toggle-collect=_operator_call``).
+--collect-atstart=no --toggle-collect=_operator_call python -m
+bench.serverpath --child MEMBERS ROUNDS``) or sampled (py-spy, keeping the
+stacks that pass through ``timed``); cProfile switched on and off around
+each call misattributes time, so there is no profile option.
 
 Each run is a child process; the base, in the same run, is the tree at
 ``--base`` unpacked with ``git archive`` (as ``bench hotpath`` does); the
@@ -25,7 +28,6 @@ least of ``--repeat`` runs is kept.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import json
 import operator
@@ -97,7 +99,7 @@ def _lazy_clock():
     return LazyClock()
 
 
-def measure(members: int, rounds: int, profile: str | None = None) -> dict:
+def measure(members: int, rounds: int) -> dict:
     """One run in this process: microseconds of server CPU per delivery."""
     from twistchat.chat.server import ChatServer, ServerConfig
     from twistchat.chat.server.service import session_config
@@ -145,19 +147,20 @@ def measure(members: int, rounds: int, profile: str | None = None) -> dict:
     spent = [0]
     held: list[tuple[bytes, tuple]] = []
     write = endpoint.transport.write
-    profiler = cProfile.Profile() if profile else None
+
+    depth = [0]
 
     def timed(function: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
-            if profiler is not None:
-                profiler.enable()
+            if depth[0]:  # called from another timed call (a flush from a read): counted there
+                return function(*args, **kwargs)
+            depth[0] += 1
             start = time.process_time_ns()
             try:
                 return operator.call(function, *args, **kwargs)
             finally:
                 spent[0] += time.process_time_ns() - start
-                if profiler is not None:
-                    profiler.disable()
+                depth[0] -= 1
                 for datagram, address in held:
                     write(datagram, address)
                 held.clear()
@@ -179,20 +182,16 @@ def measure(members: int, rounds: int, profile: str | None = None) -> dict:
     expected = rounds * len(senders) * (members - 1)
     if count != expected:
         raise SystemExit(f"delivered {count} of {expected}")
-    if profiler is not None:
-        profiler.dump_stats(profile)
     datagrams = endpoint.counters.datagrams_sent - start_datagrams
     return {"us_per_delivery": round(spent[0] / 1e3 / count, 2), "deliveries": count,
             "datagrams_out": datagrams, "lines_per_datagram": round(count / max(datagrams, 1), 2)}
 
 
-def _child(tree: Path | None, members: int, rounds: int, profile: str | None) -> dict:
+def _child(tree: Path | None, members: int, rounds: int) -> dict:
     from bench.common import REPO  # in the parent only: it imports twistchat
     command = [sys.executable, "-m", "bench.serverpath", "--child", str(members), str(rounds)]
     if tree is not None:
         command += ["--tree", str(tree)]
-    if profile:
-        command += ["--profile", profile]
     out = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -204,15 +203,13 @@ def main(argv: list[str]) -> dict:
                         help="runs of each shape and tree; the least is kept (default 3)")
     parser.add_argument("--base", default=BASELINE_COMMIT,
                         help=f"the commit to compare with (default {BASELINE_COMMIT})")
-    parser.add_argument("--profile", default=None,
-                        help="also write cProfile stats of the timed calls, PREFIX-TREE-N.prof")
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         if args.tree is not None:
             sys.path.insert(0, str(args.tree))  # before anything imports twistchat
-        result = measure(*args.child, profile=args.profile)
+        result = measure(*args.child)
         print(json.dumps(result))
         return result
     from bench.common import say
@@ -227,9 +224,7 @@ def main(argv: list[str]) -> dict:
             row: dict[str, Any] = {"members": members, "senders": min(members, SENDERS),
                                    "rounds": rounds}
             for name, tree in (("base", base_tree), ("this tree", None)):
-                profile = f"{args.profile}-{'base' if tree else 'tree'}-{members}.prof" \
-                    if args.profile else None
-                runs = [_child(tree, members, rounds, profile) for _ in range(repeat)]
+                runs = [_child(tree, members, rounds) for _ in range(repeat)]
                 row[name] = min(runs, key=lambda r: r["us_per_delivery"])
                 say(f"room of {members}, {name}: {row[name]}")
             ratio = row["base"]["us_per_delivery"] / max(row["this tree"]["us_per_delivery"], 1e-9)

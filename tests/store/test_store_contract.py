@@ -327,3 +327,17 @@ async def test_sqlite_starts_its_worker_on_the_first_query_and_stops_it_at_close
     assert store.worker.started and path.exists()
     await store.close()
     assert not store.worker.started
+
+
+@synchronously
+async def test_a_kept_answer_is_not_changed_by_what_its_reader_does_with_it(store: ChatStore):
+    answer = {"room": "#tea", "msg_id": 7, "members": [{"nick": "a"}]}
+    await store.put_idem(_idem("k1", answer))
+    answer["msg_id"] = 8
+    answer["members"][0]["nick"] = "changed by the writer"
+    read = await store.get_idem("alice", "k1")
+    assert read == {"room": "#tea", "msg_id": 7, "members": [{"nick": "a"}]}
+    read["members"].append("changed by a reader")
+    read["room"] = "#other"
+    assert await store.get_idem("alice", "k1") == {"room": "#tea", "msg_id": 7,
+                                                   "members": [{"nick": "a"}]}

@@ -27,6 +27,17 @@ from twistchat.store.base import (
 )
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copied(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy nobody else holds, as the SQLite store's JSON round trip gives:
+    a plain copy where every value is a scalar (a say's answer), else deep."""
+    if all(type(value) in _SCALARS for value in answer.values()):
+        return dict(answer)
+    return copy.deepcopy(dict(answer))
+
+
 class MemoryStore(MemorySocial):
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
@@ -109,7 +120,7 @@ class MemoryStore(MemorySocial):
 
     def _known(self, nick_key: str, idem: str) -> Mapping[str, Any] | None:
         record = self.idem.get(nick_key, {}).get(idem)
-        return None if record is None else copy.deepcopy(dict(record.answer))
+        return None if record is None else _copied(record.answer)
 
     def _keep(self, record: IdemRecord | None) -> Mapping[str, Any] | None:
         """The known answer for ``record``'s key, or None after keeping it."""
@@ -119,9 +130,9 @@ class MemoryStore(MemorySocial):
         if known is not None:
             return known
         kept = self.idem.setdefault(record.nick_key, {})
-        kept[record.idem] = attrs.evolve(record, answer=copy.deepcopy(dict(record.answer)))
-        for old in list(kept)[:-IDEM_KEPT_PER_NICK]:
-            del kept[old]
+        kept[record.idem] = attrs.evolve(record, answer=_copied(record.answer))
+        while len(kept) > IDEM_KEPT_PER_NICK:  # the oldest first (dicts keep insertion order)
+            del kept[next(iter(kept))]
         return None
 
     def put_idem(self, record: IdemRecord) -> Deferred[Mapping[str, Any] | None]:
