@@ -43,6 +43,7 @@ from twistchat.chat.protocol import JOIN_MEMBERS, MessageEvent, PartEvent, Rejoi
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
+from twistchat.endpoint.base import send_to_each
 from twistchat.store.social import MarkUpdate, Membership
 
 MAX_REPLAY_ROUNDS = 8
@@ -210,15 +211,19 @@ class Memberships:
         over it once acknowledged; the sender's own line counts as had (its
         ``say`` was answered with it)."""
         data = encode(event)
+        members = list(room.members.values())
+        seqs = send_to_each([None if member is sender else member.session.connection
+                             for member in members], data)
         msg_id, key, marks, waiting = event.msg_id, room.key, self._marks, self._waiting
-        for member in list(room.members.values()):
+        for member, seq in zip(members, seqs):
             rooms = marks.get(member)
             if rooms is None:
                 rooms = marks[member] = {}
             mark = rooms.get(key)
             if mark is None:
                 mark = rooms[key] = DeliveryMark()
-            seq = HAD if member is sender else member.send_encoded(data)
+            if member is sender:
+                seq = HAD
             if mark.sent(seq, msg_id):
                 self._advance(member, key, mark)
             waiting.add(member)

@@ -1,0 +1,44 @@
+"""A room line to many sessions at once (``send_to_each``): each session
+gets it as its own ``send_message`` would have given it, in order after
+what it was sent before; a missing or ended session gets None."""
+
+from __future__ import annotations
+
+from twistchat.endpoint.api import ConnectionClosed
+from twistchat.endpoint.base import send_to_each
+
+from .harness import Pair
+
+
+class Recording:
+    """Some other ``MessageConnection`` (a test fake, a wrapper)."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.refuse = refuse
+
+    def send_message(self, data: bytes, on_acked=None, lane: int = 0) -> int:
+        if self.refuse:
+            raise ConnectionClosed("gone")
+        self.sent.append(data)
+        return len(self.sent) - 1
+
+
+def test_each_session_gets_the_line_once_after_what_it_had_and_gaps_get_none() -> None:
+    one, two, ended = (Pair(seed=seed).connect() for seed in (1, 2, 3))
+    first, second = one.server_protocol.connection, two.server_protocol.connection
+    first.send_message(b"before")
+    ended.server_protocol.connection.close(graceful=False)
+    ended.run_for(1.0)
+    other, refusing = Recording(), Recording(refuse=True)
+
+    seqs = send_to_each([first, None, ended.server_protocol.connection, other, second, refusing],
+                        b"line")
+
+    assert seqs == [1, None, None, 0, 0, None]
+    assert other.sent == [b"line"]
+    for pair in (one, two):
+        pair.run_for(1.0)
+    assert one.client_protocol.messages == [b"before", b"line"]
+    assert two.client_protocol.messages == [b"line"]
+    assert first.acked_below == 2 and second.acked_below == 1
