@@ -27,6 +27,10 @@ _TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 """Message text may hold tabs and newlines, not other C0 controls."""
 
 
+Check = Callable[[Any, str, Limits, "int | None"], Any]
+"""(value, field name, limits, request id) -> the value, or ChatProtocolError."""
+
+
 def _bad(code: ErrorCode, message: str, rid: int | None) -> ChatProtocolError:
     return ChatProtocolError(code, message, rid)
 
@@ -52,20 +56,15 @@ def _bool(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
     return value
 
 
-def _nick(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
-    if not isinstance(value, str):
-        raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
-    if not is_valid_nick(value):
-        raise _bad(ErrorCode.BAD_NICK, f"{name}: {ERROR_TEXT[ErrorCode.BAD_NICK]}", rid)
-    return value
-
-
-def _room(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
-    if not isinstance(value, str):
-        raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
-    if not is_valid_room(value):
-        raise _bad(ErrorCode.BAD_ROOM, f"{name}: {ERROR_TEXT[ErrorCode.BAD_ROOM]}", rid)
-    return value
+def _name_check(is_valid: Callable[[str], bool], code: ErrorCode) -> Check:
+    """The check of a nick or a room name: a string, then its own rules."""
+    def check(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
+        if not isinstance(value, str):
+            raise _bad(ErrorCode.BAD_FIELD, f"{name} must be a string", rid)
+        if not is_valid(value):
+            raise _bad(code, f"{name}: {ERROR_TEXT[code]}", rid)
+        return value
+    return check
 
 
 def _text(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
@@ -112,12 +111,10 @@ def _any(value: Any, name: str, limits: Limits, rid: int | None) -> Any:
     return value
 
 
-Check = Callable[[Any, str, Limits, "int | None"], Any]
-"""(value, field name, limits, request id) -> the value, or ChatProtocolError."""
-
 _CHECKS: dict[Kind, Check] = {
-    Kind.REQUEST_ID: _uint, Kind.UINT: _uint, Kind.BOOL: _bool, Kind.NICK: _nick,
-    Kind.ROOM: _room, Kind.TEXT: _text, Kind.LINE: _line, Kind.SECRET: _secret,
+    Kind.REQUEST_ID: _uint, Kind.UINT: _uint, Kind.BOOL: _bool,
+    Kind.NICK: _name_check(is_valid_nick, ErrorCode.BAD_NICK),
+    Kind.ROOM: _name_check(is_valid_room, ErrorCode.BAD_ROOM), Kind.TEXT: _text, Kind.LINE: _line, Kind.SECRET: _secret,
     Kind.IDEM: _idem, Kind.CODE: _code, Kind.ANY: _any,
 }
 
