@@ -11,6 +11,7 @@ import enum
 from typing import Union
 
 import attrs
+from mypy_extensions import mypyc_attr
 
 from twistchat.wire.errors import DecodeError
 from twistchat.wire.varint import MAX_VARINT, BufferUnderflow, Reader, encode_varint, varint_size
@@ -89,6 +90,7 @@ class Unreliable:
     data: bytes
 
 
+@mypyc_attr(native_class=False)  # so frozen attrs classes may derive from it
 class MessageFields:
     """What encoding reads of a message frame (``seq``, ``data``, ``offset``,
     ``total``, ``lane``). ``MessageFrame`` is one; so is the sender's record
@@ -97,6 +99,11 @@ class MessageFields:
     fan-out sends one per member per line: issue 16)."""
 
     __slots__ = ()
+    seq: int
+    data: bytes
+    offset: int
+    total: int | None
+    lane: int
 
 
 @attrs.frozen
@@ -140,9 +147,9 @@ def _with_length(data: bytes) -> bytes:
 
 
 def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
-    previous = None
+    previous: MessageFields | None = None
     last_index = len(frames) - 1
     for index, frame in enumerate(frames):
         if isinstance(frame, MessageFields):
@@ -333,10 +340,12 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
 
 
 def _decode_message(reader: Reader, kind: int, lane: int, seq: int) -> MessageFrame:
-    total = offset = None
     if kind & FRAGMENT_BIT:
         total = reader.read_varint()
         offset = reader.read_varint()
+    else:
+        total = None
+        offset = 0
     data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
     if total is not None:
         if not data or offset + len(data) > total:
