@@ -127,6 +127,14 @@ def measure(members: int, rounds: int, lines: int) -> dict:
             "acks_per_datagram": round(acks / max(1, datagrams), 2)}
 
 
+def _mode() -> str:
+    """What the child ran: compiled or pure (``twistchat.compiled``, issue 16)."""
+    chosen = sys.modules.get("twistchat.compiled")
+    if chosen is None:
+        return "pure (a tree without twistchat.compiled)"
+    return f"{chosen.MODE} ({chosen.REASON})"
+
+
 def _child(tree: Path | None, members: int, rounds: int, lines: int) -> dict:
     command = [sys.executable, "-m", "bench.hotpath", "--child", str(members), str(rounds), str(lines)]
     if tree is not None:
@@ -161,6 +169,7 @@ def main(argv: list[str]) -> dict:
         if args.tree is not None:
             sys.path.insert(0, str(args.tree))  # before anything imports twistchat
         result = measure(*args.child)
+        result["mode"] = _mode()
         print(json.dumps(result))
         return result
     from bench.common import say
