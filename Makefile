@@ -10,7 +10,7 @@ PURE_TESTS := tests/wire tests/reliable tests/netsim tests/test_compiled.py
 # The same tests again on the pure Python fallback of the compiled hot path
 # (twistchat/compiled.py): both builds are tested wherever `make test` runs.
 
-.PHONY: install run test test-pure bench bench-transport clean
+.PHONY: install compile run test test-pure bench bench-transport clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Compile the hot path again after editing it (the install does it once;
+# until then the edited tree runs pure Python: twistchat/compiled.py).
+compile: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
 
 run: $(STAMP)
 	$(BIN)/twistd -n twistchat --port $(PORT)

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -78,6 +79,20 @@ def test_a_build_missing_a_module_is_pure(tmp_path):
 
 def test_a_build_without_its_digests_is_pure(tmp_path):
     assert choose({}, _tree(tmp_path, digests=False))[0] == PURE
+
+
+def test_the_install_compiled_the_hot_path_where_it_could():
+    """A change mypyc refuses (a type error in reliable/, say) would
+    otherwise leave every install quietly pure: where a C compiler and the
+    Python headers are, the build must have worked. An edit since the build
+    is the guard's business, not a failure."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None or not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        pytest.skip(f"no C compiler ({compiler}) or no Python headers: pure Python is the install")
+    mode, why = BUILT
+    if "changed since it was compiled" in why:
+        pytest.skip(why)
+    assert mode == COMPILED, why
 
 
 def test_every_compiled_module_exists():

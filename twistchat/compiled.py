@@ -131,7 +131,7 @@ def select() -> None:
             raise ImportError(f"twistchat.compiled: {already} imported before the mode was chosen")
         sys.meta_path.insert(0, _PureFinder(PACKAGE_ROOT))
         if REASON.startswith("stale build"):
-            warnings.warn(f"twistchat runs pure Python: {REASON}; `make install` rebuilds it",
+            warnings.warn(f"twistchat runs pure Python: {REASON}; `make compile` rebuilds it",
                           RuntimeWarning, stacklevel=2)
 
 
