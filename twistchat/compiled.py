@@ -16,6 +16,14 @@ was built against could disagree with it. Pure Python is chosen when
 - any compiled module's source changed since the build (warned once): an
   engineer editing a ``.py`` never silently runs the ``.so`` of the old one.
 
+The compiled modules' mutable attrs classes are spelled
+``@attr.s(auto_attribs=True, slots=True, eq=False)``: mypyc makes those
+native (a C struct), while an ``attrs.define`` class stays a Python class
+and one with an ``attrs.Factory`` default does not compile; with
+``slots=True`` mypyc keeps attrs' ``__init__`` but not its ``__eq__``, so
+they compare by identity in both builds. docs/benchmarks.md, "a compiled
+hot path (mypyc)", has the rest of what mypyc needed.
+
 Imports nothing of twistchat's: ``twistchat/__init__.py`` runs ``select()``.
 """
 

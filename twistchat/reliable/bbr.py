@@ -68,7 +68,7 @@ class _State:
     PROBE_RTT: Final = "probe_rtt"
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class Bbr(CongestionWindow):
     now: float = 0.0
     state: str = _State.STARTUP

@@ -31,7 +31,7 @@ KEEPALIVE_INTERVAL = 15.0
 """RFC 8085 §3.5: keepalives no more often than every 15 s."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SessionConfig:
     """Defaults suit a chat client on the Internet. What the peer must know
     of them travels in the handshake (``transport_parameters``)."""
@@ -47,7 +47,7 @@ class SessionConfig:
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
     congestion_control: str = attr.ib(default="bbr",
-                                          validator=attr.validators.in_(("bbr", "newreno")))
+                                      validator=attr.validators.in_(("bbr", "newreno")))
     """``bbr`` (model-based: does not back off on random loss) or ``newreno``."""
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE

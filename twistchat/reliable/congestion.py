@@ -27,7 +27,7 @@ def minimum_window(max_datagram_size: int) -> int:
     return 2 * max_datagram_size
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class CongestionWindow:
     """What every controller keeps and the sender asks: a window in bytes
     and what is in flight under it (RFC 9002 §7)."""
@@ -49,7 +49,7 @@ class CongestionWindow:
         return max(0, self.window - self.bytes_in_flight)
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class NewReno(CongestionWindow):
     ssthresh: float = float("inf")
     recovery_start_time: float | None = None

@@ -18,7 +18,7 @@ from typing import Any
 import attr
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RateSample:
     delivery_rate: float
     """Bytes per second delivered over the sample's interval."""

@@ -19,7 +19,7 @@ from twistchat.wire.packets import PATH_DATA_SIZE, PathResponse
 PATH_RESPONSE_SIZE = 1 + PATH_DATA_SIZE
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _CandidatePath:
     address: tuple
     challenge: bytes

@@ -43,7 +43,7 @@ EPISODES_BEFORE_NARROWING = 16
 spurious one and the thresholds step back towards the start."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class ReorderingThresholds:
     packet_threshold: int = K_PACKET_THRESHOLD
     time_threshold: float = K_TIME_THRESHOLD

@@ -39,7 +39,7 @@ class BudgetExhausted(ReassemblyError):
     with SERVER_BUSY (the peer may have broken no rule)."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class ReassemblyBudget:
     """Bytes all the sessions of an endpoint may hold in reassembly together:
     a per-session window times unlimited sessions is no bound."""
@@ -48,7 +48,7 @@ class ReassemblyBudget:
     used: int = 0
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _Partial:
     total: int
     pieces: dict[int, bytes] = attr.Factory(dict)
@@ -74,7 +74,7 @@ class _Partial:
         return bytes(out) if len(out) == self.total else None
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class LaneReassembly:
     """One lane's messages on their way: the next to deliver, and those
     waiting for it (whole, or in fragments)."""
@@ -84,7 +84,7 @@ class LaneReassembly:
     partial: dict[int, _Partial] = attr.Factory(dict)
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class MessageReassembler:
     """Every lane of one session; they share one window and one budget."""
 

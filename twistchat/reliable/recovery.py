@@ -45,7 +45,7 @@ way a probe round trip fails half the time, and a chat session should try
 a dozen times before the give-up time rather than three."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SentPacket:
     packet_number: int
     sent_time: float

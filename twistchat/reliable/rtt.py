@@ -21,7 +21,7 @@ SRTT_GAIN = 1 / 8      # RFC 6298 §2.3 alpha
 RTTVAR_MULTIPLIER = 4  # RFC 6298 §2.3 K
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RttEstimator:
     initial_rtt: float = K_INITIAL_RTT
     latest_rtt: float = 0.0

@@ -79,7 +79,7 @@ class Chunk(MessageFields):
         self.tracked = tracked
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _OutgoingMessage:
     """A fragmented message's record in ``SendLane.outgoing``."""
 
@@ -91,7 +91,7 @@ class _OutgoingMessage:
     tracked: bool = False
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SendLane:
     """One lane's side of sending: its numbers, its queues, its mark."""
 
@@ -112,7 +112,7 @@ class SendLane:
     whole message's record is its chunk."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc: see twistchat/compiled.py
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SendQueueBudget:
     """Bytes all of an endpoint's sessions may have queued and not yet
     acknowledged together: a SendQ per session times many sessions is no
