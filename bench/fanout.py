@@ -101,6 +101,7 @@ async def reliable_run(reactor: Any, members: int, senders: int, seconds: float,
         meter.start()
         await sleep(reactor, seconds)
         result = meter.stop()
+        result["server_hot_path"] = procstat.hot_path(server.pid)
         running = False
         await sleep(reactor, 0.5)
         result.update(errors)

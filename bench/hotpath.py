@@ -20,6 +20,7 @@ import argparse
 import gc
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -127,12 +128,22 @@ def measure(members: int, rounds: int, lines: int) -> dict:
             "acks_per_datagram": round(acks / max(1, datagrams), 2)}
 
 
-def _child(tree: Path | None, members: int, rounds: int, lines: int) -> dict:
+def _mode() -> str:
+    """What the child ran: compiled or pure (``twistchat.compiled``, issue 16)."""
+    chosen = sys.modules.get("twistchat.compiled")
+    if chosen is None:
+        return "pure (a tree without twistchat.compiled)"
+    return f"{chosen.MODE} ({chosen.REASON})"
+
+
+def _child(tree: Path | None, members: int, rounds: int, lines: int, pure: bool = False) -> dict:
     command = [sys.executable, "-m", "bench.hotpath", "--child", str(members), str(rounds), str(lines)]
     if tree is not None:
         command += ["--tree", str(tree)]
     from bench.common import REPO  # in the parent only: it imports twistchat
-    out = subprocess.run(command, cwd=REPO, check=True,
+    from twistchat.compiled import PURE_ENV
+    env = {**os.environ, PURE_ENV: "1"} if pure else None
+    out = subprocess.run(command, cwd=REPO, check=True, env=env,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -154,6 +165,8 @@ def main(argv: list[str]) -> dict:
                         help="runs of each shape and tree; the least is kept (default 5)")
     parser.add_argument("--base", default=BASELINE_COMMIT,
                         help=f"the commit to compare with (default {BASELINE_COMMIT})")
+    parser.add_argument("--pure-too", action="store_true",
+                        help="also run this tree pure Python (TWISTCHAT_PURE_PYTHON=1), issue 16")
     parser.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -161,6 +174,7 @@ def main(argv: list[str]) -> dict:
         if args.tree is not None:
             sys.path.insert(0, str(args.tree))  # before anything imports twistchat
         result = measure(*args.child)
+        result["mode"] = _mode()
         print(json.dumps(result))
         return result
     from bench.common import say
@@ -172,13 +186,21 @@ def main(argv: list[str]) -> dict:
             if args.quick:
                 rounds //= 4
             row = {"members": members, "lines_per_round": lines, "rounds": rounds}
-            for name, tree in (("base", base_tree), ("this tree", None)):
-                runs = [_child(tree, members, rounds, lines) for _ in range(repeat)]
+            trees = [("base", base_tree, False), ("this tree", None, False)]
+            if args.pure_too:
+                trees.insert(1, ("this tree, pure", None, True))
+            for name, tree, pure in trees:
+                runs = [_child(tree, members, rounds, lines, pure) for _ in range(repeat)]
                 row[name] = min(runs, key=lambda r: r["us_per_delivery"])
                 say(f"{members} members, {lines} lines a round, {name}: {row[name]}")
             ratio = row["base"]["us_per_delivery"] / max(row["this tree"]["us_per_delivery"], 1e-9)
             row["speedup"] = round(ratio, 2)
             say(f"  this tree takes 1/{ratio:.2f} of base {args.base}'s CPU per delivery")
+            if args.pure_too:
+                pure_ratio = row["this tree, pure"]["us_per_delivery"] / max(
+                    row["this tree"]["us_per_delivery"], 1e-9)
+                row["compiled_vs_pure"] = round(pure_ratio, 2)
+                say(f"  compiled: 1/{pure_ratio:.2f} of pure Python's CPU per delivery")
             rows.append(row)
     return {"bench": "hotpath", "base": args.base, "repeat": repeat, "shapes": rows}
 

@@ -22,6 +22,13 @@ def rss_bytes(pid: int) -> int:
         return int(f.read().split()[1]) * PAGE
 
 
+def hot_path(pid: int) -> str:
+    """``compiled`` if ``pid`` has the mypyc build of twistchat's hot path
+    mapped (issue 16, setup.py), else ``pure``: what a child really ran."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "compiled" if "twistchat_hotpath__mypyc" in f.read() else "pure"
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "twistchat"
 
 LAYERS = {
-    "wire": 0, "store": 0, "cluster": 0,
+    "wire": 0, "store": 0, "cluster": 0, "compiled": 0,
     "reliable": 1,
     "endpoint": 2,
     "chat": 3,

@@ -33,8 +33,9 @@ does a round with any loss whose smallest RTT stood above 1.25 x (min RTT
 from __future__ import annotations
 
 import math
+from typing import Final
 
-import attrs
+import attr
 
 from twistchat.reliable.congestion import CongestionWindow, initial_window
 from twistchat.reliable.delivery_rate import RateSample
@@ -61,13 +62,13 @@ BETA = 0.7
 
 
 class _State:
-    STARTUP = "startup"
-    DRAIN = "drain"
-    PROBE_BW = "probe_bw"
-    PROBE_RTT = "probe_rtt"
+    STARTUP: Final = "startup"  # Final: class constants to mypyc, not instance defaults
+    DRAIN: Final = "drain"
+    PROBE_BW: Final = "probe_bw"
+    PROBE_RTT: Final = "probe_rtt"
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class Bbr(CongestionWindow):
     now: float = 0.0
     state: str = _State.STARTUP
@@ -78,7 +79,7 @@ class Bbr(CongestionWindow):
     undone_events: int = 0
     min_rtt: float | None = None
     _min_rtt_stamp: float = 0.0
-    _bandwidths: list = attrs.Factory(list)
+    _bandwidths: list = attr.Factory(list)
     """(round, bytes/s), the windowed max filter: decreasing bandwidths."""
     round_count: int = 0
     _next_round_delivered: int = 0
@@ -133,7 +134,7 @@ class Bbr(CongestionWindow):
             # The path carried nothing for 3 PTOs: whatever the model said,
             # start again from the smallest bound and let the rounds that
             # follow raise it (as the loss response below does).
-            self.inflight_bound = MIN_WINDOW_PACKETS * self.max_datagram_size
+            self.inflight_bound = float(MIN_WINDOW_PACKETS * self.max_datagram_size)
             self._set_window()
 
     def on_packet_discarded(self, size: int) -> None:

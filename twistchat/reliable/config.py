@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attr
 import attrs
 
 from twistchat.reliable.congestion import DEFAULT_MAX_WINDOW
@@ -30,7 +31,7 @@ KEEPALIVE_INTERVAL = 15.0
 """RFC 8085 §3.5: keepalives no more often than every 15 s."""
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SessionConfig:
     """Defaults suit a chat client on the Internet. What the peer must know
     of them travels in the handshake (``transport_parameters``)."""
@@ -45,8 +46,8 @@ class SessionConfig:
     max_ack_delay: float = 0.025
     max_window: int = DEFAULT_MAX_WINDOW
     redundancy: int = 2
-    congestion_control: str = attrs.field(default="bbr",
-                                          validator=attrs.validators.in_(("bbr", "newreno")))
+    congestion_control: str = attr.ib(default="bbr",
+                                      validator=attr.validators.in_(("bbr", "newreno")))
     """``bbr`` (model-based: does not back off on random loss) or ``newreno``."""
     initial_rtt: float = K_INITIAL_RTT
     max_send_queue: int = DEFAULT_MAX_SEND_QUEUE
@@ -98,7 +99,7 @@ def stranger_window(max_message_size: int, max_datagram_size: int = MAX_DATAGRAM
     return flow_charge(max_message_size, fragments) + flow_charge(0, 1)
 
 
-@attrs.define
+@attrs.define  # compared whole (tests snapshot it), so an attrs class, not native to mypyc
 class SessionStats:
     packets_sent: int = 0
     packets_received: int = 0

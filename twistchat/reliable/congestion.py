@@ -5,7 +5,7 @@ describe it, with a bounded window.
 
 from __future__ import annotations
 
-import attrs
+import attr
 
 K_LOSS_REDUCTION_FACTOR = 0.5
 """RFC 9002 §7.3.2: the window is halved on a congestion event."""
@@ -27,14 +27,14 @@ def minimum_window(max_datagram_size: int) -> int:
     return 2 * max_datagram_size
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class CongestionWindow:
     """What every controller keeps and the sender asks: a window in bytes
     and what is in flight under it (RFC 9002 §7)."""
 
     max_datagram_size: int
     max_window: int = DEFAULT_MAX_WINDOW
-    window: int = attrs.field(default=0)
+    window: int = attr.ib(default=0)
     bytes_in_flight: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -49,7 +49,7 @@ class CongestionWindow:
         return max(0, self.window - self.bytes_in_flight)
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class NewReno(CongestionWindow):
     ssthresh: float = float("inf")
     recovery_start_time: float | None = None
@@ -90,7 +90,7 @@ class NewReno(CongestionWindow):
             self.recovery_start_time = now
             self.window = max(int(self.window * K_LOSS_REDUCTION_FACTOR),
                               minimum_window(self.max_datagram_size))
-            self.ssthresh = self.window
+            self.ssthresh = float(self.window)  # a float either way (mypyc keeps it one)
             self._acked_in_avoidance = 0
         if persistent:
             self._before_cut = None

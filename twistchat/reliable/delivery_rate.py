@@ -13,10 +13,12 @@ show what the sender offered, not what the path can carry.
 
 from __future__ import annotations
 
-import attrs
+from typing import Any
+
+import attr
 
 
-@attrs.define(slots=True)
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RateSample:
     delivery_rate: float
     """Bytes per second delivered over the sample's interval."""
@@ -38,7 +40,7 @@ class DeliveryRateEstimator:
         self.first_sent_time = now
         self.app_limited_until = 0
         """Samples are application-limited until this much has been delivered."""
-        self._best = None
+        self._best: Any = None  # a recovery.SentPacket, which imports this module
 
     def on_packet_sent(self, packet, bytes_in_flight: int, now: float, app_limited: bool) -> None:
         """Stamp ``packet`` (a ``SentPacket``) before it counts as in flight."""

@@ -186,7 +186,9 @@ class PacketBuilder:
         """An ACK, when a packet has one, is its first frame (``build`` puts it there)."""
         pn = self.next_packet_number
         self.next_packet_number += 1
-        datagram = self.protection.seal(dest_cid, pn, encode_frames(frames))
+        protection = self.protection
+        assert protection is not None  # nothing is sealed before the handshake gave keys
+        datagram = protection.seal(dest_cid, pn, encode_frames(frames))
         size = len(datagram)
         if type(frames[0]) is Ack:
             self.acks.on_ack_sent()
@@ -211,7 +213,9 @@ class PacketBuilder:
             return None
         challenge, address = due
         pn = self.next_packet_number
-        datagram = self.protection.seal(dest_cid, pn, encode_frames((PathChallenge(challenge),)))
+        protection = self.protection
+        assert protection is not None
+        datagram = protection.seal(dest_cid, pn, encode_frames((PathChallenge(challenge),)))
         if not self.paths.may_send_challenge(len(datagram), now):
             return None  # anti-amplification: never more than it sent us
         self.next_packet_number += 1

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import random
 
-import attrs
+import attr
 
 from twistchat.wire.packets import PATH_DATA_SIZE, PathResponse
 
 PATH_RESPONSE_SIZE = 1 + PATH_DATA_SIZE
 
 
-@attrs.define(eq=False)
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _CandidatePath:
     address: tuple
     challenge: bytes
@@ -71,6 +71,7 @@ class PathValidator:
         """Charge a challenge datagram of ``size`` bytes to the candidate, if
         the anti-amplification limit allows it."""
         candidate = self._candidate
+        assert candidate is not None  # only asked once challenge_due gave one
         if candidate.bytes_sent + size > candidate.bytes_received:
             return False
         candidate.bytes_sent += size

@@ -19,7 +19,7 @@ detection back.
 
 from __future__ import annotations
 
-import attrs
+import attr
 
 K_PACKET_THRESHOLD = 3
 """RFC 9002 §6.1.1: a packet is lost once 3 later packets are acknowledged ..."""
@@ -43,7 +43,7 @@ EPISODES_BEFORE_NARROWING = 16
 spurious one and the thresholds step back towards the start."""
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class ReorderingThresholds:
     packet_threshold: int = K_PACKET_THRESHOLD
     time_threshold: float = K_TIME_THRESHOLD

@@ -10,7 +10,7 @@ or announces a message larger than the agreed cap, is a protocol violation
 
 from __future__ import annotations
 
-import attrs
+import attr
 
 from twistchat.wire.packets import LANE_COUNT, MessageFrame
 
@@ -39,7 +39,7 @@ class BudgetExhausted(ReassemblyError):
     with SERVER_BUSY (the peer may have broken no rule)."""
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class ReassemblyBudget:
     """Bytes all the sessions of an endpoint may hold in reassembly together:
     a per-session window times unlimited sessions is no bound."""
@@ -48,10 +48,10 @@ class ReassemblyBudget:
     used: int = 0
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _Partial:
     total: int
-    pieces: dict[int, bytes] = attrs.Factory(dict)
+    pieces: dict[int, bytes] = attr.Factory(dict)
     received: int = 0
 
     def add(self, offset: int, data: bytes) -> None:
@@ -74,24 +74,24 @@ class _Partial:
         return bytes(out) if len(out) == self.total else None
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class LaneReassembly:
     """One lane's messages on their way: the next to deliver, and those
     waiting for it (whole, or in fragments)."""
 
     next_seq: int = 0
-    complete: dict[int, bytes] = attrs.Factory(dict)
-    partial: dict[int, _Partial] = attrs.Factory(dict)
+    complete: dict[int, bytes] = attr.Factory(dict)
+    partial: dict[int, _Partial] = attr.Factory(dict)
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class MessageReassembler:
     """Every lane of one session; they share one window and one budget."""
 
     max_message_size: int
     window: int
     buffered_bytes: int = 0
-    lanes: list[LaneReassembly] = attrs.Factory(lambda: [LaneReassembly()])
+    lanes: list[LaneReassembly] = attr.Factory(lambda: [LaneReassembly()])
     """Lane 0 from the start, the others from their first message: most
     sessions never use the bulk lane, and 100,000 idle sessions each
     holding an empty one is memory for nothing."""

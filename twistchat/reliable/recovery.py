@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-import attrs
+import attr
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
 from twistchat.reliable.bbr import Bbr
@@ -45,7 +45,7 @@ way a probe round trip fails half the time, and a chat session should try
 a dozen times before the give-up time rather than three."""
 
 
-@attrs.define(slots=True, eq=False)
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SentPacket:
     packet_number: int
     sent_time: float
@@ -198,10 +198,12 @@ class Recovery:
             self.thresholds.on_loss_episode()
         self._forget_old_losses(now)
         remembered = self.lost
+        largest_acked = self.largest_acked
+        assert largest_acked is not None  # losses are found from an acknowledgement
         for packet in lost:
             del self.sent[packet.packet_number]
             packet.declared_lost_at = now
-            packet.largest_acked_at_loss = self.largest_acked
+            packet.largest_acked_at_loss = largest_acked
             packet.episode = self.episode
             remembered[packet.packet_number] = packet
             self._episode_losses += 1
@@ -234,6 +236,7 @@ class Recovery:
             if previous is None or packet.ordinal != previous.ordinal + 1:
                 run_start = packet
             previous = packet
+            assert run_start is not None  # set with the first packet taken
             if packet.sent_time - run_start.sent_time > duration:
                 return True
         return False

@@ -8,7 +8,7 @@ of milliseconds, not a second.
 
 from __future__ import annotations
 
-import attrs
+import attr
 
 K_INITIAL_RTT = 0.333
 """RFC 9002 §6.2.2: RTT assumed before the first sample."""
@@ -21,21 +21,16 @@ SRTT_GAIN = 1 / 8      # RFC 6298 §2.3 alpha
 RTTVAR_MULTIPLIER = 4  # RFC 6298 §2.3 K
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RttEstimator:
     initial_rtt: float = K_INITIAL_RTT
     latest_rtt: float = 0.0
     min_rtt: float = 0.0
-    smoothed_rtt: float = attrs.field(default=None)
-    rttvar: float = attrs.field(default=None)
+    # RFC 9002 §5.3: before any sample, smoothed = initial, rttvar = initial / 2
+    # (never None: a float to mypyc).
+    smoothed_rtt: float = attr.Factory(lambda self: self.initial_rtt, takes_self=True)
+    rttvar: float = attr.Factory(lambda self: self.initial_rtt / 2, takes_self=True)
     has_sample: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        # RFC 9002 §5.3: before any sample, smoothed = initial, rttvar = initial / 2.
-        if self.smoothed_rtt is None:
-            self.smoothed_rtt = self.initial_rtt
-        if self.rttvar is None:
-            self.rttvar = self.initial_rtt / 2
 
     def update(self, latest_rtt: float, ack_delay: float, max_ack_delay: float) -> None:
         """Take one sample (RFC 9002 §5.3)."""

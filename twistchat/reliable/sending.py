@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable
 
-import attrs
+import attr
 
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.wire.packets import (
@@ -79,7 +79,7 @@ class Chunk(MessageFields):
         self.tracked = tracked
 
 
-@attrs.define(slots=True, eq=False)
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class _OutgoingMessage:
     """A fragmented message's record in ``SendLane.outgoing``."""
 
@@ -91,7 +91,7 @@ class _OutgoingMessage:
     tracked: bool = False
 
 
-@attrs.define(eq=False)
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SendLane:
     """One lane's side of sending: its numbers, its queues, its mark."""
 
@@ -101,17 +101,18 @@ class SendLane:
     of it (the oldest unacknowledged one's number, or ``next_seq``): kept
     running, so the chat layer reads "how far has the peer got" in O(1)
     instead of a callback per message."""
-    queue: deque[Chunk] = attrs.Factory(deque)
+    queue: deque[Chunk] = attr.Factory(deque)
     """Chunks never sent, in order."""
-    retransmit_queue: list[Chunk] = attrs.Factory(list)
+    retransmit_queue: list[Chunk] = attr.Factory(list)
     """Chunks whose every copy was lost, oldest first: a list, not a deque
     (an empty deque is 760 bytes, an empty list 56: it is empty in nearly
     every session nearly all the time, and short when it is not)."""
-    outgoing: dict[int, _OutgoingMessage] = attrs.Factory(dict)
-    """Messages from the oldest unacknowledged one on, by sequence number."""
+    outgoing: dict[int, Chunk | _OutgoingMessage] = attr.Factory(dict)
+    """Messages from the oldest unacknowledged one on, by sequence number: a
+    whole message's record is its chunk."""
 
 
-@attrs.define
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SendQueueBudget:
     """Bytes all of an endpoint's sessions may have queued and not yet
     acknowledged together: a SendQ per session times many sessions is no
@@ -138,7 +139,7 @@ class SendBuffer:
     # One per session: no per-instance dict (issue 16, idle sessions).
 
     def __init__(self, max_datagram_size: int, redundancy: int, stats,
-                 on_tracked_acked: Callable[[int], None],
+                 on_tracked_acked: Callable[[int, int], None],
                  budget: SendQueueBudget | None = None) -> None:
         self.fragment_size = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE \
             - MESSAGE_FRAME_MAX_OVERHEAD - ACK_ROOM
@@ -262,6 +263,7 @@ class SendBuffer:
             if message is None:
                 continue
             if message is not chunk:  # a fragment: its message's record counts them
+                assert isinstance(message, _OutgoingMessage)  # typed so for mypyc (issue 16)
                 message.chunks_left -= 1
                 if message.chunks_left:
                     continue

@@ -469,17 +469,19 @@ class Session:
         return True
 
     def _receive_cookie(self, packet: Cookie, address: tuple, now: float) -> None:
+        handshake = self._handshake  # a client's until the handshake ends
         if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
-                or address != self.peer_address or self._handshake.cookie is not None:
+                or address != self.peer_address or handshake is None or handshake.cookie is not None:
             return
-        self._handshake.on_cookie(packet.cookie, now, self.config.transport_parameters())
+        handshake.on_cookie(packet.cookie, now, self.config.transport_parameters())
 
     def _receive_accept(self, packet: Accept, address: tuple, now: float) -> bool:
+        handshake = self._handshake
         if self.state is not _HANDSHAKE or packet.client_cid != self.local_cid \
-                or address != self.peer_address or self._handshake.cookie is None:
+                or address != self.peer_address or handshake is None or handshake.cookie is None:
             return True
         try:
-            established = self._handshake.on_accept(packet, now)
+            established = handshake.on_accept(packet, now)
         except HandshakeError:
             self.stats.unauthenticated += 1  # forged or damaged: the real one may follow
             return False
@@ -563,11 +565,11 @@ class Session:
     def _receive_message_frame(self, frame: MessageFrame, now: float) -> None:
         try:
             messages = self._reassembler.receive(frame)
-        except BudgetExhausted as e:
-            self._start_closing(now, CloseCode.SERVER_BUSY, str(e))
+        except BudgetExhausted as busy:  # a name per clause: mypyc types each one (issue 16)
+            self._start_closing(now, CloseCode.SERVER_BUSY, str(busy))
             return
-        except ReassemblyError as e:
-            self._start_closing(now, CloseCode.PROTOCOL_VIOLATION, str(e))
+        except ReassemblyError as bad:
+            self._start_closing(now, CloseCode.PROTOCOL_VIOLATION, str(bad))
             return
         self.stats.duplicate_messages = self._reassembler.duplicates
         for data in messages:
@@ -594,7 +596,9 @@ class Session:
             return self._closing_deadline
         if state is _HANDSHAKE:
             deadline = self.created_at + self.config.handshake_timeout
-            retry = self._handshake.retry_time()
+            handshake = self._handshake
+            assert handshake is not None  # only a client is ever in HANDSHAKE
+            retry = handshake.retry_time()
             return deadline if retry is None else min(deadline, retry)
         # The earliest of the clocks below, with no list built for it: this
         # runs after every datagram of every session (issue 16).
@@ -633,9 +637,11 @@ class Session:
             if now >= self.created_at + self.config.handshake_timeout:
                 self._abandon(CloseCode.HANDSHAKE_FAILED, "no answer from the server", by_peer=False)
             else:
-                retry = self._handshake.retry_time()
+                handshake = self._handshake
+                assert handshake is not None
+                retry = handshake.retry_time()
                 if retry is not None and now >= retry:
-                    self._handshake.send_pending = True
+                    handshake.send_pending = True
             return
         if now >= self._last_receive_time + self.idle_timeout:
             self._abandon(CloseCode.IDLE_TIMEOUT, f"nothing heard for {self.idle_timeout:g} s",
@@ -675,31 +681,39 @@ class Session:
         if state in SILENT:
             return []
         out: list[tuple[bytes, tuple]] = []
+        peer_cid = self.peer_cid
+        assert peer_cid is not None  # known once past HANDSHAKE
         if state is _CLOSING:
             if self._close_send_pending and self._close_frame is not None:
                 self._close_send_pending = False
-                out.append((self._builder.seal([self._close_frame], self.peer_cid, now),
+                out.append((self._builder.seal([self._close_frame], peer_cid, now),
                             self.peer_address))
             return out
         if self._accept_pending:
             self._accept_pending = False
-            out.append((self._accept_datagram, self.peer_address))
-        challenge = self._builder.path_challenge(self.peer_cid, now)
+            accept = self._accept_datagram
+            assert accept is not None  # pending only while it is kept
+            out.append((accept, self.peer_address))
+        challenge = self._builder.path_challenge(peer_cid, now)
         if challenge is not None:
             out.append(challenge)
         window = self.peer_parameters.receive_window
         while True:
-            datagram = self._builder.build(self.peer_cid, now, window)
+            datagram = self._builder.build(peer_cid, now, window)
             if datagram is None:
                 break
             out.append((datagram, self.peer_address))
         if self._protection_may_rest:
             self._protection_may_rest = False
-            self._protection.rest()
+            protection = self._protection
+            assert protection is not None  # only set from an authenticated packet
+            protection.rest()
         return out
 
     def _handshake_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
-        datagrams = self._handshake.datagrams(now)
+        handshake = self._handshake
+        assert handshake is not None
+        datagrams = handshake.datagrams(now)
         for datagram in datagrams:
             self.stats.packets_sent += 1
             self.stats.bytes_sent += len(datagram)

@@ -8,9 +8,10 @@ encoding (``encode_frame``, ``frame_size`` for packing) and their decoding
 from __future__ import annotations
 
 import enum
-from typing import Union
+from typing import Any, Union
 
 import attrs
+from mypy_extensions import mypyc_attr
 
 from twistchat.wire.errors import DecodeError
 from twistchat.wire.varint import MAX_VARINT, BufferUnderflow, Reader, encode_varint, varint_size
@@ -89,6 +90,7 @@ class Unreliable:
     data: bytes
 
 
+@mypyc_attr(native_class=False)  # so frozen attrs classes may derive from it
 class MessageFields:
     """What encoding reads of a message frame (``seq``, ``data``, ``offset``,
     ``total``, ``lane``). ``MessageFrame`` is one; so is the sender's record
@@ -97,6 +99,12 @@ class MessageFields:
     fan-out sends one per member per line: issue 16)."""
 
     __slots__ = ()
+
+
+MessageLike = Any
+"""A ``MessageFields`` as the encoder's signatures say it: its fields are
+read by name, so a ``Chunk`` keeps them as native attributes under mypyc
+(declared here, they would live in a per-chunk dict; issue 16)."""
 
 
 @attrs.frozen
@@ -140,21 +148,22 @@ def _with_length(data: bytes) -> bytes:
 
 
 def encode_frames(frames: tuple["Frame", ...] | list) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
-    previous = None
+    previous: MessageLike | None = None
     last_index = len(frames) - 1
     for index, frame in enumerate(frames):
         if isinstance(frame, MessageFields):
-            append(_message_head(frame, index == last_index, previous))
-            append(frame.data)
-            previous = frame
+            message: MessageLike = frame
+            append(_message_head(message, index == last_index, previous))
+            append(message.data)
+            previous = message
         else:
             append(encode_frame(frame, index == last_index))
     return b"".join(parts)
 
 
-def follows(frame: MessageFields, previous: MessageFields | None) -> bool:
+def follows(frame: MessageLike, previous: MessageLike | None) -> bool:
     """``frame`` may travel as NEXT_MESSAGE after ``previous``, the message
     frame before it in its packet: same lane, the next sequence number, so
     the receiver derives both from the frame it has just read."""
@@ -201,7 +210,7 @@ def encode_frame(frame: Frame, last: bool = False, previous: MessageFrame | None
     raise TypeError(f"not a frame: {frame!r}")
 
 
-def _message_head(frame: MessageFields, last: bool, previous: MessageFields | None) -> bytes:
+def _message_head(frame: MessageLike, last: bool, previous: MessageLike | None) -> bytes:
     """A message frame's bytes before its data: type, sequence number (not
     for NEXT_MESSAGE), fragment fields, and the length unless ``last``."""
     seq, lane = frame.seq, frame.lane
@@ -249,12 +258,12 @@ def frame_size(frame: Frame, last: bool = False, previous: MessageFrame | None =
     return len(encode_frame(frame, last))
 
 
-def _derived_numbers_size(frame: MessageFields) -> int:
+def _derived_numbers_size(frame: MessageLike) -> int:
     """What NEXT_MESSAGE leaves out: the sequence number and lane number."""
     return varint_size(frame.seq) + (varint_size(frame.lane) if frame.lane else 0)
 
 
-def derived_numbers_saving(frames: list) -> int:
+def derived_numbers_saving(frames: tuple["Frame", ...] | list) -> int:
     """Bytes ``encode_frames`` saves on ``frames`` below the sum of their
     ``frame_size`` by sending NEXT_MESSAGE where it can: room a packet
     filled frame by frame gets back."""
@@ -274,8 +283,8 @@ def decode_frames(plaintext: bytes) -> tuple["Frame", ...]:
         frames = _decode_frames(Reader(plaintext))
     except DecodeError:
         raise
-    except BufferUnderflow as e:
-        raise DecodeError(f"truncated: needed {e}") from None
+    except BufferUnderflow as short:  # a name per clause: mypyc types each one (issue 16)
+        raise DecodeError(f"truncated: needed {short}") from None
     except Exception as e:
         raise DecodeError(f"malformed: {e!r}") from None
     if not frames:
@@ -333,10 +342,12 @@ def _decode_frames(reader: Reader) -> tuple[Frame, ...]:
 
 
 def _decode_message(reader: Reader, kind: int, lane: int, seq: int) -> MessageFrame:
-    total = offset = None
     if kind & FRAGMENT_BIT:
         total = reader.read_varint()
         offset = reader.read_varint()
+    else:
+        total = None
+        offset = 0
     data = reader.read_bytes(reader.read_varint()) if kind & LEN_BIT else reader.read_rest()
     if total is not None:
         if not data or offset + len(data) > total:

@@ -243,8 +243,8 @@ def decode_packet(datagram: bytes) -> Packet:
         return _decode_packet(datagram)
     except DecodeError:
         raise
-    except BufferUnderflow as e:
-        raise DecodeError(f"truncated: needed {e}") from None
+    except BufferUnderflow as short:  # a name per clause: mypyc types each one (issue 16)
+        raise DecodeError(f"truncated: needed {short}") from None
     except Exception as e:  # a bug in a branch above must not escape as anything else
         raise DecodeError(f"malformed: {e!r}") from None
 
