@@ -16,18 +16,10 @@ ever adds time.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import io
-import json
-import os
 import random
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-from pathlib import Path
 
 LINE = b"x" * 60
 SERVER_ADDRESS = ("192.0.2.1", 9999)
@@ -128,81 +120,20 @@ def measure(members: int, rounds: int, lines: int) -> dict:
             "acks_per_datagram": round(acks / max(1, datagrams), 2)}
 
 
-def _mode() -> str:
-    """What the child ran: compiled or pure (``twistchat.compiled``, issue 16)."""
-    chosen = sys.modules.get("twistchat.compiled")
-    if chosen is None:
-        return "pure (a tree without twistchat.compiled)"
-    return f"{chosen.MODE} ({chosen.REASON})"
-
-
-def _child(tree: Path | None, members: int, rounds: int, lines: int, pure: bool = False) -> dict:
-    command = [sys.executable, "-m", "bench.hotpath", "--child", str(members), str(rounds), str(lines)]
-    if tree is not None:
-        command += ["--tree", str(tree)]
-    from bench.common import REPO  # in the parent only: it imports twistchat
-    from twistchat.compiled import PURE_ENV
-    env = {**os.environ, PURE_ENV: "1"} if pure else None
-    out = subprocess.run(command, cwd=REPO, check=True, env=env,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _unpack(commit: str, into: Path) -> Path:
-    """The ``twistchat`` package as it was at ``commit``."""
-    from bench.common import REPO
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "twistchat"], cwd=REPO,
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 def main(argv: list[str]) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m bench hotpath")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs of each shape and tree; the least is kept (default 5)")
-    parser.add_argument("--base", default=BASELINE_COMMIT,
-                        help=f"the commit to compare with (default {BASELINE_COMMIT})")
-    parser.add_argument("--pure-too", action="store_true",
-                        help="also run this tree pure Python (TWISTCHAT_PURE_PYTHON=1), issue 16")
-    parser.add_argument("--child", nargs=3, type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    from bench import trees
+    args = trees.parse(argv, "python -m bench hotpath", BASELINE_COMMIT, repeat=5, child_args=3,
+                       quick_repeat=2)
     if args.child:
-        if args.tree is not None:
-            sys.path.insert(0, str(args.tree))  # before anything imports twistchat
-        result = measure(*args.child)
-        result["mode"] = _mode()
-        print(json.dumps(result))
-        return result
-    from bench.common import say
-    repeat = 2 if args.quick else args.repeat
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="twistchat-hotpath-") as scratch:
-        base_tree = _unpack(args.base, Path(scratch))
-        for members, rounds, lines in SHAPES:
-            if args.quick:
-                rounds //= 4
-            row = {"members": members, "lines_per_round": lines, "rounds": rounds}
-            trees = [("base", base_tree, False), ("this tree", None, False)]
-            if args.pure_too:
-                trees.insert(1, ("this tree, pure", None, True))
-            for name, tree, pure in trees:
-                runs = [_child(tree, members, rounds, lines, pure) for _ in range(repeat)]
-                row[name] = min(runs, key=lambda r: r["us_per_delivery"])
-                say(f"{members} members, {lines} lines a round, {name}: {row[name]}")
-            ratio = row["base"]["us_per_delivery"] / max(row["this tree"]["us_per_delivery"], 1e-9)
-            row["speedup"] = round(ratio, 2)
-            say(f"  this tree takes 1/{ratio:.2f} of base {args.base}'s CPU per delivery")
-            if args.pure_too:
-                pure_ratio = row["this tree, pure"]["us_per_delivery"] / max(
-                    row["this tree"]["us_per_delivery"], 1e-9)
-                row["compiled_vs_pure"] = round(pure_ratio, 2)
-                say(f"  compiled: 1/{pure_ratio:.2f} of pure Python's CPU per delivery")
-            rows.append(row)
-    return {"bench": "hotpath", "base": args.base, "repeat": repeat, "shapes": rows}
+        return trees.child(measure, args)
+    shapes = []
+    for members, rounds, lines in SHAPES:
+        rounds = rounds // 4 if args.quick else rounds
+        shapes.append(({"members": members, "lines_per_round": lines, "rounds": rounds},
+                       [members, rounds, lines]))
+    rows = trees.compare("bench.hotpath", shapes, args,
+                         lambda row: f"{row['members']} members, {row['lines_per_round']} lines a round")
+    return {"bench": "hotpath", "base": args.base, "repeat": args.runs, "shapes": rows}
 
 
 if __name__ == "__main__":

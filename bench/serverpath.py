@@ -21,22 +21,17 @@ stacks that pass through ``timed``); cProfile switched on and off around
 each call misattributes time, so there is no profile option.
 
 Each run is a child process; the base, in the same run, is the tree at
-``--base`` unpacked with ``git archive`` (as ``bench hotpath`` does); the
+``--base`` unpacked with ``git archive`` (``bench/trees.py``, shared with ``bench hotpath``); the
 least of ``--repeat`` runs is kept.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import operator
 import random
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 BASELINE_COMMIT = "27460d4"
@@ -187,51 +182,19 @@ def measure(members: int, rounds: int) -> dict:
             "datagrams_out": datagrams, "lines_per_datagram": round(count / max(datagrams, 1), 2)}
 
 
-def _child(tree: Path | None, members: int, rounds: int) -> dict:
-    from bench.common import REPO  # in the parent only: it imports twistchat
-    command = [sys.executable, "-m", "bench.serverpath", "--child", str(members), str(rounds)]
-    if tree is not None:
-        command += ["--tree", str(tree)]
-    out = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def main(argv: list[str]) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m bench serverpath")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each shape and tree; the least is kept (default 3)")
-    parser.add_argument("--base", default=BASELINE_COMMIT,
-                        help=f"the commit to compare with (default {BASELINE_COMMIT})")
-    parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    from bench import trees
+    args = trees.parse(argv, "python -m bench serverpath", BASELINE_COMMIT, repeat=3, child_args=2,
+                       quick_repeat=1)
     if args.child:
-        if args.tree is not None:
-            sys.path.insert(0, str(args.tree))  # before anything imports twistchat
-        result = measure(*args.child)
-        print(json.dumps(result))
-        return result
-    from bench.common import say
-    from bench.hotpath import _unpack
-    repeat = 1 if args.quick else args.repeat
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="twistchat-serverpath-") as scratch:
-        base_tree = _unpack(args.base, Path(scratch))
-        for members, rounds in SHAPES:
-            if args.quick:
-                rounds //= 4
-            row: dict[str, Any] = {"members": members, "senders": min(members, SENDERS),
-                                   "rounds": rounds}
-            for name, tree in (("base", base_tree), ("this tree", None)):
-                runs = [_child(tree, members, rounds) for _ in range(repeat)]
-                row[name] = min(runs, key=lambda r: r["us_per_delivery"])
-                say(f"room of {members}, {name}: {row[name]}")
-            ratio = row["base"]["us_per_delivery"] / max(row["this tree"]["us_per_delivery"], 1e-9)
-            row["speedup"] = round(ratio, 2)
-            say(f"  this tree takes 1/{ratio:.2f} of base {args.base}'s server CPU per delivery")
-            rows.append(row)
-    return {"bench": "serverpath", "base": args.base, "repeat": repeat, "shapes": rows}
+        return trees.child(measure, args)
+    shapes = []
+    for members, rounds in SHAPES:
+        rounds = rounds // 4 if args.quick else rounds
+        shapes.append(({"members": members, "senders": min(members, SENDERS), "rounds": rounds},
+                       [members, rounds]))
+    rows = trees.compare("bench.serverpath", shapes, args, lambda row: f"room of {row['members']}")
+    return {"bench": "serverpath", "base": args.base, "repeat": args.runs, "shapes": rows}
 
 
 if __name__ == "__main__":
