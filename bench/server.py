@@ -135,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         tune_collector()
     except ImportError:
         pass
+    try:  # and its heap trimming, where this checkout has it
+        from twistchat.chat.server.collector import TRIM_INTERVAL, heap_trimmer
+        trim = heap_trimmer()
+        if trim is not None:
+            from twisted.internet.task import LoopingCall
+            LoopingCall(trim).start(TRIM_INTERVAL, now=False)
+    except ImportError:
+        pass
 
     import cProfile
     profiler = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from twistchat.chat import protocol as p
+from twistchat.chat.server.session import ClientSession
 
 from .fakes import Harness
 
@@ -61,3 +62,37 @@ def test_the_sweep_interval_sets_how_late_an_idle_session_is_reaped():
         reaped[sweep] = reaped_after
     assert h.server.reaper.interval == 20.0
     assert reaped[1.0] < reaped[20.0]
+
+
+def test_the_reaper_drops_exactly_the_silent_users_and_looks_at_only_those_due(monkeypatch):
+    """Among 300 users, the 3 silent ones are reaped on the first tick past
+    their idle timeout and nobody else ever is; a tick reads the liveness of
+    the users whose deadline it reached, not of all 300 (issue 16)."""
+    h = Harness()
+    clients = [h.login(f"user{n}") for n in range(300)]
+    silent = {clients[n].protocol for n in (7, 150, 299)}
+    start = h.clock.seconds()
+    for client in clients:
+        client.connection.last_receive_time = start
+    reads = []
+    last_heard = ClientSession.last_heard
+
+    def counted(session):
+        reads.append(session)
+        return last_heard.fget(session)
+    monkeypatch.setattr(ClientSession, "last_heard", property(counted))
+    reaped_at = {}
+    for second in range(int(3 * h.config.idle_timeout)):
+        now = h.clock.seconds()
+        for client in clients:
+            if client.protocol not in silent:
+                client.connection.last_receive_time = now  # keepalives flow
+            elif client.closed is not None and client.protocol not in reaped_at:
+                reaped_at[client.protocol] = now - start
+        h.advance(1)
+    assert set(reaped_at) == silent
+    assert all(client.closed is None for client in clients if client.protocol not in silent)
+    for after in reaped_at.values():
+        assert h.config.idle_timeout < after <= h.config.idle_timeout + h.config.reap_interval + 1
+    ticks = int(3 * h.config.idle_timeout / h.config.reap_interval)
+    assert len(reads) < 300 * ticks / 4  # a walk would read all 300 on every tick

@@ -16,7 +16,7 @@ def test_password_less_registration_returns_a_secret_that_logs_in_again(h: Harne
     reply = alice.ok("login", nick="Alice")
     assert reply["registered"] is True and reply["nick"] == "Alice"
     secret = reply["secret"]
-    assert reply["keepalive"] == 15 and reply["idle_timeout"] == 45
+    assert reply["keepalive"] == 25 and reply["idle_timeout"] == 75
     alice.ok("quit")
     again = h.connect()
     reply = again.ok("login", nick="alice", secret=secret)
@@ -188,4 +188,4 @@ def test_an_internal_failure_becomes_an_error_reply_not_a_traceback(h: Harness, 
 def test_ping_replies_with_server_time(h: Harness):
     alice = h.login("alice")
     reply = alice.ok("ping")
-    assert reply["ts"] == int(h.clock.seconds() * 1000) and reply["keepalive"] == 15
+    assert reply["ts"] == int(h.clock.seconds() * 1000) and reply["keepalive"] == 25

@@ -146,7 +146,8 @@ def test_a_line_said_while_the_server_restarts_is_sent_after_the_reconnect():
     world = World()
     alice, _, bob, bob_sees = world.pair_in_room()
     world.kill_server()
-    world.run(40)                       # alice has noticed and is retrying
+    world.run(50)                       # alice has noticed and is retrying (a keepalive
+    #                                     25-30 s on went unacknowledged for 15 s)
     assert not alice.connected
     said = alice.say("#tea", "typed during the outage")
     world.start_server()

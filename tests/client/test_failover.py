@@ -131,7 +131,7 @@ def test_an_idle_client_notices_by_keepalive_and_moves_within_the_idle_timeout()
     alice, alice_sees = world.client("alice", servers=NETWORK)
     world.wait(alice.connect())
     world.kill_server()                                # nothing of alice's is in flight
-    world.run(45 + 5)                                  # at most three keepalives, then the move
+    world.run(45 + 5)                                  # a keepalive (<= 30 s) unacked 15 s, then the move
     assert alice.ready and alice.status().server == "127.0.0.11:9999"
     (why,) = [reason for _, reason, _ in alice_sees.of("disconnected")]
     assert why.startswith("the server stopped answering")   # its keepalive went unacknowledged

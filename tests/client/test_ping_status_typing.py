@@ -21,7 +21,7 @@ def test_ping_measures_the_round_trip_to_the_server():
     world.wait(alice.connect())
     reply = world.wait(alice.ping())
     assert 0.05 <= reply["rtt"] < 0.2
-    assert reply["keepalive"] == 15 and reply["ts"] > 0
+    assert reply["keepalive"] == 25 and reply["ts"] > 0
     assert alice.status().ping_rtt == reply["rtt"]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from twistchat.endpoint.api import MessageProtocol
@@ -99,3 +101,55 @@ def test_a_server_on_the_simulator_writes_through_its_transport():
     server = ServerEndpoint(clock, lambda address: MessageProtocol(), rng=random.Random(1))
     network.attach(server, SERVER)
     assert server._sendto is None
+
+
+KEYS = st.sampled_from("abcde")
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("set"), KEYS, st.integers(0, 40).map(lambda n: n / 4)),
+    st.tuples(st.just("forget"), KEYS, st.just(0.0)),
+    st.tuples(st.just("advance"), st.just(""), st.integers(0, 12).map(lambda n: n / 4)),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS)
+def test_timer_queue_fires_every_key_once_at_its_last_deadline_never_early_nor_late(steps):
+    """Against a model (a dict of deadlines): whatever the order in which
+    deadlines move earlier, later or away, a key fires exactly when the
+    clock reaches its last deadline (or at once if that has passed), once."""
+    clock = Clock()
+    fired: list[tuple[str, float, float]] = []
+    queue = TimerQueue(clock, lambda due: fired.extend((key, d, clock.seconds()) for key, d in due))
+    model: dict[str, float] = {}
+    expected: list[tuple[str, float, float]] = []
+
+    def advance(seconds: float) -> None:
+        target = clock.seconds() + seconds
+        while True:  # the model's firings, at each deadline reached, in order
+            due = sorted((d, k) for k, d in model.items() if d <= target)
+            if not due:
+                break
+            d, _ = due[0]
+            at = max(d, clock.seconds())
+            for dd, k in due:
+                if dd <= at:
+                    expected.append((k, dd, at))
+                    del model[k]
+            clock.advance(at - clock.seconds())
+        clock.advance(target - clock.seconds())
+
+    for op, key, value in steps:
+        if op == "set":
+            deadline = clock.seconds() + value
+            queue.set(key, deadline)
+            model[key] = deadline
+            if value == 0.0:
+                advance(0.0)  # due now: fires on the next timer turn
+        elif op == "forget":
+            queue.discard(key)
+            model.pop(key, None)
+        else:
+            advance(value)
+    advance(100.0)
+    assert sorted(fired) == sorted(expected)
+    assert len(queue) == 0

@@ -1,14 +1,16 @@
-"""An idle session's AEAD contexts (issue 16): dropped once a keepalive is
-answered with nothing of ours in flight, built again by the next packet
-either way, so what goes through is unchanged."""
+"""An idle session's AEAD contexts and empty queues (issue 16): dropped
+once a keepalive is answered with nothing of ours in flight, built again
+by the next packet either way, so what goes through is unchanged."""
 
 from __future__ import annotations
+
+import tracemalloc
 
 from twistchat.reliable.events import MessageReceived
 
 from .session_pair import Pair, events
 
-KEEPALIVE_DUE = 20.0  # past the default 15 s interval and its jitter
+KEEPALIVE_DUE = 31.0  # past the default 25 s interval and its jitter (x1.2)
 
 
 def settled_pair() -> Pair:
@@ -48,3 +50,29 @@ def test_a_keepalive_while_our_data_waits_for_an_ack_keeps_the_contexts():
     assert pair.c2s(KEEPALIVE_DUE)  # PING alone
     pair.s2c(KEEPALIVE_DUE)
     assert not pair.server.protection.at_rest
+
+
+GIVEN_BACK_AT_REST = 1500
+"""Bytes a server session at rest holds less than while busy, at least:
+two empty deques (760 bytes each) and the tables of emptied dicts."""
+
+
+def test_a_session_at_rest_gives_back_its_empty_queues_and_then_sends_and_receives_as_before():
+    tracemalloc.start()  # before the session is made: its frees count only then
+    try:
+        pair = settled_pair()
+        pair.client.handle_timer(KEEPALIVE_DUE)
+        pair.c2s(KEEPALIVE_DUE)
+        before, _ = tracemalloc.get_traced_memory()
+        pair.s2c(KEEPALIVE_DUE)  # the ACK; then the session rests
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert before - after >= GIVEN_BACK_AT_REST
+    for n in range(3):  # and everything works again, both ways, in order
+        pair.server.send_message(b"line %d" % n, KEEPALIVE_DUE + 1 + n, track=True)
+        pair.s2c(KEEPALIVE_DUE + 1 + n)
+        pair.c2s(KEEPALIVE_DUE + 1.05 + n)
+    assert [e.data for e in events(pair.client) if isinstance(e, MessageReceived)] == [
+        b"line 0", b"line 1", b"line 2"]
+    assert [type(e).__name__ for e in events(pair.server)] == ["MessageAcked"] * 3

@@ -4,6 +4,12 @@ never by importing the library (tests and embedding programs keep theirs)."""
 from __future__ import annotations
 
 import gc
+import platform
+import sys
+
+import pytest
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
 
 from twistchat.chat.server import collector
 
@@ -25,8 +31,42 @@ def test_the_twistd_plugin_sets_it_and_importing_the_server_does_not(monkeypatch
 
     assert gc.get_threshold()[0] != collector.YOUNG_THRESHOLD
     calls = []
-    built = object()
+    built = MultiService()
     monkeypatch.setattr(collector, "tune_collector", lambda: calls.append("tuned"))
+    monkeypatch.setattr(collector, "heap_trimmer", lambda: lambda: calls.append("trimmed"))
     monkeypatch.setattr(service, "make_service", lambda options: built)
     assert serviceMaker.makeService(object()) is built
     assert calls == ["tuned"]
+    timers = [child for child in built if isinstance(child, TimerService)]
+    assert [timer.step for timer in timers] == [collector.TRIM_INTERVAL]
+    timers[0].call[0]()  # what it runs every TRIM_INTERVAL while the server runs
+    assert calls == ["tuned", "trimmed"]
+
+
+def test_the_plugin_trims_nothing_where_the_c_library_cannot(monkeypatch):
+    from twistchat.chat.server import service
+    from twisted.plugins.twistchat_plugin import serviceMaker
+
+    built = MultiService()
+    monkeypatch.setattr(collector, "tune_collector", lambda: None)
+    monkeypatch.setattr(collector, "heap_trimmer", lambda: None)
+    monkeypatch.setattr(service, "make_service", lambda options: built)
+    serviceMaker.makeService(object())
+    assert list(built) == []
+
+
+class _NoTrim:
+    """A C library without ``malloc_trim`` (musl, macOS)."""
+
+
+def test_heap_trimmer_is_none_without_malloc_trim(monkeypatch):
+    monkeypatch.setattr(collector.ctypes, "CDLL", lambda name: _NoTrim())
+    assert collector.heap_trimmer() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="malloc_trim is glibc's")
+def test_heap_trimmer_calls_glibc():
+    trim = collector.heap_trimmer()
+    assert trim is not None
+    trim()  # returns, changes nothing Python can see

@@ -52,7 +52,7 @@ def test_defaults_are_the_documented_ones():
     options = parse()
     assert options["port"] == 9999 and options["db"] == "twistchat.sqlite3"
     config = options.server_config()
-    assert config.keepalive_interval == 15 and config.idle_timeout == 45
+    assert config.keepalive_interval == 25 and config.idle_timeout == 75
     assert config.history_size == 100
 
 

@@ -189,9 +189,9 @@ def test_hello_bytes_and_padding():
 def test_handshake_packet_bytes():
     assert encode_packet(Reset(1, b"t" * 16)) == b"\x16" + bytes(7) + b"\x01" + b"t" * 16
     assert encode_packet(Cookie(CID_INT, b"abc")) == b"\x12" + CID + b"\x03abc"
-    # Default parameters: 65536 and 1048576 and 45000 take four bytes, 15000
-    # two (0x3a98 | 0x4000), 25 one.
-    params = bytes.fromhex("80010000" "80100000" "8000afc8" "7a98" "19")
+    # Default parameters: 65536, 1048576, 75000 and 25000 take four bytes
+    # (25000 = 0x61a8 is past two bytes' 0x3fff), 25 one.
+    params = bytes.fromhex("80010000" "80100000" "800124f8" "800061a8" "19")
     assert SessionConfig().transport_parameters().encode() == params
     assert encode_packet(Connect(CID_INT, b"\xaa" * 2, b"\xee" * 3)) == \
         b"\x13" + CID + b"\x02\xaa\xaa" + b"\x03\xee\xee\xee"

@@ -76,11 +76,11 @@ def test_the_worked_handshake_example_is_what_the_code_sends():
     client = ClientHandshake(CLIENT_CID, RttEstimator(), ephemeral=key(2))
     client.on_cookie(bytes(range(20)), 0.0, parameters)
     [connect] = client.datagrams(0.0)
-    assert connect == _doc_block("CONNECT (78 bytes")
+    assert connect == _doc_block("CONNECT (80 bytes")
     accept, client_parameters, _ = server_handshake(
         decode_packet(connect), key(1), SERVER_CID, b"\xaa" * 16, parameters, ephemeral=key(3))
     assert client_parameters == parameters
-    assert accept == _doc_block("ACCEPT (146 bytes")
+    assert accept == _doc_block("ACCEPT (148 bytes")
     established = client.on_accept(decode_packet(accept), 0.0)
     assert established.server_cid == SERVER_CID and established.reset_token == b"\xaa" * 16
     data = established.protection.seal(SERVER_CID, 0, encode_frames((MessageFrame(0, b"hi"),)))

@@ -96,10 +96,10 @@ OTHER = {  # example as written: what the code produces
     "c2 19 7c 5e ff 14 e8 8c": lambda: encode_varint(151_288_809_941_952_652),
     # "followed by the 20 cookie bytes": the example shows the fields before them
     "12 01 02 03 04 05 06 07 08 14": lambda: encode_packet(Cookie(CLIENT_CID, bytes(20)))[:10],
-    "80 01 00 00 80 10 00 00 80 00 af c8 7a 98 19":
+    "80 01 00 00 80 10 00 00 80 01 24 f8 80 00 61 a8 19":
         lambda: SessionConfig().transport_parameters().encode(),
     "11 01 02 03 04 05 06 07 08 00 00 …": lambda: encode_packet(Hello(CLIENT_CID), pad_to=1200),
-    "40 87": lambda: encode_varint(len(worked_handshake()["accept"]) - 11),
+    "40 89": lambda: encode_varint(len(worked_handshake()["accept"]) - 11),
     "11 01 05 02 61 62 15 02 63 64 09 03 01 78 14 79": lambda: encode_frames(NEXT_MESSAGES),
 }
 BLOCKS = {  # how each hex block starts: what the code produces for the whole block

@@ -2,8 +2,13 @@
 One timer for a whole endpoint. Sessions say when they next want to be
 woken; the endpoint keeps those deadlines in a heap and arms a single
 ``IDelayedCall`` for the earliest. Ten thousand sessions cost one pending
-call, not ten thousand, and a session that moves its deadline costs a heap
-push (stale entries are skipped when popped, and compacted when they pile up).
+call, not ten thousand. A deadline moved earlier costs a heap push (stale
+entries are skipped when popped, and compacted when they pile up); one
+moved later costs nothing until its old entry comes to the top, which is
+then moved to the new deadline. An idle server session's deadline moves
+later at every keepalive (last heard + the idle timeout), so it is moved in
+the heap once per idle timeout instead of pushed once per keepalive
+(issue 16).
 """
 
 from __future__ import annotations
@@ -40,9 +45,17 @@ class TimerQueue:
         if deadline is None:
             self._deadlines.pop(key, None)
             return
-        if self._deadlines.get(key) == deadline:
+        current = self._deadlines.get(key)
+        if current == deadline:
             return
         self._deadlines[key] = deadline
+        if current is not None and current < deadline:
+            # Later: the heap has an entry at or before ``current`` already
+            # (every key has one at or before its deadline), moved when it
+            # comes to the top; the timer armed for it may wake early, never late.
+            if self._call is None:
+                self._arm()
+            return
         heapq.heappush(self._heap, (deadline, next(self._counter), key))
         if len(self._heap) > 2 * len(self._deadlines) + COMPACT_SLACK:
             self._compact()
@@ -63,9 +76,17 @@ class TimerQueue:
 
     def _earliest(self) -> float | None:
         heap = self._heap
-        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        deadlines = self._deadlines
+        while heap:
+            entry_deadline, _, key = heap[0]
+            deadline = deadlines.get(key)
+            if deadline == entry_deadline:
+                return deadline
+            if deadline is None or deadline < entry_deadline:
+                heapq.heappop(heap)  # discarded, or moved earlier (pushed again then)
+            else:  # moved later since it was pushed: move it now
+                heapq.heapreplace(heap, (deadline, next(self._counter), key))
+        return None
 
     def _arm(self) -> None:
         earliest = self._earliest()
@@ -85,11 +106,18 @@ class TimerQueue:
         now = self._clock.seconds()
         due = []
         heap = self._heap
+        deadlines = self._deadlines
         while heap and heap[0][0] <= now + TIME_EPSILON:
-            deadline, _, key = heapq.heappop(heap)
-            if self._deadlines.get(key) == deadline:
-                del self._deadlines[key]
+            entry_deadline, _, key = heap[0]
+            deadline = deadlines.get(key)
+            if deadline == entry_deadline:
+                heapq.heappop(heap)
+                del deadlines[key]
                 due.append((key, deadline))
+            elif deadline is None or deadline < entry_deadline:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (deadline, next(self._counter), key))
         try:
             if due:
                 self._fire(due)

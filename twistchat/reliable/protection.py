@@ -27,7 +27,7 @@ from twistchat.wire.packets import CONNECTION_ID_SIZE, RESET_TOKEN_SIZE, SealedD
 class PacketProtection:
     """Each direction's key, and its AEAD context only while the session is
     in use: ``rest`` drops the contexts (an idle session answers a
-    keepalive every 15 s, and a ``ChaCha20Poly1305`` holds ~2.3 KB of
+    keepalive every 25-30 s, and a ``ChaCha20Poly1305`` holds ~2.3 KB of
     OpenSSL state with cryptography 50, two a session, ~450 MB for 100,000
     sessions doing nothing); the next packet builds them again, ~1.2 us
     each."""

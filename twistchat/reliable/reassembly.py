@@ -162,6 +162,15 @@ class MessageReassembler:
             lane.complete.clear()
             lane.partial.clear()
 
+    def rest(self) -> None:
+        """An idle session gives back its emptied dicts' tables (a dict keeps
+        its table when its last item goes, until cleared: issue 16)."""
+        for lane in self.lanes:
+            if not lane.complete:
+                lane.complete.clear()
+            if not lane.partial:
+                lane.partial.clear()
+
     def _release(self, lane: LaneReassembly) -> list[bytes]:
         ready = []
         while lane.next_seq in lane.complete:

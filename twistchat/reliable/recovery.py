@@ -109,6 +109,14 @@ class Recovery:
         """When the first RTT sample was taken: only packets sent after it
         can show persistent congestion (RFC 9002 §7.6.2)."""
 
+    def rest(self) -> None:
+        """An idle session gives back its emptied dicts' tables (as
+        ``MessageReassembler.rest``)."""
+        if not self.sent:
+            self.sent.clear()
+        if not self.lost:
+            self.lost.clear()
+
     def probe_timeout(self) -> float:
         return self.rtt.probe_timeout(self.peer_max_ack_delay)
 

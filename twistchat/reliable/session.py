@@ -172,8 +172,7 @@ class Session:
         self._reassembler = MessageReassembler(config.max_message_size, config.announced_receive_window,
                                                budget=reassembly_budget)
         self._buffer = SendBuffer(config.max_datagram_size, config.redundancy, self.stats,
-                                  on_tracked_acked=lambda lane, seq: self._events.append(
-                                      MessageAcked(seq, lane)),
+                                  on_tracked_acked=self._tracked_acked,
                                   budget=send_budget)
         self.rtt = RttEstimator(initial_rtt=config.initial_rtt)
         self.congestion = CONGESTION_CONTROLLERS[config.congestion_control](
@@ -705,10 +704,23 @@ class Session:
             out.append((datagram, self.peer_address))
         if self._protection_may_rest:
             self._protection_may_rest = False
-            protection = self._protection
-            assert protection is not None  # only set from an authenticated packet
-            protection.rest()
+            self._rest()
         return out
+
+    def _rest(self) -> None:
+        """A keepalive answered with nothing unacknowledged: until the next
+        message, hold only what an idle session needs (issue 16)."""
+        protection = self._protection
+        assert protection is not None  # only set from an authenticated packet
+        protection.rest()
+        self._buffer.rest()
+        self._recovery.rest()
+        self._reassembler.rest()
+
+    def _tracked_acked(self, lane: int, seq: int) -> None:
+        """The send buffer's report (a bound method: a closure would cost
+        each session ~200 bytes more)."""
+        self._events.append(MessageAcked(seq, lane))
 
     def _handshake_datagrams(self, now: float) -> list[tuple[bytes, tuple]]:
         handshake = self._handshake

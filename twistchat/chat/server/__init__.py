@@ -9,6 +9,8 @@
 * ``user.User``: everything the server knows about one client
 * ``core.ServerCore``: the state and rules every request handler shares
 * ``handlers``: the requests, one module per area
+* ``idle_watch.IdleWatch``: users by idle deadline, so a reaper tick looks
+  only at those due
 * ``server.ChatServer``: lifecycle, sessions, reaper (build_protocol, start,
   stop, shutdown, reap)
 * ``service``: the twistd service and its options

@@ -27,7 +27,7 @@ from twistchat.store.base import (
 
 DM = "dm"
 RECEIPT = "delivered"
-"""Kinds of tracked notice in ``Member.in_flight``."""
+"""Kinds of tracked notice (``Member.notice_on_its_way``)."""
 
 REFUSALS: Mapping[type[DmRefused], ErrorCode] = {
     MailboxFull: ErrorCode.MAILBOX_FULL, SenderQuotaFull: ErrorCode.MAILBOX_QUOTA,
@@ -99,19 +99,19 @@ class Mailbox:
         """Send one DM unless it is on its way already; what fires once it
         is acknowledged or will never be (None: not sent)."""
         token = (DM, dm.dm_id)
-        if token in recipient.in_flight:
+        if recipient.notice_on_its_way(token):
             return None
         if len(data) > recipient.peer_max_message_size:
             self.log.warn("DM {dm_id} is too large for {nick}'s transport; kept",
                           dm_id=dm.dm_id, nick=recipient.nick)
             return None
-        recipient.in_flight.add(token)
+        recipient.notice_sent(token)
         return recipient.send_tracked(data).addCallbacks(
             self._dm_acknowledged, self._not_acknowledged,
             callbackArgs=(recipient, dm), errbackArgs=(recipient, token))
 
     def _dm_acknowledged(self, _: None, recipient: Member, dm: StoredDm) -> None:
-        recipient.in_flight.discard((DM, dm.dm_id))
+        recipient.notice_settled((DM, dm.dm_id))
         d = maybeDeferred(self._store.dm_acknowledged, dm.dm_id)
         d.addCallback(self._owe_receipt)
         d.addErrback(self._store_failed, "delete an acknowledged DM")
@@ -129,16 +129,16 @@ class Mailbox:
         """Tell ``sender`` its DM arrived (once per session); forget the
         receipt when acknowledged."""
         token = (RECEIPT, receipt.dm_id)
-        if token in sender.in_flight:
+        if sender.notice_on_its_way(token):
             return
-        sender.in_flight.add(token)
+        sender.notice_sent(token)
         data = encode(DeliveredEvent(dm_id=receipt.dm_id, to=receipt.to_nick, ts=receipt.ts))
         sender.send_tracked(data).addCallbacks(
             self._receipt_acknowledged, self._not_acknowledged,
             callbackArgs=(sender, token), errbackArgs=(sender, token))
 
     def _receipt_acknowledged(self, _: None, sender: Member, token: tuple[str, int]) -> None:
-        sender.in_flight.discard(token)
+        sender.notice_settled(token)
         d = maybeDeferred(self._store.delete_receipt, token[1])
         d.addErrback(self._store_failed, "delete an acknowledged receipt")
 
@@ -146,7 +146,7 @@ class Mailbox:
     def _not_acknowledged(failure: Failure, member: Member, token: tuple[str, int]) -> None:
         """The session ended first: the DM or receipt stays stored for the next login."""
         failure.trap(NotAcknowledged)
-        member.in_flight.discard(token)
+        member.notice_settled(token)
 
     def _store_failed(self, failure: Failure, what: str) -> None:
         """Kept, so sent again at the next login; clients de-duplicate by dm_id."""

@@ -29,9 +29,16 @@ class Member(Protocol):
     away: str | None
     departed: bool
     """The server is done with this member: nothing more is sent to it."""
-    in_flight: set[tuple[str, int]]
-    """Tracked notices on their way on this session (("dm", dm_id),
-    ("delivered", dm_id)): each is sent once per session."""
+
+    def notice_on_its_way(self, token: tuple[str, int]) -> bool:
+        """A tracked notice (("dm", dm_id), ("delivered", dm_id)) is on its
+        way on this session: each is sent once per session."""
+
+    def notice_sent(self, token: tuple[str, int]) -> None:
+        """``token`` is on its way now."""
+
+    def notice_settled(self, token: tuple[str, int]) -> None:
+        """``token`` was acknowledged, or never will be on this session."""
 
     @property
     def peer_max_message_size(self) -> int:

@@ -9,7 +9,7 @@ the first block of ids and starts the reaper; ``stop()`` stops the reaper; ``shu
 tells every client, flushes the store and closes sessions gracefully.
 
 The reaper is a ``LoopingCall`` on the injected clock, exposed as
-``reaper``; the twistd plugin just calls ``start()``/``shutdown()`` from its
+``reaper``; it looks only at the users ``idle_watch`` says may be idle; the twistd plugin just calls ``start()``/``shutdown()`` from its
 service's startService/stopService (no TimerService needed: ``start`` also
 runs the async loading that a TimerService could not express).
 """
@@ -29,6 +29,7 @@ from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.core import ServerCore
 from twistchat.chat.server.guards import Deadlines
 from twistchat.chat.server.handlers import HANDLERS
+from twistchat.chat.server.idle_watch import IdleWatch
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.typing_relay import TypingRelay
@@ -64,6 +65,9 @@ class ChatServer(ServerCore):
         """Sessions that must log in by ``login_timeout`` (one timer for all)."""
         self.typing = TypingRelay(clock, self.config, self.online, network=self.cluster)
         """Typing notices, relayed over the unreliable channel (PROTOCOL.md C13)."""
+        self.idle_watch: IdleWatch[User] = IdleWatch(self.config.reap_interval)
+        """Users by their idle deadline last seen: a reaper tick looks at
+        those due, not at every live user."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -128,8 +132,9 @@ class ChatServer(ServerCore):
 
     def session_started(self, session: ClientSession) -> None:
         c = self.config
-        self.sessions[session] = User(session, churn=TokenBucket(
+        user = self.sessions[session] = User(session, churn=TokenBucket(
             rate=c.churn_rate, burst=c.churn_burst, updated=self.clock.seconds()))
+        self.idle_watch.file(user, session.last_heard + c.idle_timeout)
         self.login_deadlines.add(session)
         self.log.info("session from {peer}", peer=session.peer)
 
@@ -149,6 +154,7 @@ class ChatServer(ServerCore):
         user = self.sessions.pop(session, None)
         if user is None:
             return
+        self.idle_watch.discard(user)
         # Nothing to rescue from reason.unacked: a DM or receipt is deleted
         # only once acknowledged, so what never was is still stored.
         if not user.departed:
@@ -191,13 +197,19 @@ class ChatServer(ServerCore):
         and now and then purge lapsed password-less registrations and old
         idempotency keys."""
         now = self.clock.seconds()
-        for user in self.live_users():
+        idle_timeout = self.config.idle_timeout
+        for user in self.idle_watch.take_due(now):
+            if user.departed:
+                continue  # quit or replaced: no longer the reaper's
             session = user.session
-            if now - session.last_heard > self.config.idle_timeout:
-                self.log.info("reaping idle session {nick} from {peer}", nick=user.nick or "-",
-                              peer=session.peer)
-                self.depart(user, TIMED_OUT, timeout=True)
-                session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
+            last_heard = session.last_heard
+            if now - last_heard <= idle_timeout:
+                self.idle_watch.file(user, last_heard + idle_timeout)  # heard since it was filed
+                continue
+            self.log.info("reaping idle session {nick} from {peer}", nick=user.nick or "-",
+                          peer=session.peer)
+            self.depart(user, TIMED_OUT, timeout=True)
+            session.close(TIMED_OUT, CloseCode.IDLE_TIMEOUT, graceful=False)
         self.background(self.memberships.flush(), "write room marks")
         self.contacts.tick()
         self.transfers.reap(now)
