@@ -15,25 +15,21 @@ state is kept for an address until a cookie has proved it real.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Callable
 
 import attrs
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from twistchat.endpoint.api import (
-    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError,
-)
-from twistchat.endpoint.stats import TransportStats, transport_stats
+from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.connection import SessionConnection, _Handle
 from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import (
     HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
     UnreliableReceived,
 )
-from twistchat.reliable.session import Session, SessionConfig
+from twistchat.reliable.session import SessionConfig
 from twistchat.wire.packets import (
     MAX_ACCEPTED_DATAGRAM_SIZE, PROTOCOL_VERSION, DecodeError, Packet, PacketType,
     decode_packet, packet_version, peek_route,
@@ -88,137 +84,6 @@ class ConnectError(Exception):
         self.reason = reason
 
 
-@attrs.define(eq=False)
-class _Handle:
-    """A session and the application protocol on top of it."""
-
-    session: Session
-    protocol: MessageProtocol
-    connection: "SessionConnection | None" = None
-    connected: defer.Deferred | None = None
-    made: bool = False
-    client_key: tuple | None = None
-    """(address, client connection id) of the CONNECT that opened it (server side)."""
-    on_acked: dict[tuple[int, int], Callable[[], None]] = attrs.Factory(dict)
-    """Callbacks of tracked messages, by (lane, sequence number), until acknowledged."""
-
-
-def send_to_each(connections: Sequence[MessageConnection | None], data: bytes,
-                 lane: int = INTERACTIVE_LANE) -> list[int | None]:
-    """One message to many sessions (a room line): its sequence number on
-    each, None where there is no connection or its transport would not take
-    it (over the peer's cap, the session ended). The endpoint's own
-    connections take it in one pass: one clock read and one flush scheduled
-    for all, no call per recipient through the layers (issue 16); any other
-    ``MessageConnection`` through its ``send_message``."""
-    seqs: list[int | None] = []
-    endpoint: Endpoint | None = None
-    now = 0.0
-    for connection in connections:
-        try:
-            if type(connection) is SessionConnection:
-                if connection._endpoint is not endpoint:
-                    if endpoint is not None:
-                        endpoint._schedule_flush()
-                    endpoint = connection._endpoint
-                    now = endpoint.now()
-                handle = connection._handle
-                seqs.append(handle.session.send_message(data, now, lane=lane))
-                endpoint._dirty[handle] = None
-            elif connection is None:
-                seqs.append(None)
-            else:
-                seqs.append(connection.send_message(data, lane=lane))
-        except TransportError as error:
-            Endpoint.log.debug("dropped a message to {peer}: {error}",
-                               peer=getattr(connection, "peer_address", None), error=error)
-            seqs.append(None)
-    if endpoint is not None:
-        endpoint._schedule_flush()
-    return seqs
-
-
-class SessionConnection:
-    """The ``MessageConnection`` a protocol sees: calls go to the session,
-    and the endpoint flushes once per reactor turn (so a burst of sends is
-    packed into few datagrams)."""
-
-    __slots__ = ("_endpoint", "_handle")
-
-    def __init__(self, endpoint: "Endpoint", handle: _Handle) -> None:
-        self._endpoint = endpoint
-        self._handle = handle
-
-    @property
-    def session(self) -> Session:
-        return self._handle.session
-
-    @property
-    def peer_address(self) -> tuple:
-        return self._handle.session.peer_address
-
-    @property
-    def connection_id(self) -> int:
-        return self._handle.session.local_cid
-
-    @property
-    def last_receive_time(self) -> float:
-        """When anything (keepalives included) last arrived on this session."""
-        return self._handle.session.last_receive_time
-
-    @property
-    def server_key(self) -> bytes | None:
-        """(client side) The server's static public key the handshake proved."""
-        return self._handle.session.server_key
-
-    @property
-    def peer_max_message_size(self) -> int:
-        """The largest reliable message the peer said it accepts (its handshake)."""
-        return self._handle.session.peer_parameters.max_message_size
-
-    def send_message(self, data: bytes, on_acked: Callable[[], None] | None = None,
-                     lane: int = INTERACTIVE_LANE) -> int:
-        handle = self._handle
-        endpoint = self._endpoint
-        seq = handle.session.send_message(data if type(data) is bytes else bytes(data),
-                                          endpoint.now(), track=on_acked is not None, lane=lane)
-        if on_acked is not None:
-            handle.on_acked[lane, seq] = on_acked
-        endpoint.mark_dirty(handle)
-        return seq
-
-    @property
-    def acked_below(self) -> int:
-        """Every interactive-lane message whose ``send_message`` returned less
-        than this is acknowledged by the peer's transport, with every earlier one."""
-        return self._handle.session.acked_below
-
-    def send_unreliable(self, data: bytes) -> None:
-        self._handle.session.send_unreliable(bytes(data), self._endpoint.now())
-        self._endpoint.mark_dirty(self._handle)
-
-    def pending_bytes(self) -> int:
-        return self._handle.session.pending_bytes()
-
-    def transport_stats(self) -> TransportStats:
-        """RTT, loss and what is unacknowledged, as the transport sees them now."""
-        return transport_stats(self._handle.session)
-
-    def mark_trusted(self) -> None:
-        """The application vouches for this session (its user logged in): when
-        the server's table is full, sessions not so marked are closed first,
-        and its receive window grows from the small one strangers get to the
-        full one (``SessionConfig.initial_receive_window``)."""
-        self._endpoint.trust(self._handle)
-        self._handle.session.open_receive_window(self._endpoint.now())
-        self._endpoint.mark_dirty(self._handle)
-
-    def close(self, message: str = "", code: CloseCode = CloseCode.NORMAL,
-              graceful: bool = True) -> None:
-        self._handle.session.close(self._endpoint.now(), code, message, graceful)
-        self._endpoint.mark_dirty(self._handle)
-
-
 class Endpoint(DatagramProtocol):
     """What client and server endpoints share: routing, flushing, timers."""
 
@@ -263,6 +128,11 @@ class Endpoint(DatagramProtocol):
     def mark_dirty(self, handle: _Handle) -> None:
         """Service ``handle`` at the end of this reactor turn."""
         self._dirty[handle] = None
+        self._schedule_flush()
+
+    def mark_all_dirty(self, handles: list[_Handle]) -> None:
+        """``mark_dirty`` for many (a room line's recipients), in one call."""
+        self._dirty.update(dict.fromkeys(handles))
         self._schedule_flush()
 
     def flush_now(self) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from twistchat.endpoint.api import MessageProtocol
-from twistchat.endpoint.base import Endpoint, _Handle
+from twistchat.endpoint.base import Endpoint
+from twistchat.endpoint.connection import _Handle
 from twistchat.reliable.session import Session
 from twistchat.wire.packets import PacketType
 

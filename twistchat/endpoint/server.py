@@ -27,7 +27,8 @@ from twisted.internet import udp
 from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
-from twistchat.endpoint.base import Endpoint, _Handle
+from twistchat.endpoint.base import Endpoint
+from twistchat.endpoint.connection import _Handle
 from twistchat.endpoint.fair_queue import FairQueue
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
 from twistchat.endpoint.shedding import ShedPolicy, Shedder

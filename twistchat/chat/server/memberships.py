@@ -43,7 +43,7 @@ from twistchat.chat.protocol import JOIN_MEMBERS, MessageEvent, PartEvent, Rejoi
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
-from twistchat.endpoint.base import send_to_each
+from twistchat.endpoint.connection import send_to_each
 from twistchat.store.social import MarkUpdate, Membership
 
 MAX_REPLAY_ROUNDS = 8
