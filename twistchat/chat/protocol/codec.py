@@ -15,7 +15,7 @@ import attrs
 from twistchat.chat.protocol.codes import ErrorCode
 from twistchat.chat.protocol.errors import ChatProtocolError
 from twistchat.chat.protocol.limits import DEFAULT_LIMITS, MAX_REQUEST_ID, Limits
-from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Kind, Message, Request
+from twistchat.chat.protocol.schema import REQUESTS, SERVER_MESSAGES, Message, Request
 from twistchat.chat.protocol.server_messages import ErrorReply
 from twistchat.chat.protocol.validation import Check, checker
 
