@@ -88,18 +88,18 @@ def choose(environ: dict | os._Environ = os.environ, root: Path = PACKAGE_ROOT) 
     else, so the tests can ask it about any tree."""
     if environ.get(PURE_ENV, "") not in ("", "0"):
         return PURE, f"{PURE_ENV}={environ[PURE_ENV]}"
+    record = _build_record(root)
+    failure = f": the last build failed ({record['failed']})" if record.get("failed") else ""
     built = [m for m in COMPILED_MODULES if _has_extension(m, root)]
     if not built:
-        return PURE, f"not compiled{_build_failure(root)}"
+        return PURE, f"not compiled{failure}"
     if len(built) < len(COMPILED_MODULES):
         missing = sorted(set(COMPILED_MODULES) - set(built))
         return PURE, f"stale build: no compiled module for {', '.join(missing)}"
-    failure = _build_failure(root)
     if failure:
         return PURE, f"stale build{failure}"
-    try:
-        recorded = json.loads((root / "twistchat" / DIGESTS_FILE).read_text())["sources"]
-    except (OSError, ValueError, KeyError, TypeError):
+    recorded = record.get("sources")
+    if not isinstance(recorded, dict):
         return PURE, f"stale build: no readable twistchat/{DIGESTS_FILE}"
     changed = sorted(m for m, digest in source_digests(root).items() if recorded.get(m) != digest)
     if changed:
@@ -107,13 +107,14 @@ def choose(environ: dict | os._Environ = os.environ, root: Path = PACKAGE_ROOT) 
     return COMPILED, "compiled with mypyc; sources unchanged since"
 
 
-def _build_failure(root: Path) -> str:
-    """What ``setup.py`` recorded when its build failed, if it did."""
+def _build_record(root: Path) -> dict:
+    """What ``setup.py`` recorded (the sources' digests, or why the build
+    failed), read once; empty if there is no readable record."""
     try:
-        failed = json.loads((root / "twistchat" / DIGESTS_FILE).read_text()).get("failed")
-    except (OSError, ValueError, AttributeError):
-        return ""
-    return f": the last build failed ({failed})" if failed else ""
+        record = json.loads((root / "twistchat" / DIGESTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 class _PureFinder(importlib.abc.MetaPathFinder):
