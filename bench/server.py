@@ -136,11 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:  # and its heap trimming, where this checkout has it
-        from twistchat.chat.server.collector import TRIM_INTERVAL, heap_trimmer
-        trim = heap_trimmer()
-        if trim is not None:
-            from twisted.internet.task import LoopingCall
-            LoopingCall(trim).start(TRIM_INTERVAL, now=False)
+        from twistchat.chat.server.collector import heap_trim_service
+        trimming = heap_trim_service()
+        if trimming is not None:
+            trimming.startService()
     except ImportError:
         pass
 

@@ -17,15 +17,13 @@ class _TwistchatServiceMaker:
         return Options
 
     def makeService(self, options):
-        from twisted.application.internet import TimerService
-
-        from twistchat.chat.server.collector import TRIM_INTERVAL, heap_trimmer, tune_collector
+        from twistchat.chat.server.collector import heap_trim_service, tune_collector
         from twistchat.chat.server.service import make_service
         made = make_service(options)
         tune_collector()  # a server process's policy, not a library's: set here only
-        trim = heap_trimmer()  # the same: memory given back to the system
-        if trim is not None:
-            TimerService(TRIM_INTERVAL, trim).setServiceParent(made)
+        trimming = heap_trim_service()  # the same: memory given back to the system
+        if trimming is not None:
+            trimming.setServiceParent(made)
         return made
 
 
