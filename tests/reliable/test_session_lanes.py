@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from twistchat.reliable.events import MessageAcked, MessageReceived, SessionClosed
@@ -142,6 +142,7 @@ def test_unacked_messages_of_every_lane_are_reported_when_the_session_ends():
        messages=st.lists(st.tuples(st.sampled_from([INTERACTIVE_LANE, BULK_LANE]),
                                    st.sampled_from([0, 30, 1500, 5000])),
                          min_size=1, max_size=25))
+@example(seed=24349, loss=0.25, messages=[(INTERACTIVE_LANE, 0)] * 13 + [(INTERACTIVE_LANE, 1500)])
 def test_each_lane_is_delivered_exactly_once_and_in_order_under_loss(seed, loss, messages):
     rng = random.Random(seed)
     pair = Pair.connected()
@@ -155,6 +156,14 @@ def test_each_lane_is_delivered_exactly_once_and_in_order_under_loss(seed, loss,
         if rng.random() < 0.3:  # sometimes a flight goes out between sends
             now, arrived = run_until_quiet(pair, now, steps=1, drop=lambda _: rng.random() < loss)
             got += arrived
+    # Up to 20 s of virtual time: at 25 % loss both ways an unlucky run of
+    # losses backs the probe timeout off for seconds (seed 24349 needed more
+    # than 4 s), then 4 s more in which a duplicate would show.
+    for _ in range(5):
+        now, arrived = run_until_quiet(pair, now, steps=400, drop=lambda _: rng.random() < loss)
+        got += arrived
+        if len(got) >= len(messages):
+            break
     _, arrived = run_until_quiet(pair, now, steps=400, drop=lambda _: rng.random() < loss)
     got += arrived
     for lane, datas in sent.items():
