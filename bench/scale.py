@@ -7,6 +7,13 @@ each step: the server's CPU share while idle, its resident memory per
 session (from /proc), and the time to fan one line out to a room of 1,000
 members (median and worst of several lines).
 
+The room's members live in this process; the other sessions are held by
+``--holders`` other processes (``bench/scale_holder.py``; one by default), so
+that a line's fan-out waits for the server and the members, not for the
+keepalives of 99,000 strangers sharing the members' CPU (issue 16: at
+100,000 sessions in one process that process took 80 % of a core).
+``--holders 0`` keeps every session here, as the bench did before.
+
 The server runs with the room cap at the room size and login hashing
 cheapened (registering 10,000 nicks at ~40 ms of scrypt each would take
 minutes and is not what is measured)."""
@@ -14,8 +21,10 @@ minutes and is not what is measured)."""
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -23,7 +32,7 @@ from twisted.internet import defer, task
 
 from bench import procstat
 from bench.common import (
-    LOOPBACK, ServerProcess, client_endpoints, connect_many, rounded, run_async, say, sleep,
+    LOOPBACK, Child, ServerProcess, client_endpoints, connect_many, rounded, run_async, say, sleep,
     tracebacks,
 )
 from twistchat.reliable.config import KEEPALIVE_INTERVAL
@@ -64,8 +73,48 @@ class Pinger:
                 self.sent += 1
 
 
-async def fan_once(reactor: Any, sender: Any, members: list, room: str, timeout: float = 30.0) -> float | None:
-    """Seconds from the send call until every other member has the line."""
+class Holder(Child):
+    """A ``bench.scale_holder`` process: ``count`` idle sessions, nicks from ``first`` on."""
+
+    STATUS = re.compile(r"^status (\d+) (\d+)$", re.M)
+
+    def __init__(self, port: int, first: int, count: int) -> None:
+        super().__init__([sys.executable, "-m", "bench.scale_holder", "--port", str(port),
+                          "--first", str(first), "--count", str(count), "--prefix", "u"],
+                         f"holder{first}")
+        self.count = count
+
+    def status(self) -> tuple[int, int]:
+        """(sessions connected, sessions lost), as last printed."""
+        found = self.STATUS.findall(self.log_text())
+        return (int(found[-1][0]), int(found[-1][1])) if found else (0, 0)
+
+    def ready(self) -> bool:
+        return "\nready " in self.log_text()
+
+
+async def start_holders(reactor: Any, port: int, first: int, count: int, processes: int) -> list[Holder]:
+    """``count`` sessions over ``processes`` holders, once all are in."""
+    share = -(-count // processes)
+    holders = [Holder(port, start, min(share, first + count - start))
+               for start in range(first, first + count, share)]
+    shown = 0
+    while not all(h.ready() for h in holders):
+        for holder in holders:
+            if not holder.alive():
+                raise RuntimeError(f"{holder.name} ended:\n{holder.log_text()[-3000:]}")
+        await sleep(reactor, 1.0)
+        connected = sum(h.status()[0] for h in holders)
+        if connected >= shown + 5000:
+            shown = connected
+            say(f"  ... {first + connected} sessions (held by {len(holders)} other process(es))")
+    return holders
+
+
+async def fan_once(reactor: Any, sender: Any, members: list, room: str,
+                   timeout: float = 30.0) -> tuple[float, float] | None:
+    """Seconds from the send call until the first other member has the line,
+    and until every other member has it."""
     waiting = {id(m) for m in members if m is not sender}
     done = defer.Deferred()
     tag = f"F{time.monotonic_ns()}"
@@ -75,6 +124,7 @@ async def fan_once(reactor: Any, sender: Any, members: list, room: str, timeout:
     def seen(client: Any, data: bytes) -> None:
         if tag.encode() in data and id(client) in waiting:
             waiting.discard(id(client))
+            finish.setdefault("first", time.monotonic())
             if not waiting and not done.called:
                 finish["t"] = time.monotonic()
                 done.callback(None)
@@ -89,7 +139,7 @@ async def fan_once(reactor: Any, sender: Any, members: list, room: str, timeout:
     finally:
         for member in members:
             member.on_event = None
-    return finish["t"] - started
+    return finish["first"] - started, finish["t"] - started
 
 
 def main(argv: list[str]) -> dict:
@@ -102,6 +152,9 @@ def main(argv: list[str]) -> dict:
                         help="clients also send a chat ping every keepalive interval (needed "
                              "before a085957, when only chat traffic counted as life; the "
                              "transport's own keepalive counts since)")
+    parser.add_argument("--holders", type=int, default=1,
+                        help="processes holding the sessions that are not in the room (0: this "
+                             "process holds every session, as before issue 16's last runs)")
     parser.add_argument("--profile", default=None,
                         help="cProfile the server during the last idle window, stats to this file")
     args = parser.parse_args(argv)
@@ -119,13 +172,17 @@ async def _main(reactor: Any, args: Any) -> dict:
     await sleep(reactor, 0.5)
     rss0 = server.rss()
     say(f"server ({server.kind}) pid {server.pid}, RSS at start {rss0 / 2**20:.1f} MiB")
-    endpoints = client_endpoints(reactor, (max(steps) + SESSIONS_PER_ENDPOINT - 1) // SESSIONS_PER_ENDPOINT)
+    # A chat ping reaches only this process's clients: with it, hold every session here.
+    holders_per_step = 0 if args.chat_ping else args.holders
+    held_here = room_size if holders_per_step else max(steps)
+    endpoints = client_endpoints(reactor, (held_here + SESSIONS_PER_ENDPOINT - 1) // SESSIONS_PER_ENDPOINT)
     clients: list = []
     pinger = Pinger(reactor)
     if args.chat_ping:
         pinger.start()
     results = []
     room = "#big"
+    holders: list[Holder] = []
     try:
         for target in steps:
             started = time.monotonic()
@@ -138,42 +195,57 @@ async def _main(reactor: Any, args: Any) -> dict:
                                         [f"u{i}" for i in range(base, base + in_room)],
                                         room=room, concurrency=50, connected=pinger.clients.append,
                                         progress=lambda n: say(f"  ... {base + n} in {room}"))
-            rest = await connect_many(endpoints, (LOOPBACK, server.port),
-                                      [f"u{i}" for i in range(base + in_room, target)],
-                                      concurrency=200, connected=pinger.clients.append,
-                                      progress=lambda n: n % 1000 or say(f"  ... {base + in_room + n} sessions"))
+            if holders_per_step and target > base + in_room:
+                holders += await start_holders(reactor, server.port, base + in_room,
+                                               target - base - in_room, holders_per_step)
+                rest = []
+            else:
+                rest = await connect_many(endpoints, (LOOPBACK, server.port),
+                                          [f"u{i}" for i in range(base + in_room, target)],
+                                          concurrency=200, connected=pinger.clients.append,
+                                          progress=lambda n: n % 1000 or say(f"  ... {base + in_room + n} sessions"))
             clients += joined + rest
+            held = sum(h.count for h in holders)
             connect_seconds = time.monotonic() - started
             await sleep(reactor, 2.0)
             profiling = args.profile and target == steps[-1]
             if profiling:
                 server.proc.send_signal(signal.SIGUSR1)
             cpu0, me0, t0 = server.cpu(), procstat.cpu_seconds_self(), time.monotonic()
+            others0 = [procstat.cpu_seconds(h.pid) for h in holders]
             await sleep(reactor, idle_seconds)
             if profiling:
                 server.proc.send_signal(signal.SIGUSR2)
             elapsed = time.monotonic() - t0
             idle_share = (server.cpu() - cpu0) / elapsed
-            generator_share = (procstat.cpu_seconds_self() - me0) / elapsed
+            room_generator_share = (procstat.cpu_seconds_self() - me0) / elapsed
+            holders_share = sum(procstat.cpu_seconds(h.pid) - c for h, c in zip(holders, others0)) / elapsed
             rss = server.rss()
             members = clients[:room_size]
             fans = []
             for _ in range(fan_repeats):
                 fans.append(await fan_once(reactor, members[0], members, room))
                 await sleep(reactor, 0.2)
-            good = [f for f in fans if f is not None]
+            good = [last for first, last in filter(None, fans)]
+            firsts = [first for first, last in filter(None, fans)]
+            sessions = len(clients) + held
             step = {
-                "sessions": len(clients),
+                "sessions": sessions,
+                "sessions_in_other_processes": held,
                 "connect_s": round(connect_seconds, 1),
                 "idle_cpu_share": round(idle_share, 4),
-                "generator_idle_cpu_share": round(generator_share, 4),
+                "generator_idle_cpu_share": round(room_generator_share + holders_share, 4),
+                "room_process_idle_cpu_share": round(room_generator_share, 4),
                 "rss_mib": round(rss / 2**20, 1),
-                "rss_per_session_kib": round((rss - rss0) / len(clients) / 1024, 2),
+                "rss_per_session_kib": round((rss - rss0) / sessions / 1024, 2),
                 "room_members": len(members),
                 "fanout_ms_median": rounded(statistics.median(good) * 1000 if good else None),
                 "fanout_ms_max": rounded(max(good) * 1000 if good else None),
+                "fanout_first_member_ms_median": rounded(statistics.median(firsts) * 1000
+                                                         if firsts else None),
                 "fanout_timeouts": len(fans) - len(good),
-                "sessions_lost": sum(1 for c in clients if c.lost is not None),
+                "sessions_lost": (sum(1 for c in clients if c.lost is not None)
+                                  + sum(h.status()[1] for h in holders)),
             }
             say(f"{target} sessions: {step}")
             results.append(step)
@@ -188,6 +260,8 @@ async def _main(reactor: Any, args: Any) -> dict:
         await sleep(reactor, 0.5)
         for endpoint in endpoints:
             await endpoint.bench_port.stopListening()
+        for holder in holders:
+            holder.stop()
         log = server.stop()
     first, last = results[0], results[-1]
     growth = {

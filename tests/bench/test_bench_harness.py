@@ -138,3 +138,17 @@ def test_serverpath_counts_every_line_each_member_got() -> None:
     result = measure(members=4, rounds=3)
     assert result["deliveries"] == 3 * 4 * 3  # four senders, three others each
     assert result["us_per_delivery"] > 0 and result["lines_per_datagram"] > 0
+
+
+def test_bench_scale_reads_the_counts_its_holder_processes_print() -> None:
+    from bench.scale import Holder
+    from bench.scale_holder import status_line
+
+    class Client:
+        def __init__(self, lost: object = None) -> None:
+            self.lost = lost
+
+    line = status_line([Client(), Client("timed out"), Client()])
+    assert line == "status 3 1"
+    log = f"status 0 0\n{line}\nready 3\n"
+    assert [tuple(map(int, found)) for found in Holder.STATUS.findall(log)][-1] == (3, 1)
