@@ -13,20 +13,27 @@ show what the sender offered, not what the path can carry.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import attr
+if TYPE_CHECKING:  # recovery imports this module; typed, mypyc reads its fields natively
+    from twistchat.reliable.recovery import SentPacket
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RateSample:
-    delivery_rate: float
-    """Bytes per second delivered over the sample's interval."""
-    delivered: int
-    """Bytes delivered in all when the sampled packet was sent (its round)."""
-    is_app_limited: bool
-    rtt: float
-    """The sampled packet's own round trip."""
+    """One per acknowledgement: a plain class, so that mypyc compiles its
+    ``__init__`` (an attrs one stays a Python call; issue 16)."""
+
+    __slots__ = ("delivery_rate", "delivered", "is_app_limited", "rtt")
+
+    def __init__(self, delivery_rate: float, delivered: int, is_app_limited: bool,
+                 rtt: float) -> None:
+        self.delivery_rate = delivery_rate
+        """Bytes per second delivered over the sample's interval."""
+        self.delivered = delivered
+        """Bytes delivered in all when the sampled packet was sent (its round)."""
+        self.is_app_limited = is_app_limited
+        self.rtt = rtt
+        """The sampled packet's own round trip."""
 
 
 class DeliveryRateEstimator:
@@ -40,9 +47,10 @@ class DeliveryRateEstimator:
         self.first_sent_time = now
         self.app_limited_until = 0
         """Samples are application-limited until this much has been delivered."""
-        self._best: Any = None  # a recovery.SentPacket, which imports this module
+        self._best: SentPacket | None = None
 
-    def on_packet_sent(self, packet, bytes_in_flight: int, now: float, app_limited: bool) -> None:
+    def on_packet_sent(self, packet: SentPacket, bytes_in_flight: int, now: float,
+                       app_limited: bool) -> None:
         """Stamp ``packet`` (a ``SentPacket``) before it counts as in flight."""
         if bytes_in_flight == 0:
             self.first_sent_time = self.delivered_time = now
@@ -54,7 +62,7 @@ class DeliveryRateEstimator:
         packet.first_sent_time = self.first_sent_time
         packet.rate_app_limited = self.app_limited_until > 0
 
-    def on_packet_acked(self, packet, now: float) -> None:
+    def on_packet_acked(self, packet: SentPacket, now: float) -> None:
         self.delivered += packet.size
         self.delivered_time = now
         best = self._best

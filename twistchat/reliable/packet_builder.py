@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable
 
 from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
+from twistchat.reliable.config import SessionStats
 from twistchat.reliable.pacing import Pacer
 from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
@@ -84,7 +85,7 @@ class PacketBuilder:
     # One per session: no per-instance dict (issue 16, idle sessions).
 
     def __init__(self, max_datagram_size: int, acks: AckTracker, buffer: SendBuffer,
-                 recovery: Recovery, paths: PathValidator, stats,
+                 recovery: Recovery, paths: PathValidator, stats: SessionStats,
                  on_ack_eliciting: Callable[[float], None]) -> None:
         self.max_datagram_size = max_datagram_size
         self.acks = acks
