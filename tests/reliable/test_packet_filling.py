@@ -5,8 +5,15 @@ the explicit numbers would have crowded the last one out."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from twistchat.reliable.events import MessageReceived
-from twistchat.wire.packets import BULK_LANE, MAX_DATAGRAM_SIZE, Ack, MessageFrame, frame_size
+from twistchat.reliable.packet_builder import encode_packet_frames
+from twistchat.reliable.sending import Chunk
+from twistchat.wire.packets import (
+    BULK_LANE, MAX_DATAGRAM_SIZE, Ack, MessageFrame, Ping, encode_frames, frame_size,
+)
 
 from .session_pair import Pair, events, frames
 
@@ -43,3 +50,27 @@ def test_an_ack_and_a_run_share_a_packet_and_arrive_in_order():
     assert [f.seq for f in sent_frames[1:]] == list(range(12))
     assert [e.data for e in events(pair.server) if isinstance(e, MessageReceived)] \
         == [b"c%d" % i for i in range(12)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**20), st.sampled_from([0, BULK_LANE]),
+                          st.booleans(), st.binary(max_size=70)), max_size=12),
+       st.booleans(), st.booleans())
+def test_a_builder_encodes_its_chunks_as_the_wire_encodes_message_frames(chunks, ack, ping):
+    """The builder reads its chunks' fields natively (issue 16); the bytes
+    must be the wire encoder's for the same frames, NEXT_MESSAGE included
+    (runs of numbers, a change of lane, a frame between two messages)."""
+    records, frames = [], []
+    if ack:
+        records.append(Ack(((3, 9), (0, 1)), 80))
+        frames.append(records[-1])
+    seq = 0
+    for step, lane, fragment, data in chunks:
+        seq = seq + 1 if step % 3 else step  # mostly runs, sometimes a jump
+        total, offset = (len(data) + 5, 5) if fragment else (None, 0)
+        records.append(Chunk(seq, data, offset, total, lane))
+        frames.append(MessageFrame(seq, data, offset, total, lane))
+        if ping and step % 5 == 0:
+            records.append(Ping())
+            frames.append(records[-1])
+    assert encode_packet_frames(records) == encode_frames(frames)

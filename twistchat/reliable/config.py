@@ -106,8 +106,12 @@ def stranger_window(max_message_size: int, max_datagram_size: int = MAX_DATAGRAM
     return flow_charge(max_message_size, fragments) + flow_charge(0, 1)
 
 
-@attrs.define  # compared whole (tests snapshot it), so an attrs class, not native to mypyc
+@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SessionStats:
+    """Counted on every packet and message: native to mypyc, since as an
+    attrs class each ``stats.x += 1`` was two Python attribute lookups
+    (issue 16). Equal when every count is: tests compare snapshots whole."""
+
     packets_sent: int = 0
     packets_received: int = 0
     bytes_sent: int = 0
@@ -131,3 +135,10 @@ class SessionStats:
     unauthenticated: int = 0
     """Packets dropped because they failed authentication (forged, damaged,
     or sealed with another session's key): they changed nothing."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionStats) and attr.astuple(self) == attr.astuple(other)
+
+    def __repr__(self) -> str:  # attrs' is lost on a native class: the same text in both builds
+        counts = ", ".join(f"{name}={value!r}" for name, value in attr.asdict(self).items())
+        return f"SessionStats({counts})"

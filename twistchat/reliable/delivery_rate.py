@@ -15,18 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import attr
 
-
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class RateSample:
-    delivery_rate: float
-    """Bytes per second delivered over the sample's interval."""
-    delivered: int
-    """Bytes delivered in all when the sampled packet was sent (its round)."""
-    is_app_limited: bool
-    rtt: float
-    """The sampled packet's own round trip."""
+    """One per acknowledgement: a plain class, so that mypyc compiles its
+    ``__init__`` (an attrs one stays a Python call; issue 16)."""
+
+    __slots__ = ("delivery_rate", "delivered", "is_app_limited", "rtt")
+
+    def __init__(self, delivery_rate: float, delivered: int, is_app_limited: bool,
+                 rtt: float) -> None:
+        self.delivery_rate = delivery_rate
+        """Bytes per second delivered over the sample's interval."""
+        self.delivered = delivered
+        """Bytes delivered in all when the sampled packet was sent (its round)."""
+        self.is_app_limited = is_app_limited
+        self.rtt = rtt
+        """The sampled packet's own round trip."""
 
 
 class DeliveryRateEstimator:

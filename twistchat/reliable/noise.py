@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from twistchat.reliable.nonce import aead_nonce
+
 PROTOCOL_NAME = b"Noise_NX_25519_ChaChaPoly_SHA256"
 HASHLEN = 32
 DHLEN = 32
@@ -66,11 +68,6 @@ def hkdf(chaining_key: bytes, input_key_material: bytes, outputs: int) -> tuple[
         previous = hmac_sha256(temp_key, previous + bytes((i,)))
         out.append(previous)
     return tuple(out)
-
-
-def aead_nonce(n: int) -> bytes:
-    """Noise §12.3 for ChaChaPoly: 32 zero bits, then n as 64-bit little-endian."""
-    return bytes(4) + n.to_bytes(8, "little")
 
 
 class CipherState:

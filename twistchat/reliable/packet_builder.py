@@ -20,15 +20,16 @@ from __future__ import annotations
 from typing import Callable
 
 from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
+from twistchat.reliable.config import SessionStats
 from twistchat.reliable.pacing import Pacer
 from twistchat.reliable.paths import PathValidator
 from twistchat.reliable.recovery import Recovery, SentPacket
 from twistchat.reliable.rtt import K_GRANULARITY
-from twistchat.reliable.sending import SendBuffer
+from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.reliable.protection import PacketProtection
 from twistchat.wire.packets import (
-    CONNECTION_ID_SIZE, TAG_SIZE, Ack, PathChallenge, Ping, Window, derived_numbers_saving,
-    encode_frames, frame_size,
+    CONNECTION_ID_SIZE, TAG_SIZE, Ack, MessageFields, PathChallenge, Ping, Window,
+    derived_numbers_saving, encode_frame, encode_frames, frame_size, message_head,
 )
 from twistchat.wire.varint import varint_size
 
@@ -49,6 +50,32 @@ loss at what copies in the very next packet gave (docs/benchmarks.md,
 issue 15, step 6)."""
 
 
+def encode_packet_frames(frames: list) -> bytes:
+    """``encode_frames`` (the same bytes) for what a builder packs, whose
+    messages are always the sender's own ``Chunk`` records: their fields are
+    read natively, not as ``MessageLike`` (issue 16)."""
+    parts: list[bytes] = []
+    last_index = len(frames) - 1
+    previous_seq = -2  # no message frame yet: none follows
+    previous_lane = -1
+    for index, frame in enumerate(frames):
+        if isinstance(frame, Chunk):
+            seq = frame.seq
+            lane = frame.lane
+            data = frame.data
+            parts.append(message_head(seq, lane, frame.total, frame.offset, len(data),
+                                      index == last_index,
+                                      seq == previous_seq + 1 and lane == previous_lane))
+            parts.append(data)
+            previous_seq = seq
+            previous_lane = lane
+        elif isinstance(frame, MessageFields):
+            raise TypeError(f"a builder packs chunks, not {frame!r}")
+        else:
+            parts.append(encode_frame(frame, index == last_index))
+    return b"".join(parts)
+
+
 class PacketBuilder:
     __slots__ = (
         "_on_ack_eliciting", "_window_in_flight", "acks", "buffer", "max_datagram_size",
@@ -58,7 +85,7 @@ class PacketBuilder:
     # One per session: no per-instance dict (issue 16, idle sessions).
 
     def __init__(self, max_datagram_size: int, acks: AckTracker, buffer: SendBuffer,
-                 recovery: Recovery, paths: PathValidator, stats,
+                 recovery: Recovery, paths: PathValidator, stats: SessionStats,
                  on_ack_eliciting: Callable[[float], None]) -> None:
         self.max_datagram_size = max_datagram_size
         self.acks = acks
@@ -188,7 +215,7 @@ class PacketBuilder:
         self.next_packet_number += 1
         protection = self.protection
         assert protection is not None  # nothing is sealed before the handshake gave keys
-        datagram = protection.seal(dest_cid, pn, encode_frames(frames))
+        datagram = protection.seal(dest_cid, pn, encode_packet_frames(frames))
         size = len(datagram)
         if type(frames[0]) is Ack:
             self.acks.on_ack_sent()

@@ -20,7 +20,8 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from twistchat.reliable.noise import aead_nonce, hmac_sha256
+from twistchat.reliable.noise import hmac_sha256
+from twistchat.reliable.nonce import aead_nonce
 from twistchat.wire.packets import CONNECTION_ID_SIZE, RESET_TOKEN_SIZE, SealedData, encode_data_header
 
 

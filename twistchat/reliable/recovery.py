@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import attr
-
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
 from twistchat.reliable.bbr import Bbr
+from twistchat.reliable.config import SessionStats
 from twistchat.reliable.congestion import K_PERSISTENT_CONGESTION_THRESHOLD, NewReno
 from twistchat.reliable.delivery_rate import DeliveryRateEstimator
 from twistchat.reliable.rack import ReorderingThresholds
@@ -45,25 +44,35 @@ way a probe round trip fails half the time, and a chat session should try
 a dozen times before the give-up time rather than three."""
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)
 class SentPacket:
-    packet_number: int
-    sent_time: float
-    size: int
-    chunks: list[Chunk]
-    app_limited: bool
-    carries_window: bool = False
-    delivered: int = 0
-    """Delivery-rate stamps (``delivery_rate``): bytes delivered when it was sent ..."""
-    delivered_time: float = 0.0
-    first_sent_time: float = 0.0
-    rate_app_limited: bool = False
-    declared_lost_at: float = 0.0
-    largest_acked_at_loss: int = 0
-    episode: int = 0
-    ordinal: int = 0
-    """Ack-eliciting packets sent before it: two lost packets with
-    consecutive ordinals had no packet between them that was acknowledged."""
+    """An ack-eliciting packet in flight. A plain class with its own
+    ``__init__``, not attrs: mypyc compiles this one, while an attrs class
+    keeps attrs' generated ``__init__``, a Python call per packet sent
+    (issue 16)."""
+
+    __slots__ = ("packet_number", "sent_time", "size", "chunks", "app_limited", "carries_window",
+                 "delivered", "delivered_time", "first_sent_time", "rate_app_limited",
+                 "declared_lost_at", "largest_acked_at_loss", "episode", "ordinal")
+
+    def __init__(self, packet_number: int, sent_time: float, size: int, chunks: list[Chunk],
+                 app_limited: bool, carries_window: bool = False) -> None:
+        self.packet_number = packet_number
+        self.sent_time = sent_time
+        self.size = size
+        self.chunks = chunks
+        self.app_limited = app_limited
+        self.carries_window = carries_window
+        self.delivered = 0
+        """Delivery-rate stamps (``delivery_rate``): bytes delivered when it was sent ..."""
+        self.delivered_time = 0.0
+        self.first_sent_time = 0.0
+        self.rate_app_limited = False
+        self.declared_lost_at = 0.0
+        self.largest_acked_at_loss = 0
+        self.episode = 0
+        self.ordinal = 0
+        """Ack-eliciting packets sent before it: two lost packets with
+        consecutive ordinals had no packet between them that was acknowledged."""
 
 
 class Recovery:
@@ -76,7 +85,7 @@ class Recovery:
     # One per session: no per-instance dict (issue 16, idle sessions).
 
     def __init__(self, now: float, rtt: RttEstimator, congestion: NewReno | Bbr,
-                 buffer: SendBuffer, stats, peer_max_ack_delay: float) -> None:
+                 buffer: SendBuffer, stats: SessionStats, peer_max_ack_delay: float) -> None:
         self.rtt = rtt
         self.congestion = congestion
         self.buffer = buffer

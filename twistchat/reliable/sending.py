@@ -34,6 +34,7 @@ from typing import Callable
 
 import attr
 
+from twistchat.reliable.config import SessionStats
 from twistchat.reliable.reassembly import flow_charge
 from twistchat.wire.packets import (
     CONNECTION_ID_SIZE, INTERACTIVE_LANE, TAG_SIZE, MessageFields, Unreliable, frame_size,
@@ -139,7 +140,7 @@ class SendBuffer:
     )
     # One per session: no per-instance dict (issue 16, idle sessions).
 
-    def __init__(self, max_datagram_size: int, redundancy: int, stats,
+    def __init__(self, max_datagram_size: int, redundancy: int, stats: SessionStats,
                  on_tracked_acked: Callable[[int, int], None],
                  budget: SendQueueBudget | None = None) -> None:
         self.fragment_size = max_datagram_size - DATA_HEADER_MAX - TAG_SIZE \

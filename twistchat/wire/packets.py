@@ -20,7 +20,7 @@ from twistchat.wire.frames import (  # re-exported: the codec is one import for 
     MAX_ACK_RANGES, MAX_CLOSE_REASON_SIZE,
     PATH_DATA_SIZE, Ack, Close, Frame, FrameType, MessageFields, MessageFrame, PathChallenge,
     PathResponse, Ping, Unreliable, Window, decode_frames, derived_numbers_saving, encode_frame,
-    encode_frames, frame_size, message_frame_size,
+    encode_frames, frame_size, message_frame_size, message_head,
 )
 from twistchat.wire.varint import BufferUnderflow, Reader, encode_varint, varint_at, varint_size
 
@@ -32,6 +32,7 @@ __all__ = [
     "Ping", "Ack", "Close", "Unreliable", "MessageFields", "MessageFrame", "PathChallenge",
     "PathResponse", "Window", "Frame", "Packet",
     "decode_packet", "encode_packet", "encode_frame", "frame_size", "message_frame_size",
+    "message_head",
     "derived_numbers_saving",
     "decode_frames",
     "encode_data_header", "encode_frames", "decode_plain_data", "TAG_SIZE", "RESET_TOKEN_SIZE",

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 MAX_VARINT = (1 << 62) - 1
 
+SINGLE_BYTES: list[bytes] = [bytes((value,)) for value in range(256)]
+"""``bytes((value,))`` made once for every byte: made per call it is a tuple
+and a call into ``bytes`` (~300 instructions under mypyc), and every frame
+type and one-byte varint of every packet was one (issue 16)."""
+
 
 class BufferUnderflow(Exception):
     """Raised by ``Reader`` when the input ends early; the decoder turns it
@@ -16,7 +21,9 @@ class BufferUnderflow(Exception):
 
 def encode_varint(value: int) -> bytes:
     if value < 0x40:
-        return bytes((value,))
+        if value < 0:  # SINGLE_BYTES[-1] is a byte: never send it for a number
+            raise ValueError(f"{value} does not fit in a varint")
+        return SINGLE_BYTES[value]
     if value < 0x4000:
         return (value | 0x4000).to_bytes(2, "big")
     if value < 0x4000_0000:
