@@ -18,23 +18,25 @@ ACKs, so reordering still shows as reordering, not loss.
 
 from __future__ import annotations
 
+from typing import Final
+
 from twistchat.reliable.rangeset import RangeSet
 from twistchat.wire.packets import Ack
 
-ACK_ELICITING_THRESHOLD = 2
+ACK_ELICITING_THRESHOLD: Final = 2
 """RFC 9000 §13.2.2: acknowledge at once every second ack-eliciting packet."""
 
-MAX_ACK_RANGES_SENT = 32
+MAX_ACK_RANGES_SENT: Final = 32
 
-LOSS_ESTIMATE_GAIN = 1 / 32
+LOSS_ESTIMATE_GAIN: Final = 1 / 32
 """Weight of one packet's fate in the running loss estimates (both directions)."""
-LOSSY_PATH_THRESHOLD = 0.01
+LOSSY_PATH_THRESHOLD: Final = 0.01
 """Above this estimated loss a path counts as lossy: acks go at once and
 (sending side) recent data rides again in packets that go out anyway."""
-ACK_HORIZON = 16
-LATE_REPORTS = 3
-MAX_LATE_TRACKED = 32
-MAX_GAP_SAMPLES = 32
+ACK_HORIZON: Final = 16
+LATE_REPORTS: Final = 3
+MAX_LATE_TRACKED: Final = 32
+MAX_GAP_SAMPLES: Final = 32
 """A jump in packet numbers counts as at most this many losses."""
 
 

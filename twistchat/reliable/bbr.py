@@ -40,24 +40,24 @@ import attr
 from twistchat.reliable.congestion import CongestionWindow, initial_window
 from twistchat.reliable.delivery_rate import RateSample
 
-STARTUP_GAIN = 2 / math.log(2)
+STARTUP_GAIN: Final = 2 / math.log(2)
 """BBR: the smallest gain that doubles the sending rate every round."""
-DRAIN_GAIN = 1 / STARTUP_GAIN
-CWND_GAIN = 2.0
-PROBE_BW_GAINS = (5 / 4, 3 / 4, 1, 1, 1, 1, 1, 1)
-BANDWIDTH_WINDOW_ROUNDS = 10
-MIN_RTT_WINDOW = 10.0
+DRAIN_GAIN: Final = 1 / STARTUP_GAIN
+CWND_GAIN: Final = 2.0
+PROBE_BW_GAINS: Final = (5 / 4, 3 / 4, 1, 1, 1, 1, 1, 1)
+BANDWIDTH_WINDOW_ROUNDS: Final = 10
+MIN_RTT_WINDOW: Final = 10.0
 """Seconds a min RTT sample stays valid."""
-PROBE_RTT_DURATION = 0.2
-MIN_WINDOW_PACKETS = 4
-FULL_BANDWIDTH_GROWTH = 1.25
-FULL_BANDWIDTH_ROUNDS = 3
-LOSS_THRESHOLD = 0.2
+PROBE_RTT_DURATION: Final = 0.2
+MIN_WINDOW_PACKETS: Final = 4
+FULL_BANDWIDTH_GROWTH: Final = 1.25
+FULL_BANDWIDTH_ROUNDS: Final = 3
+LOSS_THRESHOLD: Final = 0.2
 """BBR v2's loss bound (2%) is far under the random loss this controller is
 built to carry (10% and more): a round counts as congested only above 20%
 and with a grown RTT."""
-QUEUE_RTT_FACTOR = 1.25
-BETA = 0.7
+QUEUE_RTT_FACTOR: Final = 1.25
+BETA: Final = 0.7
 """BBR v2: how far the in-flight bound drops on a congested round."""
 
 

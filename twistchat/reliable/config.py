@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import attr
 import attrs
 
@@ -10,25 +12,25 @@ from twistchat.reliable.reassembly import flow_charge
 from twistchat.reliable.rtt import K_INITIAL_RTT
 from twistchat.wire.packets import MAX_DATAGRAM_SIZE, TransportParameters
 
-MAX_ACK_DELAY_LIMIT_MS = 1 << 14
+MAX_ACK_DELAY_LIMIT_MS: Final = 1 << 14
 """RFC 9000 §18.2: a max_ack_delay of 2^14 ms or more is invalid (it would
 stretch every PTO, and so the closing period, without bound)."""
 
-MIN_KEEPALIVE_INTERVAL = 1.0
+MIN_KEEPALIVE_INTERVAL: Final = 1.0
 """A server cannot make its clients beat faster than this."""
 
-MAX_CLOSING_PERIOD = 2.0
+MAX_CLOSING_PERIOD: Final = 2.0
 """Closing and draining last 3 PTOs (RFC 9000 §10.2), but never longer than
 this: a session that has ended must not hold a slot for long."""
 
-DEFAULT_MAX_SEND_QUEUE = 4 * 1024 * 1024
+DEFAULT_MAX_SEND_QUEUE: Final = 4 * 1024 * 1024
 """Bytes queued for a peer and not yet acknowledged, at most (the SendQ)."""
 
-IDLE_TIMEOUT_KEEPALIVES = 3
+IDLE_TIMEOUT_KEEPALIVES: Final = 3
 """A peer is given up after missing three keepalives (seeds 000 and 001 do
 the same): 75 s at the default interval."""
 
-KEEPALIVE_INTERVAL = 25.0
+KEEPALIVE_INTERVAL: Final = 25.0
 """How often an idle client keeps its path open (times a jitter in [1, 1.2),
 so 25-30 s apart). RFC 8085 §3.5 sets a floor (no more often than every
 15 s); RFC 4787 REQ-5 has NATs keep a UDP mapping at least 2 minutes (5

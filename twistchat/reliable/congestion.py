@@ -5,15 +5,17 @@ describe it, with a bounded window.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attr
 
-K_LOSS_REDUCTION_FACTOR = 0.5
+K_LOSS_REDUCTION_FACTOR: Final = 0.5
 """RFC 9002 §7.3.2: the window is halved on a congestion event."""
 
-K_PERSISTENT_CONGESTION_THRESHOLD = 3
+K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 """RFC 9002 §7.6.1: losses spanning 3 PTOs collapse the window."""
 
-DEFAULT_MAX_WINDOW = 1024 * 1024
+DEFAULT_MAX_WINDOW: Final = 1024 * 1024
 """Upper bound on the window: enough for 100 Mbit/s at 80 ms, bounded memory."""
 
 

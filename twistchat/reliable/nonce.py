@@ -7,7 +7,9 @@ opened, it was a Python call from the compiled hot path (issue 16), and
 
 from __future__ import annotations
 
-NONCE_PREFIX = bytes(4)
+from typing import Final
+
+NONCE_PREFIX: Final = bytes(4)
 """32 zero bits before the 64-bit counter."""
 
 

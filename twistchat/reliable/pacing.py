@@ -12,13 +12,15 @@ endpoint's one flush per reactor turn still packs a burst of sends.
 
 from __future__ import annotations
 
-BURST_DATAGRAMS = 2
+from typing import Final
+
+BURST_DATAGRAMS: Final = 2
 """Datagrams that may leave back to back after a pause (Linux fq's quantum is 2 too)."""
-MIN_PACING_RATE = 12_000.0
+MIN_PACING_RATE: Final = 12_000.0
 """Bytes per second: a pacer never holds a flow below ten datagrams a second."""
 
 
-INITIAL_BURST_DATAGRAMS = 10
+INITIAL_BURST_DATAGRAMS: Final = 10
 """The first flight, as the initial window allows (RFC 9002 §7.7), goes unpaced."""
 
 

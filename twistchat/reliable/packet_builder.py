@@ -17,7 +17,7 @@ to ``Recovery``.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Final
 
 from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
 from twistchat.reliable.config import SessionStats
@@ -33,12 +33,12 @@ from twistchat.wire.packets import (
 )
 from twistchat.wire.varint import varint_size
 
-WINDOW_FRAME_MAX = 1 + 8
+WINDOW_FRAME_MAX: Final = 1 + 8
 
-MIN_USEFUL_ROOM = 32
+MIN_USEFUL_ROOM: Final = 32
 """Below this much congestion-window room, wait for acks instead of sending."""
 
-REPAIR_RTTVAR_MULTIPLIER = 1.5
+REPAIR_RTTVAR_MULTIPLIER: Final = 1.5
 """A recent chunk's acknowledgement is overdue once it is smoothed RTT +
 1.5 x RTT variance old (the receiver acks at once on a lossy path, §6.2, so
 no ack delay is added). RFC 6298 and RFC 9002 §6.2.1 take 4 x RTT variance

@@ -11,12 +11,13 @@ too.
 from __future__ import annotations
 
 import random
+from typing import Final
 
 import attr
 
 from twistchat.wire.packets import PATH_DATA_SIZE, PathResponse
 
-PATH_RESPONSE_SIZE = 1 + PATH_DATA_SIZE
+PATH_RESPONSE_SIZE: Final = 1 + PATH_DATA_SIZE
 
 
 @attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)

@@ -19,26 +19,28 @@ detection back.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attr
 
-K_PACKET_THRESHOLD = 3
+K_PACKET_THRESHOLD: Final = 3
 """RFC 9002 §6.1.1: a packet is lost once 3 later packets are acknowledged ..."""
 
-K_TIME_THRESHOLD = 9 / 8
+K_TIME_THRESHOLD: Final = 9 / 8
 """RFC 9002 §6.1.2: ... or once it is 9/8 RTT older than an acknowledged one."""
 
-MAX_PACKET_THRESHOLD = 1024
+MAX_PACKET_THRESHOLD: Final = 1024
 """The packet threshold grows at most this far: beyond it the time
 threshold alone decides (RACK's rule once reordering is seen)."""
 
-TIME_THRESHOLD_STEP = 1 / 4
+TIME_THRESHOLD_STEP: Final = 1 / 4
 """Each spurious loss widens the time threshold by a quarter RTT (RACK's
 reo_wnd step is min_rtt / 4) ..."""
 
-MAX_TIME_THRESHOLD = 2.0
+MAX_TIME_THRESHOLD: Final = 2.0
 """... up to 2 RTT: the reordering window at most one whole RTT, as RACK's."""
 
-EPISODES_BEFORE_NARROWING = 16
+EPISODES_BEFORE_NARROWING: Final = 16
 """RFC 8985 §6.2 (reo_wnd_persist): this many loss episodes without a
 spurious one and the thresholds step back towards the start."""
 

@@ -10,15 +10,17 @@ or announces a message larger than the agreed cap, is a protocol violation
 
 from __future__ import annotations
 
+from typing import Final
+
 import attr
 
 from twistchat.wire.packets import LANE_COUNT, MessageFrame
 
-MESSAGE_ACCOUNTING_OVERHEAD = 64
+MESSAGE_ACCOUNTING_OVERHEAD: Final = 64
 """Each message counts its length plus this against the flow window, so
 that even empty messages are bounded in number (and the count is close to
 what a buffered message really costs in memory)."""
-FRAGMENT_ACCOUNTING_OVERHEAD = 64
+FRAGMENT_ACCOUNTING_OVERHEAD: Final = 64
 """Each fragment of a fragmented message counts this too, so tiny fragments
 cannot hold many times the window in memory. The sender charges the same
 (``flow_charge``), so an honest sender never overruns the window."""

@@ -15,7 +15,7 @@ a new packet).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Final
 
 from twistchat.reliable.acks import LOSS_ESTIMATE_GAIN
 from twistchat.reliable.bbr import Bbr
@@ -27,18 +27,18 @@ from twistchat.reliable.rtt import K_GRANULARITY, RTTVAR_MULTIPLIER, RttEstimato
 from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.wire.packets import Ack
 
-MAX_REMEMBERED_LOST = 512
+MAX_REMEMBERED_LOST: Final = 512
 """Packets declared lost are remembered (without their bytes) this long, in
 packets, to tell a spurious loss when a late acknowledgement comes ..."""
 
-LOST_MEMORY_RTTS = 4
+LOST_MEMORY_RTTS: Final = 4
 """... and at most this many RTTs: an acknowledgement later than that is
 not a reordering worth adapting to."""
 
-MAX_PTO_BACKOFF = 6
+MAX_PTO_BACKOFF: Final = 6
 """The probe timeout doubles at most this many times (64 x PTO) ..."""
 
-MAX_PROBE_INTERVAL = 1.0
+MAX_PROBE_INTERVAL: Final = 1.0
 """... and never beyond one second: on a path losing 30% of packets each
 way a probe round trip fails half the time, and a chat session should try
 a dozen times before the give-up time rather than three."""

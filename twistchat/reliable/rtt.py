@@ -8,17 +8,19 @@ of milliseconds, not a second.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attr
 
-K_INITIAL_RTT = 0.333
+K_INITIAL_RTT: Final = 0.333
 """RFC 9002 §6.2.2: RTT assumed before the first sample."""
 
-K_GRANULARITY = 0.001
+K_GRANULARITY: Final = 0.001
 """RFC 9002 §6.1.2: timer granularity, the floor under any timeout."""
 
-RTTVAR_GAIN = 1 / 4    # RFC 6298 §2.3 beta
-SRTT_GAIN = 1 / 8      # RFC 6298 §2.3 alpha
-RTTVAR_MULTIPLIER = 4  # RFC 6298 §2.3 K
+RTTVAR_GAIN: Final = 1 / 4    # RFC 6298 §2.3 beta
+SRTT_GAIN: Final = 1 / 8      # RFC 6298 §2.3 alpha
+RTTVAR_MULTIPLIER: Final = 4  # RFC 6298 §2.3 K
 
 
 @attr.s(auto_attribs=True, slots=True, eq=False)  # native to mypyc (twistchat/compiled.py)

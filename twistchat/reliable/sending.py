@@ -30,7 +30,7 @@ on a clean path.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Callable, Final
 
 import attr
 
@@ -41,14 +41,14 @@ from twistchat.wire.packets import (
     message_frame_size,
 )
 
-DATA_HEADER_MAX = 1 + CONNECTION_ID_SIZE + 8
-MESSAGE_FRAME_MAX_OVERHEAD = 1 + 8 + 8 + 8 + 8
+DATA_HEADER_MAX: Final = 1 + CONNECTION_ID_SIZE + 8
+MESSAGE_FRAME_MAX_OVERHEAD: Final = 1 + 8 + 8 + 8 + 8
 """Type, sequence number, total, offset, length at their longest (a lane
 number's one byte fits in the slack: none of the others reaches 8 bytes
 below 2^30)."""
-ACK_ROOM = 48
+ACK_ROOM: Final = 48
 """Fragments leave this much room so an ACK frame rides along."""
-UNRELIABLE_FRAME_OVERHEAD = 10
+UNRELIABLE_FRAME_OVERHEAD: Final = 10
 """Type byte and a length varint, with slack."""
 
 

@@ -38,6 +38,7 @@ rules of one state in two files.
 from __future__ import annotations
 
 import random
+from typing import Final
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -75,28 +76,31 @@ from twistchat.wire.packets import (
 __all__ = ["Session", "SessionConfig", "SessionStats", "State", "MessageTooLarge",
            "ConnectionClosed"]
 
-_HANDSHAKE, _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = (
-    State.HANDSHAKE, State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED)
+_HANDSHAKE: Final = State.HANDSHAKE
+_ESTABLISHED: Final = State.ESTABLISHED
+_CLOSING: Final = State.CLOSING
+_DRAINING: Final = State.DRAINING
+_CLOSED: Final = State.CLOSED
 """The states as module globals: on Python 3.11 ``State.CLOSED`` is looked
 up through the slot ``EnumType.__getattr__`` installs (~250 instructions),
 a global in one dict probe; a datagram took a dozen such lookups (issue 16)."""
 
-CONGESTION_CONTROLLERS = {"bbr": Bbr, "newreno": NewReno}
+CONGESTION_CONTROLLERS: Final = {"bbr": Bbr, "newreno": NewReno}
 """What ``SessionConfig.congestion_control`` names."""
 
-PROBES_PER_TIMEOUT = 2
+PROBES_PER_TIMEOUT: Final = 2
 """RFC 9002 §6.2.4 allows two probe packets per expiry; two halve the
 chance that a lossy path turns one lost ack into a long stall."""
 
-CLOSING_PERIOD_PTOS = 3
+CLOSING_PERIOD_PTOS: Final = 3
 """RFC 9000 §10.2: stay in closing/draining for three probe timeouts
 (capped at ``config.MAX_CLOSING_PERIOD``)."""
 
-MAX_UNRELIABLE_QUEUED = 16
+MAX_UNRELIABLE_QUEUED: Final = 16
 """Unreliable messages waiting for room in the windows; past it the oldest
 is dropped (counted): best effort never grows a queue without bound."""
 
-KEEPALIVE_JITTER = 0.2
+KEEPALIVE_JITTER: Final = 0.2
 """Keepalives go out at interval x [1, 1.2): never more often than the
 interval (RFC 8085 §3.5 asks for no less than 15 s), and not in lockstep."""
 

@@ -26,6 +26,7 @@ h11's ``_state.py`` keeps them: the table below is the whole lifecycle, and
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 
 class State(enum.Enum):
@@ -52,7 +53,7 @@ class Move(enum.Enum):
     ABANDON = "abandon"
 
 
-TRANSITIONS: dict[State, dict[Move, State]] = {
+TRANSITIONS: Final[dict[State, dict[Move, State]]] = {
     State.HANDSHAKE: {Move.ACCEPTED: State.ESTABLISHED, Move.ABANDON: State.CLOSED},
     State.ESTABLISHED: {Move.CLOSE: State.CLOSING, Move.PEER_CLOSE: State.DRAINING,
                         Move.ABANDON: State.CLOSED},
@@ -61,9 +62,9 @@ TRANSITIONS: dict[State, dict[Move, State]] = {
     State.CLOSED: {},
 }
 
-ENDED = frozenset({State.CLOSING, State.DRAINING, State.CLOSED})
+ENDED: Final = frozenset({State.CLOSING, State.DRAINING, State.CLOSED})
 """Once here, the application has been told the session ended."""
-SILENT = frozenset({State.DRAINING, State.CLOSED})
+SILENT: Final = frozenset({State.DRAINING, State.CLOSED})
 """Here the session sends nothing and ignores what arrives."""
 
 

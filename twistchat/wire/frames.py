@@ -8,7 +8,7 @@ encoding (``encode_frame``, ``frame_size`` for packing) and their decoding
 from __future__ import annotations
 
 import enum
-from typing import Any, Union
+from typing import Any, Final, Union
 
 import attrs
 from mypy_extensions import mypyc_attr
@@ -18,17 +18,17 @@ from twistchat.wire.varint import (
     MAX_VARINT, SINGLE_BYTES, BufferUnderflow, Reader, encode_varint, varint_size,
 )
 
-MAX_ACK_RANGES = 64
+MAX_ACK_RANGES: Final = 64
 """An ACK frame with more ranges is malformed (bounds the work per frame)."""
-PATH_DATA_SIZE = 8
-MAX_CLOSE_REASON_SIZE = 256
+PATH_DATA_SIZE: Final = 8
+MAX_CLOSE_REASON_SIZE: Final = 256
 
-INTERACTIVE_LANE = 0
+INTERACTIVE_LANE: Final = 0
 """Where a message goes unless its sender says otherwise: chat lines, replies, events."""
-BULK_LANE = 1
+BULK_LANE: Final = 1
 """For bulk data (a transfer's pieces): its own sequence and delivery order,
 so nothing on the interactive lane waits behind it (PROTOCOL.md §6.7)."""
-LANE_COUNT = 2
+LANE_COUNT: Final = 2
 """Lanes a session has; a message on any other is a protocol violation."""
 
 
@@ -46,18 +46,26 @@ class FrameType(enum.IntEnum):
     NEXT_MESSAGE = 0x14  # | LEN_BIT | FRAGMENT_BIT: MESSAGE numbered after the one before it
 
 
-LEN_BIT = 0x01
-FRAGMENT_BIT = 0x02
-_MESSAGE, _LANE_MESSAGE, _NEXT_MESSAGE = (
-    int(FrameType.MESSAGE), int(FrameType.LANE_MESSAGE), int(FrameType.NEXT_MESSAGE))
-_PADDING, _PING, _ACK, _CLOSE, _UNRELIABLE, _PATH_CHALLENGE, _PATH_RESPONSE, _WINDOW = (
-    int(FrameType.PADDING), int(FrameType.PING), int(FrameType.ACK), int(FrameType.CLOSE),
-    int(FrameType.UNRELIABLE), int(FrameType.PATH_CHALLENGE), int(FrameType.PATH_RESPONSE),
-    int(FrameType.WINDOW))
-_ACK_BYTE, _PING_BYTE = bytes((_ACK,)), bytes((_PING,))
+LEN_BIT: Final = 0x01
+FRAGMENT_BIT: Final = 0x02
+_MESSAGE: Final = int(FrameType.MESSAGE)
+_LANE_MESSAGE: Final = int(FrameType.LANE_MESSAGE)
+_NEXT_MESSAGE: Final = int(FrameType.NEXT_MESSAGE)
+_PADDING: Final = int(FrameType.PADDING)
+_PING: Final = int(FrameType.PING)
+_ACK: Final = int(FrameType.ACK)
+_CLOSE: Final = int(FrameType.CLOSE)
+_UNRELIABLE: Final = int(FrameType.UNRELIABLE)
+_PATH_CHALLENGE: Final = int(FrameType.PATH_CHALLENGE)
+_PATH_RESPONSE: Final = int(FrameType.PATH_RESPONSE)
+_WINDOW: Final = int(FrameType.WINDOW)
+_ACK_BYTE: Final = bytes((_ACK,))
+_PING_BYTE: Final = bytes((_PING,))
 """Plain ints for the per-frame code: on Python 3.11 each ``FrameType.ACK``
 is a lookup through ``EnumType.__getattr__``'s slot (~250 instructions);
-decoding a PING took seven (issue 16)."""
+decoding a PING took seven (issue 16). ``Final``, as every constant of a
+compiled module: mypyc reads it as a C value, not from the module's dict
+(~80 instructions a read)."""
 
 
 @attrs.frozen
@@ -65,7 +73,7 @@ class Ping:
     pass
 
 
-_A_PING = Ping()
+_A_PING: Final = Ping()
 """Every decoded PING: it has no fields, and a frozen attrs instance costs ~1 us to make."""
 
 
@@ -140,7 +148,7 @@ class Window:
 
 Frame = Union[Ping, Ack, Close, Unreliable, MessageFrame, PathChallenge, PathResponse, Window]
 
-ACK_DELAY_EXPONENT = 3
+ACK_DELAY_EXPONENT: Final = 3
 """Ack delay travels in units of 2**3 microseconds, as QUIC's default."""
 
 

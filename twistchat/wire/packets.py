@@ -10,7 +10,7 @@ carry are in ``frames.py``, re-exported here). Byte-by-byte layout:
 from __future__ import annotations
 
 import enum
-from typing import Union
+from typing import Final, Union
 
 import attrs
 
@@ -41,27 +41,27 @@ __all__ = [
     "MAX_CLOSE_REASON_SIZE",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 """High nibble of every packet's first byte."""
 
-MAX_DATAGRAM_SIZE = 1200
+MAX_DATAGRAM_SIZE: Final = 1200
 """Largest datagram we send by default: fits any IPv6 path (RFC 9000 §14)."""
 
-MAX_ACCEPTED_DATAGRAM_SIZE = 1500
+MAX_ACCEPTED_DATAGRAM_SIZE: Final = 1500
 """Larger datagrams are dropped unread (one Ethernet MTU; we never send one)."""
 
-MIN_HELLO_SIZE = 1200
+MIN_HELLO_SIZE: Final = 1200
 """A HELLO is padded to this, so the stateless reply never exceeds what the
 unvalidated address sent (anti-amplification, stricter than RFC 9000 §8.1)."""
 
-CONNECTION_ID_SIZE = 8
-TAG_SIZE = 16
+CONNECTION_ID_SIZE: Final = 8
+TAG_SIZE: Final = 16
 """The AEAD tag (ChaCha20-Poly1305) that ends every DATA packet."""
-RESET_TOKEN_SIZE = 16
+RESET_TOKEN_SIZE: Final = 16
 """RFC 9000 §10.3: a stateless reset token is 16 bytes."""
-MAX_HANDSHAKE_SIZE = 512
+MAX_HANDSHAKE_SIZE: Final = 512
 """A Noise handshake message in CONNECT or ACCEPT is at most this long."""
-MAX_COOKIE_SIZE = 64
+MAX_COOKIE_SIZE: Final = 64
 
 
 class PacketType(enum.IntEnum):
@@ -163,15 +163,18 @@ def _first_byte(packet_type: PacketType) -> bytes:
     return bytes(((PROTOCOL_VERSION << 4) | packet_type,))
 
 
-_PACKET_TYPES = {int(t): t for t in PacketType}
-_HELLO, _DATA, _COOKIE, _CONNECT, _ACCEPT, _RESET = (int(t) for t in (
-    PacketType.HELLO, PacketType.DATA, PacketType.COOKIE, PacketType.CONNECT, PacketType.ACCEPT,
-    PacketType.RESET))
-_DATA_FIRST_BYTE = _first_byte(PacketType.DATA)
+_PACKET_TYPES: Final = {int(t): t for t in PacketType}
+_HELLO: Final = int(PacketType.HELLO)
+_DATA: Final = int(PacketType.DATA)
+_COOKIE: Final = int(PacketType.COOKIE)
+_CONNECT: Final = int(PacketType.CONNECT)
+_ACCEPT: Final = int(PacketType.ACCEPT)
+_RESET: Final = int(PacketType.RESET)
+_DATA_FIRST_BYTE: Final = _first_byte(PacketType.DATA)
 """Plain ints and bytes for the per-datagram code: on Python 3.11 each
 ``PacketType.DATA`` is a lookup through ``EnumType.__getattr__``'s slot
 (~250 instructions) and ``PacketType(code)`` a Python call (issue 16)."""
-DATA_FIRST_BYTE = _DATA_FIRST_BYTE[0]
+DATA_FIRST_BYTE: Final = _DATA_FIRST_BYTE[0]
 """The first byte of every DATA packet of this version."""
 
 

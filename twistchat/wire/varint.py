@@ -6,9 +6,11 @@ the value, big-endian. Values up to 2**62 - 1.
 
 from __future__ import annotations
 
-MAX_VARINT = (1 << 62) - 1
+from typing import Final
 
-SINGLE_BYTES: list[bytes] = [bytes((value,)) for value in range(256)]
+MAX_VARINT: Final = (1 << 62) - 1
+
+SINGLE_BYTES: Final[list[bytes]] = [bytes((value,)) for value in range(256)]
 """``bytes((value,))`` made once for every byte: made per call it is a tuple
 and a call into ``bytes`` (~300 instructions under mypyc), and every frame
 type and one-byte varint of every packet was one (issue 16)."""
