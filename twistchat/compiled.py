@@ -54,6 +54,7 @@ COMPILED_MODULES = (
     "twistchat.reliable.acks", "twistchat.reliable.rack", "twistchat.reliable.congestion",
     "twistchat.reliable.bbr", "twistchat.reliable.delivery_rate", "twistchat.reliable.pacing",
     "twistchat.reliable.nonce", "twistchat.reliable.protection", "twistchat.reliable.reassembly",
+    "twistchat.reliable.sent_packet",
     "twistchat.reliable.recovery", "twistchat.reliable.sending",
     "twistchat.reliable.packet_builder", "twistchat.reliable.paths",
     "twistchat.reliable.session",

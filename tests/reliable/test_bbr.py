@@ -8,7 +8,7 @@ import pytest
 from twistchat.reliable.bbr import MIN_WINDOW_PACKETS, STARTUP_GAIN, Bbr
 from twistchat.reliable.delivery_rate import DeliveryRateEstimator, RateSample
 from twistchat.reliable.pacing import BURST_DATAGRAMS, INITIAL_BURST_DATAGRAMS, Pacer
-from twistchat.reliable.recovery import SentPacket
+from twistchat.reliable.sent_packet import SentPacket
 
 from .session_pair import Peer, packets, send_paced, server_session, with_rtt
 

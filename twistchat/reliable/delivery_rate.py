@@ -13,7 +13,7 @@ show what the sender offered, not what the path can carry.
 
 from __future__ import annotations
 
-from typing import Any
+from twistchat.reliable.sent_packet import SentPacket
 
 
 class RateSample:
@@ -44,9 +44,10 @@ class DeliveryRateEstimator:
         self.first_sent_time = now
         self.app_limited_until = 0
         """Samples are application-limited until this much has been delivered."""
-        self._best: Any = None  # a recovery.SentPacket, which imports this module
+        self._best: SentPacket | None = None
 
-    def on_packet_sent(self, packet, bytes_in_flight: int, now: float, app_limited: bool) -> None:
+    def on_packet_sent(self, packet: SentPacket, bytes_in_flight: int, now: float,
+                       app_limited: bool) -> None:
         """Stamp ``packet`` (a ``SentPacket``) before it counts as in flight."""
         if bytes_in_flight == 0:
             self.first_sent_time = self.delivered_time = now
@@ -58,7 +59,7 @@ class DeliveryRateEstimator:
         packet.first_sent_time = self.first_sent_time
         packet.rate_app_limited = self.app_limited_until > 0
 
-    def on_packet_acked(self, packet, now: float) -> None:
+    def on_packet_acked(self, packet: SentPacket, now: float) -> None:
         self.delivered += packet.size
         self.delivered_time = now
         best = self._best

@@ -23,7 +23,8 @@ from twistchat.reliable.acks import LOSSY_PATH_THRESHOLD, AckTracker
 from twistchat.reliable.config import SessionStats
 from twistchat.reliable.pacing import Pacer
 from twistchat.reliable.paths import PathValidator
-from twistchat.reliable.recovery import Recovery, SentPacket
+from twistchat.reliable.recovery import Recovery
+from twistchat.reliable.sent_packet import SentPacket
 from twistchat.reliable.rtt import K_GRANULARITY
 from twistchat.reliable.sending import Chunk, SendBuffer
 from twistchat.reliable.protection import PacketProtection

@@ -24,7 +24,8 @@ from twistchat.reliable.congestion import K_PERSISTENT_CONGESTION_THRESHOLD, New
 from twistchat.reliable.delivery_rate import DeliveryRateEstimator
 from twistchat.reliable.rack import ReorderingThresholds
 from twistchat.reliable.rtt import K_GRANULARITY, RTTVAR_MULTIPLIER, RttEstimator
-from twistchat.reliable.sending import Chunk, SendBuffer
+from twistchat.reliable.sending import SendBuffer
+from twistchat.reliable.sent_packet import SentPacket
 from twistchat.wire.packets import Ack
 
 MAX_REMEMBERED_LOST: Final = 512
@@ -42,37 +43,6 @@ MAX_PROBE_INTERVAL: Final = 1.0
 """... and never beyond one second: on a path losing 30% of packets each
 way a probe round trip fails half the time, and a chat session should try
 a dozen times before the give-up time rather than three."""
-
-
-class SentPacket:
-    """An ack-eliciting packet in flight. A plain class with its own
-    ``__init__``, not attrs: mypyc compiles this one, while an attrs class
-    keeps attrs' generated ``__init__``, a Python call per packet sent
-    (issue 16)."""
-
-    __slots__ = ("packet_number", "sent_time", "size", "chunks", "app_limited", "carries_window",
-                 "delivered", "delivered_time", "first_sent_time", "rate_app_limited",
-                 "declared_lost_at", "largest_acked_at_loss", "episode", "ordinal")
-
-    def __init__(self, packet_number: int, sent_time: float, size: int, chunks: list[Chunk],
-                 app_limited: bool, carries_window: bool = False) -> None:
-        self.packet_number = packet_number
-        self.sent_time = sent_time
-        self.size = size
-        self.chunks = chunks
-        self.app_limited = app_limited
-        self.carries_window = carries_window
-        self.delivered = 0
-        """Delivery-rate stamps (``delivery_rate``): bytes delivered when it was sent ..."""
-        self.delivered_time = 0.0
-        self.first_sent_time = 0.0
-        self.rate_app_limited = False
-        self.declared_lost_at = 0.0
-        self.largest_acked_at_loss = 0
-        self.episode = 0
-        self.ordinal = 0
-        """Ack-eliciting packets sent before it: two lost packets with
-        consecutive ordinals had no packet between them that was acknowledged."""
 
 
 class Recovery:
@@ -158,7 +128,10 @@ class Recovery:
                     newly_acked.append(packet)
         if not newly_acked:
             return late
-        newest = max(newly_acked, key=lambda p: p.packet_number)
+        newest = newly_acked[0]
+        for packet in newly_acked:  # not max(key=lambda): a Python call per packet
+            if packet.packet_number > newest.packet_number:
+                newest = packet
         if newest.packet_number == largest:
             if self.first_rtt_sample_time is None:
                 self.first_rtt_sample_time = now
