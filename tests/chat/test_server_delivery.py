@@ -295,6 +295,23 @@ def test_racing_dms_never_overfill_a_mailbox():
     assert len(h.store.mailboxes["bob"]) == 5
 
 
+def test_a_request_waiting_on_the_store_is_resumed_and_holds_the_next_until_answered():
+    """Most requests finish in their first step, with no Deferred (issue 16);
+    one that waits (a DM's commit) is resumed where it waited once the store
+    answers, and the session's next request runs only after it."""
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store)
+    _offline(h, "bob")
+    alice = h.login("alice")
+    alice.send_raw(p.encode(p.Dm(id=70, to="bob", text="later")))
+    alice.send_raw(p.encode(p.Ping(id=71)))
+    assert _reply(alice, 70) == [] and _reply(alice, 71) == []
+    store.commit()
+    answers = [m for m in alice.messages() if isinstance(m, p.Ok | p.ErrorReply)]
+    assert [(type(m), m.id) for m in answers[-2:]] == [(p.Ok, 70), (p.Ok, 71)]
+    assert answers[-2]["status"] == "stored"
+
+
 def test_max_pending_requests_is_the_configured_one():
     store = SlowStore(MemoryStore())
     h = Harness(store=store, max_pending_requests=3, rate=1000, burst=1000)
