@@ -75,6 +75,23 @@ def test_the_json_written_is_json_dumps_with_the_documented_options(result, text
                                      "msg_id": n, "ts": n})
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=' \t\n\r{}[]":,0123456789.eEtrufalsn-\\x', max_size=24),
+                 st.builds(lambda v, before, after: before + json.dumps(v) + after, _JSON_VALUES,
+                           st.sampled_from(["", " ", "\n\t"]), st.sampled_from(["", " \r\n", "x", "{}"]))))
+def test_a_request_is_read_as_the_json_decoder_reads_it(text):
+    """The codec calls the JSON decoder's C scanner itself: it takes and
+    refuses exactly what ``JSONDecoder.decode`` does, white space included."""
+    from twistchat.chat.protocol import codec
+
+    def read(function):
+        try:
+            return ("value", function(text))
+        except ValueError:
+            return ("refused",)
+    assert repr(read(codec._from_json)) == repr(read(codec._DECODER.decode))
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_a_value_that_is_not_json_is_refused_not_written(value):
     with pytest.raises(ValueError):
