@@ -334,6 +334,24 @@ def test_ids_are_fresh_from_a_block_reserved_ahead():
     assert h.store._last_id > reserved  # the next block was reserved before it was needed
 
 
+def test_the_next_block_of_ids_is_reserved_when_half_the_current_one_is_left():
+    """``ready`` and ``next_id`` take from one sequence; the next block is
+    asked for once ``ahead`` ids are left, not before, and not twice."""
+    from twistchat.chat.server.ids import IdAllocator
+    store = MemoryStore()
+    reservations = []
+    reserve = store.reserve_ids
+    store.reserve_ids = lambda count: reservations.append(count) or reserve(count)
+    ids = IdAllocator(store, block=10, ahead=4)
+    first = []
+    ids.next_id().addCallback(first.append)
+    taken = first + [ids.ready() for _ in range(4)] + [ids.next_id().result]
+    assert taken == [1, 2, 3, 4, 5, 6] and reservations == [10, 10]  # 4 left after the 6th
+    taken += [ids.ready() for _ in range(14)]
+    assert taken == list(range(1, 21)) and reservations == [10, 10, 10]
+    assert ids.ready() == 21
+
+
 def test_a_data_resent_while_the_first_is_on_its_way_waits_for_it(h: Harness):
     alice, bob = h.login("alice", **PASSWORD), h.login("bob")
     bob.connection.hold_acks()
