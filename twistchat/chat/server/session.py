@@ -31,7 +31,8 @@ from twistchat.chat.protocol import (
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.endpoint.api import (
-    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError,
+    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, MessageTooLarge,
+    TransportError,
 )
 from twistchat.endpoint.ratelimit import TokenBucket
 
@@ -176,14 +177,22 @@ class ClientSession(MessageProtocol):
 
     def reply(self, request: Request, **fields: Any) -> None:
         """The one ok reply for ``request``; if the peer's transport could not
-        take it, REPLY_TOO_LARGE instead, so the request is still answered."""
+        take it, REPLY_TOO_LARGE instead, so the request is still answered.
+        Its transport's own check says so (``send_message`` raises
+        MessageTooLarge over the peer's cap), not a size asked for first:
+        one call less through the layers for every reply (issue 16)."""
         if self._mark_replied(request):
             data = encode(Ok(id=request.id, result=fields))
-            if self.connection is not None and len(data) > self.peer_max_message_size:
-                code = ErrorCode.REPLY_TOO_LARGE
-                self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
-            else:
-                self.send_encoded(data)
+            connection = self.connection
+            if connection is not None:
+                try:
+                    connection.send_message(data, lane=INTERACTIVE_LANE)
+                except MessageTooLarge:
+                    code = ErrorCode.REPLY_TOO_LARGE
+                    self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
+                except TransportError as error:
+                    self.log.debug("dropped a reply to {peer}: {error}", peer=self.peer,
+                                   error=error)
             self._sent_answer()
 
     def fail(self, request: Request, code: ErrorCode, message: str | None = None) -> None:
