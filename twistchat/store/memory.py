@@ -130,7 +130,9 @@ class MemoryStore(MemorySocial):
         if known is not None:
             return known
         kept = self.idem.setdefault(record.nick_key, {})
-        kept[record.idem] = attrs.evolve(record, answer=_copied(record.answer))
+        # built, not ``attrs.evolve``d: that walks the class's fields every time
+        kept[record.idem] = IdemRecord(nick_key=record.nick_key, idem=record.idem,
+                                       answer=_copied(record.answer), ts=record.ts)
         while len(kept) > IDEM_KEPT_PER_NICK:  # the oldest first (dicts keep insertion order)
             del kept[next(iter(kept))]
         return None
