@@ -53,6 +53,51 @@ def test_server_message_round_trip(message):
     assert p.decode_server_message(p.encode(message)) == message
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ("t", "id")), _JSON_VALUES,
+                       max_size=4),
+       st.text(), st.integers(min_value=0, max_value=2**53 - 1))
+def test_the_json_written_is_json_dumps_with_the_documented_options(result, text, n):
+    """The codec's C encoder, made once, writes what ``json.dumps`` does
+    (UTF-8 unescaped, no spaces), field for field."""
+    def dumps(obj):
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    assert p.encode(p.Ok(id=n, result=result)) == dumps({"t": "ok", "id": n, **result})
+    event = p.MessageEvent(room="#tea", nick="a", text=text, msg_id=n, ts=n)
+    assert p.encode(event) == dumps({"t": "message", "room": "#tea", "nick": "a", "text": text,
+                                     "msg_id": n, "ts": n})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=' \t\n\r{}[]":,0123456789.eEtrufalsn-\\x', max_size=24),
+                 st.builds(lambda v, before, after: before + json.dumps(v) + after, _JSON_VALUES,
+                           st.sampled_from(["", " ", "\n\t"]), st.sampled_from(["", " \r\n", "x", "{}"]))))
+def test_a_request_is_read_as_the_json_decoder_reads_it(text):
+    """The codec calls the JSON decoder's C scanner itself: it takes and
+    refuses exactly what ``JSONDecoder.decode`` does, white space included."""
+    from twistchat.chat.protocol import codec
+
+    def read(function):
+        try:
+            return ("value", function(text))
+        except ValueError:
+            return ("refused",)
+    assert repr(read(codec._from_json)) == repr(read(codec._DECODER.decode))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_value_that_is_not_json_is_refused_not_written(value):
+    with pytest.raises(ValueError):
+        p.encode(p.Ok(id=1, result={"x": [value]}))
+
+
 def test_json_part_has_no_raw_newline_so_payload_split_is_unambiguous():
     raw = p.encode(p.Data(id=1, to="bob", payload=b"{}\n"))
     header, payload = raw.split(b"\n", 1)

@@ -185,6 +185,30 @@ def test_an_internal_failure_becomes_an_error_reply_not_a_traceback(h: Harness, 
     from twisted.python import log  # noqa: F401  (the failure is logged, not raised)
 
 
+def test_a_say_whose_commit_fails_or_fails_after_it_is_answered_internal(h: Harness, monkeypatch):
+    """Exactly one answer either way: the store refusing the line (nobody
+    hears it), or what comes after its commit raising."""
+    from twisted.internet.defer import fail
+
+    alice, bob = h.login("alice"), h.login("bob")
+    for member in (alice, bob):
+        member.ok("join", room="#tea")
+    bob.drain()
+    with monkeypatch.context() as patched:
+        patched.setattr(h.store, "append_history", lambda *a, **k: fail(RuntimeError("disk")))
+        assert alice.error("say", room="#tea", text="lost") == "INTERNAL"
+    assert bob.events(p.MessageEvent) == []
+    with monkeypatch.context() as patched:
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+        patched.setattr(h.server.memberships, "deliver", broken)
+        alice.send_raw(p.encode(p.Say(id=90, room="#tea", text="kept, not sent")))
+    answers = [m for m in alice.messages() if isinstance(m, p.Ok | p.ErrorReply) and m.id == 90]
+    assert [(type(m), m.code) for m in answers] == [(p.ErrorReply, "INTERNAL")]
+    assert alice.ok("say", room="#tea", text="fine")["msg_id"]
+    assert [e.text for e in bob.events(p.MessageEvent)] == ["fine"]
+
+
 def test_ping_replies_with_server_time(h: Harness):
     alice = h.login("alice")
     reply = alice.ok("ping")

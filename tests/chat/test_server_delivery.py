@@ -295,6 +295,23 @@ def test_racing_dms_never_overfill_a_mailbox():
     assert len(h.store.mailboxes["bob"]) == 5
 
 
+def test_a_request_waiting_on_the_store_is_resumed_and_holds_the_next_until_answered():
+    """Most requests finish in their first step, with no Deferred (issue 16);
+    one that waits (a DM's commit) is resumed where it waited once the store
+    answers, and the session's next request runs only after it."""
+    store = SlowStore(MemoryStore())
+    h = Harness(store=store)
+    _offline(h, "bob")
+    alice = h.login("alice")
+    alice.send_raw(p.encode(p.Dm(id=70, to="bob", text="later")))
+    alice.send_raw(p.encode(p.Ping(id=71)))
+    assert _reply(alice, 70) == [] and _reply(alice, 71) == []
+    store.commit()
+    answers = [m for m in alice.messages() if isinstance(m, p.Ok | p.ErrorReply)]
+    assert [(type(m), m.id) for m in answers[-2:]] == [(p.Ok, 70), (p.Ok, 71)]
+    assert answers[-2]["status"] == "stored"
+
+
 def test_max_pending_requests_is_the_configured_one():
     store = SlowStore(MemoryStore())
     h = Harness(store=store, max_pending_requests=3, rate=1000, burst=1000)
@@ -315,6 +332,24 @@ def test_ids_are_fresh_from_a_block_reserved_ahead():
     ids = [alice.ok("say", room="#tea", text="x")["msg_id"] for _ in range(ID_BLOCK)]
     assert ids == sorted(set(ids)) and max(ids) <= h.store._last_id
     assert h.store._last_id > reserved  # the next block was reserved before it was needed
+
+
+def test_the_next_block_of_ids_is_reserved_when_half_the_current_one_is_left():
+    """``ready`` and ``next_id`` take from one sequence; the next block is
+    asked for once ``ahead`` ids are left, not before, and not twice."""
+    from twistchat.chat.server.ids import IdAllocator
+    store = MemoryStore()
+    reservations = []
+    reserve = store.reserve_ids
+    store.reserve_ids = lambda count: reservations.append(count) or reserve(count)
+    ids = IdAllocator(store, block=10, ahead=4)
+    first = []
+    ids.next_id().addCallback(first.append)
+    taken = first + [ids.ready() for _ in range(4)] + [ids.next_id().result]
+    assert taken == [1, 2, 3, 4, 5, 6] and reservations == [10, 10]  # 4 left after the 6th
+    taken += [ids.ready() for _ in range(14)]
+    assert taken == list(range(1, 21)) and reservations == [10, 10, 10]
+    assert ids.ready() == 21
 
 
 def test_a_data_resent_while_the_first_is_on_its_way_waits_for_it(h: Harness):

@@ -195,6 +195,27 @@ def test_a_replay_larger_than_its_budget_waits_for_acks_and_keeps_order():
     assert [bool(e.replay) for e in events] == [True] * 11 + [False]
 
 
+def test_a_line_the_members_transport_refused_is_replayed_with_every_later_one():
+    """The mark stops for good before a room line the member's transport
+    would not take, however many later lines it acknowledges (more than a
+    mark holds before it trims): after a login all of them come again."""
+    from .fakes import CLIENT_MAX_MESSAGE_SIZE
+    h = Harness(rate=10_000, burst=10_000)
+    alice, bob = _in_tea(h)
+    alice.ok("say", room="#tea", text="had")
+    bob.connection.peer_max_message_size = 10  # his transport refuses the next line
+    alice.ok("say", room="#tea", text="refused")
+    bob.connection.peer_max_message_size = CLIENT_MAX_MESSAGE_SIZE
+    later = [f"later {n}" for n in range(70)]
+    for text in later:
+        alice.ok("say", room="#tea", text=text)
+    assert _texts(bob) == ["had", *later]
+    h.server.memberships.flush()
+    bob.connection.peer_vanishes()
+    back = _back(h)
+    assert _texts(back, replay=True) == ["refused", *later]
+
+
 def test_the_mark_waits_for_every_line_sent_before():
     from twistchat.chat.server.memberships import HAD, NEVER_ACKED, DeliveryMark
 

@@ -143,6 +143,22 @@ async def test_a_known_idempotency_key_gets_its_first_answer_and_nothing_is_done
 
 
 @synchronously
+async def test_a_kept_answer_is_the_stores_own_copy(store: ChatStore):
+    """What the caller does to an answer after it was kept changes nothing
+    kept: a say's flat one, and one holding a list."""
+    flat = {"room": "#tea", "msg_id": 7, "ts": 70}
+    nested = {"to": "bob", "ids": [1, 2]}
+    await store.append_history(HistoryEntry("#tea", 7, "a", "x", 70), 10, _idem("k1", flat))
+    await store.put_idem(_idem("k2", nested))
+    flat["msg_id"] = 8
+    nested["ids"].append(3)
+    assert await store.get_idem("alice", "k1") == {"room": "#tea", "msg_id": 7, "ts": 70}
+    assert await store.get_idem("alice", "k2") == {"to": "bob", "ids": [1, 2]}
+    (await store.get_idem("alice", "k2"))["ids"].append(4)  # nor what it is given back
+    assert await store.get_idem("alice", "k2") == {"to": "bob", "ids": [1, 2]}
+
+
+@synchronously
 async def test_idempotency_keys_are_bounded_per_nick_and_purged_by_age(store: ChatStore):
     for n in range(IDEM_KEPT_PER_NICK + 5):
         await store.put_idem(_idem(f"k{n}", {"n": n}, ts=n))

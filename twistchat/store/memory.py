@@ -27,13 +27,14 @@ from twistchat.store.base import (
 )
 
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def _copied(answer: Mapping[str, Any]) -> dict[str, Any]:
     """A copy nobody else holds, as the SQLite store's JSON round trip gives:
-    a plain copy where every value is a scalar (a say's answer), else deep."""
-    if all(type(value) in _SCALARS for value in answer.values()):
+    a plain copy where every value is a scalar (a say's answer), else deep.
+    The types are checked in C (``issuperset``), not by a generator."""
+    if _SCALARS.issuperset(map(type, answer.values())):
         return dict(answer)
     return copy.deepcopy(dict(answer))
 
@@ -130,7 +131,9 @@ class MemoryStore(MemorySocial):
         if known is not None:
             return known
         kept = self.idem.setdefault(record.nick_key, {})
-        kept[record.idem] = attrs.evolve(record, answer=_copied(record.answer))
+        # built, not ``attrs.evolve``d: that walks the class's fields every time
+        kept[record.idem] = IdemRecord(nick_key=record.nick_key, idem=record.idem,
+                                       answer=_copied(record.answer), ts=record.ts)
         while len(kept) > IDEM_KEPT_PER_NICK:  # the oldest first (dicts keep insertion order)
             del kept[next(iter(kept))]
         return None

@@ -23,6 +23,20 @@ from twistchat.chat.protocol.validation import Check, checker
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 """Made once: ``json.dumps`` with any option builds a new encoder per call."""
 
+_C_ENCODE = None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
+    None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+"""``_ENCODER``'s C encoder, made once: ``JSONEncoder.encode`` makes one
+(and a closure) per call, a third of what encoding a room line cost
+(issue 16). The same options, but no check for circular references: no
+message holds one, and a table of them shared between calls would be left
+dirty by a call that raised."""
+
+
+def _to_json(obj: dict[str, Any]) -> str:
+    if _C_ENCODE is None:  # a Python without the C accelerator
+        return _ENCODER.encode(obj)
+    return "".join(_C_ENCODE(obj, 0))
+
 
 @functools.cache
 def _encode_plan(cls: type[Message]) -> tuple[tuple[str, int], ...]:
@@ -58,7 +72,7 @@ def encode(message: Message) -> bytes:
                 obj[key] = item
         else:
             obj[name] = value
-    header = _ENCODER.encode(obj).encode("utf-8")
+    header = _to_json(obj).encode("utf-8")
     if message.HAS_PAYLOAD:
         return header + b"\n" + bytes(payload)
     return header
@@ -77,6 +91,24 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 """Made once, as ``_ENCODER``: no NaN or Infinity, no duplicate keys."""
+_SCAN = _DECODER.scan_once
+_SPACE = json.decoder.WHITESPACE.match
+
+
+def _from_json(text: str) -> Any:
+    """``_DECODER.decode(text)`` (one JSON value, white space around it)
+    without its two Python-level calls on the way to the C scanner: every
+    request is read through here (issue 16). Raises ValueError."""
+    try:
+        obj, end = _SCAN(text, _SPACE(text, 0).end())
+    except StopIteration:
+        raise ValueError("expecting a value") from None
+    if _SPACE(text, end).end() != len(text):
+        raise ValueError("extra data after the value")
+    return obj
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _id_in(header: bytes) -> int | None:
@@ -91,7 +123,7 @@ def _id_in(header: bytes) -> int | None:
 
 
 def _parse(data: bytes, header_cap: int | None) -> tuple[dict[str, Any], bytes | None]:
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, _BYTES_LIKE):
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "message must be bytes")
     data = bytes(data)
     newline = data.find(b"\n")
@@ -100,7 +132,7 @@ def _parse(data: bytes, header_cap: int | None) -> tuple[dict[str, Any], bytes |
         raise ChatProtocolError(ErrorCode.TOO_LARGE, "JSON part too large", _id_in(header))
     try:
         text = header.decode("utf-8")
-        obj = _DECODER.decode(text)
+        obj = _from_json(text)
     except UnicodeDecodeError:
         raise ChatProtocolError(ErrorCode.BAD_MESSAGE, "not valid UTF-8") from None
     except (ValueError, RecursionError):

@@ -6,6 +6,7 @@ The one source for each: a field declared with ``option(...)`` is also a
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -271,8 +272,9 @@ class ServerConfig:
         "redis-timeout", "Seconds a request may wait for Redis before it is answered "
         "UNAVAILABLE.", positive, default=2.0)
 
-    @property
+    @functools.cached_property
     def limits(self) -> Limits:
+        """Made once: every request is decoded with them (issue 16)."""
         return Limits(max_text_bytes=self.max_text_bytes, max_payload_bytes=self.max_payload_bytes)
 
     @property

@@ -34,9 +34,19 @@ class IdAllocator:
         self._ahead = ahead
         self._blocks: deque[tuple[int, int]] = deque()
         """Reserved and committed ranges ``[first, last]`` not yet used up, in order."""
+        self._left = 0
+        """How many ids ``_blocks`` holds (kept, not summed at every id)."""
         self._reserving = False
         self._waiting: deque[Deferred[int]] = deque()
         """Callers waiting for a block, served in the order they asked."""
+
+    def ready(self) -> int | None:
+        """The next id if it can be had at once (a committed block has one
+        left and nobody waits for one), else None: then ``next_id``. A say
+        takes its id here without a Deferred to await (issue 16)."""
+        if not self._waiting and self._blocks:
+            return self._take()
+        return None
 
     def next_id(self) -> Deferred[int]:
         """The next id: at once while a committed block has one left, else
@@ -53,16 +63,14 @@ class IdAllocator:
         not wait and a broken store shows at once (costs one id: a gap)."""
         return self.next_id().addCallback(lambda _: None)
 
-    def _left(self) -> int:
-        return sum(last - first + 1 for first, last in self._blocks)
-
     def _take(self) -> int:
         first, last = self._blocks[0]
         if first == last:
             self._blocks.popleft()
         else:
             self._blocks[0] = (first + 1, last)
-        if self._left() <= self._ahead:
+        self._left -= 1
+        if self._left <= self._ahead:
             self._reserve()
         return first
 
@@ -75,6 +83,7 @@ class IdAllocator:
     def _reserved(self, mark: int) -> None:
         self._reserving = False
         self._blocks.append((mark - self._block + 1, mark))
+        self._left += self._block
         while self._waiting and self._blocks:
             self._waiting.popleft().callback(self._take())
         if self._waiting:

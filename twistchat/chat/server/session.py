@@ -11,7 +11,7 @@ request escapes ``message_received``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -31,7 +31,8 @@ from twistchat.chat.protocol import (
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.endpoint.api import (
-    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, TransportError,
+    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, MessageTooLarge,
+    TransportError,
 )
 from twistchat.endpoint.ratelimit import TokenBucket
 
@@ -135,9 +136,26 @@ class ClientSession(MessageProtocol):
             while self._queue and not self._busy:
                 request = self._queue.pop(0)
                 self._busy = True
-                Deferred.fromCoroutine(self._process(request)).addBoth(self._finished)
+                self._start(self._process(request))
         finally:
             self._pumping = False
+
+    def _start(self, processing: Coroutine[Any, Any, None]) -> None:
+        """Run one request's first step now. Most (a say while its block of
+        ids lasts: its commit is not awaited) finish in it, and cost no
+        Deferred, no ``inlineCallbacks`` loop, no copied context (issue 16);
+        one that awaits a Deferred not fired yet is handed, suspended there,
+        to ``Deferred.fromCoroutine``, which resumes it when it fires
+        (``Deferred.__await__`` looks at the Deferred again when resumed)."""
+        try:
+            processing.send(None)
+        except StopIteration:
+            self._busy = False
+            return
+        except BaseException:
+            self._busy = False
+            raise
+        Deferred.fromCoroutine(processing).addBoth(self._finished)
 
     def _finished(self, _: Any) -> None:
         self._busy = False
@@ -159,14 +177,22 @@ class ClientSession(MessageProtocol):
 
     def reply(self, request: Request, **fields: Any) -> None:
         """The one ok reply for ``request``; if the peer's transport could not
-        take it, REPLY_TOO_LARGE instead, so the request is still answered."""
+        take it, REPLY_TOO_LARGE instead, so the request is still answered.
+        Its transport's own check says so (``send_message`` raises
+        MessageTooLarge over the peer's cap), not a size asked for first:
+        one call less through the layers for every reply (issue 16)."""
         if self._mark_replied(request):
             data = encode(Ok(id=request.id, result=fields))
-            if self.connection is not None and len(data) > self.peer_max_message_size:
-                code = ErrorCode.REPLY_TOO_LARGE
-                self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
-            else:
-                self.send_encoded(data)
+            connection = self.connection
+            if connection is not None:
+                try:
+                    connection.send_message(data, lane=INTERACTIVE_LANE)
+                except MessageTooLarge:
+                    code = ErrorCode.REPLY_TOO_LARGE
+                    self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
+                except TransportError as error:
+                    self.log.debug("dropped a reply to {peer}: {error}", peer=self.peer,
+                                   error=error)
             self._sent_answer()
 
     def fail(self, request: Request, code: ErrorCode, message: str | None = None) -> None:

@@ -120,7 +120,10 @@ async def say(server: ServerCore, user: User, request: p.Say) -> None:
     room = server.room_of(user, request.room)
     if server.cluster is not None:
         return await _say_on_the_network(server, user, request, room)
-    msg_id, ts = await server.ids.next_id(), server.now_ms()
+    msg_id = server.ids.ready()
+    if msg_id is None:  # its block is used up: wait for the next one's commit
+        msg_id = await server.ids.next_id()
+    ts = server.now_ms()
     answer = {"room": room.name, "msg_id": msg_id, "ts": ts}
     # The line goes out and is echoed once committed (with its idem), so a
     # resend after a crash finds it and nobody sees it twice; that wait does
@@ -128,19 +131,26 @@ async def say(server: ServerCore, user: User, request: p.Say) -> None:
     d = server.store.append_history(
         HistoryEntry(room=room.key, msg_id=msg_id, nick=user.nick, text=request.text, ts=ts),
         server.config.history_size, server.idem_record(user, request, answer))
-    d.addCallback(_said, server, user, request, room, answer)
-    d.addErrback(_store_failed, server, user, request)
+    d.addCallbacks(_said, _store_failed, callbackArgs=(server, user, request, room, answer),
+                   errbackArgs=(server, user, request))
 
 
 def _said(known: Mapping[str, Any] | None, server: ServerCore, user: User, request: p.Say,
           room: Room[User], answer: dict[str, Any]) -> None:
-    if known is not None:  # said before: answered as then, not said again
-        user.session.reply(request, **known)
-        return
-    server.memberships.deliver(room, p.MessageEvent(room=room.name, nick=user.nick,
-                                                    text=request.text, msg_id=answer["msg_id"],
-                                                    ts=answer["ts"]), sender=user)
-    user.session.reply(request, **answer)
+    """The commit's callback; the store's failure is ``_store_failed``, on
+    the same step of the Deferred (one pass of its callbacks, not two:
+    issue 16), so what fails here is answered here."""
+    try:
+        if known is not None:  # said before: answered as then, not said again
+            user.session.reply(request, **known)
+            return
+        server.memberships.deliver(room, p.MessageEvent(room=room.name, nick=user.nick,
+                                                        text=request.text, msg_id=answer["msg_id"],
+                                                        ts=answer["ts"]), sender=user)
+        user.session.reply(request, **answer)
+    except Exception:
+        server.log.failure("a committed line of {nick} failed on its way", nick=user.nick)
+        user.session.fail(request, ErrorCode.INTERNAL)
 
 
 async def _say_on_the_network(server: ServerCore, user: User, request: p.Say,
