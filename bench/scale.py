@@ -99,15 +99,20 @@ async def start_holders(reactor: Any, port: int, first: int, count: int, process
     holders = [Holder(port, start, min(share, first + count - start))
                for start in range(first, first + count, share)]
     shown = 0
-    while not all(h.ready() for h in holders):
-        for holder in holders:
-            if not holder.alive():
-                raise RuntimeError(f"{holder.name} ended:\n{holder.log_text()[-3000:]}")
-        await sleep(reactor, 1.0)
-        connected = sum(h.status()[0] for h in holders)
-        if connected >= shown + 5000:
-            shown = connected
-            say(f"  ... {first + connected} sessions (held by {len(holders)} other process(es))")
+    try:
+        while not all(h.ready() for h in holders):
+            for holder in holders:
+                if not holder.alive():
+                    raise RuntimeError(f"{holder.name} ended:\n{holder.log_text()[-3000:]}")
+            await sleep(reactor, 1.0)
+            connected = sum(h.status()[0] for h in holders)
+            if connected >= shown + 5000:
+                shown = connected
+                say(f"  ... {first + connected} sessions (held by {len(holders)} other process(es))")
+    except BaseException:
+        for holder in holders:  # not yet the caller's to stop: leave no process behind
+            holder.stop()
+        raise
     return holders
 
 
