@@ -191,11 +191,12 @@ async def _main(reactor: Any, args: Any) -> dict:
     try:
         for target in steps:
             started = time.monotonic()
-            new = target - len(clients)
-            base = len(clients)
+            here = len(clients)
+            base = here + sum(h.count for h in holders)  # sessions so far, held elsewhere too
+            new = target - base
             # The first ``room_size`` sessions are the big room; the rest idle, in no room.
             in_room = max(0, min(new, room_size - base))
-            joined = await connect_many(endpoints[base // SESSIONS_PER_ENDPOINT:] or endpoints,
+            joined = await connect_many(endpoints[here // SESSIONS_PER_ENDPOINT:] or endpoints,
                                         (LOOPBACK, server.port),
                                         [f"u{i}" for i in range(base, base + in_room)],
                                         room=room, concurrency=50, connected=pinger.clients.append,
