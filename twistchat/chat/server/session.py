@@ -182,17 +182,11 @@ class ClientSession(MessageProtocol):
         MessageTooLarge over the peer's cap), not a size asked for first:
         one call less through the layers for every reply (issue 16)."""
         if self._mark_replied(request):
-            data = encode(Ok(id=request.id, result=fields))
-            connection = self.connection
-            if connection is not None:
-                try:
-                    connection.send_message(data, lane=INTERACTIVE_LANE)
-                except MessageTooLarge:
-                    code = ErrorCode.REPLY_TOO_LARGE
-                    self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
-                except TransportError as error:
-                    self.log.debug("dropped a reply to {peer}: {error}", peer=self.peer,
-                                   error=error)
+            try:
+                self.send_encoded(encode(Ok(id=request.id, result=fields)), too_large_raises=True)
+            except MessageTooLarge:
+                code = ErrorCode.REPLY_TOO_LARGE
+                self.send(ErrorReply(id=request.id, code=str(code), message=code.text))
             self._sent_answer()
 
     def fail(self, request: Request, code: ErrorCode, message: str | None = None) -> None:
@@ -242,15 +236,20 @@ class ClientSession(MessageProtocol):
     def send(self, message: Message, lane: int = INTERACTIVE_LANE) -> None:
         self.send_encoded(encode(message), lane)
 
-    def send_encoded(self, data: bytes, lane: int = INTERACTIVE_LANE) -> int | None:
+    def send_encoded(self, data: bytes, lane: int = INTERACTIVE_LANE,
+                     too_large_raises: bool = False) -> int | None:
         """Queue ``data`` on ``lane``; returns its transport sequence number
         there (on the interactive lane, compare with ``acked_below``), or
-        None if the transport would not take it."""
+        None if the transport would not take it. ``too_large_raises``: a
+        message over the peer's cap raises ``MessageTooLarge`` instead, for
+        a caller that answers otherwise (``reply``)."""
         if self.connection is None:
             return None
         try:
             return self.connection.send_message(data, lane=lane)
         except TransportError as error:
+            if too_large_raises and isinstance(error, MessageTooLarge):
+                raise
             self.log.debug("dropped a message to {peer}: {error}", peer=self.peer, error=error)
             return None
 
