@@ -224,14 +224,7 @@ class Memberships:
                 mark = rooms[key] = DeliveryMark()
             if member is sender:
                 seq = HAD
-            # ``mark.sent(seq, msg_id)``, written out: a call less per
-            # delivery (issue 16); a refused line (NEVER_ACKED) goes the long way
-            if seq is not NEVER_ACKED and not mark.stuck:
-                lines = mark._sent
-                lines.append((seq, msg_id))
-                if len(lines) > mark._trim_at:
-                    self._advance(member, key, mark)
-            elif mark.sent(seq, msg_id):
+            if mark.sent(seq, msg_id):
                 self._advance(member, key, mark)
             waiting.add(member)
 
