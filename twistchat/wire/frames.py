@@ -59,8 +59,8 @@ _UNRELIABLE: Final = int(FrameType.UNRELIABLE)
 _PATH_CHALLENGE: Final = int(FrameType.PATH_CHALLENGE)
 _PATH_RESPONSE: Final = int(FrameType.PATH_RESPONSE)
 _WINDOW: Final = int(FrameType.WINDOW)
-_ACK_BYTE: Final = bytes((_ACK,))
-_PING_BYTE: Final = bytes((_PING,))
+_ACK_BYTE: Final = SINGLE_BYTES[_ACK]
+_PING_BYTE: Final = SINGLE_BYTES[_PING]
 """Plain ints for the per-frame code: on Python 3.11 each ``FrameType.ACK``
 is a lookup through ``EnumType.__getattr__``'s slot (~250 instructions);
 decoding a PING took seven (issue 16). ``Final``, as every constant of a
