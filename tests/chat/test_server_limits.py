@@ -368,6 +368,21 @@ def test_deadlines_skip_keys_discarded_early():
     assert expired == ["b"] and clock.getDelayedCalls() == []
 
 
+def test_deadlines_a_key_added_again_expires_once_at_its_new_deadline():
+    clock, expired = Clock(), []
+    deadlines: Deadlines[str] = Deadlines(clock, 10, expired.append)
+    deadlines.add("a")
+    deadlines.add("b")
+    clock.advance(4)
+    deadlines.add("a")  # again: now due at 14, after b
+    clock.advance(6)
+    assert expired == ["b"] and len(deadlines) == 1
+    clock.advance(4)
+    assert expired == ["b", "a"] and len(deadlines) == 0 and clock.getDelayedCalls() == []
+    clock.advance(20)
+    assert expired == ["b", "a"]
+
+
 # ---------------------------------------------------------------- end to end
 
 class SimulatedServer:
