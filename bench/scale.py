@@ -124,6 +124,15 @@ async def start_holders(reactor: Any, port: int, first: int, count: int, process
     return holders
 
 
+FULL_COLLECTION = re.compile(r"full garbage collection took (\d+) ms")
+
+
+def full_collections(log: str) -> list[int]:
+    """The server's full collections long enough to be logged as warnings
+    (``collector.FullCollectionWatch``), in ms, in the order they came."""
+    return [int(ms) for ms in FULL_COLLECTION.findall(log)]
+
+
 async def fan_once(reactor: Any, sender: Any, members: list, room: str,
                    timeout: float = 30.0) -> tuple[float, float] | None:
     """Seconds from the send call until the first other member has the line,
@@ -225,6 +234,7 @@ async def _main(reactor: Any, args: Any) -> dict:
             held = sum(h.count for h in holders)
             connect_seconds = time.monotonic() - started
             await sleep(reactor, 2.0)
+            collections_before = len(full_collections(server.log_text()))
             profiling = args.profile and target == steps[-1]
             if profiling:
                 server.proc.send_signal(signal.SIGUSR1)
@@ -246,6 +256,7 @@ async def _main(reactor: Any, args: Any) -> dict:
             good = [last for first, last in filter(None, fans)]
             firsts = [first for first, last in filter(None, fans)]
             sessions = len(clients) + held
+            collections = full_collections(server.log_text())[collections_before:]
             step = {
                 "sessions": sessions,
                 "sessions_in_other_processes": held,
@@ -261,6 +272,7 @@ async def _main(reactor: Any, args: Any) -> dict:
                 "fanout_first_member_ms_median": rounded(statistics.median(firsts) * 1000
                                                          if firsts else None),
                 "fanout_timeouts": len(fans) - len(good),
+                "server_full_collections_ms": collections,
                 "sessions_lost": (sum(1 for c in clients if c.lost is not None)
                                   + sum(h.status()[1] for h in holders)),
             }

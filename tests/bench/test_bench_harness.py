@@ -152,3 +152,31 @@ def test_bench_scale_reads_the_counts_its_holder_processes_print() -> None:
     assert line == "status 3 1"
     log = f"status 0 0\n{line}\nready 3\n"
     assert [tuple(map(int, found)) for found in Holder.STATUS.findall(log)][-1] == (3, 1)
+
+
+def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
+    """The server's own warning, formatted as its log file has it, is what
+    ``bench scale`` counts: a changed message would make it count none."""
+    import io
+
+    from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
+
+    from bench.scale import full_collections
+    from twistchat.chat.server.collector import FullCollectionWatch
+
+    now = [0.0]
+    watch = FullCollectionWatch(clock=lambda: now[0])
+    out = io.StringIO()
+
+    def write(event: dict) -> None:
+        if event["log_level"] >= LogLevel.warn:
+            out.write(formatEventAsClassicLogText(event))
+    globalLogPublisher.addObserver(write)
+    try:
+        for seconds in (0.05, 1.5, 0.4):
+            watch("start", {"generation": 2})
+            now[0] += seconds
+            watch("stop", {"generation": 2, "collected": 0})
+    finally:
+        globalLogPublisher.removeObserver(write)
+    assert full_collections(out.getvalue()) == [1500, 400]

@@ -16,13 +16,44 @@ from twistchat.chat.server import collector
 
 def test_tune_collector_freezes_start_up_and_collects_less_often():
     before = gc.get_threshold()
+    callbacks = list(gc.callbacks)
     try:
+        collector.tune_collector()
         collector.tune_collector()
         assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, *collector.OLDER_THRESHOLDS)
         assert gc.get_freeze_count() > 0  # what start-up built is not walked again
+        watches = [c for c in gc.callbacks if isinstance(c, collector.FullCollectionWatch)]
+        assert len(watches) == 1  # once, however often it is called
+        gc.collect()
+        assert watches[0].count >= 1
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        gc.callbacks[:] = callbacks
+
+
+def test_a_long_full_collection_is_logged_as_a_warning_and_a_young_one_not_at_all():
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    now = [0.0]
+    watch = collector.FullCollectionWatch(clock=lambda: now[0])
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        watch("start", {"generation": 0})
+        now[0] += 5.0
+        watch("stop", {"generation": 0, "collected": 1})
+        watch("start", {"generation": 2})
+        now[0] += 0.01
+        watch("stop", {"generation": 2, "collected": 7})
+        watch("start", {"generation": 2})
+        now[0] += 0.25
+        watch("stop", {"generation": 2, "collected": 3})
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    mine = [e for e in events if e.get("log_namespace", "").endswith("FullCollectionWatch")]
+    assert [(e["log_level"], round(e["ms"])) for e in mine] == [(LogLevel.debug, 10), (LogLevel.warn, 250)]
+    assert watch.count == 2 and watch.longest == pytest.approx(0.25)
 
 
 def test_the_twistd_plugin_sets_it_and_importing_the_server_does_not(monkeypatch):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import time
 from typing import Callable
 
 from twisted.application.internet import TimerService
+from twisted.logger import Logger
 
 YOUNG_THRESHOLD = 50_000
 """Allocations (net of frees) between young collections; CPython's default is 700."""
@@ -31,10 +33,49 @@ OLDER_THRESHOLDS = (20, 20)
 
 
 def tune_collector() -> None:
-    """Freeze what exists now and collect less often (see above)."""
+    """Freeze what exists now and collect less often (see above), and say
+    how long each full collection stops the server (``FullCollectionWatch``)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+    if not any(isinstance(callback, FullCollectionWatch) for callback in gc.callbacks):
+        gc.callbacks.append(FullCollectionWatch())
+
+
+FULL_COLLECTION_WARN_SECONDS = 0.1
+"""A full collection at least this long is logged as a warning: the reactor
+answers nobody while it runs (10,000 sessions, both ends in one process,
+800,000 tracked objects: 341 ms, an ad-hoc script), so a line said then
+reaches its room that much later."""
+
+
+class FullCollectionWatch:
+    """A ``gc.callbacks`` hook that times every full (generation 2)
+    collection and logs it, so an operator sees the stalls the collector
+    causes, which grow with the number of sessions held."""
+
+    log = Logger()
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._started: float | None = None
+        self.count = 0
+        self.longest = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = self._clock()
+            return
+        if self._started is None:
+            return
+        seconds, self._started = self._clock() - self._started, None
+        self.count += 1
+        self.longest = max(self.longest, seconds)
+        emit = self.log.warn if seconds >= FULL_COLLECTION_WARN_SECONDS else self.log.debug
+        emit("full garbage collection took {ms:.0f} ms ({collected} objects collected)",
+             ms=seconds * 1000, collected=info.get("collected", 0))
 
 
 TRIM_INTERVAL = 60.0
