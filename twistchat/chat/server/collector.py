@@ -12,7 +12,9 @@ walked again by every older collection.  A young generation of
 and freezing what start-up built (modules, options, the store) keeps full
 collections from walking it again (``gc.freeze``, as Instagram's servers
 do).  Cyclic garbage waits a little longer to be found: at most about
-``YOUNG_THRESHOLD`` objects more.
+``YOUNG_THRESHOLD`` objects more.  A full collection still walks every
+session's objects, and the reactor waits for it: ``FullCollectionWatch``
+logs how long each one took.
 """
 
 from __future__ import annotations
