@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, source_prefix
+from twistchat.endpoint.timers import TimerQueue
 
 K = TypeVar("K", bound=Hashable)
 
@@ -178,69 +179,31 @@ class LoginGuard:
 
 
 class Deadlines(Generic[K]):
-    """Keys that expire ``timeout`` after they were added, on one
-    ``IDelayedCall`` for all of them (thousands of sessions, one timer).
-    Added in order, so the oldest is always the next due: a queue in adding
-    order, and a key discarded early costs nothing but its slot, skipped
-    when it comes to the front. Not a dict read from its front: deleting a
-    dict's first entries leaves holes that every ``next(iter(...))`` walks
-    again, so expiring 30,000 keys in order took time quadratic in them
-    (``bench scale``, issue 16)."""
+    """Keys that expire ``timeout`` after they were added, on the endpoint's
+    queue of deadlines (``TimerQueue``: one ``IDelayedCall`` for thousands
+    of sessions); a key discarded early is simply forgotten."""
 
     def __init__(self, clock: IReactorTime, timeout: float, expire: Callable[[K], None]) -> None:
         self._clock = clock
         self.timeout = timeout
         self._expire = expire
-        self._due: dict[K, float] = {}
-        """Each key's deadline: the one its slot in ``_queue`` must match."""
-        self._queue: deque[tuple[float, K]] = deque()
-        self._call: IDelayedCall | None = None
+        self._timers = TimerQueue(clock, self._fire)
 
     def add(self, key: K) -> None:
-        due = self._clock.seconds() + self.timeout
-        self._due[key] = due
-        self._queue.append((due, key))
-        self._arm()
+        self._timers.set(key, self._clock.seconds() + self.timeout)
 
     def discard(self, key: K) -> None:
-        self._due.pop(key, None)
+        self._timers.discard(key)
 
     def __len__(self) -> int:
-        return len(self._due)
+        return len(self._timers)
 
     def stop(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        self._timers.stop()
 
-    def _front(self) -> float | None:
-        """The deadline of the oldest key still here, dropping discarded slots."""
-        queue, current = self._queue, self._due
-        while queue:
-            due, key = queue[0]
-            if current.get(key) == due:
-                return due
-            queue.popleft()  # discarded, or added again since
-        return None
-
-    def _arm(self) -> None:
-        if self._call is not None:
-            return
-        first = self._front()
-        if first is not None:
-            self._call = self._clock.callLater(max(0.0, first - self._clock.seconds()), self._fire)
-
-    def _fire(self) -> None:
-        self._call = None
-        now = self._clock.seconds()
-        while True:
-            due = self._front()
-            if due is None or due > now:
-                break
-            _, key = self._queue.popleft()
-            del self._due[key]
+    def _fire(self, due: list[tuple[K, float]]) -> None:
+        for key, _ in due:
             self._expire(key)
-        self._arm()
 
 
 class WorkRefused(Exception):
