@@ -155,10 +155,15 @@ class Endpoint(DatagramProtocol):
         self._flush_call = None
         self._flushing = True
         try:
+            # A batch at a time, not the dict's first key again and again:
+            # deleting a dict's first entries leaves holes that every
+            # ``next(iter(...))`` walks, which made a flush of a room of
+            # 1,000 quadratic (~1 ms of a line's fan-out, issue 16).
             while self._dirty:
-                handle = next(iter(self._dirty))
-                del self._dirty[handle]
-                self._service(handle)
+                batch, self._dirty = self._dirty, {}
+                for handle in batch:
+                    self._dirty.pop(handle, None)  # marked again meanwhile: served now
+                    self._service(handle)
         finally:
             self._flushing = False
 
