@@ -180,3 +180,23 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
     finally:
         globalLogPublisher.removeObserver(write)
     assert full_collections(out.getvalue()) == [1500, 400]
+
+
+def test_bench_fanout_judges_a_room_on_the_median_of_its_pairs() -> None:
+    from bench.fanout import ratios, summarize_pairs
+
+    def pair(reliable: float, plain: float, reliable_cpu: float, plain_cpu: float) -> dict:
+        return ratios({"deliveries_per_s": reliable, "deliveries_per_server_cpu_s": reliable_cpu},
+                      {"deliveries_per_s": plain, "deliveries_per_server_cpu_s": plain_cpu})
+
+    # One pair whose relay ran slow reaches 1.0; the room does not.
+    pairs = [pair(70, 70, 66, 60), pair(50, 100, 60, 100), pair(40, 100, 55, 100)]
+    assert [p["ratio_per_server_cpu_s"] for p in pairs] == [1.1, 0.6, 0.55]
+    summary = summarize_pairs(pairs)
+    assert summary["ratio"] == 0.5 and summary["ratio_range"] == [0.4, 1.0]
+    assert summary["ratio_per_server_cpu_s"] == 0.6
+    assert summary["ratio_per_server_cpu_s_range"] == [0.55, 1.1]
+    assert summary["goal_met"] is False
+    # An even count reports the lower middle, a figure one pair measured.
+    assert summarize_pairs(pairs[:2])["ratio_per_server_cpu_s"] == 0.6
+    assert summarize_pairs([pair(120, 100, 110, 100)])["goal_met"] is True
