@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, source_prefix
 from twistchat.endpoint.timers import TimerQueue
