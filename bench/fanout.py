@@ -253,14 +253,13 @@ async def _main(reactor: Any, args: Any) -> dict:
         pairs = []
         for index in range(args.pairs):
             profile = f"{args.profile}-{members}-{index}.prof" if args.profile else None
-            pair: dict = {"first": "twistchat" if index % 2 == 0 else "plain_relay"}
-            for kind in (("twistchat", "plain_relay") if index % 2 == 0
-                         else ("plain_relay", "twistchat")):
-                if kind == "twistchat":
-                    pair[kind] = await reliable_run(reactor, members, senders, seconds, warmup,
-                                                    profile)
-                else:
-                    pair[kind] = await relay_run(reactor, members, senders, seconds, warmup)
+            runs = {"twistchat": lambda: reliable_run(reactor, members, senders, seconds,
+                                                      warmup, profile),
+                    "plain_relay": lambda: relay_run(reactor, members, senders, seconds, warmup)}
+            order = list(runs) if index % 2 == 0 else list(reversed(runs))
+            pair: dict = {"first": order[0]}
+            for kind in order:
+                pair[kind] = await runs[kind]()
                 say(f"  {kind:11s}: {pair[kind]}")
             pair.update(ratios(pair["twistchat"], pair["plain_relay"]))
             say(f"  pair {index + 1}: ratio {pair['ratio']:.2f}; "
