@@ -272,6 +272,10 @@ async def _main(reactor: Any, args: Any) -> dict:
                 "fanout_first_member_ms_median": rounded(statistics.median(firsts) * 1000
                                                          if firsts else None),
                 "fanout_timeouts": len(fans) - len(good),
+                # Each line, in order, (first member, last member) in ms: which
+                # of the seven a worst line was, and whether the first waited too.
+                "fanout_lines_ms": [None if fan is None else [rounded(t * 1000) for t in fan]
+                                    for fan in fans],
                 "server_full_collections_ms": collections,
                 "sessions_lost": (sum(1 for c in clients if c.lost is not None)
                                   + sum(h.status()[1] for h in holders)),
