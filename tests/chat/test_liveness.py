@@ -96,3 +96,52 @@ def test_the_reaper_drops_exactly_the_silent_users_and_looks_at_only_those_due(m
         assert h.config.idle_timeout < after <= h.config.idle_timeout + h.config.reap_interval + 1
     ticks = int(3 * h.config.idle_timeout / h.config.reap_interval)
     assert len(reads) < 300 * ticks / 4  # a walk would read all 300 on every tick
+
+
+def _looks_while_idle(monkeypatch, transport_timeout: float | None) -> int:
+    """Reads of ``last_heard`` for 100 users kept alive by their transports'
+    keepalives (every 27 s) over ten idle timeouts."""
+    h = Harness()
+    clients = [h.login(f"user{n}") for n in range(100)]
+    reads = []
+    last_heard = ClientSession.last_heard
+
+    def counted(session):
+        reads.append(session)
+        return last_heard.fget(session)
+    monkeypatch.setattr(ClientSession, "last_heard", property(counted))
+    for client in clients:
+        if transport_timeout is not None:
+            client.connection.idle_timeout = transport_timeout
+    for second in range(int(10 * h.config.idle_timeout)):
+        if second % 27 == 0:
+            for client in clients:
+                client.connection.last_receive_time = h.clock.seconds()
+        h.advance(1)
+    assert all(client.closed is None for client in clients)
+    return len(reads)
+
+
+def test_a_transport_that_ends_silent_sessions_itself_is_looked_at_half_as_often(monkeypatch):
+    """The transport ends a session silent for its idle timeout itself (and
+    the user departs, timed out): where that is no later than the chat
+    server's, the reaper is a backstop and looks one idle timeout later."""
+    idle_timeout = Harness().config.idle_timeout
+    alone = _looks_while_idle(monkeypatch, None)
+    backstop = _looks_while_idle(monkeypatch, idle_timeout)
+    assert backstop <= alone / 2
+    assert _looks_while_idle(monkeypatch, idle_timeout + 1) == alone  # a laxer transport: no
+
+
+def test_the_backstop_reaps_a_silent_user_whose_transport_never_ended_it():
+    h = Harness()
+    alice, bob = h.login("alice"), h.login("bob")
+    for client in (alice, bob):
+        client.connection.idle_timeout = h.config.idle_timeout  # says so, then never does
+        client.ok("join", room="#idle")
+    bob.drain()
+    limit = 2 * h.config.idle_timeout + h.config.reap_interval + 1
+    reaped_after = _silent_until_reaped(h, alice, bob, int(limit) + 5)
+    assert reaped_after is not None and reaped_after <= limit
+    (quit_event,) = bob.events(p.QuitEvent)
+    assert quit_event.nick == "alice" and quit_event.timeout

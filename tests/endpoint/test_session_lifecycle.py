@@ -118,6 +118,7 @@ def test_vanished_client_is_reaped_by_the_server_idle_timeout():
     """Servers do not ping thousands of clients: clients keep alive, and a
     client silent for the idle timeout (3 keepalives) is gone."""
     pair = Pair(rtt=0.02).connect()
+    assert pair.server_protocol.connection.idle_timeout == SessionConfig().idle_timeout  # as it says
     vanish_client(pair)
     started = pair.clock.seconds()
     pair.run_until(lambda: pair.server_protocol.closed, 120)

@@ -115,6 +115,11 @@ class SessionConnection:
         return self._handle.session.last_receive_time
 
     @property
+    def idle_timeout(self) -> float:
+        """The transport ends this session itself once nothing has arrived for this long."""
+        return self._handle.session.idle_timeout
+
+    @property
     def server_key(self) -> bytes | None:
         """(client side) The server's static public key the handshake proved."""
         return self._handle.session.server_key

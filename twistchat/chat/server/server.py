@@ -134,7 +134,7 @@ class ChatServer(ServerCore):
         c = self.config
         user = self.sessions[session] = User(session, churn=TokenBucket(
             rate=c.churn_rate, burst=c.churn_burst, updated=self.clock.seconds()))
-        self.idle_watch.file(user, session.last_heard + c.idle_timeout)
+        self.idle_watch.file(user, self._next_look(session, session.last_heard))
         self.login_deadlines.add(session)
         self.log.info("session from {peer}", peer=session.peer)
 
@@ -192,6 +192,20 @@ class ChatServer(ServerCore):
 
     # ------------------------------------------------------------ reaping
 
+    def _next_look(self, session: ClientSession, last_heard: float) -> float:
+        """When the reaper looks at ``session`` again. A transport that ends a
+        silent session itself, no later than our idle timeout, departs its
+        user through ``session_lost``, timed out as the reaper would: the
+        reaper is then its backstop only and looks one idle timeout later,
+        so an idle user is looked at every 2-2.5 minutes instead of every
+        45-75 s (issue 16: the looks were about a tenth of an idle server's
+        CPU at 100,000 users, py-spy)."""
+        idle_timeout = self.config.idle_timeout
+        transport_timeout = session.transport_idle_timeout
+        if transport_timeout is not None and transport_timeout <= idle_timeout:
+            return last_heard + 2 * idle_timeout
+        return last_heard + idle_timeout
+
     def reap(self) -> None:
         """One reaper tick: drop idle sessions, remove expired empty rooms,
         and now and then purge lapsed password-less registrations and old
@@ -204,7 +218,7 @@ class ChatServer(ServerCore):
             session = user.session
             last_heard = session.last_heard
             if now - last_heard <= idle_timeout:
-                self.idle_watch.file(user, last_heard + idle_timeout)  # heard since it was filed
+                self.idle_watch.file(user, self._next_look(session, last_heard))  # heard since
                 continue
             self.log.info("reaping idle session {nick} from {peer}", nick=user.nick or "-",
                           peer=session.peer)

@@ -88,6 +88,12 @@ class ClientSession(MessageProtocol):
         return self._last_request if transport is None else max(self._last_request, transport)
 
     @property
+    def transport_idle_timeout(self) -> float | None:
+        """How long the transport lets this session be silent before it ends
+        it itself (and ``connection_lost`` says why), if it does."""
+        return getattr(self.connection, "idle_timeout", None)
+
+    @property
     def peer(self) -> Any:
         return getattr(self.connection, "peer_address", None)
 
