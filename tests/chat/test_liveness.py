@@ -64,6 +64,18 @@ def test_the_sweep_interval_sets_how_late_an_idle_session_is_reaped():
     assert reaped[1.0] < reaped[20.0]
 
 
+def count_last_heard_reads(monkeypatch) -> list:
+    """Every read of ``ClientSession.last_heard`` from now on, in a list."""
+    reads = []
+    last_heard = ClientSession.last_heard
+
+    def counted(session):
+        reads.append(session)
+        return last_heard.fget(session)
+    monkeypatch.setattr(ClientSession, "last_heard", property(counted))
+    return reads
+
+
 def test_the_reaper_drops_exactly_the_silent_users_and_looks_at_only_those_due(monkeypatch):
     """Among 300 users, the 3 silent ones are reaped on the first tick past
     their idle timeout and nobody else ever is; a tick reads the liveness of
@@ -74,13 +86,7 @@ def test_the_reaper_drops_exactly_the_silent_users_and_looks_at_only_those_due(m
     start = h.clock.seconds()
     for client in clients:
         client.connection.last_receive_time = start
-    reads = []
-    last_heard = ClientSession.last_heard
-
-    def counted(session):
-        reads.append(session)
-        return last_heard.fget(session)
-    monkeypatch.setattr(ClientSession, "last_heard", property(counted))
+    reads = count_last_heard_reads(monkeypatch)
     reaped_at = {}
     for second in range(int(3 * h.config.idle_timeout)):
         now = h.clock.seconds()
@@ -103,13 +109,7 @@ def _looks_while_idle(monkeypatch, transport_timeout: float | None) -> int:
     keepalives (every 27 s) over ten idle timeouts."""
     h = Harness()
     clients = [h.login(f"user{n}") for n in range(100)]
-    reads = []
-    last_heard = ClientSession.last_heard
-
-    def counted(session):
-        reads.append(session)
-        return last_heard.fget(session)
-    monkeypatch.setattr(ClientSession, "last_heard", property(counted))
+    reads = count_last_heard_reads(monkeypatch)
     for client in clients:
         if transport_timeout is not None:
             client.connection.idle_timeout = transport_timeout
