@@ -110,8 +110,8 @@ def _looks_while_idle(monkeypatch, transport_timeout: float | None) -> int:
     h = Harness()
     clients = [h.login(f"user{n}") for n in range(100)]
     reads = count_last_heard_reads(monkeypatch)
-    for client in clients:
-        if transport_timeout is not None:
+    if transport_timeout is not None:
+        for client in clients:
             client.connection.idle_timeout = transport_timeout
     for second in range(int(10 * h.config.idle_timeout)):
         if second % 27 == 0:
