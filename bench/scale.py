@@ -22,6 +22,7 @@ minutes and is not what is measured)."""
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import signal
 import statistics
@@ -78,6 +79,28 @@ class Pinger:
                 d = client.request({"t": "ping"})
                 d.addErrback(lambda f: None)
                 self.sent += 1
+
+
+class FullCollections:
+    """This process's full (generation 2) collections, as (start, end) in
+    ``time.monotonic``: the room's members live here, so a line's fan-out
+    waits for one of them as it would for the server."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.monotonic()
+        elif self._started is not None:
+            self.spans.append((self._started, time.monotonic()))
+            self._started = None
+
+    def seconds_within(self, start: float, end: float) -> float:
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.spans)
 
 
 class Holder(Child):
@@ -206,6 +229,8 @@ async def _main(reactor: Any, args: Any) -> dict:
         pinger.start()
     results = []
     room = "#big"
+    members_collections = FullCollections()
+    gc.callbacks.append(members_collections)
     holders: list[Holder] = []
     try:
         for target in steps:
@@ -250,8 +275,12 @@ async def _main(reactor: Any, args: Any) -> dict:
             rss = server.rss()
             members = clients[:room_size]
             fans = []
+            members_collected = []
             for _ in range(fan_repeats):
+                line_started = time.monotonic()
                 fans.append(await fan_once(reactor, members[0], members, room))
+                members_collected.append(members_collections.seconds_within(
+                    line_started, time.monotonic()))
                 await sleep(reactor, 0.2)
             good = [last for first, last in filter(None, fans)]
             firsts = [first for first, last in filter(None, fans)]
@@ -277,12 +306,16 @@ async def _main(reactor: Any, args: Any) -> dict:
                 "fanout_lines_ms": [None if fan is None else [rounded(t * 1000) for t in fan]
                                     for fan in fans],
                 "server_full_collections_ms": collections,
+                # The members' own full collections during each line, in ms:
+                # a stall of the measuring process, not of the server.
+                "fanout_lines_members_gc_ms": [rounded(t * 1000) for t in members_collected],
                 "sessions_lost": (sum(1 for c in clients if c.lost is not None)
                                   + sum(h.status()[1] for h in holders)),
             }
             say(f"{target} sessions: {step}")
             results.append(step)
     finally:
+        gc.callbacks.remove(members_collections)
         if pinger.loop.running:
             pinger.loop.stop()
         for client in clients:
