@@ -200,3 +200,24 @@ def test_bench_fanout_judges_a_room_on_the_median_of_its_pairs() -> None:
     # An even count reports the lower middle, a figure one pair measured.
     assert summarize_pairs(pairs[:2])["ratio_per_server_cpu_s"] == 0.6
     assert summarize_pairs([pair(120, 100, 110, 100)])["goal_met"] is True
+
+
+def test_bench_scale_times_the_full_collections_of_the_members_process() -> None:
+    """Only full collections count, and only the part inside a line's span."""
+    import gc
+
+    from bench.scale import FullCollections
+
+    watch = FullCollections()
+    gc.callbacks.append(watch)
+    try:
+        gc.collect(0)
+        assert watch.spans == []
+        gc.collect()
+    finally:
+        gc.callbacks.remove(watch)
+    (start, end), = watch.spans
+    assert start <= end
+    assert watch.seconds_within(start - 1.0, end + 1.0) == end - start
+    assert watch.seconds_within(end + 1.0, end + 2.0) == 0.0
+    assert watch.seconds_within(start, start + (end - start) / 2) == pytest.approx((end - start) / 2)
