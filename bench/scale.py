@@ -158,9 +158,11 @@ def full_collections(log: str) -> list[int]:
 
 
 async def fan_once(reactor: Any, sender: Any, members: list, room: str,
-                   timeout: float = 30.0) -> tuple[float, float] | None:
+                   timeout: float = 30.0) -> tuple[float, float, float | None] | None:
     """Seconds from the send call until the first other member has the line,
-    and until every other member has it."""
+    until every other member has it, and until the server took the say (the
+    ``ts`` of its ok, the server's wall clock in ms, this machine's: None if
+    no ok came), which tells a line late into the server from one late out."""
     waiting = {id(m) for m in members if m is not sender}
     done = defer.Deferred()
     tag = f"F{time.monotonic_ns()}"
@@ -177,7 +179,10 @@ async def fan_once(reactor: Any, sender: Any, members: list, room: str,
 
     for member in members:
         member.on_event = seen
-    sender.request({"t": "say", "room": room, "text": tag}).addErrback(lambda f: None)
+    sent_at = time.time()
+    answer: dict[str, Any] = {}
+    sender.request({"t": "say", "room": room, "text": tag}).addCallbacks(
+        answer.update, lambda f: None)
     try:
         await done.addTimeout(timeout, reactor)
     except defer.TimeoutError:
@@ -185,7 +190,9 @@ async def fan_once(reactor: Any, sender: Any, members: list, room: str,
     finally:
         for member in members:
             member.on_event = None
-    return finish["first"] - started, finish["t"] - started
+    taken = answer.get("ts")
+    return (finish["first"] - started, finish["t"] - started,
+            None if taken is None else taken / 1000 - sent_at)
 
 
 def main(argv: list[str]) -> dict:
@@ -288,8 +295,8 @@ async def _main(reactor: Any, args: Any) -> dict:
                 members_collected.append(members_collections.seconds_within(
                     line_started, time.monotonic()))
                 await sleep(reactor, 0.2)
-            good = [last for first, last in filter(None, fans)]
-            firsts = [first for first, last in filter(None, fans)]
+            good = [fan[1] for fan in fans if fan is not None]
+            firsts = [fan[0] for fan in fans if fan is not None]
             sessions = len(clients) + held
             collections = full_collections(server.log_text())[collections_before:]
             step = {
@@ -309,8 +316,11 @@ async def _main(reactor: Any, args: Any) -> dict:
                 "fanout_timeouts": len(fans) - len(good),
                 # Each line, in order, (first member, last member) in ms: which
                 # of the seven a worst line was, and whether the first waited too.
-                "fanout_lines_ms": [None if fan is None else [rounded(t * 1000) for t in fan]
+                "fanout_lines_ms": [None if fan is None else [rounded(t * 1000) for t in fan[:2]]
                                     for fan in fans],
+                # ... and when the server took each line's say (its ok's ts, ms resolution).
+                "fanout_lines_server_ms": [None if fan is None or fan[2] is None
+                                           else rounded(fan[2] * 1000) for fan in fans],
                 "server_full_collections_ms": collections,
                 # The members' own full collections during each line, in ms:
                 # a stall of the measuring process, not of the server.
