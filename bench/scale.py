@@ -37,7 +37,7 @@ from bench.common import (
     LOOPBACK, Child, ServerProcess, client_endpoints, connect_many, rounded, run_async, say, sleep,
     tracebacks,
 )
-from twistchat.chat.server.collector import tune_collector
+from twistchat.chat.server.collector import FullCollectionWatch, tune_collector
 from twistchat.reliable.config import KEEPALIVE_INTERVAL
 
 SESSIONS_PER_ENDPOINT = 250
@@ -82,23 +82,18 @@ class Pinger:
                 self.sent += 1
 
 
-class FullCollections:
-    """This process's full (generation 2) collections, as (start, end) in
+class FullCollections(FullCollectionWatch):
+    """This process's full collections, as (start, end) in
     ``time.monotonic``: the room's members live here, so a line's fan-out
     waits for one of them as it would for the server."""
 
     def __init__(self) -> None:
+        super().__init__(clock=time.monotonic)
         self.spans: list[tuple[float, float]] = []
-        self._started: float | None = None
 
-    def __call__(self, phase: str, info: dict) -> None:
-        if info.get("generation") != 2:
-            return
-        if phase == "start":
-            self._started = time.monotonic()
-        elif self._started is not None:
-            self.spans.append((self._started, time.monotonic()))
-            self._started = None
+    def collected(self, started: float, seconds: float, info: dict) -> None:
+        super().collected(started, seconds, info)
+        self.spans.append((started, started + seconds))
 
     def seconds_within(self, start: float, end: float) -> float:
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.spans)

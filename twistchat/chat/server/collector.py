@@ -72,7 +72,11 @@ class FullCollectionWatch:
             return
         if self._started is None:
             return
-        seconds, self._started = self._clock() - self._started, None
+        started, self._started = self._started, None
+        self.collected(started, self._clock() - started, info)
+
+    def collected(self, started: float, seconds: float, info: dict) -> None:
+        """One full collection, from ``started`` (on this watch's clock), ended."""
         self.count += 1
         self.longest = max(self.longest, seconds)
         emit = self.log.warn if seconds >= FULL_COLLECTION_WARN_SECONDS else self.log.debug
