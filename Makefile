@@ -6,7 +6,8 @@ PORT ?= 9999
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-PURE_TESTS := tests/wire tests/reliable tests/netsim tests/test_compiled.py
+PURE_TESTS := tests/wire tests/reliable tests/netsim tests/test_compiled.py \
+	tests/endpoint/test_send_to_each.py tests/chat/test_server_memberships.py
 # The same tests again on the pure Python fallback of the compiled hot path
 # (twistchat/compiled.py): both builds are tested wherever `make test` runs.
 
@@ -48,4 +49,5 @@ bench-transport: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache
-	rm -f twistchat_hotpath__mypyc*.so twistchat/wire/*.so twistchat/reliable/*.so twistchat/compiled-sources.json
+	rm -f twistchat_hotpath__mypyc*.so twistchat/wire/*.so twistchat/reliable/*.so \
+		twistchat/endpoint/*.so twistchat/chat/server/*.so twistchat/compiled-sources.json

@@ -217,7 +217,7 @@ def test_a_line_the_members_transport_refused_is_replayed_with_every_later_one()
 
 
 def test_the_mark_waits_for_every_line_sent_before():
-    from twistchat.chat.server.memberships import HAD, NEVER_ACKED, DeliveryMark
+    from twistchat.chat.server.marks import HAD, NEVER_ACKED, DeliveryMark
 
     mark = DeliveryMark(10)
     for seq, msg_id in ((5, 11), (6, 12), (HAD, 13), (7, 14)):  # 13: the member's own line
@@ -233,7 +233,7 @@ def test_the_mark_waits_for_every_line_sent_before():
 
 
 def test_a_mark_holds_at_most_twice_what_is_unacknowledged_and_trims_rarely():
-    from twistchat.chat.server.memberships import TRIM_AT, DeliveryMark
+    from twistchat.chat.server.marks import TRIM_AT, DeliveryMark
 
     mark, acked_below, trims = DeliveryMark(), 0, 0
     for seq in range(10_000):

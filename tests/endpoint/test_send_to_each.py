@@ -5,7 +5,7 @@ what it was sent before; a missing or ended session gets None."""
 from __future__ import annotations
 
 from twistchat.endpoint.api import ConnectionClosed
-from twistchat.endpoint.connection import send_to_each
+from twistchat.endpoint.broadcast import send_to_each
 
 from .harness import Pair
 

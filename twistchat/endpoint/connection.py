@@ -1,21 +1,19 @@
 """
 What a protocol holds of its session: a ``SessionConnection`` (the
 ``MessageConnection`` of ``api.py``) over the endpoint's record of the
-session, and ``send_to_each`` for one message to many of them at once.
+session (``broadcast.send_to_each`` sends one message to many of them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from twistchat.endpoint.api import (
-    INTERACTIVE_LANE, CloseCode, MessageConnection, MessageProtocol, TransportError,
-)
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode, MessageProtocol
 from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.reliable.session import Session
 
@@ -46,43 +44,6 @@ class _Handle:
     """(address, client connection id) of the CONNECT that opened it (server side)."""
     on_acked: dict[tuple[int, int], Callable[[], None]] = attrs.Factory(dict)
     """Callbacks of tracked messages, by (lane, sequence number), until acknowledged."""
-
-
-def send_to_each(connections: Sequence[MessageConnection | None], data: bytes,
-                 lane: int = INTERACTIVE_LANE) -> list[int | None]:
-    """One message to many sessions (a room line): its sequence number on
-    each, None where there is no connection or its transport would not take
-    it (over the peer's cap, the session ended). The endpoint's own
-    connections take it in one pass: one clock read and one flush scheduled
-    for all, no call per recipient through the layers (issue 16); any other
-    ``MessageConnection`` through its ``send_message``."""
-    seqs: list[int | None] = []
-    endpoint: Owner | None = None
-    sent: list[_Handle] = []
-    now = 0.0
-    for connection in connections:
-        try:
-            if type(connection) is SessionConnection:
-                if connection._endpoint is not endpoint:
-                    if endpoint is not None:
-                        endpoint.mark_all_dirty(sent)
-                        sent = []
-                    endpoint = connection._endpoint
-                    now = endpoint.now()
-                handle = connection._handle
-                seqs.append(handle.session.send_message(data, now, lane=lane))
-                sent.append(handle)
-            elif connection is None:
-                seqs.append(None)
-            else:
-                seqs.append(connection.send_message(data, lane=lane))
-        except TransportError as error:
-            SessionConnection.log.debug("dropped a message to {peer}: {error}",
-                                        peer=getattr(connection, "peer_address", None), error=error)
-            seqs.append(None)
-    if endpoint is not None:
-        endpoint.mark_all_dirty(sent)
-    return seqs
 
 
 class SessionConnection:

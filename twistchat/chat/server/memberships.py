@@ -32,7 +32,6 @@ becomes its operator, as a first ``join`` does.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -40,10 +39,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import JOIN_MEMBERS, MessageEvent, PartEvent, RejoinedEvent, encode
+from twistchat.chat.server.marks import HAD, DeliveryMark, deliver_copies
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.user import User
-from twistchat.endpoint.connection import send_to_each
 from twistchat.store.social import MarkUpdate, Membership
 
 MAX_REPLAY_ROUNDS = 8
@@ -54,74 +53,9 @@ BANNED = "banned"
 """The reason given to a member put out of a room it was banned from meanwhile."""
 
 
-NEVER_ACKED = None
-"""What ``send_encoded`` returns for a line the transport would not take (over
-the peer's cap, or the session ending): no mark moves over it, nor over any
-later line, on that session, so later lines are not even remembered."""
-
-HAD = -1
-"""The sequence number of a line the user has without its transport's word
-(its own ``say``, answered with it; a replay part already acknowledged)."""
-
-TRIM_AT = 64
-"""Lines a mark holds before it trims those already acknowledged as it
-records more (between flushes); after a trim, the next comes at twice what
-was left, so a member with many lines unacknowledged is not trimmed at every
-line.  What a mark holds is bounded by the larger of this and twice what the
-transport has not acknowledged (bounded by the SendQ); nothing after a
-refused line (``NEVER_ACKED``)."""
-
-
 def nothing_live(room_key: str) -> int:
     """A single node: no channel brings lines a replay could miss."""
     return 0
-
-
-class DeliveryMark:
-    """One session's mark in one room: the newest ``msg_id`` with it and
-    every line sent before it acknowledged by the transport.  A line costs
-    one append; the mark is worked out from the session's ``acked_below``
-    when it is needed (``advance``), O(1) a line amortized."""
-
-    __slots__ = ("mark", "_sent", "stuck", "_trim_at")
-
-    def __init__(self, mark: int = 0) -> None:
-        self.mark = mark
-        self._sent: deque[tuple[int, int]] = deque()
-        """(transport seq, msg_id) of lines sent and not yet under the mark,
-        in the order sent."""
-        self.stuck = False
-        """A line was refused (NEVER_ACKED): the mark stops before it for good."""
-        self._trim_at = TRIM_AT
-
-    def sent(self, seq: int | None, msg_id: int) -> bool:
-        """Remember a line sent (``seq`` from ``send_encoded``, or ``HAD``);
-        True if it is time to trim (``advance``)."""
-        if self.stuck:
-            return False
-        if seq is NEVER_ACKED:
-            self.stuck = True
-            return False
-        sent = self._sent
-        sent.append((seq, msg_id))
-        return len(sent) > self._trim_at
-
-    def advance(self, acked_below: int) -> bool:
-        """Move the mark over every line the transport has acknowledged (seq
-        below ``acked_below``), in order; True if it moved."""
-        sent, mark = self._sent, self.mark
-        while sent and sent[0][0] < acked_below:
-            msg_id = sent.popleft()[1]
-            if msg_id > mark:
-                mark = msg_id
-        moved, self.mark = mark != self.mark, mark
-        self._trim_at = max(TRIM_AT, 2 * len(sent))
-        return moved
-
-    @property
-    def waiting(self) -> bool:
-        """Lines sent that are not under the mark yet."""
-        return bool(self._sent)
 
 
 class Memberships:
@@ -210,23 +144,10 @@ class Memberships:
         with its transport sequence number so the member's mark can move
         over it once acknowledged; the sender's own line counts as had (its
         ``say`` was answered with it)."""
-        data = encode(event)
-        members = list(room.members.values())
-        seqs = send_to_each([None if member is sender else member.session.connection
-                             for member in members], data)
-        msg_id, key, marks, waiting = event.msg_id, room.key, self._marks, self._waiting
-        for member, seq in zip(members, seqs):
-            rooms = marks.get(member)
-            if rooms is None:
-                rooms = marks[member] = {}
-            mark = rooms.get(key)
-            if mark is None:
-                mark = rooms[key] = DeliveryMark()
-            if member is sender:
-                seq = HAD
-            if mark.sent(seq, msg_id):
-                self._advance(member, key, mark)
-            waiting.add(member)
+        key = room.key
+        for member, mark in deliver_copies(list(room.members.values()), sender, encode(event),
+                                           event.msg_id, key, self._marks, self._waiting):
+            self._advance(member, key, mark)
 
     def _advance(self, user: User, room_key: str, mark: DeliveryMark) -> None:
         """Move ``mark`` as far as ``user``'s transport says; a move of a kept
