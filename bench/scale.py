@@ -144,12 +144,19 @@ async def start_holders(reactor: Any, port: int, first: int, count: int, process
 
 
 FULL_COLLECTION = re.compile(r"full garbage collection took (\d+) ms")
+STALL = re.compile(r"the reactor stalled (\d+) ms")
 
 
 def full_collections(log: str) -> list[int]:
     """The server's full collections long enough to be logged as warnings
     (``collector.FullCollectionWatch``), in ms, in the order they came."""
     return [int(ms) for ms in FULL_COLLECTION.findall(log)]
+
+
+def stalls(log: str) -> list[int]:
+    """The server's stalls logged as warnings (``stall_watch.StallWatch``:
+    how late a timer ran), in ms, in the order they came."""
+    return [int(ms) for ms in STALL.findall(log)]
 
 
 async def fan_once(reactor: Any, sender: Any, members: list, room: str,
@@ -267,7 +274,8 @@ async def _main(reactor: Any, args: Any) -> dict:
             # and stalls a line (up to 37 ms seen during one, issue 16).
             tune_collector()
             await sleep(reactor, 2.0)
-            collections_before = len(full_collections(server.log_text()))
+            log_before = server.log_text()
+            collections_before, stalls_before = len(full_collections(log_before)), len(stalls(log_before))
             profiling = args.profile and target == steps[-1]
             if profiling:
                 server.proc.send_signal(signal.SIGUSR1)
@@ -293,7 +301,8 @@ async def _main(reactor: Any, args: Any) -> dict:
             good = [fan[1] for fan in fans if fan is not None]
             firsts = [fan[0] for fan in fans if fan is not None]
             sessions = len(clients) + held
-            collections = full_collections(server.log_text())[collections_before:]
+            log_after = server.log_text()
+            collections = full_collections(log_after)[collections_before:]
             step = {
                 "sessions": sessions,
                 "sessions_in_other_processes": held,
@@ -317,6 +326,9 @@ async def _main(reactor: Any, args: Any) -> dict:
                 "fanout_lines_server_ms": [None if fan is None or fan[2] is None
                                            else rounded(fan[2] * 1000) for fan in fans],
                 "server_full_collections_ms": collections,
+                # Every stall of the server's reactor logged in that time (a
+                # full collection is one too), in ms.
+                "server_stalls_ms": stalls(log_after)[stalls_before:],
                 # The members' own full collections during each line, in ms:
                 # a stall of the measuring process, not of the server.
                 "fanout_lines_members_gc_ms": [rounded(t * 1000) for t in members_collected],

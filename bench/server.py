@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             trimming.startService()
     except ImportError:
         pass
+    try:  # and its watch of the reactor's stalls, where this checkout has it
+        from twistchat.chat.server.stall_watch import StallWatch
+        StallWatch(reactor).startService()
+    except ImportError:
+        pass
 
     import cProfile
     profiler = None

@@ -182,6 +182,34 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
     assert full_collections(out.getvalue()) == [1500, 400]
 
 
+def test_bench_scale_reads_the_stalls_the_server_logs() -> None:
+    """The same for the server's stall warnings (``StallWatch``)."""
+    import io
+
+    from twisted.internet.task import Clock
+    from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
+
+    from bench.scale import stalls
+    from twistchat.chat.server.stall_watch import CHECK_INTERVAL, StallWatch
+
+    clock = Clock()
+    watch = StallWatch(clock, clock=clock.seconds)
+    out = io.StringIO()
+
+    def write(event: dict) -> None:
+        if event["log_level"] >= LogLevel.warn:
+            out.write(formatEventAsClassicLogText(event))
+    globalLogPublisher.addObserver(write)
+    try:
+        watch.startService()
+        for late in (0.02, 0.25, 0.6):
+            clock.advance(CHECK_INTERVAL + late)
+    finally:
+        globalLogPublisher.removeObserver(write)
+        watch.stopService()
+    assert stalls(out.getvalue()) == [250, 600]
+
+
 def test_bench_fanout_judges_a_room_on_the_median_of_its_pairs() -> None:
     from bench.fanout import ratios, summarize_pairs
 

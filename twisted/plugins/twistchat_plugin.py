@@ -24,6 +24,9 @@ class _TwistchatServiceMaker:
         trimming = heap_trim_service()  # the same: memory given back to the system
         if trimming is not None:
             trimming.setServiceParent(made)
+        from twisted.internet import reactor
+        from twistchat.chat.server.stall_watch import StallWatch
+        StallWatch(reactor).setServiceParent(made)  # the reactor's own lag, logged
         return made
 
 
