@@ -145,6 +145,7 @@ async def start_holders(reactor: Any, port: int, first: int, count: int, process
 
 FULL_COLLECTION = re.compile(r"full garbage collection took (\d+) ms")
 STALL = re.compile(r"the reactor stalled (\d+) ms")
+MIDDLE_COLLECTION = re.compile(r"middle garbage collection \(generation 1\) took (\d+) ms")
 
 
 def full_collections(log: str) -> list[int]:
@@ -157,6 +158,11 @@ def stalls(log: str) -> list[int]:
     """The server's stalls logged as warnings (``stall_watch.StallWatch``:
     how late a timer ran), in ms, in the order they came."""
     return [int(ms) for ms in STALL.findall(log)]
+
+
+def middle_collections(log: str) -> list[int]:
+    """The server's generation-1 collections logged as warnings, in ms."""
+    return [int(ms) for ms in MIDDLE_COLLECTION.findall(log)]
 
 
 async def fan_once(reactor: Any, sender: Any, members: list, room: str,
@@ -276,6 +282,7 @@ async def _main(reactor: Any, args: Any) -> dict:
             await sleep(reactor, 2.0)
             log_before = server.log_text()
             collections_before, stalls_before = len(full_collections(log_before)), len(stalls(log_before))
+            middles_before = len(middle_collections(log_before))
             profiling = args.profile and target == steps[-1]
             if profiling:
                 server.proc.send_signal(signal.SIGUSR1)
@@ -329,6 +336,7 @@ async def _main(reactor: Any, args: Any) -> dict:
                 # Every stall of the server's reactor logged in that time (a
                 # full collection is one too), in ms.
                 "server_stalls_ms": stalls(log_after)[stalls_before:],
+                "server_middle_collections_ms": middle_collections(log_after)[middles_before:],
                 # The members' own full collections during each line, in ms:
                 # a stall of the measuring process, not of the server.
                 "fanout_lines_members_gc_ms": [rounded(t * 1000) for t in members_collected],

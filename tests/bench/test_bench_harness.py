@@ -161,7 +161,7 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
 
     from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
 
-    from bench.scale import full_collections
+    from bench.scale import full_collections, middle_collections
     from twistchat.chat.server.collector import FullCollectionWatch
 
     now = [0.0]
@@ -177,9 +177,13 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
             watch("start", {"generation": 2})
             now[0] += seconds
             watch("stop", {"generation": 2, "collected": 0})
+        watch("start", {"generation": 1})
+        now[0] += 0.3
+        watch("stop", {"generation": 1, "collected": 0})
     finally:
         globalLogPublisher.removeObserver(write)
     assert full_collections(out.getvalue()) == [1500, 400]
+    assert middle_collections(out.getvalue()) == [300]
 
 
 def test_bench_scale_reads_the_stalls_the_server_logs() -> None:

@@ -56,6 +56,26 @@ def test_a_long_full_collection_is_logged_as_a_warning_and_a_young_one_not_at_al
     assert watch.count == 2 and watch.longest == pytest.approx(0.25)
 
 
+def test_a_long_middle_collection_is_logged_and_a_short_one_not():
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    now = [0.0]
+    watch = collector.FullCollectionWatch(clock=lambda: now[0])
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for seconds in (0.02, 0.4):
+            watch("start", {"generation": 1})
+            now[0] += seconds
+            watch("stop", {"generation": 1, "collected": 0})
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    mine = [e for e in events if e.get("log_namespace", "").endswith("FullCollectionWatch")]
+    assert [(e["log_level"], round(e["ms"])) for e in mine] == [(LogLevel.warn, 400)]
+    assert "generation 1" in mine[0]["log_format"]
+    assert watch.count == 0 and watch.middle_longest == pytest.approx(0.4)  # not a full one
+
+
 def test_the_twistd_plugin_sets_it_and_importing_the_server_does_not(monkeypatch):
     from twistchat.chat.server import service
     from twisted.plugins.twistchat_plugin import serviceMaker

@@ -54,7 +54,10 @@ reaches its room that much later."""
 class FullCollectionWatch:
     """A ``gc.callbacks`` hook that times every full (generation 2)
     collection and logs it, so an operator sees the stalls the collector
-    causes, which grow with the number of sessions held."""
+    causes, which grow with the number of sessions held.  A middle one
+    (generation 1: what survived up to ``OLDER_THRESHOLDS[0]`` young
+    collections of ``YOUNG_THRESHOLD`` each) is timed too, and logged only
+    when it is as long as a full one that would be warned about."""
 
     log = Logger()
 
@@ -63,9 +66,12 @@ class FullCollectionWatch:
         self._started: float | None = None
         self.count = 0
         self.longest = 0.0
+        self.middle_longest = 0.0
+        """The longest generation-1 collection, in seconds."""
 
     def __call__(self, phase: str, info: dict) -> None:
-        if info.get("generation") != 2:
+        generation = info.get("generation")
+        if generation not in (1, 2):
             return
         if phase == "start":
             self._started = self._clock()
@@ -73,7 +79,15 @@ class FullCollectionWatch:
         if self._started is None:
             return
         started, self._started = self._started, None
-        self.collected(started, self._clock() - started, info)
+        seconds = self._clock() - started
+        if generation == 2:
+            self.collected(started, seconds, info)
+            return
+        self.middle_longest = max(self.middle_longest, seconds)
+        if seconds >= FULL_COLLECTION_WARN_SECONDS:
+            self.log.warn("middle garbage collection (generation 1) took {ms:.0f} ms "
+                          "({collected} objects collected)",
+                          ms=seconds * 1000, collected=info.get("collected", 0))
 
     def collected(self, started: float, seconds: float, info: dict) -> None:
         """One full collection, from ``started`` (on this watch's clock), ended."""
