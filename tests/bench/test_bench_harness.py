@@ -154,18 +154,12 @@ def test_bench_scale_reads_the_counts_its_holder_processes_print() -> None:
     assert [tuple(map(int, found)) for found in Holder.STATUS.findall(log)][-1] == (3, 1)
 
 
-def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
-    """The server's own warning, formatted as its log file has it, is what
-    ``bench scale`` counts: a changed message would make it count none."""
+def _warnings_logged(run) -> str:
+    """What ``run()`` logs at warning level or above, as a server's log file has it."""
     import io
 
     from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
 
-    from bench.scale import full_collections, middle_collections
-    from twistchat.chat.server.collector import FullCollectionWatch
-
-    now = [0.0]
-    watch = FullCollectionWatch(clock=lambda: now[0])
     out = io.StringIO()
 
     def write(event: dict) -> None:
@@ -173,45 +167,47 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
             out.write(formatEventAsClassicLogText(event))
     globalLogPublisher.addObserver(write)
     try:
-        for seconds in (0.05, 1.5, 0.4):
-            watch("start", {"generation": 2})
-            now[0] += seconds
-            watch("stop", {"generation": 2, "collected": 0})
-        watch("start", {"generation": 1})
-        now[0] += 0.3
-        watch("stop", {"generation": 1, "collected": 0})
+        run()
     finally:
         globalLogPublisher.removeObserver(write)
-    assert full_collections(out.getvalue()) == [1500, 400]
-    assert middle_collections(out.getvalue()) == [300]
+    return out.getvalue()
+
+
+def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
+    """The server's own warning, formatted as its log file has it, is what
+    ``bench scale`` counts: a changed message would make it count none."""
+    from bench.scale import full_collections, middle_collections
+    from twistchat.chat.server.collector import FullCollectionWatch
+
+    now = [0.0]
+    watch = FullCollectionWatch(clock=lambda: now[0])
+
+    def collect() -> None:
+        for generation, seconds in ((2, 0.05), (2, 1.5), (2, 0.4), (1, 0.3)):
+            watch("start", {"generation": generation})
+            now[0] += seconds
+            watch("stop", {"generation": generation, "collected": 0})
+    log = _warnings_logged(collect)
+    assert full_collections(log) == [1500, 400]
+    assert middle_collections(log) == [300]
 
 
 def test_bench_scale_reads_the_stalls_the_server_logs() -> None:
     """The same for the server's stall warnings (``StallWatch``)."""
-    import io
-
     from twisted.internet.task import Clock
-    from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPublisher
 
     from bench.scale import stalls
     from twistchat.chat.server.stall_watch import CHECK_INTERVAL, StallWatch
 
     clock = Clock()
     watch = StallWatch(clock, clock=clock.seconds)
-    out = io.StringIO()
 
-    def write(event: dict) -> None:
-        if event["log_level"] >= LogLevel.warn:
-            out.write(formatEventAsClassicLogText(event))
-    globalLogPublisher.addObserver(write)
-    try:
+    def stall() -> None:
         watch.startService()
         for late in (0.02, 0.25, 0.6):
             clock.advance(CHECK_INTERVAL + late)
-    finally:
-        globalLogPublisher.removeObserver(write)
         watch.stopService()
-    assert stalls(out.getvalue()) == [250, 600]
+    assert stalls(_warnings_logged(stall)) == [250, 600]
 
 
 def test_bench_fanout_judges_a_room_on_the_median_of_its_pairs() -> None:

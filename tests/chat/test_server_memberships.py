@@ -248,24 +248,13 @@ def test_a_mark_holds_at_most_twice_what_is_unacknowledged_and_trims_rarely():
 
 def test_a_room_lines_copies_go_to_all_but_the_sender_and_each_mark_keeps_its_own():
     """``deliver_copies``: the loop a fan-out runs per member (compiled)."""
+    from tests.support.connections import Recording
     from twistchat.chat.server.marks import TRIM_AT, deliver_copies
-
-    class Connection:
-        def __init__(self, refuse: bool = False) -> None:
-            self.sent: list[bytes] = []
-            self.refuse = refuse
-
-        def send_message(self, data: bytes, on_acked=None, lane: int = 0) -> int:
-            if self.refuse:
-                from twistchat.endpoint.api import ConnectionClosed
-                raise ConnectionClosed("gone")
-            self.sent.append(data)
-            return 100 + len(self.sent)  # transport seqs 101, 102...
 
     class Member:  # a user as the loop reads it: hashed by identity
         def __init__(self) -> None:
             self.session = type("ClientSession", (), {})()
-            self.session.connection = Connection()
+            self.session.connection = Recording()
 
     sender, quiet, gone = Member(), Member(), Member()
     gone.session.connection.refuse = True
@@ -277,8 +266,8 @@ def test_a_room_lines_copies_go_to_all_but_the_sender_and_each_mark_keeps_its_ow
     assert waiting == {sender, quiet, gone}
     own, other, refused = (marks[m]["#tea"] for m in (sender, quiet, gone))
     assert own.advance(0) and own.mark == 8  # its own lines: had, whatever its transport says
-    assert other.advance(102) and other.mark == 7  # seq 101 (line 7) acknowledged, 102 not yet
-    assert other.advance(103) and other.mark == 8
+    assert other.advance(1) and other.mark == 7  # seq 0 (line 7) acknowledged, 1 not yet
+    assert other.advance(2) and other.mark == 8
     assert refused.stuck and not refused.advance(10**9) and refused.mark == 0
     due = []
     for msg_id in range(9, 9 + TRIM_AT + 1):  # one line more than a mark holds untrimmed

@@ -4,24 +4,10 @@ what it was sent before; a missing or ended session gets None."""
 
 from __future__ import annotations
 
-from twistchat.endpoint.api import ConnectionClosed
+from tests.support.connections import Recording
 from twistchat.endpoint.broadcast import send_to_each
 
 from .harness import Pair
-
-
-class Recording:
-    """Some other ``MessageConnection`` (a test fake, a wrapper)."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.sent: list[bytes] = []
-        self.refuse = refuse
-
-    def send_message(self, data: bytes, on_acked=None, lane: int = 0) -> int:
-        if self.refuse:
-            raise ConnectionClosed("gone")
-        self.sent.append(data)
-        return len(self.sent) - 1
 
 
 def test_each_session_gets_the_line_once_after_what_it_had_and_gaps_get_none() -> None:
