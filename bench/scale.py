@@ -144,25 +144,20 @@ async def start_holders(reactor: Any, port: int, first: int, count: int, process
 
 
 FULL_COLLECTION = re.compile(r"full garbage collection took (\d+) ms")
-STALL = re.compile(r"the reactor stalled (\d+) ms")
 MIDDLE_COLLECTION = re.compile(r"middle garbage collection \(generation 1\) took (\d+) ms")
+STALL = re.compile(r"the reactor stalled (\d+) ms")
+SERVER_WARNINGS = {
+    "server_full_collections_ms": FULL_COLLECTION,  # collector.FullCollectionWatch
+    "server_middle_collections_ms": MIDDLE_COLLECTION,  # the same, generation 1
+    "server_stalls_ms": STALL,  # stall_watch.StallWatch (a full collection is one too)
+}
+"""What each step lists of the server's warnings, by the pattern of its message."""
 
 
-def full_collections(log: str) -> list[int]:
-    """The server's full collections long enough to be logged as warnings
-    (``collector.FullCollectionWatch``), in ms, in the order they came."""
-    return [int(ms) for ms in FULL_COLLECTION.findall(log)]
-
-
-def stalls(log: str) -> list[int]:
-    """The server's stalls logged as warnings (``stall_watch.StallWatch``:
-    how late a timer ran), in ms, in the order they came."""
-    return [int(ms) for ms in STALL.findall(log)]
-
-
-def middle_collections(log: str) -> list[int]:
-    """The server's generation-1 collections logged as warnings, in ms."""
-    return [int(ms) for ms in MIDDLE_COLLECTION.findall(log)]
+def logged_ms(pattern: re.Pattern, log: str) -> list[int]:
+    """The ms of each of the server's warnings that ``pattern`` finds in
+    ``log``, in the order they came."""
+    return [int(ms) for ms in pattern.findall(log)]
 
 
 async def fan_once(reactor: Any, sender: Any, members: list, room: str,
@@ -281,8 +276,8 @@ async def _main(reactor: Any, args: Any) -> dict:
             tune_collector()
             await sleep(reactor, 2.0)
             log_before = server.log_text()
-            collections_before, stalls_before = len(full_collections(log_before)), len(stalls(log_before))
-            middles_before = len(middle_collections(log_before))
+            warned_before = {key: len(logged_ms(pattern, log_before))
+                             for key, pattern in SERVER_WARNINGS.items()}
             profiling = args.profile and target == steps[-1]
             if profiling:
                 server.proc.send_signal(signal.SIGUSR1)
@@ -309,7 +304,8 @@ async def _main(reactor: Any, args: Any) -> dict:
             firsts = [fan[0] for fan in fans if fan is not None]
             sessions = len(clients) + held
             log_after = server.log_text()
-            collections = full_collections(log_after)[collections_before:]
+            warned = {key: logged_ms(pattern, log_after)[warned_before[key]:]
+                      for key, pattern in SERVER_WARNINGS.items()}
             step = {
                 "sessions": sessions,
                 "sessions_in_other_processes": held,
@@ -332,11 +328,7 @@ async def _main(reactor: Any, args: Any) -> dict:
                 # ... and when the server took each line's say (its ok's ts, ms resolution).
                 "fanout_lines_server_ms": [None if fan is None or fan[2] is None
                                            else rounded(fan[2] * 1000) for fan in fans],
-                "server_full_collections_ms": collections,
-                # Every stall of the server's reactor logged in that time (a
-                # full collection is one too), in ms.
-                "server_stalls_ms": stalls(log_after)[stalls_before:],
-                "server_middle_collections_ms": middle_collections(log_after)[middles_before:],
+                **warned,  # the server's collections and stalls logged in that time
                 # The members' own full collections during each line, in ms:
                 # a stall of the measuring process, not of the server.
                 "fanout_lines_members_gc_ms": [rounded(t * 1000) for t in members_collected],

@@ -176,7 +176,7 @@ def _warnings_logged(run) -> str:
 def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
     """The server's own warning, formatted as its log file has it, is what
     ``bench scale`` counts: a changed message would make it count none."""
-    from bench.scale import full_collections, middle_collections
+    from bench.scale import FULL_COLLECTION, MIDDLE_COLLECTION, logged_ms
     from twistchat.chat.server.collector import FullCollectionWatch
 
     now = [0.0]
@@ -188,15 +188,15 @@ def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
             now[0] += seconds
             watch("stop", {"generation": generation, "collected": 0})
     log = _warnings_logged(collect)
-    assert full_collections(log) == [1500, 400]
-    assert middle_collections(log) == [300]
+    assert logged_ms(FULL_COLLECTION, log) == [1500, 400]
+    assert logged_ms(MIDDLE_COLLECTION, log) == [300]
 
 
 def test_bench_scale_reads_the_stalls_the_server_logs() -> None:
     """The same for the server's stall warnings (``StallWatch``)."""
     from twisted.internet.task import Clock
 
-    from bench.scale import stalls
+    from bench.scale import STALL, logged_ms
     from twistchat.chat.server.stall_watch import CHECK_INTERVAL, StallWatch
 
     clock = Clock()
@@ -207,7 +207,7 @@ def test_bench_scale_reads_the_stalls_the_server_logs() -> None:
         for late in (0.02, 0.25, 0.6):
             clock.advance(CHECK_INTERVAL + late)
         watch.stopService()
-    assert stalls(_warnings_logged(stall)) == [250, 600]
+    assert logged_ms(STALL, _warnings_logged(stall)) == [250, 600]
 
 
 def test_bench_fanout_judges_a_room_on_the_median_of_its_pairs() -> None:

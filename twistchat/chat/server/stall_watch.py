@@ -43,7 +43,7 @@ class StallWatch(Service):
         self.count = 0
         """Stalls logged as warnings."""
         self.longest = 0.0
-        """The latest check's worst lateness, in seconds."""
+        """The latest any check has run since the start, in seconds."""
 
     def startService(self) -> None:
         super().startService()
