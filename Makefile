@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
 PURE_TESTS := tests/wire tests/reliable tests/netsim tests/test_compiled.py \
-	tests/endpoint/test_send_to_each.py tests/chat/test_server_memberships.py
+	tests/endpoint tests/chat/test_server_memberships.py
 # The same tests again on the pure Python fallback of the compiled hot path
 # (twistchat/compiled.py): both builds are tested wherever `make test` runs.
 

@@ -58,10 +58,12 @@ COMPILED_MODULES = (
     "twistchat.reliable.recovery", "twistchat.reliable.sending",
     "twistchat.reliable.packet_builder", "twistchat.reliable.paths",
     "twistchat.reliable.session",
-    "twistchat.endpoint.broadcast", "twistchat.chat.server.marks",
+    "twistchat.endpoint.servicing", "twistchat.endpoint.broadcast",
+    "twistchat.chat.server.marks",
 )
-"""The per-delivery path (issue 16): wire codecs, the sans-IO session, and
-a room line's loop over its members (sent to each, kept on each one's mark).
+"""The per-delivery path (issue 16): wire codecs, the sans-IO session, the
+endpoint's work per session (a datagram in, a session serviced, the flush),
+and a room line's loop over its members (sent to each, kept on each one's mark).
 The handshake, Noise and cookie modules run once a session and stay pure."""
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent

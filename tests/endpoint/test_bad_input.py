@@ -7,6 +7,7 @@ import random
 
 from hypothesis import given, settings, strategies as st
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ServerEndpoint
@@ -210,15 +211,34 @@ def test_replay_from_another_address_gets_no_bulk_traffic():
 
 
 def test_internal_protocol_errors_do_not_escape_the_endpoint():
+    """An application that raises on one message is logged with its
+    traceback and counted, and its session goes on: the next message comes."""
     class Exploding(MessageProtocol):
+        def __init__(self):
+            self.messages = []
+
         def message_received(self, data):
-            raise RuntimeError("application bug")
+            if data == b"boom":
+                raise RuntimeError("application bug")
+            self.messages.append(data)
+    exploding = Exploding()
     pair = Pair(rtt=0.02)
-    pair.server.protocol_factory = lambda address: Exploding()
+    pair.server.protocol_factory = lambda address: exploding
     pair.connect()
-    pair.client_protocol.connection.send_message(b"boom")
-    pair.run_for(1)
-    assert pair.server.counters.internal_errors >= 1
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        pair.client_protocol.connection.send_message(b"boom")
+        pair.run_for(1)
+        pair.client_protocol.connection.send_message(b"after")
+        pair.run_for(1)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert pair.server.counters.internal_errors == 1
+    assert exploding.messages == [b"after"]
+    (failure,) = [e["log_failure"] for e in logged if "log_failure" in e]
+    assert failure.check(RuntimeError) and "application raised" in formatEvent(
+        next(e for e in logged if "log_failure" in e))
 
 
 def test_spoofed_message_frame_announcing_4_gib_is_refused():

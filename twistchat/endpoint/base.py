@@ -3,8 +3,9 @@ The Twisted glue: one ``DatagramProtocol`` per socket that routes each
 datagram to its session by the connection id in its header (the session
 decodes it; the endpoint decodes only the packets it answers itself, before
 any session exists), writes what sessions want written and wakes them with
-one shared timer (``timers.TimerQueue``) on the injected reactor. What
-servers add (cookies, accepting sessions, RESETs) is in ``server.py``, what
+one shared timer (``timers.TimerQueue``) on the injected reactor. The work
+done per session (a datagram in, a session serviced, the flush) is in
+``servicing.py``, compiled with the transport. What servers add (cookies, accepting sessions, RESETs) is in ``server.py``, what
 clients add (connecting) in ``client.py``.
 
 Bad input never raises out of ``datagramReceived``: it is dropped and
@@ -23,17 +24,12 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
-from twistchat.endpoint.connection import SessionConnection, _Handle
+from twistchat.endpoint.connection import SessionConnection
+from twistchat.endpoint.servicing import Servicer, _Handle
 from twistchat.endpoint.timers import TimerQueue
-from twistchat.reliable.events import (
-    HandshakeCompleted, MessageAcked, MessageReceived, PathMigrated, SessionClosed,
-    UnreliableReceived,
-)
+from twistchat.reliable.events import HandshakeCompleted, PathMigrated, SessionClosed
 from twistchat.reliable.session import SessionConfig
-from twistchat.wire.packets import (
-    MAX_ACCEPTED_DATAGRAM_SIZE, PROTOCOL_VERSION, DecodeError, Packet, PacketType,
-    decode_packet, packet_version, peek_route,
-)
+from twistchat.wire.packets import DecodeError, Packet, PacketType, decode_packet
 
 @attrs.define
 class EndpointCounters:
@@ -97,9 +93,9 @@ class Endpoint(DatagramProtocol):
         self.counters = EndpointCounters()
         self.sessions: dict[int, _Handle] = {}
         self._timers = TimerQueue(reactor, self._timers_fired)
-        self._dirty: dict[_Handle, None] = {}
+        self._servicer = Servicer(self, self.sessions, self._timers, reactor.seconds)
+        self._dirty = self._servicer.dirty
         self._flush_call = None
-        self._flushing = False
         self._sendto: Callable[[bytes, tuple], object] | None = None
         """Set by endpoints that write straight to their socket (``ServerEndpoint``)."""
 
@@ -109,21 +105,7 @@ class Endpoint(DatagramProtocol):
     # -- sending -------------------------------------------------------------
 
     def _write(self, datagram: bytes, address: tuple) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        sendto = self._sendto
-        try:
-            if sendto is not None:
-                sendto(datagram, address)
-            else:
-                transport.write(datagram, address)
-        except OSError as e:  # e.g. no route; the session's timers will cope
-            self.counters.write_errors += 1
-            self.log.debug("write to {address} failed: {error}", address=address, error=e)
-            return
-        self.counters.datagrams_sent += 1
-        self.counters.bytes_sent += len(datagram)
+        self._servicer.write(datagram, address)
 
     def mark_dirty(self, handle: _Handle) -> None:
         """Service ``handle`` at the end of this reactor turn."""
@@ -144,55 +126,20 @@ class Endpoint(DatagramProtocol):
     def _schedule_flush(self) -> None:
         # Once per reactor turn, not once per datagram: everything read and
         # sent in one turn (a burst of messages and acks) shares datagrams.
-        if self._flush_call is None and not self._flushing:
+        if self._flush_call is None and not self._servicer.flushing:
             self._flush_call = self.reactor.callLater(0, self._flush)
 
     def _flush(self) -> None:
-        if self._flushing:
+        if self._servicer.flushing:
             return  # called from a callback inside a flush: the running loop takes it
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
-        self._flushing = True
-        try:
-            # A batch at a time, not the dict's first key again and again:
-            # deleting a dict's first entries leaves holes that every
-            # ``next(iter(...))`` walks, which made a flush of a room of
-            # 1,000 quadratic (~1 ms of a line's fan-out, issue 16).
-            while self._dirty:
-                batch, self._dirty = self._dirty, {}
-                for handle in batch:
-                    self._dirty.pop(handle, None)  # marked again meanwhile: served now
-                    self._service(handle)
-        finally:
-            self._flushing = False
-
-    def _service(self, handle: _Handle) -> None:
-        session = handle.session
-        now = self.now()
-        self._dispatch_events(handle)
-        for datagram, address in session.datagrams_to_send(now):
-            self._write(datagram, address)
-        self._dispatch_events(handle)
-        if session.is_closed:
-            self._forget(handle)
-        else:
-            self._timers.set(handle, session.get_timer())
+        self._servicer.flush()
 
     def _timers_fired(self, due: list) -> None:
-        now = self.now()
-        for handle, deadline in due:
-            # The session asked for ``deadline``: never tell it an earlier time
-            # (floating point can wake us a hair early).
-            self._guarded(handle, handle.session.handle_timer, max(now, deadline))
-            self._dirty[handle] = None
+        self._servicer.timers_fired(due)
         self._flush()
-
-    def _guarded(self, handle: _Handle, call: Callable, *args) -> None:
-        try:
-            call(*args)
-        except Exception:
-            self._internal_error(handle)
 
     def _internal_error(self, handle: _Handle) -> None:
         """A bug in one session must not take the endpoint down with it."""
@@ -204,29 +151,11 @@ class Endpoint(DatagramProtocol):
 
     # -- events -------------------------------------------------------------
 
-    def _dispatch_events(self, handle: _Handle) -> None:
-        session = handle.session
-        while True:
-            event = session.next_event()
-            if event is None:
-                return
-            try:
-                self._dispatch(handle, event)
-            except Exception:
-                self.counters.internal_errors += 1
-                self.log.failure("application raised on {event}", event=type(event).__name__)
-
     def _dispatch(self, handle: _Handle, event) -> None:
+        """The events that are not a message (``Servicer.dispatch_events``
+        hands those to the protocol itself)."""
         protocol = handle.protocol
-        if isinstance(event, MessageReceived):
-            protocol.message_received(event.data)
-        elif isinstance(event, MessageAcked):
-            on_acked = handle.on_acked.pop((event.lane, event.seq), None)
-            if on_acked is not None:
-                on_acked()
-        elif isinstance(event, UnreliableReceived):
-            protocol.unreliable_received(event.data)
-        elif isinstance(event, HandshakeCompleted):
+        if isinstance(event, HandshakeCompleted):
             self._make_connection(handle)
             if handle.connected is not None:
                 connected, handle.connected = handle.connected, None
@@ -259,30 +188,12 @@ class Endpoint(DatagramProtocol):
     def trust(self, handle: _Handle) -> None:
         """Hook for subclasses: ``SessionConnection.mark_trusted``."""
 
-    def _forget(self, handle: _Handle) -> None:
-        self._timers.discard(handle)
-        self._dirty.pop(handle, None)
-        if self.sessions.get(handle.session.local_cid) is handle:
-            del self.sessions[handle.session.local_cid]
-
     # -- receiving ------------------------------------------------------------
 
     def datagramReceived(self, datagram: bytes, address: tuple) -> None:
-        counters = self.counters
-        counters.datagrams_received += 1
-        counters.bytes_received += len(datagram)
-        if len(datagram) > MAX_ACCEPTED_DATAGRAM_SIZE:
-            counters.oversized += 1
-            return
-        if datagram and packet_version(datagram) != PROTOCOL_VERSION:
-            counters.unknown_version += 1
-            return
-        try:
-            packet_type, cid = peek_route(datagram)
-        except DecodeError:
-            counters.malformed += 1
-            return
-        self._route(packet_type, cid, datagram, address)
+        route = self._servicer.receive(datagram, address)
+        if route is not None:
+            self._route(route[0], route[1], datagram, address)
         if self._dirty:
             self._schedule_flush()
 
@@ -305,26 +216,7 @@ class Endpoint(DatagramProtocol):
         return True
 
     def _deliver(self, handle: _Handle, datagram: bytes, address: tuple) -> None:
-        dirty = self._dirty
-        was_dirty = handle in dirty
-        dirty[handle] = None
-        session = handle.session
-        unauthenticated = session.stats.unauthenticated
-        try:
-            accepted = session.receive_datagram(datagram, address, self.now())
-        except Exception:
-            self._internal_error(handle)
-            return
-        if not accepted:
-            if session.stats.unauthenticated > unauthenticated:
-                self.counters.unauthenticated += 1
-            else:
-                self.counters.malformed += 1
-        elif session.answer_at_once and not was_dirty and not self._flushing:
-            # A keepalive: nothing to pack with its ACK, so no later turn
-            # (a callLater(0) and a flush) for it: most of an idle server's work.
-            del dirty[handle]
-            self._service(handle)
+        self._servicer.deliver(handle, datagram, address)
 
     def close_all(self, code: CloseCode = CloseCode.SHUTTING_DOWN, message: str = "",
                   graceful: bool = False) -> None:

@@ -7,7 +7,8 @@ recipients calls each session's ``send_message`` natively.
 from __future__ import annotations
 
 from twistchat.endpoint.api import INTERACTIVE_LANE, MessageConnection, TransportError
-from twistchat.endpoint.connection import Owner, SessionConnection, _Handle
+from twistchat.endpoint.connection import Owner, SessionConnection
+from twistchat.endpoint.servicing import _Handle
 from twistchat.reliable.session import Session
 
 

@@ -6,7 +6,7 @@ from twisted.internet import defer
 
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.base import Endpoint
-from twistchat.endpoint.connection import _Handle
+from twistchat.endpoint.servicing import _Handle
 from twistchat.reliable.session import Session
 from twistchat.wire.packets import PacketType
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-import attrs
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode, MessageProtocol
+from twistchat.endpoint.servicing import _Handle
 from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.reliable.session import Session
 
@@ -29,21 +29,6 @@ class Owner(Protocol):
     def mark_all_dirty(self, handles: list[_Handle]) -> None: ...
 
     def trust(self, handle: _Handle) -> None: ...
-
-
-@attrs.define(eq=False)
-class _Handle:
-    """A session and the application protocol on top of it."""
-
-    session: Session
-    protocol: MessageProtocol
-    connection: "SessionConnection | None" = None
-    connected: defer.Deferred | None = None
-    made: bool = False
-    client_key: tuple | None = None
-    """(address, client connection id) of the CONNECT that opened it (server side)."""
-    on_acked: dict[tuple[int, int], Callable[[], None]] = attrs.Factory(dict)
-    """Callbacks of tracked messages, by (lane, sequence number), until acknowledged."""
 
 
 class SessionConnection:

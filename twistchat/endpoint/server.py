@@ -28,9 +28,9 @@ from twisted.internet.interfaces import IReactorTime
 
 from twistchat.endpoint.api import CloseReason, MessageProtocol
 from twistchat.endpoint.base import Endpoint
-from twistchat.endpoint.connection import _Handle
 from twistchat.endpoint.fair_queue import FairQueue
 from twistchat.endpoint.ratelimit import Rate, SourceLimiter, TokenBucket
+from twistchat.endpoint.servicing import _Handle
 from twistchat.endpoint.shedding import ShedPolicy, Shedder
 from twistchat.endpoint.socket_filter import KernelFilter
 from twistchat.endpoint.keys import reset_secret
@@ -155,8 +155,9 @@ class ServerEndpoint(Endpoint):
         self.send_budget = SendQueueBudget(admission.send_queue_budget)
         self._live: dict[_Handle, None] = {}
         """Sessions not yet ended, oldest first."""
-        self._untrusted: dict[_Handle, None] = {}
-        """Live sessions the application has not vouched for, oldest first: evicted first."""
+        self._untrusted = self._servicer.untrusted
+        """Live sessions the application has not vouched for, oldest first: evicted first
+        (and their datagrams rationed, ``_deliver_for_stranger``)."""
         self._per_address: Counter[str] = Counter()
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
