@@ -58,7 +58,7 @@ COMPILED_MODULES = (
     "twistchat.reliable.recovery", "twistchat.reliable.sending",
     "twistchat.reliable.packet_builder", "twistchat.reliable.paths",
     "twistchat.reliable.session",
-    "twistchat.endpoint.servicing", "twistchat.endpoint.broadcast",
+    "twistchat.endpoint.timers", "twistchat.endpoint.servicing", "twistchat.endpoint.broadcast",
     "twistchat.chat.server.marks",
 )
 """The per-delivery path (issue 16): wire codecs, the sans-IO session, the

@@ -72,7 +72,8 @@ def test_a_session_that_never_logs_in_is_closed_at_the_login_deadline():
 def test_login_deadlines_share_one_timer():
     h = Harness(login_timeout=10)
     clients = [h.connect() for _ in range(200)]
-    timers = [c for c in h.clock.getDelayedCalls() if "TimerQueue._expire" in repr(c.func)]
+    timers = [c for c in h.clock.getDelayedCalls()
+              if getattr(c.func, "__qualname__", None) == "TimerQueue._expire"]
     assert len(timers) == 1
     h.clock.advance(11)
     assert all(c.closed for c in clients)

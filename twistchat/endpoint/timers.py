@@ -15,32 +15,32 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Hashable
+from typing import Any, Callable, Final
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
-COMPACT_SLACK = 1024
-TIME_EPSILON = 1e-9
+COMPACT_SLACK: Final = 1024
+TIME_EPSILON: Final = 1e-9
 """Deadlines this close to now count as due: ``now + (deadline - now)`` is
 not always ``deadline`` in floating point, and a timer that wakes a hair
 early must not re-arm itself forever."""
 
 
 class TimerQueue:
-    def __init__(self, clock: IReactorTime, fire: Callable[[list], None]) -> None:
-        """``fire`` is called with ``[(key, deadline), ...]`` for every key now due."""
+    def __init__(self, clock: Any, fire: Callable[[list], None]) -> None:
+        """``clock``: an ``IReactorTime``. ``fire`` is called with
+        ``[(key, deadline), ...]`` for every key now due."""
         self._clock = clock
         self._fire = fire
-        self._heap: list[tuple[float, int, Hashable]] = []
-        self._deadlines: dict[Hashable, float] = {}
+        self._heap: list[tuple[float, int, Any]] = []
+        self._deadlines: dict[Any, float] = {}
         self._counter = itertools.count()
-        self._call: IDelayedCall | None = None
+        self._call: Any = None
+        """The one ``IDelayedCall`` armed for the earliest deadline."""
         self._call_time: float | None = None
 
     def __len__(self) -> int:
         return len(self._deadlines)
 
-    def set(self, key: Hashable, deadline: float | None) -> None:
+    def set(self, key: Any, deadline: float | None) -> None:
         """Wake ``key`` at ``deadline`` (absolute time), or never if None."""
         if deadline is None:
             self._deadlines.pop(key, None)
@@ -61,7 +61,7 @@ class TimerQueue:
             self._compact()
         self._arm()
 
-    def discard(self, key: Hashable) -> None:
+    def discard(self, key: Any) -> None:
         self._deadlines.pop(key, None)
 
     def stop(self) -> None:
