@@ -30,8 +30,17 @@ from twisted.logger import Logger
 YOUNG_THRESHOLD = 50_000
 """Allocations (net of frees) between young collections; CPython's default is 700."""
 
-OLDER_THRESHOLDS = (20, 20)
-"""Young collections per middle one, middle ones per full one (defaults 10, 10)."""
+OLDER_THRESHOLDS = (2, 200)
+"""Young collections per middle one, middle ones per full one (defaults 10,
+10). A middle collection walks what the young ones since the last left, and
+the reactor waits for it: sessions opened in a burst survive every young
+collection, so at (20, 20) a middle one walked up to 20 x ``YOUNG_THRESHOLD``
+of them, 278-524 ms at 100,000 sessions (docs/benchmarks.md), and could come
+due at any later moment, a room line's fan-out included. At (2, 200) it
+walks at most three young collections' worth (103-200 ms in the same bench),
+and a full one still comes about as often (every 600 young ones, against
+441), when CPython's own rule (a quarter of the long-lived objects new)
+lets it."""
 
 
 def tune_collector() -> None:
