@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:  # and its watch of the reactor's stalls, where this checkout has it
         from twistchat.chat.server.stall_watch import StallWatch
-        StallWatch(reactor).startService()
+        StallWatch(reactor, sampling=True).startService()
     except ImportError:
         pass
 

@@ -26,7 +26,7 @@ class _TwistchatServiceMaker:
             trimming.setServiceParent(made)
         from twisted.internet import reactor
         from twistchat.chat.server.stall_watch import StallWatch
-        StallWatch(reactor).setServiceParent(made)  # the reactor's own lag, logged
+        StallWatch(reactor, sampling=True).setServiceParent(made)  # the reactor's lag, and where
         return made
 
 
