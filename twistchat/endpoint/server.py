@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import random
 import socket
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable
 
 import attrs
@@ -161,6 +161,11 @@ class ServerEndpoint(Endpoint):
         self._per_address: Counter[str] = Counter()
         self._by_client: dict[tuple, _Handle] = {}
         self._used_client_cids: dict[int, float] = {}
+        """Client connection ids that opened a session, until no cookie of
+        their CONNECT's could still be valid (PROTOCOL.md §5: never again)."""
+        self._client_cid_expiries: deque[tuple[float, int]] = deque()
+        """The same, oldest first: forgetting them costs what expired, not a
+        walk of all (a burst of logins kept ~7,000, read at every CONNECT)."""
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
         self._sessions_total = TokenBucket(rate=admission.sessions_in_total.per_second,
                                            burst=admission.sessions_in_total.burst)
@@ -338,7 +343,9 @@ class ServerEndpoint(Endpoint):
         self._untrusted[handle] = None
         self._per_address[host] += 1
         self._by_client[handle.client_key] = handle
-        self._used_client_cids[packet.client_cid] = now + 2 * self.cookies.slot_seconds
+        expiry = now + 2 * self.cookies.slot_seconds
+        self._used_client_cids[packet.client_cid] = expiry
+        self._client_cid_expiries.append((expiry, packet.client_cid))
         self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
         self._make_connection(handle)
         self._dirty[handle] = None
@@ -410,11 +417,11 @@ class ServerEndpoint(Endpoint):
             del self._per_address[host]
 
     def _forget_old_client_cids(self, now: float) -> None:
-        if len(self._used_client_cids) < 1024:
-            return
-        for cid, expiry in list(self._used_client_cids.items()):
-            if expiry <= now:
-                del self._used_client_cids[cid]
+        expiries, used = self._client_cid_expiries, self._used_client_cids
+        while expiries and expiries[0][0] <= now:
+            expiry, cid = expiries.popleft()
+            if used.get(cid) == expiry:
+                del used[cid]
 
     def _maybe_reset(self, cid: int, address: tuple) -> None:
         if not self._resets.take(self.now()):
