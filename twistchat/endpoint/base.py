@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from twistchat.endpoint.api import CloseCode, CloseReason, MessageProtocol
+from twistchat.endpoint.api import CloseCode, CloseReason
 from twistchat.endpoint.connection import SessionConnection
 from twistchat.endpoint.servicing import Servicer, _Handle
 from twistchat.endpoint.timers import TimerQueue

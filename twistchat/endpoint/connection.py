@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from twisted.internet import defer
 from twisted.logger import Logger
 
-from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode, MessageProtocol
+from twistchat.endpoint.api import INTERACTIVE_LANE, CloseCode
 from twistchat.endpoint.servicing import _Handle
 from twistchat.endpoint.stats import TransportStats, transport_stats
 from twistchat.reliable.session import Session
