@@ -176,20 +176,21 @@ def _warnings_logged(run) -> str:
 def test_bench_scale_reads_the_full_collections_the_server_logs() -> None:
     """The server's own warning, formatted as its log file has it, is what
     ``bench scale`` counts: a changed message would make it count none."""
-    from bench.scale import FULL_COLLECTION, MIDDLE_COLLECTION, logged_ms
+    from bench.scale import FULL_COLLECTION, MIDDLE_COLLECTION, YOUNG_COLLECTION, logged_ms
     from twistchat.chat.server.collector import FullCollectionWatch
 
     now = [0.0]
     watch = FullCollectionWatch(clock=lambda: now[0])
 
     def collect() -> None:
-        for generation, seconds in ((2, 0.05), (2, 1.5), (2, 0.4), (1, 0.3)):
+        for generation, seconds in ((2, 0.05), (2, 1.5), (2, 0.4), (1, 0.3), (0, 0.2)):
             watch("start", {"generation": generation})
             now[0] += seconds
             watch("stop", {"generation": generation, "collected": 0})
     log = _warnings_logged(collect)
     assert logged_ms(FULL_COLLECTION, log) == [1500, 400]
     assert logged_ms(MIDDLE_COLLECTION, log) == [300]
+    assert logged_ms(YOUNG_COLLECTION, log) == [200]
 
 
 def test_bench_scale_reads_the_stalls_the_server_logs() -> None:
