@@ -147,11 +147,13 @@ FULL_COLLECTION = re.compile(r"full garbage collection took (\d+) ms")
 MIDDLE_COLLECTION = re.compile(r"middle garbage collection \(generation 1\) took (\d+) ms")
 YOUNG_COLLECTION = re.compile(r"young garbage collection \(generation 0\) took (\d+) ms")
 STALL = re.compile(r"the reactor stalled (\d+) ms")
+SLOW_TIMERS = re.compile(r"the endpoint's timers took (\d+) ms")
 SERVER_WARNINGS = {
     "server_full_collections_ms": FULL_COLLECTION,  # collector.FullCollectionWatch
     "server_middle_collections_ms": MIDDLE_COLLECTION,  # the same, generation 1
     "server_young_collections_ms": YOUNG_COLLECTION,  # the same, generation 0
     "server_stalls_ms": STALL,  # stall_watch.StallWatch (a full collection is one too)
+    "server_slow_timers_ms": SLOW_TIMERS,  # endpoint.base.Endpoint._timers_fired
 }
 """What each step lists of the server's warnings, by the pattern of its message."""
 

@@ -153,3 +153,36 @@ def test_timer_queue_fires_every_key_once_at_its_last_deadline_never_early_nor_l
     advance(100.0)
     assert sorted(fired) == sorted(expected)
     assert len(queue) == 0
+
+
+def test_timers_that_take_long_to_fire_are_logged_with_how_many_were_due(monkeypatch):
+    from twisted.logger import globalLogPublisher
+
+    from twistchat.endpoint import base
+
+    clock, network, server, client = _server_and_client()
+    connected = []
+    for _ in range(3):
+        client.connect(SERVER, MessageProtocol()).addCallback(connected.append)
+    network.run(until=5, stop=lambda: len(connected) == 3)
+    now = [0.0]
+    monkeypatch.setattr(base.time, "perf_counter", lambda: now[0])
+    real_flush = server._flush
+    cost = [0.0]
+
+    def flush():
+        now[0] += cost[0]  # as if servicing what the timers made dirty took that long
+        real_flush()
+    monkeypatch.setattr(server, "_flush", flush)
+    due = [(handle, clock.seconds()) for handle in server.sessions.values()]
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        cost[0] = base.SLOW_TIMERS_WARN_SECONDS / 2
+        server._timers_fired(due)  # quick enough: nothing said
+        cost[0] = base.SLOW_TIMERS_WARN_SECONDS * 3
+        server._timers_fired(due)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    (warning,) = [e for e in logged if "endpoint's timers" in e.get("log_format", "")]
+    assert round(warning["ms"]) == 300 and warning["due"] == 3

@@ -16,6 +16,7 @@ state is kept for an address until a cookie has proved it real.
 from __future__ import annotations
 
 import random
+import time
 from typing import Callable
 
 import attrs
@@ -30,6 +31,11 @@ from twistchat.endpoint.timers import TimerQueue
 from twistchat.reliable.events import HandshakeCompleted, PathMigrated, SessionClosed
 from twistchat.reliable.session import SessionConfig
 from twistchat.wire.packets import DecodeError, Packet, PacketType, decode_packet
+
+SLOW_TIMERS_WARN_SECONDS = 0.1
+"""Sessions' timers that take this long to fire, with the flush they make,
+are logged as a warning (the same bound as ``StallWatch``'s)."""
+
 
 @attrs.define
 class EndpointCounters:
@@ -138,8 +144,15 @@ class Endpoint(DatagramProtocol):
         self._servicer.flush()
 
     def _timers_fired(self, due: list) -> None:
+        started = time.perf_counter()
         self._servicer.timers_fired(due)
         self._flush()
+        took = time.perf_counter() - started
+        if took >= SLOW_TIMERS_WARN_SECONDS:
+            # The reactor answered nobody meanwhile (a stall StallWatch can
+            # only see the end of: this runs compiled).
+            self.log.warn("the endpoint's timers took {ms:.0f} ms for {due} sessions due "
+                          "(and the flush after them)", ms=took * 1000, due=len(due))
 
     def _internal_error(self, handle: _Handle) -> None:
         """A bug in one session must not take the endpoint down with it."""
