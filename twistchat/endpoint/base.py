@@ -5,8 +5,9 @@ decodes it; the endpoint decodes only the packets it answers itself, before
 any session exists), writes what sessions want written and wakes them with
 one shared timer (``timers.TimerQueue``) on the injected reactor. The work
 done per session (a datagram in, a session serviced, the flush) is in
-``servicing.py``, compiled with the transport. What servers add (cookies, accepting sessions, RESETs) is in ``server.py``, what
-clients add (connecting) in ``client.py``.
+``servicing.py``, compiled with the transport. What servers add (cookies,
+accepting sessions, RESETs) is in ``server.py``, what clients add
+(connecting) in ``client.py``.
 
 Bad input never raises out of ``datagramReceived``: it is dropped and
 counted in ``EndpointCounters`` (answering would help an attacker), and no
@@ -16,7 +17,7 @@ state is kept for an address until a cookie has proved it real.
 from __future__ import annotations
 
 import random
-import time
+from time import perf_counter
 from typing import Callable
 
 import attrs
@@ -144,10 +145,10 @@ class Endpoint(DatagramProtocol):
         self._servicer.flush()
 
     def _timers_fired(self, due: list) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         self._servicer.timers_fired(due)
         self._flush()
-        took = time.perf_counter() - started
+        took = perf_counter() - started
         if took >= SLOW_TIMERS_WARN_SECONDS:
             # The reactor answered nobody meanwhile (a stall StallWatch can
             # only see the end of: this runs compiled).

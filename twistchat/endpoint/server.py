@@ -190,15 +190,14 @@ class ServerEndpoint(Endpoint):
 
     def _route(self, packet_type: PacketType, cid: int, datagram: bytes, address: tuple) -> None:
         if packet_type is _DATA:
+            # ``Servicer.receive`` delivered it if it was a vouched-for
+            # session's: what is left is a stranger's, or nobody's.
             handle = self.sessions.get(cid)
             if handle is None:
                 if self._unknown_connection(datagram):
                     self._maybe_reset(cid, address)
                 return
-            if handle in self._untrusted:
-                self._deliver_for_stranger(handle, datagram, address)
-            else:
-                self._deliver(handle, datagram, address)
+            self._deliver_for_stranger(handle, datagram, address)
         elif self._shedder and self._shedder.is_shed(address[0]):
             self.counters.shed += 1  # what the kernel filter did not drop
         elif packet_type is PacketType.HELLO:
