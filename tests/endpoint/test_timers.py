@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twistchat.endpoint.api import MessageProtocol
 from twistchat.endpoint.endpoint import ClientEndpoint, ServerEndpoint
 from twistchat.endpoint.server import Admission
-from twistchat.endpoint.timers import TimerQueue
+from twistchat.endpoint.timers import DUE_LIMIT, WALK_LIMIT, TimerQueue
 from twistchat.netsim.network import SimulatedNetwork
 
 from .harness import SERVER
@@ -111,15 +111,22 @@ STEPS = st.lists(st.one_of(
 ), max_size=60)
 
 
-@settings(max_examples=300, deadline=None)
-@given(STEPS)
-def test_timer_queue_fires_every_key_once_at_its_last_deadline_never_early_nor_late(steps):
+LIMITS = st.sampled_from([(WALK_LIMIT, DUE_LIMIT), (1, 1), (2, 3)])
+"""The queue's upkeep limits: as built, and tiny (the upkeep spread over many turns)."""
+
+
+@settings(max_examples=600, deadline=None)
+@given(STEPS, LIMITS)
+def test_timer_queue_fires_every_key_once_at_its_last_deadline_never_early_nor_late(steps, limits):
     """Against a model (a dict of deadlines): whatever the order in which
     deadlines move earlier, later or away, a key fires exactly when the
-    clock reaches its last deadline (or at once if that has passed), once."""
+    clock reaches its last deadline (or at once if that has passed), once,
+    however few entries and keys one turn may walk and fire."""
+    walk_limit, due_limit = limits
     clock = Clock()
     fired: list[tuple[str, float, float]] = []
-    queue = TimerQueue(clock, lambda due: fired.extend((key, d, clock.seconds()) for key, d in due))
+    queue = TimerQueue(clock, lambda due: fired.extend((key, d, clock.seconds()) for key, d in due),
+                       walk_limit=walk_limit, due_limit=due_limit)
     model: dict[str, float] = {}
     expected: list[tuple[str, float, float]] = []
 
@@ -153,6 +160,57 @@ def test_timer_queue_fires_every_key_once_at_its_last_deadline_never_early_nor_l
     advance(100.0)
     assert sorted(fired) == sorted(expected)
     assert len(queue) == 0
+
+
+def _run_due_turns(clock: Clock, queue: TimerQueue) -> list[int]:
+    """Run the clock's due calls one at a time (``Clock.advance`` runs them
+    all at once); the entries the queue walked in each."""
+    walked = []
+    while clock.calls and clock.calls[0].getTime() <= clock.seconds():
+        call = clock.calls.pop(0)
+        before = queue.entries_walked
+        call.func(*call.args, **call.kw)
+        walked.append(queue.entries_walked - before)
+    return walked
+
+
+def test_deadlines_that_all_moved_later_are_walked_a_bounded_chunk_at_a_time():
+    """100,000 idle sessions' deadlines all move later between two turns (a
+    keepalive each): finding the earliest live one walked every entry before
+    it at once, a 150-480 ms stall. Now each turn walks at most two chunks
+    (the expiry's and the re-arming's), none fires early, and one call is
+    pending throughout."""
+    clock = Clock()
+    fired = []
+    queue = TimerQueue(clock, fired.extend)
+    keys = 20 * WALK_LIMIT
+    for key in range(keys):
+        queue.set(key, 10.0 + key / keys)
+    for key in range(keys):
+        queue.set(key, 100.0 + key / keys)  # a keepalive each: later
+    walked = []
+    for _ in range(keys):
+        clock.rightNow = max(clock.seconds(), clock.calls[0].getTime())  # time only: no call run
+        walked += _run_due_turns(clock, queue)
+        assert len(clock.calls) == 1
+        if clock.calls[0].getTime() >= 100.0:
+            break
+    assert fired == []
+    assert max(walked) <= 2 * WALK_LIMIT
+    assert sum(walked) == keys  # each live entry moved once, none twice
+    clock.advance(101.0 - clock.seconds())
+    assert sorted(key for key, _ in fired) == list(range(keys))
+
+
+def test_many_keys_due_at_once_fire_in_turns_at_the_same_time():
+    """The reactor reads what came in between two batches of due keys."""
+    clock = Clock()
+    batches = []
+    queue = TimerQueue(clock, lambda due: batches.append((clock.seconds(), len(due))))
+    for key in range(3 * DUE_LIMIT + 1):
+        queue.set(key, 5.0)
+    clock.advance(5.0)
+    assert batches == [(5.0, DUE_LIMIT)] * 3 + [(5.0, 1)]
 
 
 def test_timers_that_take_long_to_fire_are_logged_with_how_many_were_due(monkeypatch):
