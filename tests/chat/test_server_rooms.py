@@ -294,3 +294,47 @@ def test_shutdown_tells_everyone_and_closes_gracefully(h: Harness):
         assert client.events(p.ShutdownEvent)
         assert client.closed[1] == CloseCode.SHUTTING_DOWN and client.closed[2] is True
     assert not h.server.reaper.running
+
+
+def test_members_timing_out_together_are_each_announced_once_to_those_left():
+    """A client host or a network lost at once: thirty members of a room
+    stop answering, and the server's timer comes late (a busy reactor), so
+    their sessions all end in one batch. Each of the five left hears each of
+    them quit, once, as timed out; the ended sessions among the recipients
+    are passed over without a word (a line for each drop made a 2 s stall
+    of a room of 1,000's teardown)."""
+    from twisted.logger import globalLogPublisher
+
+    from tests.client.harness import World
+
+    world = World(server_config={"registration_rate": 1e9, "registration_burst": 10**9})
+    clients = [world.client(f"m{i}") for i in range(35)]
+    for client, _ in clients:
+        world.wait(client.connect())
+        world.wait(client.join("#tea"))
+    world.run(5.0)
+    leaving, staying = clients[:30], clients[30:]
+    for client, seen in staying:
+        seen.log.clear()
+    for client, _ in leaving:
+        world.network.isolate(client.endpoint.transport.getHost(), world.clock.seconds(), float("inf"))
+    idle_timeout = world.server_endpoint.sessions[
+        next(iter(world.server_endpoint.sessions))].session.idle_timeout
+    world.run(idle_timeout / 2)
+    batches: list[int] = []
+    queue = world.server_endpoint._timers
+    fire = queue._fire
+    queue._fire = lambda due: (batches.append(len(due)), fire(due))
+    logged: list[dict] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        world.clock.advance(idle_timeout * 0.6)  # past every leaver's deadline, in one step
+        world.run(10.0)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert max(batches) >= 30  # they did end together
+    for _, seen in staying:
+        assert sorted(nick for _, kind, nick in seen.of("presence") if kind == "quit") == \
+            sorted(f"m{i}" for i in range(30))
+    assert len(world.server.online) == 5
+    assert not [e for e in logged if "dropped a message" in e.get("log_format", "")]

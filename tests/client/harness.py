@@ -71,7 +71,9 @@ def server_key(seed: int) -> X25519PrivateKey:
 
 
 class World:
-    def __init__(self, seed: int = 1, **network) -> None:
+    def __init__(self, seed: int = 1, server_config: dict | None = None, **network) -> None:
+        """``server_config``: ``ServerConfig`` fields beside the fast scrypt."""
+        self.server_config = server_config or {}
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.network = SimulatedNetwork(self.clock, seed=seed, **{"rtt": 0.02, **network})
@@ -95,7 +97,7 @@ class World:
     def start_node(self, address: tuple[str, int], seed: int = 0) -> tuple[ChatServer, ServerEndpoint]:
         """A server at ``address`` on this world's store, proving its key:
         with another at another address, two nodes of one network."""
-        config = ServerConfig(**FAST)
+        config = ServerConfig(**{**FAST, **self.server_config})
         server = ChatServer(self.store, self.clock, config, rng=random.Random(self.seed + seed))
         endpoint = ServerEndpoint(self.clock, lambda a: server.build_protocol(),
                                   config=session_config(config),

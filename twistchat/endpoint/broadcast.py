@@ -6,7 +6,7 @@ recipients calls each session's ``send_message`` natively.
 
 from __future__ import annotations
 
-from twistchat.endpoint.api import INTERACTIVE_LANE, MessageConnection, TransportError
+from twistchat.endpoint.api import INTERACTIVE_LANE, ConnectionClosed, MessageConnection, TransportError
 from twistchat.endpoint.connection import Owner, SessionConnection
 from twistchat.endpoint.servicing import _Handle
 from twistchat.reliable.session import Session
@@ -19,7 +19,10 @@ def send_to_each(connections: list[MessageConnection | None], data: bytes,
     it (over the peer's cap, the session ended). The endpoint's own
     connections take it in one pass: one clock read and one flush scheduled
     for all, no call per recipient through the layers (issue 16); any other
-    ``MessageConnection`` through its ``send_message``."""
+    ``MessageConnection`` through its ``send_message``. A session that has
+    ended is passed over unsaid: a room's members leaving together (a
+    timeout for all) each told the others, most of them ended already, and
+    logging each of those drops cost more than the sends."""
     seqs: list[int | None] = []
     endpoint: Owner | None = None
     sent: list[_Handle] = []
@@ -35,12 +38,17 @@ def send_to_each(connections: list[MessageConnection | None], data: bytes,
                     now = endpoint.now()
                 handle = connection._handle
                 session: Session = handle.session
+                if session.has_ended:
+                    seqs.append(None)
+                    continue
                 seqs.append(session.send_message(data, now, False, lane))
                 sent.append(handle)
             elif connection is None:
                 seqs.append(None)
             else:
                 seqs.append(connection.send_message(data, lane=lane))
+        except ConnectionClosed:
+            seqs.append(None)  # ended now (its send queue), or closing once flushed
         except TransportError as error:
             SessionConnection.log.debug("dropped a message to {peer}: {error}",
                                         peer=getattr(connection, "peer_address", None), error=error)

@@ -50,7 +50,7 @@ from twistchat.chat.server.remote_transfers import RemoteTransfers
 from twistchat.chat.server.room_data_relay import RoomDataRelay
 from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.shared_rooms import SharedRooms
-from twistchat.chat.server.user import User
+from twistchat.chat.server.user import User, send_to_users
 from twistchat.cluster.broker import Broker, LoginHolder
 from twistchat.store.base import HistoryEntry, Receipt, StoredDm
 from twistchat.store.social import ContactEntry
@@ -237,9 +237,7 @@ class ClusterLink:
                                ts=line.ts), sender=room.members.get(fold_nick(line.nick)))
 
     def _event(self, room: Room[User], data: bytes, exclude: str | None, remove: str | None) -> None:
-        for member in list(room.members.values()):
-            if member.key != exclude:
-                member.send_encoded(data)
+        send_to_users(room.members.values(), data, exclude)
         target = room.members.get(remove) if remove else None
         if target is not None:
             self.server.removed_from(room, target)

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
 from twistchat.chat.protocol import (
-    ChatProtocolError, ErrorCode, Event, JoinEvent, QuitEvent, ReplacedEvent, fold_room,
+    ChatProtocolError, ErrorCode, Event, JoinEvent, QuitEvent, ReplacedEvent, encode, fold_room,
 )
 from twistchat.chat.server import identities
 from twistchat.chat.server.cluster_link import ClusterLink
@@ -31,12 +31,11 @@ from twistchat.chat.server.contacts import ContactBook
 from twistchat.chat.server.guards import CredentialWork, LoginGuard, WorkRefused, source_of
 from twistchat.chat.server.ids import IdAllocator
 from twistchat.chat.server.mailbox import Mailbox
-from twistchat.chat.server.member import broadcast
 from twistchat.chat.server.memberships import Memberships, nothing_live
 from twistchat.chat.server.rooms import Room, RoomRegistry
 from twistchat.chat.server.session import ClientSession
 from twistchat.chat.server.transfers import Transfers
-from twistchat.chat.server.user import User
+from twistchat.chat.server.user import User, send_to_users
 from twistchat.cluster.broker import Bounded, Broker, LocalBroker, bounded
 from twistchat.endpoint.api import CloseCode
 from twistchat.endpoint.ratelimit import KeyedBuckets, Rate
@@ -192,7 +191,7 @@ class ServerCore:
         (``leaving``, a member about to leave it, is told at once: it is
         gone from the room before the channel brings the event back)."""
         if self.cluster is None:
-            broadcast(room.members.values(), event, exclude)
+            send_to_users(room.members.values(), encode(event), exclude.key if exclude else None)
             return
         if leaving is not None:
             leaving.send(event)

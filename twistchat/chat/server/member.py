@@ -8,12 +8,11 @@ tested, and reasoned about, without sessions or the server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from twistchat.chat.protocol import Event, Message, encode
+from twistchat.chat.protocol import Message
 
 
 class NotAcknowledged(Exception):
@@ -53,11 +52,3 @@ class Member(Protocol):
 
     def send_encoded(self, data: bytes) -> None:
         """``send`` for a message already encoded (fan-out encodes once)."""
-
-
-def broadcast(members: Iterable[Member], event: Event, exclude: Member | None = None) -> None:
-    """Encode ``event`` once and send it to every member but ``exclude``."""
-    data = encode(event)
-    for member in list(members):
-        if member is not exclude:
-            member.send_encoded(data)

@@ -31,8 +31,8 @@ from twistchat.chat.protocol import (
 from twistchat.chat.server.config import ServerConfig
 from twistchat.chat.server.member import NotAcknowledged
 from twistchat.endpoint.api import (
-    INTERACTIVE_LANE, CloseCode, CloseReason, MessageConnection, MessageProtocol, MessageTooLarge,
-    TransportError,
+    INTERACTIVE_LANE, CloseCode, CloseReason, ConnectionClosed, MessageConnection, MessageProtocol,
+    MessageTooLarge, TransportError,
 )
 from twistchat.endpoint.ratelimit import TokenBucket
 
@@ -253,6 +253,8 @@ class ClientSession(MessageProtocol):
             return None
         try:
             return self.connection.send_message(data, lane=lane)
+        except ConnectionClosed:
+            return None  # it has ended: its close is on its way here, unsaid
         except TransportError as error:
             if too_large_raises and isinstance(error, MessageTooLarge):
                 raise

@@ -8,6 +8,8 @@ away message, rooms, whether the server is done with it); the
 from __future__ import annotations
 
 
+from collections.abc import Iterable
+
 import attrs
 from twisted.internet.defer import Deferred
 
@@ -16,6 +18,7 @@ from twistchat.chat.server.rooms import Room
 from twistchat.chat.server.session import ClientSession
 from twistchat.cluster.broker import session_token
 from twistchat.endpoint.api import INTERACTIVE_LANE
+from twistchat.endpoint.broadcast import send_to_each
 from twistchat.endpoint.ratelimit import TokenBucket
 
 
@@ -77,3 +80,11 @@ class User:
     @property
     def acked_below(self) -> int:
         return self.session.acked_below
+
+
+def send_to_users(users: Iterable[User], data: bytes, exclude_key: str | None = None) -> None:
+    """One encoded room event to every one of ``users`` but ``exclude_key``'s,
+    in one pass of the transport (``send_to_each``): a thousand members
+    leaving together tell the others ~500,000 times."""
+    send_to_each([None if user.key == exclude_key else user.session.connection for user in users],
+                 data)
