@@ -318,8 +318,7 @@ def test_members_timing_out_together_are_each_announced_once_to_those_left():
         seen.log.clear()
     for client, _ in leaving:
         world.network.isolate(client.endpoint.transport.getHost(), world.clock.seconds(), float("inf"))
-    idle_timeout = world.server_endpoint.sessions[
-        next(iter(world.server_endpoint.sessions))].session.idle_timeout
+    idle_timeout = next(iter(world.server_endpoint.sessions.values())).session.idle_timeout
     world.run(idle_timeout / 2)
     batches: list[int] = []
     queue = world.server_endpoint._timers

@@ -111,7 +111,7 @@ def test_hello_is_answered_statelessly_and_never_amplified():
         assert transport.bytes_to(address) <= MIN_HELLO_SIZE
     assert server.counters.cookies_sent == 1000
     assert server.sessions == {} and opened == []
-    assert server._by_client == {} and server._used_client_cids == {}
+    assert server._by_client == {} and server._used_client_cids == set()
 
 
 def test_cookie_is_bound_to_the_address_that_asked_for_it():

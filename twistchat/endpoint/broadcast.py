@@ -38,9 +38,6 @@ def send_to_each(connections: list[MessageConnection | None], data: bytes,
                     now = endpoint.now()
                 handle = connection._handle
                 session: Session = handle.session
-                if session.has_ended:
-                    seqs.append(None)
-                    continue
                 seqs.append(session.send_message(data, now, False, lane))
                 sent.append(handle)
             elif connection is None:
@@ -48,7 +45,7 @@ def send_to_each(connections: list[MessageConnection | None], data: bytes,
             else:
                 seqs.append(connection.send_message(data, lane=lane))
         except ConnectionClosed:
-            seqs.append(None)  # ended now (its send queue), or closing once flushed
+            seqs.append(None)  # ended, or closing once flushed: expected, unsaid
         except TransportError as error:
             SessionConnection.log.debug("dropped a message to {peer}: {error}",
                                         peer=getattr(connection, "peer_address", None), error=error)

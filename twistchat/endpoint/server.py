@@ -160,12 +160,13 @@ class ServerEndpoint(Endpoint):
         (and their datagrams rationed, ``_deliver_for_stranger``)."""
         self._per_address: Counter[str] = Counter()
         self._by_client: dict[tuple, _Handle] = {}
-        self._used_client_cids: dict[int, float] = {}
+        self._used_client_cids: set[int] = set()
         """Client connection ids that opened a session, until no cookie of
         their CONNECT's could still be valid (PROTOCOL.md §5: never again)."""
         self._client_cid_expiries: deque[tuple[float, int]] = deque()
-        """The same, oldest first: forgetting them costs what expired, not a
-        walk of all (a burst of logins kept ~7,000, read at every CONNECT)."""
+        """When each of them may be forgotten, oldest first: forgetting costs
+        what expired, not a walk of all (a burst of logins kept ~7,000, read
+        at every CONNECT)."""
         self._resets = TokenBucket(rate=RESETS_PER_SECOND, burst=RESETS_PER_SECOND)
         self._sessions_total = TokenBucket(rate=admission.sessions_in_total.per_second,
                                            burst=admission.sessions_in_total.burst)
@@ -342,9 +343,8 @@ class ServerEndpoint(Endpoint):
         self._untrusted[handle] = None
         self._per_address[host] += 1
         self._by_client[handle.client_key] = handle
-        expiry = now + 2 * self.cookies.slot_seconds
-        self._used_client_cids[packet.client_cid] = expiry
-        self._client_cid_expiries.append((expiry, packet.client_cid))
+        self._used_client_cids.add(packet.client_cid)
+        self._client_cid_expiries.append((now + 2 * self.cookies.slot_seconds, packet.client_cid))
         self.log.info("session {cid:x} opened from {address}", cid=local_cid, address=address)
         self._make_connection(handle)
         self._dirty[handle] = None
@@ -416,11 +416,10 @@ class ServerEndpoint(Endpoint):
             del self._per_address[host]
 
     def _forget_old_client_cids(self, now: float) -> None:
-        expiries, used = self._client_cid_expiries, self._used_client_cids
+        expiries = self._client_cid_expiries
         while expiries and expiries[0][0] <= now:
-            expiry, cid = expiries.popleft()
-            if used.get(cid) == expiry:
-                del used[cid]
+            # One entry for each id kept: a kept id is refused, never added again.
+            self._used_client_cids.discard(expiries.popleft()[1])
 
     def _maybe_reset(self, cid: int, address: tuple) -> None:
         if not self._resets.take(self.now()):

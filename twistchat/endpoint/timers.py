@@ -35,9 +35,10 @@ most; the rest are walked in the next turns, the timer armed early for
 them (never late)."""
 DUE_LIMIT: Final = 64
 """Keys one turn fires at most; the rest fire in the next reactor turn, at
-the same time, after the reactor has read what came in. A room of 1,000
-whose members all time out at once costs ~1.7 ms a departure (each tells
-the rest), so 256 a turn stalled 440 ms on the simulator."""
+the same time, after the reactor has read what came in. Each departure of
+a room of 1,000 whose members all time out at once tells the rest: 256 a
+turn took up to 444 ms on the simulator, collections included
+(docs/benchmarks.md)."""
 
 
 class TimerQueue:
@@ -66,7 +67,7 @@ class TimerQueue:
     def set(self, key: Any, deadline: float | None) -> None:
         """Wake ``key`` at ``deadline`` (absolute time), or never if None."""
         if deadline is None:
-            self._deadlines.pop(key, None)
+            self.discard(key)
             return
         current = self._deadlines.get(key)
         if current is not None:

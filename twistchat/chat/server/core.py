@@ -191,7 +191,8 @@ class ServerCore:
         (``leaving``, a member about to leave it, is told at once: it is
         gone from the room before the channel brings the event back)."""
         if self.cluster is None:
-            send_to_users(room.members.values(), encode(event), exclude.key if exclude else None)
+            send_to_users(room.members.values(), encode(event),
+                          exclude.key if exclude is not None else None)
             return
         if leaving is not None:
             leaving.send(event)
